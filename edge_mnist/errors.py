@@ -1,0 +1,29 @@
+"""Exceptions the CLI turns into one-line messages and exit codes."""
+
+
+class EdgeMnistError(Exception):
+    """Bad input or usage: a missing/corrupt file, wrong shapes, NaN. The CLI exits 2."""
+
+    exit_code = 2
+
+
+class GateFailed(Exception):
+    """An accuracy criterion of `check` failed. The CLI exits 1."""
+
+    exit_code = 1
+
+
+class MissingDependency(EdgeMnistError):
+    """A command needs an optional extra (e.g. TensorFlow) that is not installed."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or raise a one-line error naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(
+            f"{module} is not installed ({exc}); install the '{extra}' extra: pip install 'edge-mnist[{extra}]'"
+        ) from exc

@@ -1,0 +1,59 @@
+"""Presentation: plain tables for the terminal, Markdown for CI summaries, JUnit XML for CI UIs."""
+from __future__ import annotations
+
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from .files import atomic_write_bytes
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned fixed-width text table."""
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*["-" * w for w in widths])]
+    return "\n".join(lines + [fmt.format(*map(str, r)) for r in rows])
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    """GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreement", "p50 us", "p90 us", "p99 us",
+                 "batch256 img/s"]
+
+
+def bench_rows(result: dict) -> list[list[str]]:
+    """One display row per artifact of a bench result."""
+    rows = []
+    for r in result["rows"]:
+        lat = r["latency_us"]
+        agree = "-" if r.get("agreement") is None else f"{r['agreement'] * 100:.2f}%"
+        rows.append([r["artifact"], r["format"], r["precision"], f"{r['size_bytes'] / 1e6:.2f} MB",
+                     f"{r['accuracy'] * 100:.2f}%", agree, f"{lat['p50']:.0f}", f"{lat['p90']:.0f}",
+                     f"{lat['p99']:.0f}", f"{r['throughput_ips']:.0f}"])
+    return rows
+
+
+CHECK_HEADERS = ["artifact", "criterion", "value", "limit", "result", "detail"]
+
+
+def check_rows(results) -> list[list[str]]:
+    """One display row per evaluated criterion."""
+    return [[r.artifact, r.criterion, f"{r.value:.4g}", f"{r.limit:.4g}", "PASS" if r.passed else "FAIL", r.detail]
+            for r in results]
+
+
+def junit(results, path: Path) -> None:
+    """JUnit XML: one testcase per criterion and artifact, failures for failed criteria."""
+    failures = sum(not r.passed for r in results)
+    cases = []
+    for r in results:
+        name = quoteattr(f"{r.artifact}: {r.criterion}")
+        body = "" if r.passed else f"<failure message={quoteattr(f'{r.value:.4g} exceeds limit {r.limit:.4g} {r.detail}')}/>"
+        cases.append(f"  <testcase classname=\"edge_mnist.check\" name={name}>{body}</testcase>")
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="edge-mnist check" tests="{len(results)}" '
+           f'failures="{failures}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n")
+    atomic_write_bytes(Path(path), xml.encode())

@@ -1,0 +1,99 @@
+"""What every runner shares: input checks, int8 (de)quantization and batched prediction."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import EdgeMnistError
+
+INPUT_HW = (28, 28)
+
+
+def check_images(x: np.ndarray, source: str) -> np.ndarray:
+    """Validate float images in [0, 1] and return them as float32 (N, 28, 28, 1)."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != (*INPUT_HW, 1):
+        raise EdgeMnistError(f"{source}: images have shape {x.shape}, expected (N, 28, 28, 1)")
+    if len(x) == 0:
+        raise EdgeMnistError(f"{source}: no images")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise EdgeMnistError(f"{source}: images have dtype {x.dtype}, expected float in [0, 1]")
+    if not np.isfinite(x).all():
+        raise EdgeMnistError(f"{source}: images contain NaN or infinite values")
+    if x.min() < -1e-6 or x.max() > 1 + 1e-6:
+        raise EdgeMnistError(f"{source}: pixel values span {x.min():.3g}..{x.max():.3g}, expected [0, 1]")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """Affine-quantize float input to the model's integer input type."""
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Integer output back to float."""
+    return (q.astype(np.float32) - zero_point) * scale
+
+
+def check_signature(path: Path, shape, dtype) -> None:
+    """Refuse a model whose input is not one 28x28x1 image per row of a supported dtype."""
+    dims = list(shape)
+    if len(dims) != 4 or [d for d in dims[1:]] != [28, 28, 1]:
+        raise EdgeMnistError(f"{path}: model input shape is {dims}, expected [N, 28, 28, 1]")
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)):
+        raise EdgeMnistError(f"{path}: model input dtype is {np.dtype(dtype)}, expected float32, int8 or uint8")
+
+
+class Runner:
+    """A loaded model. Subclasses set the fields below and implement `run` and `_resize`."""
+
+    runtime = ""
+    path: Path
+    threads: int
+    input_dtype: np.dtype = np.dtype(np.float32)
+    input_scale: float = 0.0
+    input_zero_point: int = 0
+    output_scale: float = 0.0
+    output_zero_point: int = 0
+    metadata: dict
+
+    @property
+    def precision(self) -> str:
+        """int8 when the model takes integer input or holds integer weights."""
+        return "int8" if self.input_dtype != np.float32 or self.metadata.get("precision") == "int8" else "float32"
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Float images -> the model's input dtype (quantized when integer)."""
+        if self.input_dtype == np.float32:
+            return x
+        return quantize(x, self.input_scale, self.input_zero_point, self.input_dtype)
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        """Raw forward pass on prepared input; returns the raw output tensor."""
+        raise NotImplementedError
+
+    def to_probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output -> float probabilities (dequantized when the output is integer)."""
+        if raw.dtype in (np.int8, np.uint8):
+            return dequantize(raw, self.output_scale, self.output_zero_point)
+        return raw.astype(np.float32, copy=False)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities for float images in [0, 1], in batches."""
+        x = check_images(x, str(self.path))
+        outs = [self.to_probabilities(self.run(self.prepare(x[i:i + batch_size])))
+                for i in range(0, len(x), batch_size)]
+        probs = np.concatenate(outs)
+        if probs.shape != (len(x), 10) or not np.isfinite(probs).all():
+            raise EdgeMnistError(f"{self.path}: model output is {probs.shape} or not finite, expected (N, 10) probabilities")
+        return probs
+
+    def bound_call(self, x: np.ndarray) -> Callable[[], object]:
+        """A zero-argument call running one prepared input: the unit the latency timer measures."""
+        prepared = self.prepare(check_images(x, str(self.path)))
+        return lambda: self.run(prepared)

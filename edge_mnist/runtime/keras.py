@@ -1,0 +1,41 @@
+"""Runner for the float Keras model, the reference every int8 artifact is compared with.
+
+Unlike the other runners this one needs TensorFlow; it is imported only when a .keras file
+is opened, so the rest of edge_mnist.runtime stays TensorFlow-free.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import Runner
+
+
+class KerasRunner(Runner):
+    """Direct model call (training=False); TensorFlow's thread pools are set to `threads`."""
+
+    runtime = "keras"
+
+    def __init__(self, path: Path, threads: int = 1):
+        from ..tfenv import import_tf
+        from ..train import load_keras
+
+        tf, _ = import_tf()
+        self.path, self.threads, self.metadata = Path(path), threads, {}
+        _set_tf_threads(tf, threads)
+        self.model = load_keras(self.path)
+        self._tf = tf
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        """model(x, training=False) as numpy."""
+        return self.model(self._tf.constant(prepared), training=False).numpy()
+
+
+def _set_tf_threads(tf, threads: int) -> None:
+    """Fix TensorFlow's thread pools; only possible before TensorFlow's runtime starts."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass

@@ -1,0 +1,59 @@
+"""ONNX Runtime runner for .onnx files, with a fixed intra-op thread count."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgeMnistError, require
+from .base import Runner, check_signature
+
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+
+
+def session_options(ort, threads: int):
+    """Sequential execution, all graph optimizations, `threads` intra-op threads."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxRunner(Runner):
+    """One onnxruntime InferenceSession on the CPU execution provider."""
+
+    runtime = "onnx"
+
+    def __init__(self, path: Path, threads: int = 1):
+        ort = require("onnxruntime", "runtime")
+        self.path, self.threads = Path(path), threads
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(ort, threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            raise EdgeMnistError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:160]})") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EdgeMnistError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
+        self._in, self._out = inputs[0], outputs[0].name
+        if self._in.type not in _ORT_DTYPES:
+            raise EdgeMnistError(f"{path}: model input type {self._in.type} is not supported")
+        shape = [d if isinstance(d, int) else -1 for d in self._in.shape]
+        check_signature(self.path, shape, _ORT_DTYPES[self._in.type])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.input_dtype = np.dtype(_ORT_DTYPES[self._in.type])
+        if self.input_dtype != np.float32:
+            try:
+                self.input_scale = float(self.metadata["input_scale"])
+                self.input_zero_point = int(self.metadata["input_zero_point"])
+                self.output_scale = float(self.metadata["output_scale"])
+                self.output_zero_point = int(self.metadata["output_zero_point"])
+            except (KeyError, ValueError) as exc:
+                raise EdgeMnistError(f"{path}: integer input but no quantization metadata ({exc})") from exc
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        """session.run on the single input."""
+        return self.session.run([self._out], {self._in.name: prepared})[0]

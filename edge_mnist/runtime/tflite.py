@@ -1,0 +1,54 @@
+"""LiteRT (ai-edge-litert) runner for .tflite files; XNNPACK is used on CPU where available."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgeMnistError, require
+from .base import Runner, check_signature
+
+
+class TFLiteRunner(Runner):
+    """One LiteRT interpreter; resizes its batch dimension on demand."""
+
+    runtime = "tflite"
+
+    def __init__(self, path: Path, threads: int = 1):
+        interpreter_mod = require("ai_edge_litert.interpreter", "runtime")
+        self.path, self.threads, self.metadata = Path(path), threads, {}
+        try:
+            self.interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeMnistError(f"{path}: not a valid TFLite model ({str(exc).splitlines()[0][:160]})") from exc
+        inp = self.interpreter.get_input_details()
+        out = self.interpreter.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise EdgeMnistError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
+        self._in, self._out = inp[0], out[0]
+        check_signature(self.path, self._in["shape"], self._in["dtype"])
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self.input_scale, self.input_zero_point = self._in["quantization"]
+        self.output_scale, self.output_zero_point = self._out["quantization"]
+        if self.input_dtype != np.float32 and self.input_scale == 0:
+            raise EdgeMnistError(f"{path}: integer input without quantization parameters")
+        self._batch = int(self._in["shape"][0])
+
+    def _resize(self, batch: int) -> None:
+        """Resize the input to `batch` rows and re-allocate (only when it changes)."""
+        if batch != self._batch:
+            self.interpreter.resize_tensor_input(self._in["index"], [batch, 28, 28, 1])
+            self.interpreter.allocate_tensors()
+            self._batch = batch
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        """set_tensor, invoke, get_tensor."""
+        self._resize(len(prepared))
+        self.interpreter.set_tensor(self._in["index"], prepared)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out["index"])
+
+    def tensor_dtypes(self) -> set[str]:
+        """dtype names of every tensor in the graph; a full-integer model has no float32 among them."""
+        return {np.dtype(t["dtype"]).name for t in self.interpreter.get_tensor_details()}

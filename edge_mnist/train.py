@@ -1,0 +1,192 @@
+"""Training of the float model and quantization-aware fine-tuning (TensorFlow, imported lazily)."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, to_float
+from .files import atomic_output, atomic_write_json
+from .tfenv import import_tf
+
+KERAS_FILE = "model_float32.keras"
+QAT_KERAS_FILE = "model_qat.keras"
+
+
+@dataclass
+class TrainConfig:
+    """Options of `edge-mnist train`; recorded in history.json."""
+
+    epochs: int = 2
+    batch_size: int = 128
+    seed: int = 0
+    learning_rate: float = 1e-3
+    architecture: str = "reference_cnn"
+    mixed_precision: bool = False
+
+
+def select_device(mixed_precision: bool) -> dict:
+    """Say where training runs and set the precision policy.
+
+    TensorFlow places ops on a visible GPU by itself. Mixed float16 only pays off on a GPU
+    (on a CPU it is slower and less accurate), so without a GPU we fall back to float32.
+    """
+    tf, keras = import_tf()
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    policy = "mixed_float16" if (mixed_precision and gpus) else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    note = ""
+    if mixed_precision and not gpus:
+        note = "mixed precision needs a GPU; none visible, training in float32 on the CPU"
+    return {"device": "GPU" if gpus else "CPU", "gpus": gpus, "policy": policy, "note": note}
+
+
+def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool):
+    """tf.data pipeline: uint8 in memory -> shuffle -> batch -> normalize (vectorized) -> prefetch."""
+    tf, _ = import_tf()
+
+    def normalize(x, y):
+        return tf.cast(x, tf.float32)[..., None] / 255.0, y
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).map(normalize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class _EpochTimer:
+    """Keras callback factory recording wall time per epoch (for images/second)."""
+
+    @staticmethod
+    def make(keras):
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+        return Timer()
+
+
+def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learning_rate: float) -> dict:
+    """Compile and fit `model` on the training split; return per-epoch metrics and timings."""
+    _, keras = import_tf()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_ds = make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True)
+    test_ds = make_pipeline(dataset.x_test, dataset.y_test, 1024, seed, shuffle=False)
+    timer = _EpochTimer.make(keras)
+    history = model.fit(train_ds, epochs=epochs, validation_data=test_ds, callbacks=[timer],
+                        verbose=1 if sys.stdout.isatty() else 2)
+    metrics = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    metrics["epoch_seconds"] = timer.seconds
+    metrics["images_per_second"] = [len(dataset.x_train) / s for s in timer.seconds]
+    return metrics
+
+
+def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
+    """Train the chosen architecture and write the Keras model, history.json and curves PNG."""
+    tf, keras = import_tf()
+    from .models import build
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = select_device(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    model = build(config.architecture)
+    metrics = fit(model, dataset, config.epochs, config.batch_size, config.seed, config.learning_rate)
+    float_accuracy = evaluate_keras(model, dataset)
+    keras.mixed_precision.set_global_policy("float32")
+    save_keras(model, out / KERAS_FILE)
+    history = {
+        "config": asdict(config), "dataset": dataset.name, "dataset_source": dataset.source,
+        "device": device, "parameters": int(model.count_params()),
+        "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
+    }
+    atomic_write_json(out / "history.json", history)
+    plot_curves(metrics, out / "training_curves.png")
+    return history
+
+
+def evaluate_keras(model, dataset: Dataset) -> float:
+    """Top-1 accuracy of a Keras model on the test split."""
+    probs = model.predict(to_float(dataset.x_test), batch_size=1024, verbose=0)
+    return float((probs.argmax(1) == dataset.y_test).mean())
+
+
+def plot_curves(metrics: dict, path: Path) -> None:
+    """Loss and accuracy per epoch (train and test) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(metrics["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, metrics[key], "o-", label="train")
+        if f"val_{key}" in metrics:
+            ax.plot(epochs, metrics[f"val_{key}"], "s--", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def load_keras(path: Path):
+    """Load a saved float Keras model, or a one-line error naming the file."""
+    from .errors import EdgeMnistError
+
+    _, keras = import_tf()
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeMnistError(f"{path}: Keras model not found (run `edge-mnist train` first)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a corrupt file
+        raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
+
+
+def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: int,
+                 learning_rate: float = 1e-4):
+    """Quantization-aware fine-tuning of a copy of `model` with tfmot's default 8-bit scheme.
+
+    BatchNorm is folded into the next Dense first (see models.fold_batchnorm), so the float
+    model itself is never changed and tfmot sees only layers it supports.
+    """
+    _, keras = import_tf()
+    from .errors import require
+    from .models import fold_batchnorm
+
+    tfmot = require("tensorflow_model_optimization", "train")
+    keras.utils.set_random_seed(seed)
+    qat = tfmot.quantization.keras.quantize_model(fold_batchnorm(model))
+    metrics = fit(qat, dataset, epochs, batch_size, seed, learning_rate)
+    return qat, metrics
+
+
+def load_qat(path: Path):
+    """Load a saved QAT Keras model (needs tfmot's quantize_scope)."""
+    _, keras = import_tf()
+    import tensorflow_model_optimization as tfmot
+
+    with tfmot.quantization.keras.quantize_scope():
+        return keras.models.load_model(path, compile=False)
+
+
+def save_keras(model, path: Path) -> None:
+    """Save a Keras model atomically."""
+    with atomic_output(Path(path)) as tmp:
+        model.save(tmp)
+
