@@ -89,7 +89,7 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
         rows.append(row)
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
-    add_agreement(rows)
+    add_agreement(rows, manifest.qat)
     result = {"schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "dataset": dataset.name, "dataset_fingerprint": manifest.dataset_fingerprint,
               "n_samples": int(len(labels)), "threads": threads, "timing": {"runs": runs, "warmup": warmup},
@@ -108,14 +108,25 @@ def reference_row(rows: list[dict]) -> dict | None:
     return None
 
 
-def add_agreement(rows: list[dict]) -> None:
-    """Fraction of test images on which each artifact predicts the same class as the float reference."""
+def source_predictions(row: dict, rows: list[dict], qat: dict | None) -> np.ndarray | None:
+    """Predictions of the float model an artifact was made from: the QAT Keras model for QAT
+    artifacts (recorded at export), the float reference for everything else."""
+    if row.get("method") == "qat":
+        return decode_labels(qat["predictions"], "manifest.json qat") if qat and qat.get("predictions") else None
+    ref = reference_row(rows)
+    return decode_labels(ref["predictions"], "bench") if ref else None
+
+
+def add_agreement(rows: list[dict], qat: dict | None) -> None:
+    """Agreement of each artifact with the float reference, and with the model it was quantized from."""
     ref = reference_row(rows)
     ref_preds = decode_labels(ref["predictions"], "bench") if ref else None
     for row in rows:
         preds = decode_labels(row["predictions"], "bench")
         row["agreement"] = float((preds == ref_preds).mean()) if ref_preds is not None else None
         row["agreement_with"] = ref["key"] if ref else None
+        src = source_predictions(row, rows, qat)
+        row["source_agreement"] = float((preds == src).mean()) if src is not None else None
 
 
 __all__ = ["bench", "BENCH_FILE", "measure", "decode_labels", "encode_labels", "reference_row", "BY_KEY"]

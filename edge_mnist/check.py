@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import BENCH_FILE, SCHEMA, decode_labels, reference_row
+from .bench import BENCH_FILE, SCHEMA, decode_labels, reference_row, source_predictions
 from .convert.manifest import Manifest
 from .errors import EdgeMnistError
 from .files import read_json, sha256_file
@@ -86,16 +86,14 @@ def class_accuracy(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array([(preds[labels == c] == c).mean() if (labels == c).any() else np.nan for c in range(10)])
 
 
-def _reference(out: Path, bench: dict, manifest: Manifest) -> tuple[float, np.ndarray | None, str]:
+def _reference(out: Path, bench: dict, manifest: Manifest) -> tuple[float, str]:
     """Float accuracy to gate against: the Keras row, else the manifest's recorded float accuracy."""
     keras = next((r for r in bench["rows"] if r.get("key") == "keras_float32"), None)
-    ref = reference_row(bench["rows"])
-    ref_preds = ref["_preds"] if ref else None
     if keras is not None:
-        return float(keras["accuracy"]), ref_preds, "keras_float32 (measured)"
+        return float(keras["accuracy"]), "keras_float32 (measured)"
     if manifest.float_accuracy is None:
         raise EdgeMnistError(f"{out}: no Keras row in {BENCH_FILE} and no float accuracy in manifest.json")
-    return float(manifest.float_accuracy), ref_preds, "float accuracy recorded in manifest.json"
+    return float(manifest.float_accuracy), "float accuracy recorded in manifest.json"
 
 
 def _int8_rows(out: Path, bench: dict, manifest: Manifest) -> list[dict]:
@@ -127,12 +125,13 @@ def evaluate(out: Path, criteria: Criteria) -> tuple[list[Result], dict]:
     bench = load_bench(out)
     manifest = Manifest.load(out)
     labels = bench["_labels"]
-    ref_acc, ref_preds, ref_name = _reference(out, bench, manifest)
+    ref_acc, ref_name = _reference(out, bench, manifest)
     baseline = _baseline_accuracy(criteria.baseline) if criteria.baseline else {}
     results: list[Result] = []
     rows = _int8_rows(out, bench, manifest)
     for row in rows:
-        results += _row_results(row, labels, ref_acc, ref_preds, criteria, baseline)
+        src_preds = source_predictions(row, bench["rows"], manifest.qat)
+        results += _row_results(row, labels, ref_acc, src_preds, criteria, baseline)
     if criteria.parity is not None:
         results += _parity(rows, criteria.parity)
     context = {"reference": ref_name, "reference_accuracy": ref_acc, "n_samples": len(labels),
@@ -141,8 +140,9 @@ def evaluate(out: Path, criteria: Criteria) -> tuple[list[Result], dict]:
     return results, context
 
 
-def _row_results(row, labels, ref_acc, ref_preds, c: Criteria, baseline) -> list[Result]:
-    """Criteria for one int8 artifact."""
+def _row_results(row, labels, ref_acc, src_preds, c: Criteria, baseline) -> list[Result]:
+    """Criteria for one int8 artifact: accuracy against the float reference; disagreement and
+    per-class drop against the float model it was quantized from (`src_preds`)."""
     name, acc, preds = row["artifact"], float(row["accuracy"]), row["_preds"]
     drop_pp = (ref_acc - acc) * 100
     out = []
@@ -154,13 +154,13 @@ def _row_results(row, labels, ref_acc, ref_preds, c: Criteria, baseline) -> list
         out.append(Result(name, "relative accuracy drop (%)", rel, c.relative_pct, rel <= c.relative_pct))
     if c.min_accuracy is not None:
         out.append(Result(name, "accuracy (min)", acc, c.min_accuracy, acc >= c.min_accuracy))
-    if ref_preds is not None and c.max_disagreement_pct is not None:
-        dis = float((preds != ref_preds).mean() * 100)
-        out.append(Result(name, "disagreement with float (%)", dis, c.max_disagreement_pct, dis <= c.max_disagreement_pct))
-    if ref_preds is not None and c.max_class_drop_pp is not None:
-        drops = (class_accuracy(ref_preds, labels) - class_accuracy(preds, labels)) * 100
+    if src_preds is not None and c.max_disagreement_pct is not None:
+        dis = float((preds != src_preds).mean() * 100)
+        out.append(Result(name, "disagreement with source float (%)", dis, c.max_disagreement_pct, dis <= c.max_disagreement_pct))
+    if src_preds is not None and c.max_class_drop_pp is not None:
+        drops = (class_accuracy(src_preds, labels) - class_accuracy(preds, labels)) * 100
         worst = int(np.nanargmax(drops))
-        out.append(Result(name, "worst per-class drop (pp)", float(drops[worst]), c.max_class_drop_pp,
+        out.append(Result(name, "worst per-class drop vs source (pp)", float(drops[worst]), c.max_class_drop_pp,
                           drops[worst] <= c.max_class_drop_pp, f"class {worst}"))
     if row["key"] in baseline and c.tolerance_pp is not None:
         base_drop = (baseline[row["key"]] - acc) * 100
@@ -178,7 +178,7 @@ def _parity(rows: list[dict], minimum: float) -> list[Result]:
             a, b = pair["tflite"]["_preds"], pair["onnx"]["_preds"]
             agree = float((a == b).mean())
             bad = np.flatnonzero(a != b)
-            shown = ", ".join(map(str, bad[:20])) + (" …" if len(bad) > 20 else "")
+            shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
             out.append(Result(f"{pair['tflite']['artifact']} ~ {pair['onnx']['artifact']}", "tflite/onnx parity",
                               agree, minimum, agree >= minimum, f"disagree on {len(bad)}: {shown}" if len(bad) else ""))
     return out

@@ -33,7 +33,7 @@ def setup_env() -> None:
 @contextmanager
 def filtered_stderr(debug: bool = False):
     """Capture C-level stderr and replay only lines that are not TensorFlow startup noise."""
-    if debug:
+    if debug or os.environ.get("EDGE_MNIST_DEBUG"):
         yield
         return
     sys.stderr.flush()

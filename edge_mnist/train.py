@@ -188,5 +188,5 @@ def load_qat(path: Path):
 def save_keras(model, path: Path) -> None:
     """Save a Keras model atomically."""
     with atomic_output(Path(path)) as tmp:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)
 

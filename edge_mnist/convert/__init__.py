@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ..errors import EdgeMnistError
 from ..formats import BY_KEY, REFERENCE, Format, for_method
 from .manifest import Manifest, describe_artifact
 
-METHODS = ("ptq", "qat")
+METHODS = ("float", "ptq", "qat")
 
 
 @dataclass
@@ -62,12 +63,17 @@ def export(out: Path, dataset: Dataset, method: str = "ptq", calib_samples: int 
         progress(f"quantization-aware fine-tuning for {qat_epochs} epoch(s)")
         source, metrics = qat_finetune(model, dataset, qat_epochs, batch_size, seed)
         save_keras(source, out / QAT_KERAS_FILE)
+        preds = source.predict(to_float(dataset.x_test), batch_size=1024, verbose=0).argmax(1)
         manifest.qat = {"epochs": qat_epochs, "history": metrics, "keras_file": QAT_KERAS_FILE,
-                        "qat_keras_accuracy": evaluate_keras(source, dataset)}
+                        "keras_sha256": sha256_file(out / QAT_KERAS_FILE),
+                        "qat_keras_accuracy": float((preds == dataset.y_test).mean()),
+                        "predictions": "".join(map(str, preds.tolist()))}
     for fmt in formats:
         progress(f"exporting {fmt.file}")
-        details = run_exporter(ExportJob(source, calib, out, fmt, {"calibration_samples": calib_samples, "dataset": dataset.name}))
-        manifest.add(fmt, describe_artifact(out / fmt.file, fmt, details))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            details = run_exporter(ExportJob(source, calib, out, fmt, {"calibration_samples": calib_samples, "dataset": dataset.name}))
+            manifest.add(fmt, describe_artifact(out / fmt.file, fmt, details))
     manifest.save()
     return manifest
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgeMnistError, require
+from ..tfenv import filtered_stderr
 from .base import Runner, check_signature
 
 
@@ -18,8 +19,9 @@ class TFLiteRunner(Runner):
         interpreter_mod = require("ai_edge_litert.interpreter", "runtime")
         self.path, self.threads, self.metadata = Path(path), threads, {}
         try:
-            self.interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with filtered_stderr():
+                self.interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgeMnistError(f"{path}: not a valid TFLite model ({str(exc).splitlines()[0][:160]})") from exc
         inp = self.interpreter.get_input_details()

@@ -1,0 +1,80 @@
+"""Shared fixtures: small real data (a Fashion-MNIST subset) and one tiny export folder per session."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_mnist.data import DEBIAN_FASHION_DIR, IDX_FILES, read_idx_dir
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_idx(path: Path, array: np.ndarray, magic_type: int = 0x08) -> None:
+    """Write a uint8 array as a gzipped IDX file (the MNIST distribution format)."""
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write x_train/y_train/x_test/y_test as the four IDX .gz files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, name in IDX_FILES.items():
+        write_idx(folder / name, arrays[key])
+    return folder
+
+
+def synthetic_arrays(n_train=64, n_test=32, seed=0) -> dict[str, np.ndarray]:
+    """Random images and labels with valid shapes and ranges."""
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+            "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+            "y_test": rng.integers(0, 10, n_test, dtype=np.uint8)}
+
+
+@pytest.fixture(scope="session")
+def fashion_full():
+    """The full real Fashion-MNIST from Debian's dataset-fashion-mnist package."""
+    if not DEBIAN_FASHION_DIR.is_dir():
+        pytest.skip("apt-get install dataset-fashion-mnist")
+    return read_idx_dir(DEBIAN_FASHION_DIR)
+
+
+@pytest.fixture(scope="session")
+def small_fashion_dir(tmp_path_factory, fashion_full) -> Path:
+    """A real Fashion-MNIST subset (3000 train / 1000 test) as IDX files, for fast TF tests."""
+    arrays = {"x_train": fashion_full["x_train"][:3000], "y_train": fashion_full["y_train"][:3000],
+              "x_test": fashion_full["x_test"][:1000], "y_test": fashion_full["y_test"][:1000]}
+    return write_idx_dir(tmp_path_factory.mktemp("fashion_small"), arrays)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
+    """Train 1 epoch on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
+    from edge_mnist.convert import export
+    from edge_mnist.data import load_dataset
+    from edge_mnist.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("export")
+    data = load_dataset("fashion-mnist", small_fashion_dir)
+    train(data, out, TrainConfig(epochs=1, batch_size=64))
+    export(out, data, "ptq", calib_samples=100, progress=lambda *_: None)
+    from edge_mnist.bench import bench
+
+    bench(out, data, runs=30, warmup=3, progress=lambda *_: None)
+    return out
+
+
+@pytest.fixture
+def export_copy(tiny_export, tmp_path) -> Path:
+    """A private copy of the tiny export folder that a test may damage."""
+    dst = tmp_path / "export"
+    shutil.copytree(tiny_export, dst)
+    return dst

@@ -1,0 +1,150 @@
+"""data.py: IDX/npz parsing, validation, source order and the sha256-verified download."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import threading
+
+import numpy as np
+import pytest
+
+from edge_mnist import data
+from edge_mnist.errors import EdgeMnistError
+from tests.conftest import synthetic_arrays, write_idx, write_idx_dir
+
+
+def npz_bytes(arrays) -> bytes:
+    """An mnist.npz in Keras' layout, in memory."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_idx_dir_round_trip(tmp_path):
+    arrays = synthetic_arrays()
+    ds = data.load_dataset("mnist", write_idx_dir(tmp_path, arrays))
+    assert ds.x_train.shape == (64, 28, 28) and ds.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(ds.x_test, arrays["x_test"])
+    np.testing.assert_array_equal(ds.y_train, arrays["y_train"])
+
+
+def test_npz_in_keras_layout(tmp_path):
+    arrays = synthetic_arrays()
+    (tmp_path / "mnist.npz").write_bytes(npz_bytes(arrays))
+    ds = data.load_dataset("mnist", tmp_path)
+    assert ds.source.endswith("mnist.npz")
+    np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
+
+
+def test_bad_magic_number_names_file(tmp_path):
+    write_idx_dir(tmp_path, synthetic_arrays())
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(32, np.uint8), magic_type=0x0D)
+    with pytest.raises(EdgeMnistError, match="t10k-labels-idx1-ubyte.gz: bad IDX magic"):
+        data.load_dataset("mnist", tmp_path)
+
+
+def test_truncated_idx(tmp_path):
+    write_idx_dir(tmp_path, synthetic_arrays())
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = data.gzip.decompress(path.read_bytes())[:-100]
+    path.write_bytes(data.gzip.compress(raw))
+    with pytest.raises(EdgeMnistError, match="IDX header says"):
+        data.load_dataset("mnist", tmp_path)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda a: a.update(y_test=a["y_test"][:-1]), "32 test images but 31 labels"),
+    (lambda a: a.update(y_train=a["y_train"] + 10), "labels span"),
+    (lambda a: a.update(x_test=a["x_test"][:, :27]), "expected \\(N, 28, 28\\)"),
+    (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "expected uint8"),
+    (lambda a: a.update(x_test=a["x_test"][:0], y_test=a["y_test"][:0]), "split is empty"),
+])
+def test_validation_errors(tmp_path, mutate, message):
+    arrays = synthetic_arrays()
+    mutate(arrays)
+    (tmp_path / "mnist.npz").write_bytes(npz_bytes(arrays))
+    with pytest.raises(EdgeMnistError, match=message):
+        data.load_dataset("mnist", tmp_path)
+
+
+def test_npz_missing_array_and_junk(tmp_path):
+    arrays = synthetic_arrays()
+    del arrays["y_test"]
+    (tmp_path / "mnist.npz").write_bytes(npz_bytes(arrays))
+    with pytest.raises(EdgeMnistError, match="missing arrays"):
+        data.load_dataset("mnist", tmp_path)
+    (tmp_path / "mnist.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(EdgeMnistError, match="mnist.npz: not a readable .npz"):
+        data.load_dataset("mnist", tmp_path)
+
+
+def test_empty_data_dir_and_missing_dir(tmp_path):
+    with pytest.raises(EdgeMnistError, match="holds neither mnist.npz"):
+        data.load_dataset("mnist", tmp_path)
+    with pytest.raises(EdgeMnistError, match="not a folder"):
+        data.load_dataset("mnist", tmp_path / "nope")
+
+
+def test_keras_cache_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "mnist.npz").write_bytes(npz_bytes(synthetic_arrays()))
+    assert data.load_dataset("mnist", download=False).source == str(tmp_path / "datasets" / "mnist.npz")
+
+
+def test_no_copy_no_download_names_remedies(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(EdgeMnistError, match="--data-dir.*dataset-fashion-mnist"):
+        data.load_dataset("mnist", download=False)
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verified_success(tmp_path, http_root):
+    root, base = http_root
+    payload = npz_bytes(synthetic_arrays())
+    (root / "mnist.npz").write_bytes(payload)
+    dest = tmp_path / "cache" / "mnist.npz"
+    data.download_verified(base + "mnist.npz", dest, hashlib.sha256(payload).hexdigest())
+    assert dest.read_bytes() == payload
+    assert data.read_npz(dest)["x_train"].shape == (64, 28, 28)
+
+
+def test_download_wrong_checksum_saves_nothing(tmp_path, http_root, monkeypatch):
+    root, base = http_root
+    (root / "mnist.npz").write_bytes(npz_bytes(synthetic_arrays()))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # load_dataset downloads from the mirror and checks the published mnist.npz sha256: the small file fails it.
+    with pytest.raises(EdgeMnistError, match="sha256 mismatch.*file not saved.*--data-dir"):
+        data.load_dataset("mnist", base_url=base)
+    assert not (tmp_path / "keras" / "datasets" / "mnist.npz").exists()
+    assert list((tmp_path / "keras" / "datasets").glob("*")) == []
+
+
+def test_download_unreachable_names_remedies(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(EdgeMnistError, match="download failed.*--data-dir"):
+        data.load_dataset("mnist", base_url="http://127.0.0.1:9/")
+
+
+def test_real_fashion_mnist(fashion_full):
+    arrays = data.validate(dict(fashion_full), "debian")
+    assert arrays["x_train"].shape == (60000, 28, 28) and arrays["x_test"].shape == (10000, 28, 28)
+    assert np.bincount(arrays["y_test"]).tolist() == [1000] * 10
+    for name, digest in data.SHA256["fashion-mnist"].items():
+        assert hashlib.sha256((data.DEBIAN_FASHION_DIR / name).read_bytes()).hexdigest() == digest
