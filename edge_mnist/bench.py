@@ -71,10 +71,9 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
                              f"test data than {dataset.source}; pass the same --dataset/--data-dir")
     images, labels = to_float(dataset.x_test), dataset.y_test
     rows, skipped = [], []
-    for fmt in FORMATS:
-        if fmt.key not in manifest.artifacts:
-            continue
-        path = manifest.verify(fmt.key)
+    paths = {fmt.key: manifest.verify(fmt.key) for fmt in FORMATS if fmt.key in manifest.artifacts}
+    for fmt in (f for f in FORMATS if f.key in paths):
+        path = paths[fmt.key]
         try:
             runner = open_model(path, threads)
         except MissingDependency as exc:

@@ -41,6 +41,10 @@ class Result:
     passed: bool
     detail: str = ""
 
+    def __post_init__(self):
+        """Plain Python types, so results serialize to JSON whatever numpy handed us."""
+        self.value, self.limit, self.passed = float(self.value), float(self.limit), bool(self.passed)
+
 
 def load_bench(out: Path) -> dict:
     """Read bench.json and check it is complete, non-empty and matches the files now in DIR."""

@@ -77,9 +77,11 @@ def train(out, dataset, data_dir, epochs, batch_size, seed, mixed_precision):
 
 def do_train(out, dataset, data_dir, epochs, batch_size, seed, mixed_precision) -> dict:
     """train command body, shared with `run`."""
+    from .tfenv import import_tf
     from .train import TrainConfig
     from .train import train as train_model
 
+    import_tf()
     data = _load_data(dataset or "mnist", data_dir)
     _say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, mixed_precision=mixed_precision)
@@ -112,7 +114,9 @@ def do_export(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, s
     """export command body, shared with `run`."""
     from .convert import export
     from .formats import for_method
+    from .tfenv import import_tf
 
+    import_tf()
     _need_folder(out)
     data = _load_data(dataset, data_dir, out)
     if not int8 and method == "qat":

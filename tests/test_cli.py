@@ -1,0 +1,153 @@
+"""The CLI end to end on a tiny real export: bench, the check gate, exit codes and bad input."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge_mnist.cli import cli, main
+from edge_mnist.files import sha256_file
+
+pytestmark = pytest.mark.tf
+
+LOOSE = ["--tolerance", "5", "--max-disagreement", "10", "--max-class-drop", "30", "--parity", "0.9"]
+
+
+def run_cli(argv) -> tuple[int, str, str]:
+    """Run `edge-mnist argv` through main() (the real entry point) and return (exit, stdout, stderr)."""
+    runner = CliRunner()
+    result = runner.invoke(_entry, argv)
+    return result.exit_code, result.stdout, result.stderr
+
+
+import click  # noqa: E402
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry(ctx):
+    main(list(ctx.args))
+
+
+def test_check_passes_on_fresh_export(export_copy, tmp_path):
+    code, out, err = run_cli(["check", "--out", str(export_copy), *LOOSE, "--json", str(tmp_path / "c.json"),
+                              "--junit", str(tmp_path / "c.xml"), "--markdown", str(tmp_path / "c.md")])
+    assert code == 0, err
+    assert "PASS" in out
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["verdict"] == "PASS" and report["n_samples"] == 1000
+    assert {"accuracy drop vs float (pp)", "tflite/onnx parity"} <= {r["criterion"] for r in report["results"]}
+    assert 'failures="0"' in (tmp_path / "c.xml").read_text()
+    assert "| artifact | criterion |" in (tmp_path / "c.md").read_text()
+
+
+def test_check_fails_when_tolerance_is_impossible(export_copy):
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--tolerance", "-50"])
+    assert code == 1
+    assert "FAIL" in out and "check failed" in err
+
+
+def scramble_onnx_weights(path) -> None:
+    """A real regression: overwrite the largest int8 weight tensor of an ONNX model with noise."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    biggest = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    arr = numpy_helper.to_array(biggest)
+    noisy = np.random.default_rng(0).integers(-127, 127, arr.shape).astype(arr.dtype)
+    biggest.CopyFrom(numpy_helper.from_array(noisy, biggest.name))
+    onnx.save(model, path)
+
+
+def test_damaged_model_with_updated_manifest_hash_fails_the_gate(export_copy, small_fashion_dir, tmp_path):
+    target = export_copy / "model_int8.onnx"
+    scramble_onnx_weights(target)
+    manifest = json.loads((export_copy / "manifest.json").read_text())
+    manifest["artifacts"]["onnx_int8"].update(sha256=sha256_file(target), size_bytes=target.stat().st_size)
+    (export_copy / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(["bench", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), "--runs", "10"])
+    assert code == 0, err
+    code, out, err = run_cli(["check", "--out", str(export_copy), *LOOSE, "--json", str(tmp_path / "c.json")])
+    assert code == 1
+    failed = {(r["artifact"], r["criterion"]) for r in json.loads((tmp_path / "c.json").read_text())["results"]
+              if not r["passed"]}
+    assert ("model_int8.onnx", "accuracy drop vs float (pp)") in failed
+    assert ("model_int8.tflite ~ model_int8.onnx", "tflite/onnx parity") in failed
+
+
+def test_tampered_artifact_is_refused_by_bench_and_check(export_copy, small_fashion_dir):
+    target = export_copy / "model_int8.tflite"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    assert code == 2 and "model_int8.tflite: changed since bench" in err
+    code, _, err = run_cli(["bench", "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
+    assert code == 2 and "sha256 does not match manifest.json" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_edited_results_and_zero_samples_are_refused(export_copy):
+    path = export_copy / "bench.json"
+    bench = json.loads(path.read_text())
+    edited = json.loads(json.dumps(bench))
+    next(r for r in edited["rows"] if r["artifact"] == "model_int8.onnx")["accuracy"] = 1.0
+    path.write_text(json.dumps(edited))
+    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    assert code == 2 and "does not match its predictions" in err
+    bench["n_samples"] = 0
+    path.write_text(json.dumps(bench))
+    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    assert code == 2 and "zero evaluated samples" in err
+    path.write_text("{ truncated")
+    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    assert code == 2 and "bench.json: bench results" in err and "not valid JSON" in err
+
+
+def test_baseline_regression_fails(export_copy, tmp_path):
+    baseline = json.loads((export_copy / "bench.json").read_text())
+    for row in baseline["rows"]:
+        if row["precision"] == "int8":
+            row["accuracy"] = min(1.0, row["accuracy"] + 0.05)
+    (tmp_path / "release.json").write_text(json.dumps(baseline))
+    code, out, _ = run_cli(["check", "--out", str(export_copy), *LOOSE, "--baseline", str(tmp_path / "release.json")])
+    assert code == 1 and "accuracy drop vs baseline" in out
+
+
+def test_missing_folder_and_dataset_errors(tmp_path):
+    code, _, err = run_cli(["bench", "--out", str(tmp_path / "nope")])
+    assert code == 2 and "output folder does not exist" in err
+    code, _, err = run_cli(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert code == 2 and "holds neither mnist.npz" in err
+
+
+def test_corrupt_manifest(export_copy):
+    (export_copy / "manifest.json").write_text("[]")
+    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    assert code == 2 and "manifest.json" in err
+
+
+def test_interrupted_bench_keeps_previous_results(export_copy, small_fashion_dir, monkeypatch):
+    from edge_mnist import bench as bench_mod
+    from edge_mnist.data import load_dataset
+
+    before = (export_copy / "bench.json").read_bytes()
+    calls = {"n": 0}
+    real = bench_mod.measure
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench_mod, "measure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench_mod.bench(export_copy, load_dataset("fashion-mnist", small_fashion_dir), runs=5, warmup=0,
+                        progress=lambda *_: None)
+    assert (export_copy / "bench.json").read_bytes() == before
+    assert not [p for p in os.listdir(export_copy) if p.endswith(".tmp")]

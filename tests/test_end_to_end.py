@@ -1,0 +1,91 @@
+"""Slow end to end: `edge-mnist run` on the full real Fashion-MNIST, PTQ and QAT, as the README runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, fashion_full):
+    """One README-style run: 2 epochs float, PTQ and a 1-epoch QAT fine-tune, bench and check."""
+    out = tmp_path_factory.mktemp("run")
+    proc = subprocess.run([sys.executable, "-m", "edge_mnist.cli", "run", "--dataset", "fashion-mnist",
+                           "--epochs", "2", "--method", "both", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1800)
+    return out, proc
+
+
+def rows(out):
+    return {r["key"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+
+
+def test_run_passes_the_gate(full_run):
+    out, proc = full_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "PASS" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_accuracy_targets(full_run):
+    out, _ = full_run
+    r = rows(out)
+    float_acc = r["keras_float32"]["accuracy"]
+    assert float_acc >= 0.87
+    for key in ("tflite_int8", "onnx_int8", "tflite_qat_int8", "onnx_qat_int8"):
+        assert r[key]["accuracy"] >= float_acc - 0.005, key
+    for fmt in ("tflite", "onnx"):
+        assert r[f"{fmt}_qat_int8"]["accuracy"] >= r[f"{fmt}_int8"]["accuracy"] - 0.001
+    assert r["tflite_int8"]["size_bytes"] <= 0.27 * r["tflite_float32"]["size_bytes"]
+
+
+def test_manifest_lists_every_artifact(full_run):
+    out, _ = full_run
+    from edge_mnist.files import sha256_file
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"] == "fashion-mnist" and manifest["float_accuracy"] >= 0.87
+    assert len(manifest["artifacts"]) == 7
+    for entry in manifest["artifacts"].values():
+        assert sha256_file(out / entry["file"]) == entry["sha256"]
+        assert entry["size_bytes"] == (out / entry["file"]).stat().st_size
+    assert manifest["artifacts"]["tflite_int8"]["input_dtype"] == "int8"
+    assert manifest["artifacts"]["tflite_int8"]["input_scale"] > 0
+    assert "tensorflow" in manifest["versions"] and "onnxruntime" in manifest["versions"]
+
+
+def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
+    out, _ = full_run
+    from edge_mnist.data import load_dataset, to_float
+    from edge_mnist.runtime import open_model
+    from edge_mnist.train import load_qat
+
+    x = to_float(load_dataset("fashion-mnist").x_test)
+    qat_keras = load_qat(out / "model_qat.keras").predict(x, batch_size=1024, verbose=0).argmax(1)
+    tfl = open_model(out / "model_qat_int8.tflite")
+    assert tfl.input_dtype == np.int8 and tfl._out["dtype"] == np.int8
+    assert "float32" not in tfl.tensor_dtypes()
+    onnx_model = open_model(out / "model_qat_int8.onnx")
+    for runner in (tfl, onnx_model):
+        agree = (runner.predict(x).argmax(1) == qat_keras).mean()
+        assert agree >= 0.99, (runner.path, agree)
+    import onnx
+
+    weights = [t for t in onnx.load(out / "model_qat_int8.onnx").graph.initializer if np.prod(t.dims) > 1000]
+    assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+
+
+def test_float_model_gated_against_is_the_unmodified_one(full_run):
+    out, _ = full_run
+    from edge_mnist.files import sha256_file
+    from edge_mnist.train import load_keras
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sha256_file(out / "model_float32.keras") == manifest["keras_sha256"]
+    names = [type(layer).__name__ for layer in load_keras(out / "model_float32.keras").layers]
+    assert "BatchNormalization" in names
