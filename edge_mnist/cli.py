@@ -231,6 +231,32 @@ def run(out, dataset, data_dir, epochs, batch_size, seed, method, calib_samples,
     do_check(out, Criteria(tolerance_pp=tolerance))
 
 
+@cli.command("predict")
+@out_option
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Artifact to run (default: DIR/model_int8.tflite).")
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+def predict_cmd(out, images, model, threads, as_json):
+    """Classify PNG/JPEG photos or scans (or .npy arrays) with an exported model."""
+    from .convert.manifest import Manifest
+    from .predict import predict_files
+    from .runtime import open_model
+
+    _need_folder(out)
+    manifest = Manifest.load(out)
+    model = model or out / "model_int8.tflite"
+    listed = {e["file"]: k for k, e in manifest.artifacts.items()}
+    if model.parent.resolve() == out.resolve() and model.name in listed:
+        manifest.verify(listed[model.name])
+    from .data import LABELS
+
+    for item in predict_files(open_model(model, threads), list(images), LABELS[manifest.dataset], manifest.dataset):
+        click.echo(json.dumps(item) if as_json else f"{item['file']}: {item['label']} (class {item['class']}, "
+                                                     f"p={item['probability']:.3f})")
+
+
 def main(argv=None) -> None:
     """Console entry point: maps expected errors to one line and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

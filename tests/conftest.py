@@ -57,14 +57,14 @@ def small_fashion_dir(tmp_path_factory, fashion_full) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
-    """Train 1 epoch on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
+    """Train 2 epochs on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
     from edge_mnist.convert import export
     from edge_mnist.data import load_dataset
     from edge_mnist.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("export")
     data = load_dataset("fashion-mnist", small_fashion_dir)
-    train(data, out, TrainConfig(epochs=1, batch_size=64))
+    train(data, out, TrainConfig(epochs=2, batch_size=64))
     export(out, data, "ptq", calib_samples=100, progress=lambda *_: None)
     from edge_mnist.bench import bench
 

@@ -1,14 +1,15 @@
 """The CLI end to end on a tiny real export: bench, the check gate, exit codes and bad input."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edge_mnist.cli import cli, main
+from edge_mnist.cli import main
 from edge_mnist.files import sha256_file
 
 pytestmark = pytest.mark.tf
@@ -17,19 +18,15 @@ LOOSE = ["--tolerance", "5", "--max-disagreement", "10", "--max-class-drop", "30
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """Run `edge-mnist argv` through main() (the real entry point) and return (exit, stdout, stderr)."""
-    runner = CliRunner()
-    result = runner.invoke(_entry, argv)
-    return result.exit_code, result.stdout, result.stderr
-
-
-import click  # noqa: E402
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry(ctx):
-    main(list(ctx.args))
+    """Run `edge-mnist argv` through main(), the real entry point, and return (exit, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_check_passes_on_fresh_export(export_copy, tmp_path):
