@@ -13,7 +13,7 @@ from .files import atomic_output, atomic_write_json
 from .tfenv import import_tf
 
 KERAS_FILE = "model_float32.keras"
-QAT_KERAS_FILE = "model_qat.keras"
+QAT_KERAS_FILE = "model_qat.h5"  # tfmot QAT models do not reload from the .keras format
 
 
 @dataclass

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 import pytest
 
 pytestmark = pytest.mark.tf  # the artifacts are made with TensorFlow in this process; the child has none
@@ -26,14 +28,18 @@ def run_without_tf(code: str, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_runtime_bench_check_without_tensorflow(export_copy, small_fashion_dir, tmp_path):
+def test_runtime_bench_check_predict_without_tensorflow(export_copy, small_fashion_dir, tmp_path):
+    from edge_mnist.data import load_dataset
+
+    np.save(tmp_path / "item.npy", load_dataset("fashion-mnist", small_fashion_dir).x_test[0])
     code = f"""
         import sys
         from edge_mnist.cli import main
         import edge_mnist.runtime, edge_mnist.bench, edge_mnist.check
         for argv in (["bench", "--out", r"{export_copy}", "--data-dir", r"{small_fashion_dir}", "--runs", "20"],
                      ["check", "--out", r"{export_copy}", "--tolerance", "5", "--max-disagreement", "10",
-                      "--max-class-drop", "30", "--parity", "0.9"]):
+                      "--max-class-drop", "30", "--parity", "0.9"],
+                     ["predict", "--out", r"{export_copy}", "--json", r"{tmp_path / 'item.npy'}"]):
             try:
                 main(argv)
             except SystemExit as exc:
@@ -44,6 +50,7 @@ def test_runtime_bench_check_without_tensorflow(export_copy, small_fashion_dir, 
     proc = run_without_tf(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "NO_TF_OK" in proc.stdout
+    assert '"class": ' in proc.stdout and '"probability": ' in proc.stdout
     assert "reference float accuracy recorded in manifest.json" in proc.stdout
     bench = json.loads((export_copy / "bench.json").read_text())
     assert "model_float32.keras" not in {r["artifact"] for r in bench["rows"]}
