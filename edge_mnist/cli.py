@@ -45,6 +45,16 @@ def cli(ctx, debug):
         os.environ["EDGE_MNIST_DEBUG"] = "1"
 
 
+def training_options(func):
+    """--out --dataset --data-dir --epochs --batch-size --seed, shared by train and run."""
+    for option in reversed([out_option, dataset_option, data_dir_option,
+                            click.option("--epochs", type=click.IntRange(1), default=2, show_default=True),
+                            click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
+                            click.option("--seed", type=int, default=0, show_default=True)]):
+        func = option(func)
+    return func
+
+
 def _load_data(dataset, data_dir, out: Path | None = None):
     """Dataset from the options, defaulting to the one recorded in the folder's manifest."""
     from .data import load_dataset
@@ -63,12 +73,7 @@ def _need_folder(out: Path) -> None:
 
 
 @cli.command()
-@out_option
-@dataset_option
-@data_dir_option
-@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@training_options
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
 def train(out, dataset, data_dir, epochs, batch_size, seed, mixed_precision):
     """Train the reference CNN (GPU when TensorFlow sees one, else CPU)."""
@@ -208,12 +213,7 @@ def do_check(out, criteria, json_path=None, junit_path=None, md_path=None) -> No
 
 
 @cli.command("run")
-@out_option
-@dataset_option
-@data_dir_option
-@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@training_options
 @click.option("--method", type=click.Choice(["ptq", "qat", "both"]), default="ptq", show_default=True)
 @click.option("--calib-samples", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--qat-epochs", type=click.IntRange(1), default=1, show_default=True)
