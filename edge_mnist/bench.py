@@ -13,27 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from .convert.manifest import Manifest
-from .data import Dataset, to_float
+from .data import Dataset, decode_labels, encode_labels, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .files import atomic_write_json
-from .formats import BY_KEY, FORMATS
+from .formats import FORMATS
 from .runtime import open_model
 from .timing import latency_us, throughput_ips
 
 BENCH_FILE = "bench.json"
 SCHEMA = 1
-
-
-def encode_labels(values: np.ndarray) -> str:
-    """Class indices 0..9 as a compact digit string (10,000 predictions = 10 kB of JSON)."""
-    return "".join(map(str, np.asarray(values, dtype=np.uint8).tolist()))
-
-
-def decode_labels(text: str, where: str) -> np.ndarray:
-    """Inverse of encode_labels, with a one-line error for anything but digits."""
-    if not isinstance(text, str) or not text.isdigit():
-        raise EdgeMnistError(f"{where}: predictions/labels must be a non-empty string of digits 0-9")
-    return np.frombuffer(text.encode(), dtype=np.uint8) - ord("0")
 
 
 def machine_info() -> dict:
@@ -107,13 +95,12 @@ def reference_row(rows: list[dict]) -> dict | None:
     return None
 
 
-def source_predictions(row: dict, rows: list[dict], qat: dict | None) -> np.ndarray | None:
+def source_predictions(row: dict, ref_preds: np.ndarray | None, qat: dict | None) -> np.ndarray | None:
     """Predictions of the float model an artifact was made from: the QAT Keras model for QAT
-    artifacts (recorded at export), the float reference for everything else."""
+    artifacts (recorded at export), the float reference (`ref_preds`) for everything else."""
     if row.get("method") == "qat":
         return decode_labels(qat["predictions"], "manifest.json qat") if qat and qat.get("predictions") else None
-    ref = reference_row(rows)
-    return decode_labels(ref["predictions"], "bench") if ref else None
+    return ref_preds
 
 
 def add_agreement(rows: list[dict], qat: dict | None) -> None:
@@ -124,8 +111,8 @@ def add_agreement(rows: list[dict], qat: dict | None) -> None:
         preds = decode_labels(row["predictions"], "bench")
         row["agreement"] = float((preds == ref_preds).mean()) if ref_preds is not None else None
         row["agreement_with"] = ref["key"] if ref else None
-        src = source_predictions(row, rows, qat)
+        src = source_predictions(row, ref_preds, qat)
         row["source_agreement"] = float((preds == src).mean()) if src is not None else None
 
 
-__all__ = ["bench", "BENCH_FILE", "measure", "decode_labels", "encode_labels", "reference_row", "BY_KEY"]
+__all__ = ["bench", "BENCH_FILE", "measure", "decode_labels", "encode_labels", "reference_row"]

@@ -262,7 +262,7 @@ def main(argv=None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="edge-mnist", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("edge-mnist: interrupted; files already written are intact", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -273,9 +273,6 @@ def main(argv=None) -> None:
             raise
         click.echo(f"edge-mnist: {'check failed' if isinstance(exc, GateFailed) else 'error'}: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("edge-mnist: interrupted; files already written are intact", err=True)
-        sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, never a traceback, unless --debug
         if debug:
             raise

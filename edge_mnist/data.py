@@ -74,6 +74,18 @@ class Dataset:
         return digest.hexdigest()
 
 
+def encode_labels(values: np.ndarray) -> str:
+    """Class indices 0..9 as a compact digit string (10,000 predictions = 10 kB of JSON)."""
+    return "".join(map(str, np.asarray(values, dtype=np.uint8).tolist()))
+
+
+def decode_labels(text: str, where: str) -> np.ndarray:
+    """Inverse of encode_labels, with a one-line error for anything but digits."""
+    if not isinstance(text, str) or not text.isdigit():
+        raise EdgeMnistError(f"{where}: predictions/labels must be a non-empty string of digits 0-9")
+    return np.frombuffer(text.encode(), dtype=np.uint8) - ord("0")
+
+
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the models' input convention."""
     return (images.astype(np.float32) / 255.0)[..., None]
@@ -167,8 +179,7 @@ def _candidate_dirs(name: str, data_dir: Path | None) -> list[Path]:
     if data_dir is not None:
         return [Path(data_dir)]
     cache = keras_cache_dir()
-    dirs = [cache] if name == "mnist" else [cache / "fashion-mnist", DEBIAN_FASHION_DIR]
-    return dirs
+    return [cache] if name == "mnist" else [cache / "fashion-mnist", DEBIAN_FASHION_DIR]
 
 
 def _read_local(folder: Path, name: str) -> tuple[dict[str, np.ndarray], str] | None:

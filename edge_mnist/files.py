@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import EdgeMnistError
+
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -63,8 +65,6 @@ class _AtomicOutput:
 
 def read_json(path: Path, what: str) -> dict:
     """Load a JSON object or raise a one-line EdgeMnistError naming the file."""
-    from .errors import EdgeMnistError
-
     path = Path(path)
     if not path.is_file():
         raise EdgeMnistError(f"{path}: {what} not found")

@@ -36,7 +36,6 @@ FORMATS: tuple[Format, ...] = (
     Format("onnx_qat_int8", "model_qat_int8.onnx", "onnx", "int8", "qat", "edge_mnist.convert.onnx:export_int8"),
 )
 BY_KEY = {f.key: f for f in FORMATS}
-BY_FILE = {f.file: f for f in FORMATS}
 REFERENCE = BY_KEY["keras_float32"]
 
 

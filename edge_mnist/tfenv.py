@@ -19,8 +19,7 @@ _NOISE = re.compile(
     r"|E\d{4} .*(cuInit|cuda_(platform|dnn|fft|blas)|Unable to register cu)"
     r"|To enable the following instructions:.*"
     r"|INFO: Created TensorFlow Lite XNNPACK delegate.*"
-    r"|fully_quantize: .*"
-    r"|.*UserWarning: Statistics for quantized inputs.*|\s+warnings.warn\(.*)"
+    r"|fully_quantize: .*)"
 )
 
 
@@ -64,8 +63,3 @@ def import_tf(debug: bool = False):
     tf.get_logger().setLevel("ERROR")
     return tf, keras
 
-
-def gpu_names() -> list[str]:
-    """Names of the GPUs TensorFlow can see (empty on a CPU-only machine)."""
-    tf, _ = import_tf()
-    return [d.name for d in tf.config.list_physical_devices("GPU")]

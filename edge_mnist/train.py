@@ -57,22 +57,20 @@ def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     return ds.batch(batch_size).map(normalize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-class _EpochTimer:
-    """Keras callback factory recording wall time per epoch (for images/second)."""
+def epoch_timer(keras):
+    """A Keras callback recording wall time per epoch in `.seconds` (for images/second)."""
 
-    @staticmethod
-    def make(keras):
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.seconds = []
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
 
-        return Timer()
+    return Timer()
 
 
 def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learning_rate: float) -> dict:
@@ -82,7 +80,7 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_ds = make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True)
     test_ds = make_pipeline(dataset.x_test, dataset.y_test, 1024, seed, shuffle=False)
-    timer = _EpochTimer.make(keras)
+    timer = epoch_timer(keras)
     history = model.fit(train_ds, epochs=epochs, validation_data=test_ds, callbacks=[timer],
                         verbose=1 if sys.stdout.isatty() else 2)
     metrics = {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, to_float
+from ..data import Dataset, encode_labels, to_float
 from ..errors import EdgeMnistError
-from ..formats import BY_KEY, REFERENCE, Format, for_method
+from ..formats import REFERENCE, Format, for_method
 from .manifest import Manifest, describe_artifact
 
 METHODS = ("float", "ptq", "qat")
@@ -45,8 +45,8 @@ def run_exporter(job: ExportJob) -> dict:
 def export(out: Path, dataset: Dataset, method: str = "ptq", calib_samples: int = 500, seed: int = 0,
            qat_epochs: int = 1, batch_size: int = 128, progress=print) -> Manifest:
     """Export every format of `method` from the trained float model in `out`; update the manifest."""
-    from ..train import evaluate_keras, load_keras, qat_finetune, save_keras, QAT_KERAS_FILE
     from ..files import sha256_file
+    from ..train import QAT_KERAS_FILE, evaluate_keras, load_keras, qat_finetune, save_keras
 
     if method not in METHODS:
         raise EdgeMnistError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -67,7 +67,7 @@ def export(out: Path, dataset: Dataset, method: str = "ptq", calib_samples: int 
         manifest.qat = {"epochs": qat_epochs, "history": metrics, "keras_file": QAT_KERAS_FILE,
                         "keras_sha256": sha256_file(out / QAT_KERAS_FILE),
                         "qat_keras_accuracy": float((preds == dataset.y_test).mean()),
-                        "predictions": "".join(map(str, preds.tolist()))}
+                        "predictions": encode_labels(preds)}
     for fmt in formats:
         progress(f"exporting {fmt.file}")
         with warnings.catch_warnings():
@@ -78,4 +78,4 @@ def export(out: Path, dataset: Dataset, method: str = "ptq", calib_samples: int 
     return manifest
 
 
-__all__ = ["export", "ExportJob", "calibration_images", "Manifest", "BY_KEY", "METHODS"]
+__all__ = ["export", "ExportJob", "calibration_images", "Manifest", "METHODS"]
