@@ -1,10 +1,13 @@
 """Reproducible performance suite: every artifact in an export folder, plus Keras float, in one run.
 
-    python benchmarks/suite.py --out export --threads 1 --runs 2000
+    python benchmarks/suite.py --out export
 
-Each artifact is measured in its own child process (so peak resident memory is per runtime),
-with the same timing code as `edge-mnist bench` (edge_mnist.timing). Writes
-benchmarks/results/<date>.json and .md and a latency plot (log scale).
+Each artifact is measured in its own child process, so peak resident memory is that of one
+runtime, with the same timing code as `edge-mnist bench` (edge_mnist.timing). The headline
+ratios are measured again in one process with the candidates interleaved block by block, so
+a noisy neighbour slows both sides alike. Training speed (`edge-mnist train`'s tf.data
+pipeline against model.fit on in-memory arrays) is measured the same interleaved way.
+Writes benchmarks/results/<date>.json and .md and a latency plot (log scale).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +33,73 @@ from edge_mnist.timing import latency_us, load_seconds, throughput_ips
 # dense1 1600*512, dense2 512*10.
 MACS = 26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 512 + 512 * 10
 HERE = Path(__file__).parent
+BATCHES = (1, 32, 256)
+PAIRED = ("tflite_int8", "onnx_int8", "keras_float32")
 
 
-def measure_one(path: Path, dataset: str, threads: int, runs: int, warmup: int) -> dict:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_one(path: Path, images: np.ndarray, threads: int, runs: int, warmup: int) -> dict:
     """All figures for one artifact, in this (child) process."""
     runner = open_model(path, threads)
-    x = to_float(load_dataset(dataset).x_test[:256])
     row = {"load_s": load_seconds(lambda: open_model(path, threads)),
-           "latency_us": latency_us(runner.bound_call(x[:1]), runs=runs, warmup=warmup),
-           "throughput_ips": {str(b): throughput_ips(runner.bound_call(x[:b]), b) for b in (1, 32, 256)}}
+           "latency_us": latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup),
+           "throughput_ips": {str(b): throughput_ips(runner.bound_call(images[:b]), b) for b in BATCHES}}
     if runner.runtime == "keras":
         model = runner.model
-        row["keras_predict_latency_us"] = latency_us(lambda: model.predict(x[:1], verbose=0),
+        row["keras_predict_latency_us"] = latency_us(lambda: model.predict(images[:1], verbose=0),
                                                      runs=max(50, runs // 20), warmup=10)
-    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_rss_mb"] = peak_rss_mb()
     return row
+
+
+def measure_paired(paths: dict[str, Path], images: np.ndarray, threads: int, runs: int, rounds: int) -> dict:
+    """p50 of each model in alternating blocks in one process; median over rounds, and ratios."""
+    calls = {key: open_model(path, threads).bound_call(images[:1]) for key, path in paths.items()}
+    blocks: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            n = runs if key != "keras_float32" else max(20, runs // 20)
+            blocks[key].append(latency_us(call, runs=n, warmup=max(5, n // 10))["p50"])
+    p50 = {key: float(np.median(v)) for key, v in blocks.items()}
+    return {"rounds": rounds, "runs_per_block": runs, "p50_us": p50, "block_p50s_us": blocks, "ratios": ratios(p50)}
+
+
+def ratios(p50: dict[str, float]) -> dict:
+    """ONNX int8 over TFLite int8, and Keras direct call over TFLite int8, where both exist."""
+    out = {}
+    if {"onnx_int8", "tflite_int8"} <= p50.keys():
+        out["onnx_int8_over_tflite_int8"] = p50["onnx_int8"] / p50["tflite_int8"]
+    if {"keras_float32", "tflite_int8"} <= p50.keys():
+        out["keras_direct_over_tflite_int8"] = p50["keras_float32"] / p50["tflite_int8"]
+    return out
+
+
+def measure_training(dataset: str, epochs: int, rounds: int, batch_size: int = 128) -> dict:
+    """Seconds per 60k-image training pass, tf.data pipeline vs in-memory arrays, interleaved.
+
+    Each fit runs `epochs` + 1 epochs and the first (graph tracing) is dropped; validation is
+    excluded from the timed pass (train.epoch_timer).
+    """
+    from edge_mnist.models import build
+    from edge_mnist.tfenv import import_tf
+    from edge_mnist.train import fit
+
+    _, keras = import_tf()
+    data = load_dataset(dataset)
+    seconds: dict[str, list[float]] = {"tf.data": [], "arrays": []}
+    for _ in range(rounds):
+        for feed in seconds:
+            keras.utils.set_random_seed(0)
+            metrics = fit(build(), data, epochs + 1, batch_size, 0, 1e-3, feed=feed)
+            seconds[feed] += metrics["train_seconds"][1:]
+    median = {feed: float(np.median(s)) for feed, s in seconds.items()}
+    return {"images": int(len(data.x_train)), "batch_size": batch_size, "seconds_per_epoch": seconds,
+            "median_seconds": median, "images_per_second": {f: len(data.x_train) / s for f, s in median.items()},
+            "pipeline_over_arrays": median["tf.data"] / median["arrays"]}
 
 
 def cpu_flags() -> list[str]:
@@ -56,60 +112,86 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f.startswith(("avx", "fma", "sse4", "amx")))
 
 
-def run_suite(out: Path, threads: int, runs: int, warmup: int) -> dict:
-    """Measure every artifact listed in the manifest, each in a child process."""
-    manifest = Manifest.load(out)
-    rows = []
-    for fmt in (f for f in FORMATS if f.key in manifest.artifacts):
-        path = manifest.verify(fmt.key)
-        print(f"measuring {fmt.file}", file=sys.stderr)
-        proc = subprocess.run([sys.executable, __file__, "--one", str(path), "--dataset", manifest.dataset,
-                               "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup)],
-                              capture_output=True, text=True, check=True)
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
-        row.update(artifact=fmt.file, key=fmt.key, runtime=fmt.runtime, precision=fmt.precision, method=fmt.method,
-                   size_bytes=manifest.artifacts[fmt.key]["size_bytes"])
-        row["gmacs_per_s"] = MACS / row["latency_us"]["p50"] / 1e3
-        rows.append(row)
-    history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else {}
+def child(*args: str) -> dict:
+    """Run this script in a fresh process with `args`; its last stdout line is JSON."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"suite child {' '.join(args[:2])} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_suite(args) -> dict:
+    """Every artifact in its own child, then the paired ratios and the training comparison."""
+    manifest = Manifest.load(args.out)
+    common = ["--threads", str(args.threads), "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    rows, paths = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images.npy"
+        np.save(images, to_float(load_dataset(manifest.dataset).x_test[:max(BATCHES)]))
+        for fmt in (f for f in FORMATS if f.key in manifest.artifacts):
+            paths[fmt.key] = manifest.verify(fmt.key)
+            print(f"measuring {fmt.file}", file=sys.stderr)
+            row = child("--one", str(paths[fmt.key]), "--images", str(images), *common)
+            row.update(artifact=fmt.file, key=fmt.key, runtime=fmt.runtime, precision=fmt.precision,
+                       method=fmt.method, size_bytes=manifest.artifacts[fmt.key]["size_bytes"])
+            row["gmacs_per_s"] = MACS / row["latency_us"]["p50"] / 1e3
+            rows.append(row)
+        print("measuring the headline ratios, interleaved", file=sys.stderr)
+        pair_args = [a for key in PAIRED if key in paths for a in ("--pair", f"{key}={paths[key]}")]
+        paired = child(*pair_args, "--images", str(images), "--rounds", str(args.rounds), *common)
+    baseline = child("--baseline")
+    training = None
+    if args.train_epochs:
+        print("measuring training speed (tf.data vs arrays)", file=sys.stderr)
+        training = child("--train", str(args.train_epochs), "--rounds", str(args.train_rounds),
+                         "--dataset", manifest.dataset)
+    sizes = {r["key"]: r["size_bytes"] for r in rows}
+    size_ratio = sizes["tflite_int8"] / sizes["tflite_float32"] if {"tflite_int8", "tflite_float32"} <= sizes.keys() else None
     return {"date": dt.date.today().isoformat(), "machine": {**machine_info(), "flags": cpu_flags()},
-            "versions": tool_versions(), "threads": threads, "runs": runs, "warmup": warmup, "macs_per_image": MACS,
-            "training_images_per_second": history.get("history", {}).get("images_per_second"),
-            "rows": rows, "ratios": ratios(rows)}
-
-
-def ratios(rows: list[dict]) -> dict:
-    """The headline ratios, all from this one run."""
-    by = {r["key"]: r for r in rows}
-    p50 = {k: r["latency_us"]["p50"] for k, r in by.items()}
-    out = {}
-    if {"onnx_int8", "tflite_int8"} <= p50.keys():
-        out["onnx_int8_p50_over_tflite_int8"] = p50["onnx_int8"] / p50["tflite_int8"]
-    if {"keras_float32", "tflite_int8"} <= p50.keys():
-        out["keras_direct_p50_over_tflite_int8"] = p50["keras_float32"] / p50["tflite_int8"]
-    if {"tflite_int8", "tflite_float32"} <= by.keys():
-        out["tflite_int8_size_over_float"] = by["tflite_int8"]["size_bytes"] / by["tflite_float32"]["size_bytes"]
-    return out
+            "versions": tool_versions(), "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
+            "macs_per_image": MACS, "baseline_rss_mb": baseline["peak_rss_mb"], "rows": rows,
+            "ratios_separate_processes": ratios({r["key"]: r["latency_us"]["p50"] for r in rows}),
+            "paired": paired, "tflite_int8_size_over_float": size_ratio, "training": training}
 
 
 def markdown(result: dict) -> str:
     """The committed results table."""
-    head = ("| artifact | size MB | load ms | p50 us | p90 us | p99 us | p99.9 us | mean ± std us | img/s b1 | b32 | b256 "
+    m = result["machine"]
+    head = ("| artifact | size MB | load ms | p50 µs | p90 µs | p99 µs | p99.9 µs | mean ± std µs | img/s b1 | b32 | b256 "
             "| peak RSS MB | GMAC/s |\n|" + "---|" * 13)
-    lines = [f"# Results {result['date']}", "", f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
-             f"flags {' '.join(result['machine']['flags'])}; threads {result['threads']}; {result['runs']} timed runs "
-             f"after {result['warmup']} warm-up.", "", head]
+    lines = [f"# Results {result['date']}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; SIMD flags {' '.join(m['flags'])}.",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+             f"Threads {result['threads']} for every runtime; {result['runs']} timed single-image runs after "
+             f"{result['warmup']} warm-up, each artifact in its own process; {result['macs_per_image']:,} MACs per image. "
+             f"Peak RSS of a bare Python + numpy + edge_mnist.runtime process: {result['baseline_rss_mb']:.0f} MB.",
+             "", head]
     for r in result["rows"]:
         lat, tp = r["latency_us"], r["throughput_ips"]
         lines.append(f"| {r['artifact']} | {r['size_bytes'] / 1e6:.2f} | {r['load_s'] * 1e3:.1f} | {lat['p50']:.1f} | "
                      f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['p999']:.1f} | {lat['mean']:.1f} ± {lat['std']:.1f} | "
                      f"{tp['1']:.0f} | {tp['32']:.0f} | {tp['256']:.0f} | {r['peak_rss_mb']:.0f} | {r['gmacs_per_s']:.2f} |")
         if "keras_predict_latency_us" in r:
-            lines.append(f"| {r['artifact']} via model.predict | | | {r['keras_predict_latency_us']['p50']:.1f} | | | | | | | | | |")
-    lines += ["", "Ratios (same run): " + ", ".join(f"{k} = {v:.3g}" for k, v in result["ratios"].items())]
-    if result["training_images_per_second"]:
-        lines.append(f"Training (edge-mnist train, from history.json): "
-                     f"{', '.join(f'{v:.0f}' for v in result['training_images_per_second'])} images/s per epoch.")
+            lat = r["keras_predict_latency_us"]
+            lines.append(f"| {r['artifact']} via model.predict | | | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} "
+                         f"| {lat['p999']:.1f} | {lat['mean']:.1f} ± {lat['std']:.1f} | | | | | |")
+    p = result["paired"]
+    lines += ["", f"Headline ratios, measured interleaved in one process ({p['rounds']} rounds of {p['runs_per_block']} "
+              "runs per model; median of the block p50s):", ""]
+    lines += [f"- {k}: p50 {v:.1f} µs" for k, v in p["p50_us"].items()]
+    lines += [f"- **{k.replace('_', ' ')} = {v:.2f}×**" for k, v in p["ratios"].items()]
+    if result["tflite_int8_size_over_float"]:
+        lines.append(f"- **int8 / float TFLite size = {result['tflite_int8_size_over_float']:.3f}**")
+    lines.append("- from the separate-process rows above: " + ", ".join(
+        f"{k.replace('_', ' ')} = {v:.2f}×" for k, v in result["ratios_separate_processes"].items()))
+    t = result["training"]
+    if t:
+        lines += ["", f"Training, {t['images']:,} images per epoch, batch {t['batch_size']}, CPU, validation excluded "
+                  "(first epoch of each fit dropped; fits interleaved):", ""]
+        for feed, secs in t["seconds_per_epoch"].items():
+            lines.append(f"- {feed}: median {t['median_seconds'][feed]:.2f} s/epoch "
+                         f"({t['images_per_second'][feed]:.0f} images/s); epochs {', '.join(f'{s:.2f}' for s in secs)}")
+        lines.append(f"- tf.data / arrays time = {t['pipeline_over_arrays']:.2f}")
     return "\n".join(lines) + "\n"
 
 
@@ -126,30 +208,57 @@ def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.barh(names, p50, xerr=[np.zeros_like(p50), p99 - p50], color="tab:blue", capsize=3)
     ax.set_xscale("log")
-    ax.set_xlabel("single-image latency, us (bar p50, whisker p99)")
+    ax.set_xlabel("single-image latency, µs (bar p50, whisker p99), log scale")
+    ax.set_title(f"{result['machine']['cpu']}, {result['threads']} thread(s), {result['date']}", fontsize=9)
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def main() -> None:
-    """CLI of the suite (and of its per-artifact child processes)."""
+def parse_args() -> argparse.Namespace:
+    """Options of the suite and of its child processes (the latter hidden from --help)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("export"))
+    ap.add_argument("--out", type=Path, default=Path("export"), help="export folder with manifest.json")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=2000, help="timed single-image runs per artifact")
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--dataset", default="fashion-mnist", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(measure_one(args.one, args.dataset, args.threads, args.runs, args.warmup)))
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds for the headline ratios")
+    ap.add_argument("--train-epochs", type=int, default=2, help="timed epochs per fit; 0 skips training")
+    ap.add_argument("--train-rounds", type=int, default=2)
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    hidden = argparse.SUPPRESS
+    ap.add_argument("--one", type=Path, help=hidden)
+    ap.add_argument("--pair", action="append", default=[], help=hidden)
+    ap.add_argument("--images", type=Path, help=hidden)
+    ap.add_argument("--baseline", action="store_true", help=hidden)
+    ap.add_argument("--train", type=int, help=hidden)
+    ap.add_argument("--dataset", default="fashion-mnist", help=hidden)
+    return ap.parse_args()
+
+
+def main() -> None:
+    """Parent: run the suite and write results. Child: measure one thing and print JSON."""
+    args = parse_args()
+    if args.one or args.pair:
+        images = np.load(args.images)
+        if args.one:
+            print(json.dumps(measure_one(args.one, images, args.threads, args.runs, args.warmup)))
+        else:
+            paths = dict(p.split("=", 1) for p in args.pair)
+            print(json.dumps(measure_paired(paths, images, args.threads, max(100, args.runs // 10), args.rounds)))
         return
-    result = run_suite(args.out, args.threads, args.runs, args.warmup)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    stem = results / result["date"]
+    if args.baseline:
+        import edge_mnist.runtime  # noqa: F401  (what every runtime child imports before its model)
+
+        print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+        return
+    if args.train:
+        print(json.dumps(measure_training(args.dataset, args.train, args.rounds)))
+        return
+    result = run_suite(args)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = args.results / result["date"]
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(result))
     plot(result, stem.with_suffix(".png"))

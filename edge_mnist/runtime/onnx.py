@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import EdgeMnistError, require
-from .base import Runner, check_signature
+from .base import Runner, check_images, check_signature
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+
+# onnxruntime moves a QuantizeLinear that follows a float MaxPool up in front of it, which
+# turns the fast float NCHWc MaxPool of our first stage into a slow uint8 NCHW one
+# (model_int8.onnx: 51 -> 27 us per image with this transformer off; benchmarks/README.md).
+# It has no effect on float graphs or on graphs where every op is already quantized.
+DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
 
 
 def session_options(ort, threads: int):
@@ -32,7 +39,8 @@ class OnnxRunner(Runner):
         self.path, self.threads = Path(path), threads
         try:
             self.session = ort.InferenceSession(str(path), session_options(ort, threads),
-                                                providers=["CPUExecutionProvider"])
+                                                providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=DISABLED_OPTIMIZERS)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise EdgeMnistError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:160]})") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -57,3 +65,26 @@ class OnnxRunner(Runner):
     def run(self, prepared: np.ndarray) -> np.ndarray:
         """session.run on the single input."""
         return self.session.run([self._out], {self._in.name: prepared})[0]
+
+    def bound_call(self, x: np.ndarray) -> Callable[[], object]:
+        """One image per call through IOBinding: input and output buffers are bound once.
+
+        Each call still copies the prepared image into the bound input buffer (as a camera
+        loop would) and leaves the probabilities in the bound output array, so it does the
+        same work as LiteRT's set_tensor/invoke/get_tensor at ~1.5 us less overhead than
+        session.run (benchmarks/README.md).
+        """
+        prepared = self.prepare(check_images(x, str(self.path)))
+        inbuf = np.empty_like(prepared)
+        out_dtype = _ORT_DTYPES.get(self.session.get_outputs()[0].type, np.float32)
+        outbuf = np.empty((len(prepared), 10), dtype=out_dtype)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self._in.name, inbuf)
+        binding.bind_output(self._out, "cpu", 0, outbuf.dtype, outbuf.shape, outbuf.ctypes.data)
+
+        def call():
+            np.copyto(inbuf, prepared)
+            self.session.run_with_iobinding(binding)
+            return outbuf
+
+        return call

@@ -34,6 +34,18 @@ def test_onnx_runner_predicts_probabilities(tmp_path):
     assert runner.precision == "float32"
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnx_bound_call_matches_session_run(tmp_path, batch):
+    """The IOBinding call the latency timer measures computes what session.run computes."""
+    runner = open_model(tiny_onnx(tmp_path / "m.onnx"))
+    images = np.random.default_rng(2).random((2, batch, 28, 28, 1), dtype=np.float32)
+    calls = [runner.bound_call(x) for x in images]
+    results = [call().copy() for call in calls]  # two bindings alive at once must not share buffers
+    for x, got in zip(images, results):
+        np.testing.assert_array_equal(got, runner.run(runner.prepare(x)))
+    assert not np.array_equal(results[0], results[1])
+
+
 def test_onnx_wrong_input_shape_is_refused(tmp_path):
     with pytest.raises(EdgeMnistError, match=r"m.onnx: model input shape is \[-1, 32, 32, 3\]"):
         open_model(tiny_onnx(tmp_path / "m.onnx", shape=("N", 32, 32, 3)))
