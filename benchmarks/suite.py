@@ -38,7 +38,18 @@ PAIRED = ("tflite_int8", "onnx_int8", "keras_float32")
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MB.
+
+    VmHWM belongs to this process image alone; ru_maxrss is not used where VmHWM exists
+    because Linux carries the parent's peak across fork+exec into it (every child would
+    report at least the suite's own peak).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

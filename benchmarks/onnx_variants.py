@@ -1,0 +1,114 @@
+"""Every onnxruntime int8 option we tried for the PTQ ONNX model, measured against TFLite int8.
+
+    python benchmarks/onnx_variants.py --out export
+
+Rebuilds the int8 ONNX model from the export folder's float Keras model in each variant
+(quantize_static options, graph shape, session options), then measures test accuracy and
+single-image p50 interleaved with the folder's model_int8.tflite in one process, so each
+ratio is immune to the machine getting slower between variants. Needs the train extra
+(TensorFlow, tf2onnx). Prints a Markdown table; benchmarks/README.md records one run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_mnist.convert import calibration_images
+from edge_mnist.convert.onnx import _CalibReader, _keras_to_onnx, first_stage_nodes
+from edge_mnist.data import load_dataset, to_float
+from edge_mnist.models import fold_batchnorm
+from edge_mnist.runtime.onnx import OnnxRunner, session_options
+from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.timing import latency_us
+from edge_mnist.train import KERAS_FILE, load_keras
+
+# name: (BatchNorm folded, quantize_static options, first stage float, session settings)
+SHIPPED = dict(fold=True, quant={}, float_first=True, disabled=["QDQPropagationTransformer"], binding=True)
+VARIANTS = {
+    "all int8, BatchNorm as Mul+Add (previous release)": dict(fold=False, quant={}, float_first=False),
+    "all int8, BatchNorm folded into Dense10": dict(fold=True, quant={}, float_first=False),
+    "  + per-channel weights": dict(fold=True, quant={"per_channel": True}, float_first=False),
+    "  + int8 (signed) activations": dict(fold=True, quant={"activation_type": "QInt8"}, float_first=False),
+    "  + reduce_range (7-bit weights)": dict(fold=True, quant={"reduce_range": True}, float_first=False),
+    "  + QOperator format instead of QDQ": dict(fold=True, quant={"quant_format": "QOperator"}, float_first=False),
+    "first conv+pool float, default session": dict(fold=True, quant={}, float_first=True),
+    "first conv+pool float, QDQPropagationTransformer off": dict(SHIPPED, binding=False),
+    "  + graph optimization EXTENDED (no layout transforms)": dict(SHIPPED, binding=False, level="EXTENDED"),
+    "  + per-channel weights, first stage float": dict(SHIPPED, binding=False, quant={"per_channel": True}),
+    "  + IOBinding, buffers bound once (shipped; what `bench` times)": SHIPPED,
+}
+
+
+def quantize(float_proto, dst: Path, calib: np.ndarray, quant: dict, float_first: bool) -> None:
+    """quantize_static with the variant's options (defaults: QDQ, per-tensor, uint8 act, int8 weights)."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    opts = {"quant_format": "QDQ", "per_channel": False, "activation_type": "QUInt8", "reduce_range": False, **quant}
+    f32, pre = dst.with_suffix(".f32.onnx"), dst.with_suffix(".pre.onnx")
+    onnx.save(float_proto, f32)
+    quant_pre_process(str(f32), str(pre))
+    exclude = first_stage_nodes(onnx.load(pre).graph) if float_first else []
+    quantize_static(str(pre), str(dst), _CalibReader(calib), quant_format=QuantFormat[opts["quant_format"]],
+                    per_channel=opts["per_channel"], activation_type=QuantType[opts["activation_type"]],
+                    weight_type=QuantType.QInt8, reduce_range=opts["reduce_range"], nodes_to_exclude=exclude)
+
+
+def single_image_call(path: Path, variant: dict, x1: np.ndarray):
+    """The timed call: the shipped runner's IOBinding call, or session.run with the variant's options."""
+    import onnxruntime as ort
+
+    if variant.get("binding"):
+        runner = OnnxRunner(path)
+        return runner.bound_call(x1), runner.predict
+    opts = session_options(ort, 1)
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{variant.get('level', 'ALL')}")
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=variant.get("disabled", []))
+    name = session.get_inputs()[0].name
+    return (lambda: session.run(None, {name: x1})), (lambda x: session.run(None, {name: x})[0])
+
+
+def paired_p50(call, reference, rounds: int, runs: int) -> tuple[float, float]:
+    """Median over rounds of the block p50s of `call` and `reference`, alternating."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(latency_us(call, runs=runs, warmup=50)["p50"])
+        b.append(latency_us(reference, runs=runs, warmup=50)["p50"])
+    return float(np.median(a)), float(np.median(b))
+
+
+def main() -> None:
+    """Build, measure and print every variant."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("export"))
+    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=400)
+    args = ap.parse_args()
+    data = load_dataset(args.dataset)
+    model = load_keras(args.out / KERAS_FILE)
+    protos = {False: _keras_to_onnx(model), True: _keras_to_onnx(fold_batchnorm(model))}
+    calib = calibration_images(data, 500, 0)
+    x_test = to_float(data.x_test)
+    tflite = TFLiteRunner(args.out / "model_int8.tflite").bound_call(x_test[:1])
+    print("| variant | accuracy | ONNX p50 µs | TFLite int8 p50 µs | ratio |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, variant) in enumerate(VARIANTS.items()):
+            path = Path(tmp) / f"v{i}.onnx"
+            quantize(protos[variant["fold"]], path, calib, variant["quant"], variant["float_first"])
+            call, predict = single_image_call(path, variant, x_test[:1])
+            accuracy = float((np.concatenate([predict(x_test[j:j + 1000]) for j in range(0, len(x_test), 1000)])
+                              .argmax(1) == data.y_test).mean())
+            onnx_p50, tflite_p50 = paired_p50(call, tflite, args.rounds, args.runs)
+            print(f"| {name} | {accuracy:.2%} | {onnx_p50:.1f} | {tflite_p50:.1f} | {onnx_p50 / tflite_p50:.2f}× |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
