@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,19 @@ def child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def cli_bench_p50(out: Path, tmp: Path, threads: int) -> dict:
+    """`edge-mnist bench` on a copy of the folder (the user's bench.json is left alone): p50 per artifact."""
+    copy = tmp / "bench_copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("bench.json"))
+    cmd = [sys.executable, "-c", "from edge_mnist.cli import main; main()", "bench", "--out", str(copy),
+           "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"edge-mnist bench failed:\n{proc.stderr[-2000:]}")
+    rows = json.loads((copy / "bench.json").read_text())["rows"]
+    return {r["key"]: r["latency_us"]["p50"] for r in rows}
+
+
 def run_suite(args) -> dict:
     """Every artifact in its own child, then the paired ratios and the training comparison."""
     manifest = Manifest.load(args.out)
@@ -150,6 +164,10 @@ def run_suite(args) -> dict:
         print("measuring the headline ratios, interleaved", file=sys.stderr)
         pair_args = [a for key in PAIRED if key in paths for a in ("--pair", f"{key}={paths[key]}")]
         paired = child(*pair_args, "--images", str(images), "--rounds", str(args.rounds), *common)
+        print("running edge-mnist bench on a copy of the folder, for comparison", file=sys.stderr)
+        cli_p50 = cli_bench_p50(args.out, Path(tmp), args.threads)
+        for row in rows:
+            row["cli_bench_p50_us"] = cli_p50.get(row["key"])
     baseline = child("--baseline")
     training = None
     if args.train_epochs:
@@ -169,23 +187,26 @@ def markdown(result: dict) -> str:
     """The committed results table."""
     m = result["machine"]
     head = ("| artifact | size MB | load ms | p50 µs | p90 µs | p99 µs | p99.9 µs | mean ± std µs | img/s b1 | b32 | b256 "
-            "| peak RSS MB | GMAC/s |\n|" + "---|" * 13)
+            "| peak RSS MB | GMAC/s | `edge-mnist bench` p50 µs |\n|" + "---|" * 14)
     lines = [f"# Results {result['date']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; SIMD flags {' '.join(m['flags'])}.",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
              f"Threads {result['threads']} for every runtime; {result['runs']} timed single-image runs after "
              f"{result['warmup']} warm-up, each artifact in its own process; {result['macs_per_image']:,} MACs per image. "
-             f"Peak RSS of a bare Python + numpy + edge_mnist.runtime process: {result['baseline_rss_mb']:.0f} MB.",
+             f"Peak RSS of a bare Python + numpy + edge_mnist.runtime process: {result['baseline_rss_mb']:.0f} MB. "
+             "The last column is `edge-mnist bench` (1000 runs after 100 warm-up) on a copy of the same files, "
+             "in the same suite run: the two share edge_mnist.timing.",
              "", head]
     for r in result["rows"]:
         lat, tp = r["latency_us"], r["throughput_ips"]
         lines.append(f"| {r['artifact']} | {r['size_bytes'] / 1e6:.2f} | {r['load_s'] * 1e3:.1f} | {lat['p50']:.1f} | "
                      f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['p999']:.1f} | {lat['mean']:.1f} ± {lat['std']:.1f} | "
-                     f"{tp['1']:.0f} | {tp['32']:.0f} | {tp['256']:.0f} | {r['peak_rss_mb']:.0f} | {r['gmacs_per_s']:.2f} |")
+                     f"{tp['1']:.0f} | {tp['32']:.0f} | {tp['256']:.0f} | {r['peak_rss_mb']:.0f} | {r['gmacs_per_s']:.2f} | "
+                     f"{r['cli_bench_p50_us']:.1f} |")
         if "keras_predict_latency_us" in r:
             lat = r["keras_predict_latency_us"]
             lines.append(f"| {r['artifact']} via model.predict | | | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} "
-                         f"| {lat['p999']:.1f} | {lat['mean']:.1f} ± {lat['std']:.1f} | | | | | |")
+                         f"| {lat['p999']:.1f} | {lat['mean']:.1f} ± {lat['std']:.1f} | | | | | | |")
     p = result["paired"]
     lines += ["", f"Headline ratios, measured interleaved in one process ({p['rounds']} rounds of {p['runs_per_block']} "
               "runs per model; median of the block p50s):", ""]

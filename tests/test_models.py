@@ -17,21 +17,42 @@ def test_reference_cnn_layout_and_parameters():
                      "BatchNormalization", "Dropout", "Dense"]
 
 
-def test_fold_batchnorm_is_exact_and_leaves_original_untouched():
-    from edge_mnist.models import build, fold_batchnorm
+def model_with_random_batchnorm(gamma_sign: float = 1.0):
+    """The reference CNN with random BatchNorm statistics (so the fold has something to do)."""
+    from edge_mnist.models import build
 
     model = build()
-    bn = model.get_layer("bn")
     rng = np.random.default_rng(0)
     gamma, beta, mean, var = (rng.normal(size=512).astype(np.float32) for _ in range(4))
-    bn.set_weights([gamma, beta, mean, np.abs(var) + 0.1])
+    model.get_layer("bn").set_weights([gamma_sign * np.abs(gamma) + 0.01 * gamma_sign, beta, mean, np.abs(var) + 0.1])
+    return model
+
+
+@pytest.mark.parametrize("through_relu", [False, True])
+def test_fold_batchnorm_is_exact_and_leaves_original_untouched(through_relu):
+    from edge_mnist.models import fold_batchnorm
+
+    model = model_with_random_batchnorm()
     before = [w.copy() for w in model.get_weights()]
-    folded = fold_batchnorm(model)
-    x = rng.random((16, 28, 28, 1), dtype=np.float32)
+    folded = fold_batchnorm(model, through_relu=through_relu)
+    x = np.random.default_rng(1).random((16, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-6)
     assert not any("BatchNormalization" == type(layer).__name__ for layer in folded.layers)
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize("gamma_sign, dense10_kernel_kept", [(1.0, True), (-1.0, False)])
+def test_fold_through_relu_keeps_dense10_weights_only_when_every_scale_is_positive(gamma_sign, dense10_kernel_kept):
+    """A negative scale does not commute with ReLU, so that BatchNorm must fold forward instead."""
+    from edge_mnist.models import fold_batchnorm
+
+    model = model_with_random_batchnorm(gamma_sign)
+    folded = fold_batchnorm(model, through_relu=True)
+    same = np.array_equal(folded.layers[-1].get_weights()[0], model.get_layer("probs").get_weights()[0])
+    assert same == dense10_kernel_kept
+    x = np.random.default_rng(2).random((8, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-6)
 
 
 def test_unknown_architecture_is_an_error():

@@ -1,9 +1,9 @@
 """ONNX exporters: float32 via tf2onnx, and int8 by one of two measured routes.
 
 int8 routes (see README, "Which int8 ONNX"):
-- "ort-static": BatchNorm folded into the next Dense, tf2onnx float graph -> onnxruntime
-  quant_pre_process -> quantize_static (QDQ, per-tensor, calibrated on training images), with
-  the first Conv+MaxPool left in float32. Accurate and the fastest under onnxruntime on
+- "ort-static": BatchNorm folded into Dense512 through its ReLU (models.fold_batchnorm), tf2onnx
+  float graph -> onnxruntime quant_pre_process -> quantize_static (QDQ, per-tensor, calibrated
+  on training images), with the first Conv+MaxPool left in float32. Accurate and the fastest under onnxruntime on
   x86-64 (benchmarks/README.md has every variant we measured); used for PTQ.
 - "from-tflite": tf2onnx converts the int8 .tflite, keeping its exact integer parameters,
   so the ONNX model computes what LiteRT computes; used for QAT, where the ranges learned
@@ -108,14 +108,15 @@ def _ort_static(job):
 
     with tempfile.TemporaryDirectory() as tmp:
         f32, pre, q8 = (Path(tmp) / n for n in ("f32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(_keras_to_onnx(fold_batchnorm(job.model)), f32)
+        onnx.save(_keras_to_onnx(fold_batchnorm(job.model, through_relu=True)), f32)
         quant_pre_process(str(f32), str(pre))
         keep_float = first_stage_nodes(onnx.load(pre).graph)
         quantize_static(str(pre), str(q8), _CalibReader(job.calib), quant_format=QuantFormat.QDQ,
                         per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=keep_float)
         job.details["quantization"] = ("onnxruntime quantize_static QDQ, per-tensor, uint8 activations, int8 weights; "
-                                       f"BatchNorm folded; first conv stage float32 ({len(keep_float)} nodes)")
+                                       "BatchNorm folded into Dense512 through ReLU; "
+                                       f"first conv stage float32 ({len(keep_float)} nodes)")
         return onnx.load(q8)
 
 
