@@ -87,6 +87,8 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
     feed="tf.data" is what `edge-mnist train` uses; feed="arrays" hands Keras the in-memory
     float arrays instead, the reference benchmarks/suite.py compares the pipeline's speed with.
     """
+    if feed not in ("tf.data", "arrays"):
+        raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")
     _, keras = import_tf()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

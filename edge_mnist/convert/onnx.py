@@ -1,10 +1,11 @@
 """ONNX exporters: float32 via tf2onnx, and int8 by one of two measured routes.
 
 int8 routes (see README, "Which int8 ONNX"):
-- "ort-static": BatchNorm folded into Dense512 through its ReLU (models.fold_batchnorm), tf2onnx
-  float graph -> onnxruntime quant_pre_process -> quantize_static (QDQ, per-tensor, calibrated
-  on training images), with the first Conv+MaxPool left in float32. Accurate and the fastest under onnxruntime on
-  x86-64 (benchmarks/README.md has every variant we measured); used for PTQ.
+- "ort-static": BatchNorm folded into Dense512 through its ReLU (models.fold_batchnorm),
+  tf2onnx float graph -> onnxruntime quant_pre_process -> quantize_static (QDQ, per-tensor,
+  calibrated on training images), with the first Conv+MaxPool left in float32. Accurate and
+  the fastest under onnxruntime on x86-64 (benchmarks/README.md has every variant we
+  measured); used for PTQ.
 - "from-tflite": tf2onnx converts the int8 .tflite, keeping its exact integer parameters,
   so the ONNX model computes what LiteRT computes; used for QAT, where the ranges learned
   in fine-tuning are the point.

@@ -71,7 +71,7 @@ class OnnxRunner(Runner):
 
         Each call still copies the prepared image into the bound input buffer (as a camera
         loop would) and leaves the probabilities in the bound output array, so it does the
-        same work as LiteRT's set_tensor/invoke/get_tensor at ~1.5 us less overhead than
+        same work as LiteRT's set_tensor/invoke/get_tensor at about 2 us less overhead than
         session.run (benchmarks/README.md).
         """
         prepared = self.prepare(check_images(x, str(self.path)))
