@@ -7,7 +7,7 @@ runtime, with the same timing code as `edge-mnist bench` (edge_mnist.timing). Th
 ratios are measured again in one process with the candidates interleaved block by block, so
 a noisy neighbour slows both sides alike. Training speed (`edge-mnist train`'s tf.data
 pipeline against model.fit on in-memory arrays) is measured the same interleaved way.
-Writes benchmarks/results/<date>.json and .md and a latency plot (log scale).
+Writes benchmarks/results/<date>-<HHMM>.json and .md and a latency plot (log scale).
 """
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def run_suite(args) -> dict:
                          "--dataset", manifest.dataset)
     sizes = {r["key"]: r["size_bytes"] for r in rows}
     size_ratio = sizes["tflite_int8"] / sizes["tflite_float32"] if {"tflite_int8", "tflite_float32"} <= sizes.keys() else None
-    return {"date": dt.date.today().isoformat(), "machine": {**machine_info(), "flags": cpu_flags()},
+    now = dt.datetime.now()
+    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": {**machine_info(), "flags": cpu_flags()},
             "versions": tool_versions(), "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
             "macs_per_image": MACS, "baseline_rss_mb": baseline["peak_rss_mb"], "rows": rows,
             "ratios_separate_processes": ratios({r["key"]: r["latency_us"]["p50"] for r in rows}),
@@ -188,7 +189,7 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     head = ("| artifact | size MB | load ms | p50 µs | p90 µs | p99 µs | p99.9 µs | mean ± std µs | img/s b1 | b32 | b256 "
             "| peak RSS MB | GMAC/s | `edge-mnist bench` p50 µs |\n|" + "---|" * 14)
-    lines = [f"# Results {result['date']}", "",
+    lines = [f"# Results {result['date']} {result.get('time', '')}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; SIMD flags {' '.join(m['flags'])}.",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
              f"Threads {result['threads']} for every runtime; {result['runs']} timed single-image runs after "
@@ -290,7 +291,7 @@ def main() -> None:
         return
     result = run_suite(args)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / result["date"]
+    stem = args.results / f"{result['date']}-{result['time'].replace(':', '')}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(result))
     plot(result, stem.with_suffix(".png"))

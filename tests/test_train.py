@@ -30,6 +30,8 @@ def test_pipeline_normalizes_and_is_seeded():
     first = [y.numpy().tolist() for _, y in make_pipeline(images, labels, 4, seed=1, shuffle=True)]
     again = [y.numpy().tolist() for _, y in make_pipeline(images, labels, 4, seed=1, shuffle=True)]
     assert first == again and sorted(sum(first, [])) == list(range(10))
+    for x, y in make_pipeline(images, labels, 4, seed=2, shuffle=True):  # images stay with their labels
+        np.testing.assert_allclose(x.numpy()[..., 0] * 255.0, images[y.numpy()], atol=1e-4)
     x, _ = next(iter(make_pipeline(images, labels, 10, seed=1, shuffle=False)))
     assert x.shape == (10, 28, 28, 1) and x.dtype.name == "float32"
     np.testing.assert_allclose(x.numpy()[..., 0], images / 255.0, atol=1e-7)
