@@ -19,17 +19,17 @@ import numpy as np
 
 from edge_mnist.check import class_accuracy
 from edge_mnist.convert import calibration_images
-from edge_mnist.convert.onnx import _CalibReader, _keras_to_onnx, first_stage_nodes
+from edge_mnist.convert.onnx import _keras_to_onnx, quantize_qdq
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.models import fold_batchnorm
-from edge_mnist.runtime.onnx import OnnxRunner, session_options
+from edge_mnist.runtime.onnx import DISABLED_OPTIMIZERS, OnnxRunner, session_options
 from edge_mnist.runtime.tflite import TFLiteRunner
-from edge_mnist.timing import latency_us
+from edge_mnist.timing import interleaved_p50
 from edge_mnist.train import KERAS_FILE, load_keras
 
 # fold: how BatchNorm leaves the graph (None: it stays as Mul+Add; "next": into Dense10;
 # "relu": into Dense512 through its ReLU, models.fold_batchnorm(through_relu=True)).
-SHIPPED = dict(fold="relu", quant={}, float_first=True, disabled=["QDQPropagationTransformer"], binding=True)
+SHIPPED = dict(fold="relu", quant={}, float_first=True, disabled=DISABLED_OPTIMIZERS, binding=True)
 SESSION_RUN = dict(SHIPPED, binding=False)
 VARIANTS = {
     "all int8, BatchNorm as Mul+Add (previous release)": dict(fold=None, quant={}, float_first=False),
@@ -47,22 +47,6 @@ VARIANTS = {
     "  + BatchNorm folded into Dense10, first stage float": dict(SESSION_RUN, fold="next"),
     "  + IOBinding, buffers bound once (shipped; what `bench` times)": SHIPPED,
 }
-
-
-def quantize(float_proto, dst: Path, calib: np.ndarray, quant: dict, float_first: bool) -> None:
-    """quantize_static with the variant's options (defaults: QDQ, per-tensor, uint8 act, int8 weights)."""
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    opts = {"quant_format": "QDQ", "per_channel": False, "activation_type": "QUInt8", "reduce_range": False, **quant}
-    f32, pre = dst.with_suffix(".f32.onnx"), dst.with_suffix(".pre.onnx")
-    onnx.save(float_proto, f32)
-    quant_pre_process(str(f32), str(pre))
-    exclude = first_stage_nodes(onnx.load(pre).graph) if float_first else []
-    quantize_static(str(pre), str(dst), _CalibReader(calib), quant_format=QuantFormat[opts["quant_format"]],
-                    per_channel=opts["per_channel"], activation_type=QuantType[opts["activation_type"]],
-                    weight_type=QuantType.QInt8, reduce_range=opts["reduce_range"], nodes_to_exclude=exclude)
 
 
 def single_image_call(path: Path, variant: dict, x1: np.ndarray):
@@ -83,15 +67,6 @@ def single_image_call(path: Path, variant: dict, x1: np.ndarray):
 def worst_class_drop(preds: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> float:
     """Largest per-class accuracy loss against the float model in pp (the gate's criterion)."""
     return float(np.nanmax(class_accuracy(reference, labels) - class_accuracy(preds, labels)) * 100)
-
-
-def paired_p50(call, reference, rounds: int, runs: int) -> tuple[float, float]:
-    """Median over rounds of the block p50s of `call` and `reference`, alternating."""
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(latency_us(call, runs=runs, warmup=50)["p50"])
-        b.append(latency_us(reference, runs=runs, warmup=50)["p50"])
-    return float(np.median(a)), float(np.median(b))
 
 
 def main() -> None:
@@ -115,10 +90,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, variant) in enumerate(VARIANTS.items()):
             path = Path(tmp) / f"v{i}.onnx"
-            quantize(protos[variant["fold"]], path, calib, variant["quant"], variant["float_first"])
+            proto, _ = quantize_qdq(protos[variant["fold"]], calib, float_first=variant["float_first"], **variant["quant"])
+            path.write_bytes(proto.SerializeToString())
             call, predict = single_image_call(path, variant, x_test[:1])
             preds = np.concatenate([predict(x_test[j:j + 1000]) for j in range(0, len(x_test), 1000)]).argmax(1)
-            onnx_p50, tflite_p50 = paired_p50(call, tflite, args.rounds, args.runs)
+            blocks = interleaved_p50({"onnx": call, "tflite": tflite}, args.rounds, {"onnx": args.runs, "tflite": args.runs})
+            onnx_p50, tflite_p50 = (float(np.median(blocks[k])) for k in ("onnx", "tflite"))
             print(f"| {name} | {(preds == data.y_test).mean():.2%} | {(preds == reference).mean():.2%} | "
                   f"{worst_class_drop(preds, reference, data.y_test):.1f} | {onnx_p50:.1f} | {tflite_p50:.1f} | "
                   f"{onnx_p50 / tflite_p50:.2f}× |", flush=True)

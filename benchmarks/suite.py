@@ -28,7 +28,7 @@ from edge_mnist.convert.manifest import Manifest, tool_versions
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.formats import FORMATS
 from edge_mnist.runtime import open_model
-from edge_mnist.timing import latency_us, load_seconds, throughput_ips
+from edge_mnist.timing import interleaved_p50, latency_us, load_seconds, throughput_ips
 
 # Multiply-accumulates of the reference CNN per image: conv1 26*26*32*9, conv2 11*11*64*9*32,
 # dense1 1600*512, dense2 512*10.
@@ -71,11 +71,8 @@ def measure_one(path: Path, images: np.ndarray, threads: int, runs: int, warmup:
 def measure_paired(paths: dict[str, Path], images: np.ndarray, threads: int, runs: int, rounds: int) -> dict:
     """p50 of each model in alternating blocks in one process; median over rounds, and ratios."""
     calls = {key: open_model(path, threads).bound_call(images[:1]) for key, path in paths.items()}
-    blocks: dict[str, list[float]] = {key: [] for key in calls}
-    for _ in range(rounds):
-        for key, call in calls.items():
-            n = runs if key != "keras_float32" else max(20, runs // 20)
-            blocks[key].append(latency_us(call, runs=n, warmup=max(5, n // 10))["p50"])
+    block_runs = {key: runs if key != "keras_float32" else max(20, runs // 20) for key in calls}
+    blocks = interleaved_p50(calls, rounds, block_runs)
     p50 = {key: float(np.median(v)) for key, v in blocks.items()}
     return {"rounds": rounds, "runs_per_block": runs, "p50_us": p50, "block_p50s_us": blocks, "ratios": ratios(p50)}
 
@@ -112,16 +109,6 @@ def measure_training(dataset: str, epochs: int, rounds: int, batch_size: int = 1
     return {"images": int(len(data.x_train)), "batch_size": batch_size, "seconds_per_epoch": seconds,
             "median_seconds": median, "images_per_second": {f: len(data.x_train) / s for f, s in median.items()},
             "pipeline_over_arrays": median["tf.data"] / median["arrays"]}
-
-
-def cpu_flags() -> list[str]:
-    """The SIMD flags that matter for int8 and float kernels."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx", "fma", "sse4", "amx")))
 
 
 def child(*args: str) -> dict:
@@ -177,7 +164,7 @@ def run_suite(args) -> dict:
     sizes = {r["key"]: r["size_bytes"] for r in rows}
     size_ratio = sizes["tflite_int8"] / sizes["tflite_float32"] if {"tflite_int8", "tflite_float32"} <= sizes.keys() else None
     now = dt.datetime.now()
-    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": {**machine_info(), "flags": cpu_flags()},
+    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info(),
             "versions": tool_versions(), "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
             "macs_per_image": MACS, "baseline_rss_mb": baseline["peak_rss_mb"], "rows": rows,
             "ratios_separate_processes": ratios({r["key"]: r["latency_us"]["p50"] for r in rows}),

@@ -25,16 +25,20 @@ SCHEMA = 1
 
 
 def machine_info() -> dict:
-    """CPU model, core count and platform, recorded with every measurement."""
-    cpu = platform.processor() or platform.machine()
+    """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
+    recorded with every measurement."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        fields = [line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines()]
     except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform()}
+        fields = []
+    first = {}
+    for key, _, value in fields:
+        first.setdefault(key.strip(), value.strip())
+    cpu = first.get("model name") or platform.processor() or platform.machine()
+    listed = (first.get("flags") or first.get("Features", "")).split()  # x86 says flags, ARM Features
+    flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd")))
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
+            "flags": flags}
 
 
 def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: int, batch: int = 256) -> dict:

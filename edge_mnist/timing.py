@@ -39,6 +39,20 @@ def latency_us(call: Callable[[], object], runs: int = 1000, warmup: int = 100) 
     return stats
 
 
+def interleaved_p50(calls: dict[str, Callable[[], object]], rounds: int, runs: dict[str, int]) -> dict[str, list[float]]:
+    """p50 of each call in alternating blocks of `runs[key]` timed runs, `rounds` times over.
+
+    Ratios between models on a shared machine are only trustworthy when both sides see the
+    same noise; taking turns block by block gives them that. Returns the block p50s per key;
+    callers report their median.
+    """
+    blocks: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            blocks[key].append(latency_us(call, runs=runs[key], warmup=max(5, runs[key] // 10))["p50"])
+    return blocks
+
+
 def throughput_ips(call: Callable[[], object], batch: int, repeats: int = 5, min_seconds: float = 0.2) -> float:
     """Images per second for a batched call: median over `repeats` timed loops of >= min_seconds."""
     call()

@@ -99,26 +99,37 @@ def first_stage_nodes(graph) -> list[str]:
     return []
 
 
-def _ort_static(job):
-    """Folded float graph -> pre-processing -> static QDQ quantization (per-tensor), first stage float."""
+def quantize_qdq(float_proto, calib: np.ndarray, *, quant_format: str = "QDQ", per_channel: bool = False,
+                 activation_type: str = "QUInt8", reduce_range: bool = False, float_first: bool = True):
+    """onnxruntime static quantization of a float ModelProto; returns (int8 ModelProto, float node names).
+
+    The defaults are what ships (QDQ, per-tensor, uint8 activations, int8 weights, first conv
+    stage float); benchmarks/onnx_variants.py calls this with every alternative we measured.
+    """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ..models import fold_batchnorm
-
     with tempfile.TemporaryDirectory() as tmp:
         f32, pre, q8 = (Path(tmp) / n for n in ("f32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(_keras_to_onnx(fold_batchnorm(job.model, through_relu=True)), f32)
+        onnx.save(float_proto, f32)
         quant_pre_process(str(f32), str(pre))
-        keep_float = first_stage_nodes(onnx.load(pre).graph)
-        quantize_static(str(pre), str(q8), _CalibReader(job.calib), quant_format=QuantFormat.QDQ,
-                        per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=keep_float)
-        job.details["quantization"] = ("onnxruntime quantize_static QDQ, per-tensor, uint8 activations, int8 weights; "
-                                       "BatchNorm folded into Dense512 through ReLU; "
-                                       f"first conv stage float32 ({len(keep_float)} nodes)")
-        return onnx.load(q8)
+        keep_float = first_stage_nodes(onnx.load(pre).graph) if float_first else []
+        quantize_static(str(pre), str(q8), _CalibReader(calib), quant_format=QuantFormat[quant_format],
+                        per_channel=per_channel, activation_type=QuantType[activation_type],
+                        weight_type=QuantType.QInt8, reduce_range=reduce_range, nodes_to_exclude=keep_float)
+        return onnx.load(q8), keep_float
+
+
+def _ort_static(job):
+    """BatchNorm folded through ReLU, then quantize_qdq with the shipped settings."""
+    from ..models import fold_batchnorm
+
+    proto, keep_float = quantize_qdq(_keras_to_onnx(fold_batchnorm(job.model, through_relu=True)), job.calib)
+    job.details["quantization"] = ("onnxruntime quantize_static QDQ, per-tensor, uint8 activations, int8 weights; "
+                                   "BatchNorm folded into Dense512 through ReLU; "
+                                   f"first conv stage float32 ({len(keep_float)} nodes)")
+    return proto
 
 
 def _from_tflite(job):
