@@ -6,7 +6,7 @@ Rebuilds the int8 ONNX model from the export folder's float Keras model in each 
 (quantize_static options, graph shape, session options), then measures test accuracy and
 single-image p50 interleaved with the folder's model_int8.tflite in one process, so each
 ratio is immune to the machine getting slower between variants. Needs the train extra
-(TensorFlow, tf2onnx). Prints a Markdown table; benchmarks/README.md records one run.
+(TensorFlow, tf2onnx). Prints a Markdown table; docs/2026-11-21-benchmark-experiments.md records one run.
 """
 from __future__ import annotations
 
@@ -18,17 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.check import class_accuracy
-from edge_mnist.convert import calibration_images
-from edge_mnist.convert.onnx import _keras_to_onnx, quantize_qdq
+from edge_mnist.export.onnx import keras_to_onnx
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.models import fold_batchnorm
+from edge_mnist.keras_io import load_keras
+from edge_mnist.quantize.batchnorm import fold_batchnorm
+from edge_mnist.quantize.calibration import calibration_images
+from edge_mnist.quantize.onnx_static import quantize_qdq
 from edge_mnist.runtime.onnx import DISABLED_OPTIMIZERS, OnnxRunner, session_options
 from edge_mnist.runtime.tflite import TFLiteRunner
 from edge_mnist.timing import interleaved_p50
-from edge_mnist.train import KERAS_FILE, load_keras
+from edge_mnist.train import KERAS_FILE
 
 # fold: how BatchNorm leaves the graph (None: it stays as Mul+Add; "next": into Dense10;
-# "relu": into Dense512 through its ReLU, models.fold_batchnorm(through_relu=True)).
+# "relu": into Dense512 through its ReLU, quantize.batchnorm.fold_batchnorm(through_relu=True)).
 SHIPPED = dict(fold="relu", quant={}, float_first=True, disabled=DISABLED_OPTIMIZERS, binding=True)
 SESSION_RUN = dict(SHIPPED, binding=False)
 VARIANTS = {
@@ -66,7 +68,8 @@ def single_image_call(path: Path, variant: dict, x1: np.ndarray):
 
 def worst_class_drop(preds: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> float:
     """Largest per-class accuracy loss against the float model in pp (the gate's criterion)."""
-    return float(np.nanmax(class_accuracy(reference, labels) - class_accuracy(preds, labels)) * 100)
+    classes = int(labels.max()) + 1
+    return float(np.nanmax(class_accuracy(reference, labels, classes) - class_accuracy(preds, labels, classes)) * 100)
 
 
 def main() -> None:
@@ -79,8 +82,9 @@ def main() -> None:
     args = ap.parse_args()
     data = load_dataset(args.dataset)
     model = load_keras(args.out / KERAS_FILE)
-    protos = {None: _keras_to_onnx(model), "next": _keras_to_onnx(fold_batchnorm(model)),
-              "relu": _keras_to_onnx(fold_batchnorm(model, through_relu=True))}
+    shape = data.task.input_shape
+    protos = {None: keras_to_onnx(model, shape), "next": keras_to_onnx(fold_batchnorm(model), shape),
+              "relu": keras_to_onnx(fold_batchnorm(model, through_relu=True), shape)}
     calib = calibration_images(data, 500, 0)
     x_test = to_float(data.x_test)
     tflite = TFLiteRunner(args.out / "model_int8.tflite").bound_call(x_test[:1])

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.bench import machine_info
-from edge_mnist.convert.manifest import Manifest, tool_versions
+from edge_mnist.records import Manifest, tool_versions
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.formats import FORMATS
 from edge_mnist.runtime import open_model
@@ -103,7 +103,7 @@ def measure_training(dataset: str, epochs: int, rounds: int, batch_size: int = 1
     for _ in range(rounds):
         for feed in seconds:
             keras.utils.set_random_seed(0)
-            metrics = fit(build(), data, epochs + 1, batch_size, 0, 1e-3, feed=feed)
+            metrics = fit(build("reference_cnn", data.task), data, epochs + 1, batch_size, 0, 1e-3, feed=feed)
             seconds[feed] += metrics["train_seconds"][1:]
     median = {feed: float(np.median(s)) for feed, s in seconds.items()}
     return {"images": int(len(data.x_train)), "batch_size": batch_size, "seconds_per_epoch": seconds,
@@ -139,13 +139,13 @@ def run_suite(args) -> dict:
     rows, paths = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images.npy"
-        np.save(images, to_float(load_dataset(manifest.dataset).x_test[:max(BATCHES)]))
-        for fmt in (f for f in FORMATS if f.key in manifest.artifacts):
-            paths[fmt.key] = manifest.verify(fmt.key)
+        np.save(images, to_float(load_dataset(manifest.task.dataset).x_test[:max(BATCHES)]))
+        for fmt in (f for f in FORMATS if f.key in manifest.artifacts and f.runnable):
+            paths[fmt.key] = manifest.path_of(args.out, fmt.key)
             print(f"measuring {fmt.file}", file=sys.stderr)
             row = child("--one", str(paths[fmt.key]), "--images", str(images), *common)
             row.update(artifact=fmt.file, key=fmt.key, runtime=fmt.runtime, precision=fmt.precision,
-                       method=fmt.method, size_bytes=manifest.artifacts[fmt.key]["size_bytes"])
+                       method=fmt.method, size_bytes=manifest.artifacts[fmt.key].size_bytes)
             row["gmacs_per_s"] = MACS / row["latency_us"]["p50"] / 1e3
             rows.append(row)
         print("measuring the headline ratios, interleaved", file=sys.stderr)
@@ -160,7 +160,7 @@ def run_suite(args) -> dict:
     if args.train_epochs:
         print("measuring training speed (tf.data vs arrays)", file=sys.stderr)
         training = child("--train", str(args.train_epochs), "--rounds", str(args.train_rounds),
-                         "--dataset", manifest.dataset)
+                         "--dataset", manifest.task.dataset)
     sizes = {r["key"]: r["size_bytes"] for r in rows}
     size_ratio = sizes["tflite_int8"] / sizes["tflite_float32"] if {"tflite_int8", "tflite_float32"} <= sizes.keys() else None
     now = dt.datetime.now()

@@ -1,18 +1,35 @@
-"""edge-mnist: the reference MNIST CNN from Keras to a Raspberry Pi or phone, gated in CI.
+"""edge-mnist: a Keras vision model to int8 TFLite and ONNX for a Raspberry Pi, phone or microcontroller, gated in CI.
 
-The public API is curated here and never imports TensorFlow. Stages live in their modules:
-edge_mnist.train.train, edge_mnist.convert.export, edge_mnist.bench.bench,
-edge_mnist.check.evaluate; the first two import TensorFlow when called.
+The public API is the stage verbs, each a function of the module named for it:
+
+    train(dataset, out, config)          edge_mnist.train      (TensorFlow, imported when called)
+    export(out, dataset, methods)        edge_mnist.export     (TensorFlow, imported when called)
+    bench(out, dataset)                  edge_mnist.bench
+    check(out, criteria) -> Verdict      edge_mnist.check
+    predict(out, images)                 edge_mnist.predict
+    run(out, dataset, ...)               edge_mnist.pipeline   (all of the above)
+
+Importing this package never imports TensorFlow. Because the verbs share their modules' names,
+`edge_mnist.bench` is the function; reach a module's other names with
+`from edge_mnist.bench import machine_info`.
 """
-from .check import Criteria, evaluate
-from .data import Dataset, load_dataset
-from .errors import EdgeMnistError, GateFailed
-from .formats import FORMATS, Format
-from .runtime import open_model
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+from .bench import bench  # noqa: E402
+from .check import Criteria, Verdict  # noqa: E402
+from .check import evaluate as check  # noqa: E402
+from .data import Dataset, load_dataset  # noqa: E402
+from .datasets import DATASETS, Task  # noqa: E402
+from .errors import EdgeMnistError, GateFailed  # noqa: E402
+from .export import export  # noqa: E402
+from .formats import FORMATS, RUNTIMES, Format  # noqa: E402
+from .models import ARCHITECTURES  # noqa: E402
+from .pipeline import run  # noqa: E402
+from .predict import predict  # noqa: E402
+from .records import BenchResult, Manifest  # noqa: E402
+from .runtime import open_model  # noqa: E402
+from .train import TrainConfig, train  # noqa: E402
 
-
-
-__all__ = ["Criteria", "Dataset", "EdgeMnistError", "FORMATS", "Format", "GateFailed", "evaluate",
-           "load_dataset", "open_model", "__version__"]
+__all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "FORMATS", "Format",
+           "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__", "bench", "check",
+           "export", "load_dataset", "open_model", "predict", "run", "train"]

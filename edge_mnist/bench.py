@@ -1,27 +1,24 @@
-"""Accuracy and latency of every artifact in an export folder (numpy + the device runtimes).
+"""The bench stage: accuracy and latency of every artifact in a folder under its own runtime.
 
-The float Keras model is measured too when TensorFlow is installed; on a device without it
-the row is skipped and `check` falls back to the float accuracy recorded in the manifest.
+Needs numpy and the device runtimes only. The float Keras model is measured too when
+TensorFlow is installed; on a device without it that row is skipped and the float ONNX or
+TFLite model is the reference (records.BenchResult.reference).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import platform
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .convert.manifest import Manifest
-from .data import Dataset, decode_labels, encode_labels, to_float
+from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
-from .files import atomic_write_json
 from .formats import FORMATS
+from .records import BenchResult, BenchRow, Manifest
 from .runtime import open_model
 from .timing import latency_us, throughput_ips
-
-BENCH_FILE = "bench.json"
-SCHEMA = 1
 
 
 def machine_info() -> dict:
@@ -31,7 +28,7 @@ def machine_info() -> dict:
         fields = [line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines()]
     except OSError:
         fields = []
-    first = {}
+    first: dict[str, str] = {}
     for key, _, value in fields:
         first.setdefault(key.strip(), value.strip())
     cpu = first.get("model name") or platform.processor() or platform.machine()
@@ -47,76 +44,50 @@ def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: i
     batch_call = runner.bound_call(images[:batch])
     return {
         "accuracy": float((preds == labels).mean()),
+        "predictions": preds.astype(np.int64),
         "latency_us": latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup),
         "throughput_ips": throughput_ips(batch_call, batch=min(batch, len(images))),
-        "predictions": encode_labels(preds),
     }
 
 
+def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
+    """The test data must be the data the folder was exported with."""
+    if manifest.task.dataset != dataset.name:
+        raise EdgeMnistError(f"{where}: the folder holds {manifest.task.dataset} models, not {dataset.name}; "
+                             f"pass --dataset {manifest.task.dataset} or leave --dataset out")
+    if manifest.dataset_fingerprint != dataset.test_fingerprint():
+        raise EdgeMnistError(f"{where}: artifacts were exported with other {dataset.name} test data than "
+                             f"{dataset.source}; pass the same --data-dir")
+
+
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,
-          progress=print) -> dict:
-    """Measure every artifact listed in DIR/manifest.json and write DIR/bench.json atomically."""
+          progress: Callable[[str], None] = print) -> BenchResult:
+    """Measure every runnable artifact listed in DIR/manifest.json and write DIR/bench.json atomically."""
     out = Path(out)
     manifest = Manifest.load(out)
-    if manifest.dataset_fingerprint != dataset.test_fingerprint():
-        raise EdgeMnistError(f"{out / 'manifest.json'}: artifacts were exported for {manifest.dataset} with other "
-                             f"test data than {dataset.source}; pass the same --dataset/--data-dir")
-    images, labels = to_float(dataset.x_test), dataset.y_test
+    check_dataset(manifest, dataset, out / "manifest.json")
+    images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    present = [f for f in FORMATS if f.key in manifest.artifacts and f.runnable]
+    paths = {fmt.key: manifest.path_of(out, fmt.key) for fmt in present}
     rows, skipped = [], []
-    paths = {fmt.key: manifest.verify(fmt.key) for fmt in FORMATS if fmt.key in manifest.artifacts}
-    for fmt in (f for f in FORMATS if f.key in paths):
-        path = paths[fmt.key]
+    for fmt in present:
         try:
-            runner = open_model(path, threads)
+            runner = open_model(paths[fmt.key], threads, task=manifest.task)
         except MissingDependency as exc:
-            skipped.append({"artifact": fmt.file, "reason": str(exc)})
+            skipped.append({"file": fmt.file, "reason": str(exc)})
             progress(f"skipping {fmt.file}: {exc}")
             continue
         progress(f"measuring {fmt.file} ({fmt.runtime}, {fmt.precision})")
-        entry = manifest.artifacts[fmt.key]
-        row = {"artifact": fmt.file, "key": fmt.key, "format": fmt.runtime, "precision": fmt.precision,
-               "method": fmt.method, "size_bytes": entry["size_bytes"], "sha256": entry["sha256"]}
-        row.update(measure(runner, images, labels, runs, warmup))
-        rows.append(row)
+        artifact = manifest.artifacts[fmt.key]
+        rows.append(BenchRow(fmt.key, fmt.file, artifact.sha256, artifact.size_bytes,
+                             **measure(runner, images, labels, runs, warmup)))
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
-    add_agreement(rows, manifest.qat)
-    result = {"schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "dataset": dataset.name, "dataset_fingerprint": manifest.dataset_fingerprint,
-              "n_samples": int(len(labels)), "threads": threads, "timing": {"runs": runs, "warmup": warmup},
-              "float_accuracy_manifest": manifest.float_accuracy, "machine": machine_info(),
-              "labels": encode_labels(labels), "rows": rows, "skipped": skipped}
-    atomic_write_json(out / BENCH_FILE, result)
+    result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,
+                         {"runs": runs, "warmup": warmup}, machine_info(), rows, skipped)
+    result.add_agreement(manifest)
+    result.save(out)
     return result
 
 
-def reference_row(rows: list[dict]) -> dict | None:
-    """The float model every artifact is compared with: Keras, else float ONNX, else float TFLite."""
-    for key in ("keras_float32", "onnx_float32", "tflite_float32"):
-        for row in rows:
-            if row.get("key") == key:
-                return row
-    return None
-
-
-def source_predictions(row: dict, ref_preds: np.ndarray | None, qat: dict | None) -> np.ndarray | None:
-    """Predictions of the float model an artifact was made from: the QAT Keras model for QAT
-    artifacts (recorded at export), the float reference (`ref_preds`) for everything else."""
-    if row.get("method") == "qat":
-        return decode_labels(qat["predictions"], "manifest.json qat") if qat and qat.get("predictions") else None
-    return ref_preds
-
-
-def add_agreement(rows: list[dict], qat: dict | None) -> None:
-    """Agreement of each artifact with the float reference, and with the model it was quantized from."""
-    ref = reference_row(rows)
-    ref_preds = decode_labels(ref["predictions"], "bench") if ref else None
-    for row in rows:
-        preds = decode_labels(row["predictions"], "bench")
-        row["agreement"] = float((preds == ref_preds).mean()) if ref_preds is not None else None
-        row["agreement_with"] = ref["key"] if ref else None
-        src = source_predictions(row, ref_preds, qat)
-        row["source_agreement"] = float((preds == src).mean()) if src is not None else None
-
-
-__all__ = ["bench", "BENCH_FILE", "measure", "decode_labels", "encode_labels", "reference_row"]
+__all__ = ["bench", "measure", "machine_info"]

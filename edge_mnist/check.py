@@ -1,25 +1,30 @@
-"""The CI accuracy-regression gate: compare every int8 artifact with the float model.
+"""The check stage, the CI accuracy-regression gate: every int8 artifact against the float model.
 
-Reads DIR/bench.json and refuses results that do not belong to the files now in DIR
-(sha256), zero samples, or accuracies that do not follow from the stored predictions.
-Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
+Each criterion is a small pure function of predictions and limits (unit-tested at its
+boundary). `evaluate` gathers the measurements from DIR/bench.json after checking that they
+belong to the files now in DIR (sha256), that every int8 artifact of the manifest was
+measured, and that each accuracy follows from its stored predictions. Exit codes (via the
+CLI): 0 pass, 1 a criterion failed, 2 bad input.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .bench import BENCH_FILE, SCHEMA, decode_labels, reference_row, source_predictions
-from .convert.manifest import Manifest
 from .errors import EdgeMnistError
-from .files import read_json, sha256_file
+from .files import sha256_file
+from .formats import parity_groups
+from .records import BENCH_FILE, BenchResult, BenchRow, Manifest, read_record
+
+EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 
 
 @dataclass
 class Criteria:
-    """Limits of the gate; None disables a criterion."""
+    """Limits of the gate (the one place their defaults are defined); None disables a criterion."""
 
     tolerance_pp: float | None = 0.5
     relative_pct: float | None = None
@@ -29,10 +34,20 @@ class Criteria:
     parity: float | None = 0.99
     baseline: Path | None = None
 
+    def validate(self) -> "Criteria":
+        """Refuse NaN, negative or out-of-range limits before any work is done."""
+        ranges = {"tolerance_pp": (0, 100), "relative_pct": (0, 100), "min_accuracy": (0, 1),
+                  "max_disagreement_pct": (0, 100), "max_class_drop_pp": (0, 100), "parity": (0, 1)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or not low <= value <= high):
+                raise EdgeMnistError(f"check: {name} must be a number in [{low}, {high}], not {value}")
+        return self
+
 
 @dataclass
 class Result:
-    """One criterion evaluated on one artifact."""
+    """One criterion evaluated on one artifact (or one pair, for parity)."""
 
     artifact: str
     criterion: str
@@ -46,151 +61,166 @@ class Result:
         self.value, self.limit, self.passed = float(self.value), float(self.limit), bool(self.passed)
 
 
-def load_bench(out: Path) -> dict:
-    """Read bench.json and check it is complete, non-empty and matches the files now in DIR."""
-    path = Path(out) / BENCH_FILE
-    bench = read_json(path, "bench results (run `edge-mnist bench` first)")
-    try:
-        if bench["schema"] != SCHEMA:
-            raise EdgeMnistError(f"{path}: schema {bench['schema']} is not {SCHEMA}")
-        n = int(bench["n_samples"])
-        labels = decode_labels(bench["labels"], f"{path} labels") if n > 0 else np.empty(0)
-        rows = bench["rows"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EdgeMnistError(f"{path}: malformed bench results ({exc})") from exc
-    if n <= 0 or len(labels) != n or not rows:
-        raise EdgeMnistError(f"{path}: zero evaluated samples or no rows; refusing to pass")
-    for row in rows:
-        _verify_row(path, Path(out), row, labels)
-    bench["_labels"] = labels
-    return bench
+def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float) -> Result:
+    """Pass when accuracy is at most `tolerance_pp` percentage points below the reference."""
+    drop = (reference - accuracy) * 100
+    return Result(name, "accuracy drop vs float (pp)", drop, tolerance_pp, drop <= tolerance_pp + EPS,
+                  f"{accuracy:.4f} vs {reference:.4f}")
 
 
-def _verify_row(path: Path, out: Path, row: dict, labels: np.ndarray) -> None:
-    """The row's file must be unchanged since bench and its accuracy must follow from its predictions."""
-    try:
-        artifact, sha, acc = row["artifact"], row["sha256"], float(row["accuracy"])
-        preds = decode_labels(row["predictions"], f"{path} {row['artifact']}")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EdgeMnistError(f"{path}: malformed row ({exc})") from exc
-    file = out / artifact
-    if not file.is_file():
-        raise EdgeMnistError(f"{file}: measured in {BENCH_FILE} but missing now")
-    if sha256_file(file) != sha:
-        raise EdgeMnistError(f"{file}: changed since bench (sha256 differs); re-run `edge-mnist bench`")
-    if len(preds) != len(labels):
-        raise EdgeMnistError(f"{path}: {artifact} has {len(preds)} predictions for {len(labels)} labels")
-    if abs(float((preds == labels).mean()) - acc) > 1e-9:
-        raise EdgeMnistError(f"{path}: {artifact} accuracy {acc} does not match its predictions; results edited?")
-    row["_preds"] = preds
+def relative_drop(name: str, accuracy: float, reference: float, max_pct: float) -> Result:
+    """Pass when the drop is at most `max_pct` percent of the reference accuracy."""
+    rel = (reference - accuracy) / reference * 100 if reference > 0 else math.inf
+    return Result(name, "relative accuracy drop (%)", rel, max_pct, rel <= max_pct + EPS)
 
 
-def class_accuracy(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def minimum_accuracy(name: str, accuracy: float, minimum: float) -> Result:
+    """Pass when accuracy is at least `minimum` (a fraction)."""
+    return Result(name, "accuracy (min)", accuracy, minimum, accuracy >= minimum - EPS)
+
+
+def disagreement(name: str, preds: np.ndarray, source: np.ndarray, max_pct: float) -> Result:
+    """Pass when at most `max_pct` % of the images get another class than from the source model."""
+    pct = float((preds != source).mean() * 100)
+    return Result(name, "disagreement with source float (%)", pct, max_pct, pct <= max_pct + EPS)
+
+
+def class_accuracy(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Accuracy per class (NaN for a class with no samples)."""
-    return np.array([(preds[labels == c] == c).mean() if (labels == c).any() else np.nan for c in range(10)])
+    return np.array([(preds[labels == c] == c).mean() if (labels == c).any() else np.nan
+                     for c in range(num_classes)])
 
 
-def _reference(out: Path, bench: dict, manifest: Manifest) -> tuple[float, str]:
-    """Float accuracy to gate against: the Keras row, else the manifest's recorded float accuracy."""
-    keras = next((r for r in bench["rows"] if r.get("key") == "keras_float32"), None)
-    if keras is not None:
-        return float(keras["accuracy"]), "keras_float32 (measured)"
-    if manifest.float_accuracy is None:
-        raise EdgeMnistError(f"{out}: no Keras row in {BENCH_FILE} and no float accuracy in manifest.json")
-    return float(manifest.float_accuracy), "float accuracy recorded in manifest.json"
+def class_drop(name: str, preds: np.ndarray, source: np.ndarray, labels: np.ndarray,
+               class_names: tuple[str, ...], max_pp: float) -> Result:
+    """Pass when no class loses more than `max_pp` points of accuracy against the source model."""
+    drops = (class_accuracy(source, labels, len(class_names)) - class_accuracy(preds, labels, len(class_names))) * 100
+    worst = int(np.nanargmax(drops))
+    return Result(name, "worst per-class drop vs source (pp)", drops[worst], max_pp, drops[worst] <= max_pp + EPS,
+                  f"class {class_names[worst]}")
 
 
-def _int8_rows(out: Path, bench: dict, manifest: Manifest) -> list[dict]:
-    """int8 rows; every int8 artifact of the manifest must have been measured in its current form.
+def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float) -> Result:
+    """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release."""
+    drop = (baseline - accuracy) * 100
+    return Result(name, "accuracy drop vs baseline (pp)", drop, tolerance_pp, drop <= tolerance_pp + EPS,
+                  f"baseline {baseline:.4f}")
 
-    The rows' files were already hashed by load_bench, so comparing hashes suffices here.
-    """
-    rows = [r for r in bench["rows"] if r.get("precision") == "int8"]
-    measured = {r["key"]: r["sha256"] for r in rows}
-    for key, entry in manifest.artifacts.items():
-        if entry["precision"] != "int8":
-            continue
-        if key not in measured:
-            raise EdgeMnistError(f"{out / entry['file']}: int8 artifact not in {BENCH_FILE}; re-run `edge-mnist bench`")
-        if measured[key] != entry["sha256"]:
-            raise EdgeMnistError(f"{out / entry['file']}: sha256 differs between manifest.json and {BENCH_FILE}; "
-                                 "re-export or re-run bench")
-    if not rows:
-        raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
-    return rows
+
+def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float) -> Result:
+    """Pass when two artifacts of one parity group predict the same class on at least `minimum` of the images."""
+    agree = float((a == b).mean())
+    bad = np.flatnonzero(a != b)
+    shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
+    return Result(name, "parity (same class)", agree, minimum, agree >= minimum - EPS,
+                  f"disagree on {len(bad)}: {shown}" if len(bad) else "")
+
+
+@dataclass
+class Verdict:
+    """Everything `check` decided, for the terminal and the reports."""
+
+    results: list[Result]
+    reference: str
+    reference_accuracy: float
+    n_samples: int
+    dataset: str
+    criteria: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Result]:
+        """The criteria that did not pass."""
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def passed(self) -> bool:
+        """True when every criterion passed."""
+        return not self.failed
+
+    def to_json(self) -> dict:
+        """JSON object for --json."""
+        return {"verdict": "PASS" if self.passed else "FAIL", "reference": self.reference,
+                "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
+                "criteria": self.criteria, "results": [asdict(r) for r in self.results]}
+
+
+def verified_bench(out: Path, manifest: Manifest) -> BenchResult:
+    """DIR/bench.json, refused unless it describes the files now in DIR and is self-consistent."""
+    path = Path(out) / BENCH_FILE
+    result = BenchResult.load(path, manifest.task.num_classes)
+    if result.dataset_fingerprint != manifest.dataset_fingerprint:
+        raise EdgeMnistError(f"{path}: measured on other test data than the folder was exported with; re-run bench")
+    for row in result.rows:
+        file = Path(out) / row.file
+        if not file.is_file():
+            raise EdgeMnistError(f"{file}: measured in {BENCH_FILE} but missing now")
+        if sha256_file(file) != row.sha256:
+            raise EdgeMnistError(f"{file}: changed since bench (sha256 differs); re-run `edge-mnist bench`")
+        if abs(float((row.predictions == result.labels).mean()) - row.accuracy) > EPS:
+            raise EdgeMnistError(f"{path}: {row.file} accuracy {row.accuracy} does not match its predictions; "
+                                 "results edited?")
+    for key, artifact in manifest.artifacts.items():
+        row = result.row(key)
+        if artifact.fmt.is_int8 and (row is None or row.sha256 != artifact.sha256):
+            raise EdgeMnistError(f"{Path(out) / artifact.file}: int8 artifact not measured in its current form; "
+                                 "re-run `edge-mnist bench`")
+    return result
 
 
 def _baseline_accuracy(path: Path) -> dict[str, float]:
-    """Accuracy per artifact key from an earlier bench.json (e.g. the last release's)."""
-    base = read_json(path, "baseline bench results")
+    """Accuracy per int8 artifact key from an earlier bench.json (e.g. the last release's)."""
+    raw = read_record(path, "baseline bench results")
     try:
-        return {r["key"]: float(r["accuracy"]) for r in base["rows"] if r.get("precision") == "int8"}
-    except (KeyError, TypeError, ValueError) as exc:
+        return {r["key"]: float(r["accuracy"]) for r in raw["rows"] if r.get("precision") == "int8"}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise EdgeMnistError(f"{path}: malformed baseline ({exc})") from exc
 
 
-def evaluate(out: Path, criteria: Criteria) -> tuple[list[Result], dict]:
-    """Evaluate every criterion on every int8 artifact; returns results and context for reports."""
-    out = Path(out)
-    bench = load_bench(out)
-    manifest = Manifest.load(out)
-    labels = bench["_labels"]
-    ref_acc, ref_name = _reference(out, bench, manifest)
-    ref = reference_row(bench["rows"])
-    ref_preds = ref["_preds"] if ref else None
-    baseline = _baseline_accuracy(criteria.baseline) if criteria.baseline else {}
-    results: list[Result] = []
-    rows = _int8_rows(out, bench, manifest)
-    for row in rows:
-        src_preds = source_predictions(row, ref_preds, manifest.qat)
-        results += _row_results(row, labels, ref_acc, src_preds, criteria, baseline)
-    if criteria.parity is not None:
-        results += _parity(rows, criteria.parity)
-    context = {"reference": ref_name, "reference_accuracy": ref_acc, "n_samples": len(labels),
-               "dataset": bench.get("dataset"), "criteria": {k: (str(v) if isinstance(v, Path) else v)
-                                                            for k, v in asdict(criteria).items()}}
-    return results, context
-
-
-def _row_results(row, labels, ref_acc, src_preds, c: Criteria, baseline) -> list[Result]:
-    """Criteria for one int8 artifact: accuracy against the float reference; disagreement and
-    per-class drop against the float model it was quantized from (`src_preds`)."""
-    name, acc, preds = row["artifact"], float(row["accuracy"]), row["_preds"]
-    drop_pp = (ref_acc - acc) * 100
+def _artifact_results(row: BenchRow, reference: float, source: np.ndarray | None, labels: np.ndarray,
+                      class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
+    """Every enabled criterion for one int8 artifact."""
+    name, acc = row.file, row.accuracy
     out = []
     if c.tolerance_pp is not None:
-        out.append(Result(name, "accuracy drop vs float (pp)", drop_pp, c.tolerance_pp, drop_pp <= c.tolerance_pp,
-                          f"{acc:.4f} vs {ref_acc:.4f}"))
+        out.append(accuracy_drop(name, acc, reference, c.tolerance_pp))
     if c.relative_pct is not None:
-        rel = drop_pp / ref_acc if ref_acc else float("inf")
-        out.append(Result(name, "relative accuracy drop (%)", rel, c.relative_pct, rel <= c.relative_pct))
+        out.append(relative_drop(name, acc, reference, c.relative_pct))
     if c.min_accuracy is not None:
-        out.append(Result(name, "accuracy (min)", acc, c.min_accuracy, acc >= c.min_accuracy))
-    if src_preds is not None and c.max_disagreement_pct is not None:
-        dis = float((preds != src_preds).mean() * 100)
-        out.append(Result(name, "disagreement with source float (%)", dis, c.max_disagreement_pct, dis <= c.max_disagreement_pct))
-    if src_preds is not None and c.max_class_drop_pp is not None:
-        drops = (class_accuracy(src_preds, labels) - class_accuracy(preds, labels)) * 100
-        worst = int(np.nanargmax(drops))
-        out.append(Result(name, "worst per-class drop vs source (pp)", float(drops[worst]), c.max_class_drop_pp,
-                          drops[worst] <= c.max_class_drop_pp, f"class {worst}"))
-    if row["key"] in baseline and c.tolerance_pp is not None:
-        base_drop = (baseline[row["key"]] - acc) * 100
-        out.append(Result(name, "accuracy drop vs baseline (pp)", base_drop, c.tolerance_pp,
-                          base_drop <= c.tolerance_pp, f"baseline {baseline[row['key']]:.4f}"))
+        out.append(minimum_accuracy(name, acc, c.min_accuracy))
+    if source is not None and c.max_disagreement_pct is not None:
+        out.append(disagreement(name, row.predictions, source, c.max_disagreement_pct))
+    if source is not None and c.max_class_drop_pp is not None:
+        out.append(class_drop(name, row.predictions, source, labels, class_names, c.max_class_drop_pp))
+    if row.key in baseline and c.tolerance_pp is not None:
+        out.append(baseline_drop(name, acc, baseline[row.key], c.tolerance_pp))
     return out
 
 
-def _parity(rows: list[dict], minimum: float) -> list[Result]:
-    """TFLite and ONNX int8 artifacts of one export method must predict the same classes."""
-    out = []
-    for method in sorted({r["method"] for r in rows}):
-        pair = {r["format"]: r for r in rows if r["method"] == method}
-        if {"tflite", "onnx"} <= pair.keys():
-            a, b = pair["tflite"]["_preds"], pair["onnx"]["_preds"]
-            agree = float((a == b).mean())
-            bad = np.flatnonzero(a != b)
-            shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
-            out.append(Result(f"{pair['tflite']['artifact']} ~ {pair['onnx']['artifact']}", "tflite/onnx parity",
-                              agree, minimum, agree >= minimum, f"disagree on {len(bad)}: {shown}" if len(bad) else ""))
-    return out
+def evaluate(out: Path, criteria: Criteria) -> Verdict:
+    """Evaluate every criterion on every int8 artifact of DIR."""
+    out = Path(out)
+    criteria.validate()
+    manifest = Manifest.load(out)
+    bench = verified_bench(out, manifest)
+    reference = bench.reference()
+    if reference is None:
+        raise EdgeMnistError(f"{out / BENCH_FILE}: no float model was measured, so there is no reference")
+    baseline = _baseline_accuracy(criteria.baseline) if criteria.baseline else {}
+    rows = [r for r in bench.rows if r.fmt.is_int8]
+    if not rows:
+        raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
+    results: list[Result] = []
+    for row in rows:
+        results += _artifact_results(row, reference.accuracy, bench.source_predictions(row, manifest), bench.labels,
+                                     manifest.task.class_names, criteria, baseline)
+    if criteria.parity is not None:
+        for members in parity_groups([r.key for r in rows]).values():
+            first = bench.row(members[0].key)
+            for other in (bench.row(m.key) for m in members[1:]):
+                results.append(parity(f"{first.file} ~ {other.file}", first.predictions, other.predictions,
+                                      criteria.parity))
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
+    return Verdict(results, reference.file, reference.accuracy, bench.n_samples, bench.dataset, settings)
+
+
+__all__ = ["Criteria", "Result", "Verdict", "evaluate"]

@@ -1,45 +1,147 @@
-"""The one table of artifact formats that drives export, bench and check.
+"""The registries of runtimes and artifact formats that drive export, bench, check and the manifest.
 
-Adding a format is one entry here: its file name, the runtime that runs it, its precision,
-the quantization method and the exporter (a dotted name, imported only when exporting so
-this table stays importable without TensorFlow).
+A format says what it can do, so no caller re-derives it: its file and suffix, the runtime
+that runs it (None: not runnable, e.g. a C array), precision and method, the exporter that
+writes it, what it is built from, which formats it must agree with (parity group), and notes
+for whoever runs it, which are also written into the artifact. Adding a format is one entry
+here plus one exporter module; adding a runtime is one `Runtime` entry plus one runner module.
+This module imports nothing heavy.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EdgeMnistError
+
+FLOAT_KERAS = "float_keras"  # the trained float Keras model (built_from value)
+QAT_KERAS = "qat_keras"  # the QAT fine-tuned copy of it, made by `export --method qat`
+METHODS = ("float", "ptq", "qat")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An inference engine: the suffixes it opens and its runner class ("module:Class")."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    runner: str
+    needs_tensorflow: bool = False
+
+
+RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
+    Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner"),
+    Runtime("onnx", (".onnx",), "edge_mnist.runtime.onnx:OnnxRunner"),
+    Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", needs_tensorflow=True),
+)}
 
 
 @dataclass(frozen=True)
 class Format:
-    """One artifact kind: where it is written and how it is made and run."""
+    """One artifact kind: where it is written, how it is made, what runs it and what it must agree with."""
 
     key: str
     file: str
-    runtime: str  # "keras" | "tflite" | "onnx"
+    runtime: str | None
     precision: str  # "float32" | "int8"
     method: str  # "float" | "ptq" | "qat"
-    exporter: str  # "module:function", or "" for the trained model itself
+    exporter: str  # "module:function"; "" for the trained model itself
+    built_from: str | None  # FLOAT_KERAS, QAT_KERAS or another format's key; None for the trained model
+    parity_group: str | None = None
+    reference_rank: int | None = None  # float models usable as the reference, lowest first
+    notes: str = ""
+
+    @property
+    def suffix(self) -> str:
+        """File suffix, e.g. '.tflite'."""
+        return Path(self.file).suffix
 
     @property
     def is_int8(self) -> bool:
         """True for quantized artifacts, the ones the gate checks."""
         return self.precision == "int8"
 
+    @property
+    def runnable(self) -> bool:
+        """False for formats no runtime here opens (a C array for microcontrollers)."""
+        return self.runtime is not None
+
+    @property
+    def source(self) -> str:
+        """The Keras model this artifact's predictions should match: FLOAT_KERAS or QAT_KERAS."""
+        origin = self.built_from
+        while origin in BY_KEY:
+            origin = BY_KEY[origin].built_from
+        return origin or FLOAT_KERAS
+
 
 FORMATS: tuple[Format, ...] = (
-    Format("keras_float32", "model_float32.keras", "keras", "float32", "float", ""),
-    Format("tflite_float32", "model_float32.tflite", "tflite", "float32", "float", "edge_mnist.convert.tflite:export_float"),
-    Format("onnx_float32", "model_float32.onnx", "onnx", "float32", "float", "edge_mnist.convert.onnx:export_float"),
-    Format("tflite_int8", "model_int8.tflite", "tflite", "int8", "ptq", "edge_mnist.convert.tflite:export_int8"),
-    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", "ptq", "edge_mnist.convert.onnx:export_int8"),
-    Format("tflite_qat_int8", "model_qat_int8.tflite", "tflite", "int8", "qat", "edge_mnist.convert.tflite:export_int8"),
-    Format("onnx_qat_int8", "model_qat_int8.onnx", "onnx", "int8", "qat", "edge_mnist.convert.onnx:export_int8"),
+    Format("keras_float32", "model_float32.keras", "keras", "float32", "float", "", None, reference_rank=0,
+           notes="the trained float model; inference mode (training=False)"),
+    Format("tflite_float32", "model_float32.tflite", "tflite", "float32", "float",
+           "edge_mnist.export.tflite:export_float", FLOAT_KERAS, reference_rank=2),
+    Format("onnx_float32", "model_float32.onnx", "onnx", "float32", "float",
+           "edge_mnist.export.onnx:export_float", FLOAT_KERAS, reference_rank=1),
+    Format("tflite_int8", "model_int8.tflite", "tflite", "int8", "ptq",
+           "edge_mnist.export.tflite:export_int8", FLOAT_KERAS, parity_group="ptq-int8",
+           notes="full-integer int8: quantize the input with its scale and zero point"),
+    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", "ptq",
+           "edge_mnist.export.onnx:export_int8_static", FLOAT_KERAS, parity_group="ptq-int8",
+           notes="QDQ int8, first conv stage float32; onnxruntime runs it fastest with "
+                 "disabled_optimizers=['QDQPropagationTransformer']"),
+    Format("tflite_qat_int8", "model_qat_int8.tflite", "tflite", "int8", "qat",
+           "edge_mnist.export.tflite:export_int8", QAT_KERAS, parity_group="qat-int8",
+           notes="full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
+    Format("onnx_qat_int8", "model_qat_int8.onnx", "onnx", "int8", "qat",
+           "edge_mnist.export.onnx:export_int8_from_tflite", "tflite_qat_int8", parity_group="qat-int8",
+           notes="int8 converted from model_qat_int8.tflite: same integer parameters; "
+                 "input quantized as the metadata's input_scale and input_zero_point say"),
 )
-BY_KEY = {f.key: f for f in FORMATS}
-REFERENCE = BY_KEY["keras_float32"]
+BY_KEY: dict[str, Format] = {f.key: f for f in FORMATS}
+BY_FILE: dict[str, Format] = {f.file: f for f in FORMATS}
+REFERENCE_ORDER: tuple[Format, ...] = tuple(sorted((f for f in FORMATS if f.reference_rank is not None),
+                                                  key=lambda f: f.reference_rank))
 
 
-def for_method(method: str) -> list[Format]:
-    """Exported formats made by one quantization method (plus the float exports for ptq)."""
-    wanted = {"ptq": {"float", "ptq"}, "qat": {"qat"}, "float": {"float"}}[method]
-    return [f for f in FORMATS if f.exporter and f.method in wanted]
+def get(key: str) -> Format:
+    """The registered format `key`, or a one-line error."""
+    if key not in BY_KEY:
+        raise EdgeMnistError(f"unknown artifact format {key!r}; known: {', '.join(BY_KEY)}")
+    return BY_KEY[key]
+
+
+def for_methods(methods: tuple[str, ...]) -> list[Format]:
+    """Formats `export` writes for the chosen methods, each after the format it is built from.
+
+    The float exports come with every method, so an int8 set always has float counterparts
+    (the reference on a device without TensorFlow).
+    """
+    for method in methods:
+        if method not in METHODS:
+            raise EdgeMnistError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    chosen = [f for f in FORMATS if f.exporter and f.method in ("float", *methods)]
+    ordered: list[Format] = []
+    while chosen:
+        ready = next(f for f in chosen if f.built_from not in {c.key for c in chosen})
+        ordered.append(ready)
+        chosen.remove(ready)
+    return ordered
+
+
+def parity_groups(keys: list[str]) -> dict[str, list[Format]]:
+    """Present formats grouped by parity group, in registry order; groups of one are left out."""
+    groups: dict[str, list[Format]] = {}
+    for fmt in FORMATS:
+        if fmt.key in keys and fmt.parity_group:
+            groups.setdefault(fmt.parity_group, []).append(fmt)
+    return {name: members for name, members in groups.items() if len(members) > 1}
+
+
+def runtime_for(path: Path) -> Runtime:
+    """The runtime that opens a file, by its suffix; a one-line error for anything else."""
+    suffix = Path(path).suffix.lower()
+    for runtime in RUNTIMES.values():
+        if suffix in runtime.suffixes:
+            return runtime
+    known = ", ".join(s for r in RUNTIMES.values() for s in r.suffixes)
+    raise EdgeMnistError(f"{path}: unknown model format {suffix!r} (expected one of {known})")

@@ -1,10 +1,10 @@
-"""Classify photos or scans with an exported model, preprocessing them the way MNIST was made.
+"""The predict stage: classify photos or scans with an exported model, preprocessed like the training data.
 
 MNIST digits were size-normalized to fit a 20x20 box (aspect ratio kept) and centred by
 centre of mass in a 28x28 frame, white on black. A phone photo of a digit on paper is the
 opposite (dark on light, off-centre), so we: grayscale, invert a light background, crop to
-the ink, fit 20x20 (28x28 for Fashion-MNIST, whose items fill the frame), centre by mass.
-Needs Pillow and numpy only.
+the ink, fit the task's box (Task.fit_box; Fashion-MNIST items fill the frame), centre by
+mass. Needs Pillow and numpy only.
 """
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import Task
 from .errors import EdgeMnistError
+from .formats import BY_FILE, BY_KEY
+from .records import Manifest
+from .runtime import open_model
 
-FIT_BOX = {"mnist": 20, "fashion-mnist": 28}
+DEFAULT_MODEL = BY_KEY["tflite_int8"].file
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -58,9 +62,10 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img, mode="F").resize((shape[1], shape[0]), Image.Resampling.LANCZOS))
 
 
-def preprocess(img: np.ndarray, dataset: str = "mnist", source: str = "image") -> np.ndarray:
-    """Grayscale float image -> 28x28 white-on-black, cropped, fitted and centred like the training data."""
-    if img.shape == (28, 28) and not _light_background(img):
+def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray:
+    """Grayscale float image -> the task's frame, white on black, cropped, fitted and centred like the training data."""
+    height, width = task.input_shape[:2]
+    if img.shape == (height, width) and not _light_background(img):
         return img.astype(np.float32)
     if _light_background(img):
         img = 1.0 - img
@@ -69,16 +74,15 @@ def preprocess(img: np.ndarray, dataset: str = "mnist", source: str = "image") -
         raise EdgeMnistError(f"{source}: no digit or object found (blank image)")
     rows, cols = np.nonzero(img > 0.1 * img.max())
     crop = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    box = FIT_BOX.get(dataset, 20)
-    scale = box / max(crop.shape)
+    scale = task.fit_box / max(crop.shape)
     fitted = np.clip(_resize(crop, (max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))), 0, None)
-    canvas = np.zeros((28, 28), np.float32)
-    top, left = _placement(fitted, centre_of_mass=box < 28)
+    canvas = np.zeros((height, width), np.float32)
+    top, left = _placement(fitted, (height, width), centre_of_mass=task.fit_box < min(height, width))
     canvas[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
     return canvas / canvas.max()
 
 
-def _placement(fitted: np.ndarray, centre_of_mass: bool) -> tuple[int, int]:
+def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool) -> tuple[int, int]:
     """Top-left offset that puts the centre of mass (or the box centre) at the frame centre."""
     h, w = fitted.shape
     if centre_of_mass:
@@ -87,14 +91,29 @@ def _placement(fitted: np.ndarray, centre_of_mass: bool) -> tuple[int, int]:
         cy, cx = (ys * fitted).sum() / total, (xs * fitted).sum() / total
     else:
         cy, cx = (h - 1) / 2, (w - 1) / 2
-    top = int(np.clip(round(13.5 - cy), 0, 28 - h))
-    left = int(np.clip(round(13.5 - cx), 0, 28 - w))
+    top = int(np.clip(round((frame[0] - 1) / 2 - cy), 0, frame[0] - h))
+    left = int(np.clip(round((frame[1] - 1) / 2 - cx), 0, frame[1] - w))
     return top, left
 
 
-def predict_files(runner, paths: list[Path], labels: list[str], dataset: str) -> list[dict]:
+def predict_files(runner, paths: list[Path], task: Task) -> list[dict]:
     """Preprocess each file and classify them in one batch."""
-    batch = np.stack([preprocess(load_image(p), dataset, str(p)) for p in paths])[..., None]
+    batch = np.stack([preprocess(load_image(p), task, str(p)) for p in paths])[..., None]
     probs = runner.predict(batch)
-    return [{"file": str(p), "class": int(pr.argmax()), "label": labels[int(pr.argmax())] if labels else str(pr.argmax()),
+    return [{"file": str(p), "class": int(pr.argmax()), "label": task.class_names[int(pr.argmax())],
              "probability": float(pr.max())} for p, pr in zip(paths, probs)]
+
+
+def predict(out: Path, images: list[Path], model: Path | None = None, threads: int = 1) -> list[dict]:
+    """Classify image files with an artifact of DIR (default: the PTQ int8 TFLite model).
+
+    An artifact of DIR is run only when its sha256 still matches the manifest.
+    """
+    out = Path(out)
+    manifest = Manifest.load(out)
+    model = Path(model) if model else out / DEFAULT_MODEL
+    fmt = BY_FILE.get(model.name)
+    if model.parent.resolve() == out.resolve() and fmt is not None and fmt.key in manifest.artifacts:
+        manifest.path_of(out, fmt.key)
+    runner = open_model(model, threads, task=manifest.task)
+    return predict_files(runner, [Path(p) for p in images], manifest.task)

@@ -1,10 +1,10 @@
-"""Presentation: plain tables for the terminal, Markdown for CI summaries, JUnit XML for CI UIs."""
+"""Presentation: plain tables for the terminal, Markdown for CI summaries, JUnit XML and JSON for CI UIs."""
 from __future__ import annotations
 
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, atomic_write_json
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -25,15 +25,15 @@ BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreeme
                  "batch256 img/s"]
 
 
-def bench_rows(result: dict) -> list[list[str]]:
-    """One display row per artifact of a bench result."""
+def bench_rows(result) -> list[list[str]]:
+    """One display row per artifact of a BenchResult."""
     rows = []
-    for r in result["rows"]:
-        lat = r["latency_us"]
-        agree = "-" if r.get("agreement") is None else f"{r['agreement'] * 100:.2f}%"
-        rows.append([r["artifact"], r["format"], r["precision"], f"{r['size_bytes'] / 1e6:.2f} MB",
-                     f"{r['accuracy'] * 100:.2f}%", agree, f"{lat['p50']:.0f}", f"{lat['p90']:.0f}",
-                     f"{lat['p99']:.0f}", f"{r['throughput_ips']:.0f}"])
+    for r in result.rows:
+        lat = r.latency_us
+        agree = "-" if r.agreement is None else f"{r.agreement * 100:.2f}%"
+        rows.append([r.file, r.fmt.runtime, r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
+                     f"{r.accuracy * 100:.2f}%", agree, f"{lat['p50']:.0f}", f"{lat['p90']:.0f}",
+                     f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
     return rows
 
 
@@ -44,6 +44,26 @@ def check_rows(results) -> list[list[str]]:
     """One display row per evaluated criterion."""
     return [[r.artifact, r.criterion, f"{r.value:.4g}", f"{r.limit:.4g}", "PASS" if r.passed else "FAIL", r.detail]
             for r in results]
+
+
+def summary(verdict) -> str:
+    """The closing line of `check`."""
+    word = "PASS" if verdict.passed else "FAIL"
+    return (f"{word}: {len(verdict.results) - len(verdict.failed)}/{len(verdict.results)} criteria passed on "
+            f"{verdict.n_samples} images; reference {verdict.reference} = {verdict.reference_accuracy:.4f}")
+
+
+def write_reports(verdict, json_path: Path | None = None, junit_path: Path | None = None,
+                  md_path: Path | None = None) -> None:
+    """The gate's reports: JSON, JUnit XML, and a Markdown section appended (e.g. to a CI step summary)."""
+    if json_path:
+        atomic_write_json(Path(json_path), verdict.to_json())
+    if junit_path:
+        junit(verdict.results, Path(junit_path))
+    if md_path:
+        with open(md_path, "a") as handle:
+            handle.write(f"### edge-mnist check: {'PASS' if verdict.passed else 'FAIL'}\n\n"
+                         f"{markdown(CHECK_HEADERS, check_rows(verdict.results))}\n\n")
 
 
 def junit(results, path: Path) -> None:

@@ -1,9 +1,8 @@
-"""Training of the float model and quantization-aware fine-tuning (TensorFlow, imported lazily)."""
+"""Training of the float model: tf.data pipeline, device and precision choice (TensorFlow, imported lazily)."""
 from __future__ import annotations
 
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,10 +10,11 @@ import numpy as np
 
 from .data import Dataset, to_float
 from .files import atomic_output, atomic_write_json
+from .formats import BY_KEY
 from .tfenv import import_tf
 
-KERAS_FILE = "model_float32.keras"
-QAT_KERAS_FILE = "model_qat.h5"  # tfmot QAT models do not reload from the .keras format
+KERAS_FILE = BY_KEY["keras_float32"].file
+HISTORY_FILE = "history.json"
 
 
 @dataclass
@@ -51,8 +51,8 @@ def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     The uint8 arrays stay in memory as two constants and only indices are shuffled, so each
     step does one gather per batch instead of moving 60k separate image tensors through a
     shuffle buffer; that is also how Keras feeds in-memory arrays. The map runs sequentially in
-    the prefetch thread: a batch gather takes well under a millisecond, and parallel map
-    threads only compete with the training step for the cores (benchmarks/README.md).
+    the prefetch thread: a batch gather is cheap, and parallel map threads only compete with
+    the training step for the cores.
     """
     tf, _ = import_tf()
     x, y = tf.constant(images), tf.constant(labels.astype(np.int32))
@@ -118,23 +118,25 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
 def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
     """Train the chosen architecture and write the Keras model, history.json and curves PNG."""
     tf, keras = import_tf()
+    from .keras_io import inference_copy, save_keras
     from .models import build
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = select_device(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
-    model = build(config.architecture)
+    model = build(config.architecture, dataset.task)
     metrics = fit(model, dataset, config.epochs, config.batch_size, config.seed, config.learning_rate)
     float_accuracy = evaluate_keras(model, dataset)
     keras.mixed_precision.set_global_policy("float32")
     save_keras(inference_copy(model), out / KERAS_FILE)
     history = {
-        "config": asdict(config), "dataset": dataset.name, "dataset_source": dataset.source,
+        "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
+        "dataset_source": dataset.source,
         "device": device, "parameters": int(model.count_params()),
         "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
     }
-    atomic_write_json(out / "history.json", history)
+    atomic_write_json(out / HISTORY_FILE, history)
     plot_curves(metrics, out / "training_curves.png")
     return history
 
@@ -166,60 +168,3 @@ def plot_curves(metrics: dict, path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-
-
-def load_keras(path: Path):
-    """Load a saved float Keras model, or a one-line error naming the file."""
-    from .errors import EdgeMnistError
-
-    _, keras = import_tf()
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeMnistError(f"{path}: Keras model not found (run `edge-mnist train` first)")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a corrupt file
-        raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
-
-
-def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: int,
-                 learning_rate: float = 1e-4):
-    """Quantization-aware fine-tuning of a copy of `model` with tfmot's default 8-bit scheme.
-
-    BatchNorm is folded into the next Dense first (see models.fold_batchnorm), so the float
-    model itself is never changed and tfmot sees only layers it supports.
-    """
-    _, keras = import_tf()
-    from .errors import require
-    from .models import fold_batchnorm
-
-    tfmot = require("tensorflow_model_optimization", "train")
-    keras.utils.set_random_seed(seed)
-    qat = tfmot.quantization.keras.quantize_model(fold_batchnorm(model))
-    metrics = fit(qat, dataset, epochs, batch_size, seed, learning_rate)
-    return qat, metrics
-
-
-def load_qat(path: Path):
-    """Load a saved QAT Keras model (needs tfmot's quantize_scope)."""
-    _, keras = import_tf()
-    import tensorflow_model_optimization as tfmot
-
-    with tfmot.quantization.keras.quantize_scope():
-        return keras.models.load_model(path, compile=False)
-
-
-def inference_copy(model):
-    """The same architecture and weights without optimizer state: a third of the file size."""
-    _, keras = import_tf()
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def save_keras(model, path: Path) -> None:
-    """Save a Keras model atomically (HDF5 for .h5 on purpose: see QAT_KERAS_FILE, so no legacy warning)."""
-    with atomic_output(Path(path)) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
-        model.save(tmp)
-

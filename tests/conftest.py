@@ -1,4 +1,9 @@
-"""Shared fixtures: small real data (a Fashion-MNIST subset) and one tiny export folder per session."""
+"""Shared fixtures.
+
+device tier: the committed tests/fixtures (a real Fashion-MNIST subset and a tiny exported model
+folder, made by tests/fixtures/make_fixtures.py); they need numpy and the device runtimes only.
+tf tier: a Fashion-MNIST subset from Debian's package and one small export per session.
+"""
 from __future__ import annotations
 
 import gzip
@@ -9,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_mnist.data import DEBIAN_FASHION_DIR, IDX_FILES, read_idx_dir
+from edge_mnist.data import IDX_FILES, read_idx_dir
+from edge_mnist.datasets import DEBIAN_FASHION_DIR
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,6 +48,20 @@ def synthetic_arrays(n_train=64, n_test=32, seed=0) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def fixture_data_dir() -> Path:
+    """Committed real Fashion-MNIST subset (64 train / 500 test images)."""
+    return FIXTURES / "fashion-small"
+
+
+@pytest.fixture
+def device_export(tmp_path) -> Path:
+    """A private copy of the committed tiny export folder (float, PTQ and QAT artifacts + manifest)."""
+    dst = tmp_path / "device_export"
+    shutil.copytree(FIXTURES / "device_export", dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
 def fashion_full():
     """The full real Fashion-MNIST from Debian's dataset-fashion-mnist package."""
     if not DEBIAN_FASHION_DIR.is_dir():
@@ -58,16 +80,15 @@ def small_fashion_dir(tmp_path_factory, fashion_full) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
     """Train 2 epochs on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
-    from edge_mnist.convert import export
+    from edge_mnist.bench import bench
     from edge_mnist.data import load_dataset
+    from edge_mnist.export import export
     from edge_mnist.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("export")
     data = load_dataset("fashion-mnist", small_fashion_dir)
     train(data, out, TrainConfig(epochs=2, batch_size=64))
-    export(out, data, "ptq", calib_samples=100, progress=lambda *_: None)
-    from edge_mnist.bench import bench
-
+    export(out, data, ("ptq",), calib_samples=100, progress=lambda *_: None)
     bench(out, data, runs=30, warmup=3, progress=lambda *_: None)
     return out
 

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from edge_mnist import data
+from edge_mnist.datasets import DATASETS, DEBIAN_FASHION_DIR
 from edge_mnist.errors import EdgeMnistError
 from tests.conftest import synthetic_arrays, write_idx, write_idx_dir
+
+pytestmark = pytest.mark.device
 
 
 def npz_bytes(arrays) -> bytes:
@@ -143,8 +146,18 @@ def test_download_unreachable_names_remedies(tmp_path, monkeypatch):
 
 
 def test_real_fashion_mnist(fashion_full):
-    arrays = data.validate(dict(fashion_full), "debian")
+    arrays = data.validate(dict(fashion_full), "debian", DATASETS["fashion-mnist"].task)
     assert arrays["x_train"].shape == (60000, 28, 28) and arrays["x_test"].shape == (10000, 28, 28)
     assert np.bincount(arrays["y_test"]).tolist() == [1000] * 10
-    for name, digest in data.SHA256["fashion-mnist"].items():
-        assert hashlib.sha256((data.DEBIAN_FASHION_DIR / name).read_bytes()).hexdigest() == digest
+    for name, digest in DATASETS["fashion-mnist"].sha256.items():
+        assert hashlib.sha256((DEBIAN_FASHION_DIR / name).read_bytes()).hexdigest() == digest
+
+
+def test_dataset_carries_its_task(tmp_path):
+    ds = data.load_dataset("fashion-mnist", write_idx_dir(tmp_path, synthetic_arrays()))
+    assert ds.name == "fashion-mnist" and ds.task.class_names[9] == "Ankle boot"
+
+
+def test_unknown_dataset_lists_the_registry():
+    with pytest.raises(EdgeMnistError, match="unknown dataset 'cifar'; choose one of mnist, fashion-mnist"):
+        data.load_dataset("cifar")

@@ -46,27 +46,26 @@ def test_accuracy_targets(full_run):
 
 def test_manifest_lists_every_artifact(full_run):
     out, _ = full_run
-    from edge_mnist.files import sha256_file
+    from edge_mnist.formats import FORMATS
+    from edge_mnist.records import Manifest
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["dataset"] == "fashion-mnist" and manifest["float_accuracy"] >= 0.87
-    assert len(manifest["artifacts"]) == 7
-    for entry in manifest["artifacts"].values():
-        assert sha256_file(out / entry["file"]) == entry["sha256"]
-        assert entry["size_bytes"] == (out / entry["file"]).stat().st_size
-    assert manifest["artifacts"]["tflite_int8"]["input_dtype"] == "int8"
-    assert manifest["artifacts"]["tflite_int8"]["input_scale"] > 0
-    assert "tensorflow" in manifest["versions"] and "onnxruntime" in manifest["versions"]
+    manifest = Manifest.load(out)
+    assert manifest.task.dataset == "fashion-mnist" and manifest.float_accuracy >= 0.87
+    assert list(manifest.artifacts) == [f.key for f in FORMATS]
+    assert manifest.artifacts["tflite_int8"].input.dtype == "int8"
+    assert manifest.artifacts["tflite_int8"].input.scale > 0
+    assert manifest.qat is not None and len(manifest.qat.predictions) == 10000
+    assert "tensorflow" in manifest.versions and "onnxruntime" in manifest.versions
 
 
 def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
     out, _ = full_run
     from edge_mnist.data import load_dataset, to_float
     from edge_mnist.runtime import open_model
-    from edge_mnist.train import load_qat
+    from edge_mnist.keras_io import load_keras
 
     x = to_float(load_dataset("fashion-mnist").x_test)
-    qat_keras = load_qat(out / "model_qat.h5").predict(x, batch_size=1024, verbose=0).argmax(1)
+    qat_keras = load_keras(out / "model_qat.h5", qat=True).predict(x, batch_size=1024, verbose=0).argmax(1)
     tfl = open_model(out / "model_qat_int8.tflite")
     assert tfl.input_dtype == np.int8 and tfl._out["dtype"] == np.int8
     assert "float32" not in tfl.tensor_dtypes()
@@ -83,7 +82,7 @@ def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
 def test_float_model_gated_against_is_the_unmodified_one(full_run):
     out, _ = full_run
     from edge_mnist.files import sha256_file
-    from edge_mnist.train import load_keras
+    from edge_mnist.keras_io import load_keras
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert sha256_file(out / "model_float32.keras") == manifest["keras_sha256"]

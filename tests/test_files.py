@@ -7,6 +7,8 @@ import pytest
 
 from edge_mnist import files
 
+pytestmark = pytest.mark.device
+
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     target = tmp_path / "a.json"

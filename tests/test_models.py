@@ -1,63 +1,36 @@
-"""models.py: the reference architecture and the exact BatchNorm fold used for QAT."""
+"""models.py: the architecture registry and the reference architecture."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-pytestmark = pytest.mark.tf
+from edge_mnist.datasets import DATASETS
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.models import ARCHITECTURES, build
+
+TASK = DATASETS["mnist"].task
 
 
+@pytest.mark.tf
 def test_reference_cnn_layout_and_parameters():
-    from edge_mnist.models import REFERENCE_PARAMS, build
-
-    model = build("reference_cnn")
-    assert model.count_params() == REFERENCE_PARAMS == 845_706
+    model = build("reference_cnn", TASK)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense",
                      "BatchNormalization", "Dropout", "Dense"]
+    # conv1 3*3*1*32+32, conv2 3*3*32*64+64, dense1 (5*5*64)*512+512, bn 4*512, dense2 512*10+10
+    per_layer = [320, 0, 18_496, 0, 0, 819_712, 2_048, 0, 5_130]
+    assert [layer.count_params() for layer in model.layers] == per_layer
+    assert model.count_params() == sum(per_layer) == ARCHITECTURES["reference_cnn"].mnist_parameters
 
 
-def model_with_random_batchnorm(gamma_sign: float = 1.0):
-    """The reference CNN with random BatchNorm statistics (so the fold has something to do)."""
-    from edge_mnist.models import build
+@pytest.mark.tf
+def test_output_follows_the_task():
+    from edge_mnist.datasets import Task
 
-    model = build()
-    rng = np.random.default_rng(0)
-    gamma, beta, mean, var = (rng.normal(size=512).astype(np.float32) for _ in range(4))
-    model.get_layer("bn").set_weights([gamma_sign * np.abs(gamma) + 0.01 * gamma_sign, beta, mean, np.abs(var) + 0.1])
-    return model
+    letters = Task("letters", (28, 28, 1), tuple("abcdefghijklmnopqrstuvwxyz"), 20)
+    assert build("reference_cnn", letters).output_shape == (None, 26)
 
 
-@pytest.mark.parametrize("through_relu", [False, True])
-def test_fold_batchnorm_is_exact_and_leaves_original_untouched(through_relu):
-    from edge_mnist.models import fold_batchnorm
-
-    model = model_with_random_batchnorm()
-    before = [w.copy() for w in model.get_weights()]
-    folded = fold_batchnorm(model, through_relu=through_relu)
-    x = np.random.default_rng(1).random((16, 28, 28, 1), dtype=np.float32)
-    np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-6)
-    assert not any("BatchNormalization" == type(layer).__name__ for layer in folded.layers)
-    for old, new in zip(before, model.get_weights()):
-        np.testing.assert_array_equal(old, new)
-
-
-@pytest.mark.parametrize("gamma_sign, dense10_kernel_kept", [(1.0, True), (-1.0, False)])
-def test_fold_through_relu_keeps_dense10_weights_only_when_every_scale_is_positive(gamma_sign, dense10_kernel_kept):
-    """A negative scale does not commute with ReLU, so that BatchNorm must fold forward instead."""
-    from edge_mnist.models import fold_batchnorm
-
-    model = model_with_random_batchnorm(gamma_sign)
-    folded = fold_batchnorm(model, through_relu=True)
-    same = np.array_equal(folded.layers[-1].get_weights()[0], model.get_layer("probs").get_weights()[0])
-    assert same == dense10_kernel_kept
-    x = np.random.default_rng(2).random((8, 28, 28, 1), dtype=np.float32)
-    np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-6)
-
-
+@pytest.mark.device
 def test_unknown_architecture_is_an_error():
-    from edge_mnist.errors import EdgeMnistError
-    from edge_mnist.models import build
-
-    with pytest.raises(EdgeMnistError, match="unknown architecture"):
-        build("resnet9000")
+    with pytest.raises(EdgeMnistError, match="unknown architecture 'resnet9000'; choose one of reference_cnn"):
+        build("resnet9000", TASK)

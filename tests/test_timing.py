@@ -8,6 +8,8 @@ import pytest
 
 from edge_mnist.timing import interleaved_p50, latency_us
 
+pytestmark = pytest.mark.device
+
 
 def test_latency_us_counts_runs_and_sees_a_slow_call():
     calls = []

@@ -6,18 +6,19 @@ from typing import Callable
 
 import numpy as np
 
+from ..datasets import Task
 from ..errors import EdgeMnistError
 
-INPUT_HW = (28, 28)
+SUPPORTED_INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
 
 
-def check_images(x: np.ndarray, source: str) -> np.ndarray:
-    """Validate float images in [0, 1] and return them as float32 (N, 28, 28, 1)."""
+def check_images(x: np.ndarray, source: str, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Validate float images in [0, 1] against one model input (H, W, C); return float32 (N, H, W, C)."""
     x = np.asarray(x)
-    if x.ndim == 3:
+    if x.ndim == len(input_shape) and input_shape[-1] == 1:
         x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != (*INPUT_HW, 1):
-        raise EdgeMnistError(f"{source}: images have shape {x.shape}, expected (N, 28, 28, 1)")
+    if x.ndim != len(input_shape) + 1 or x.shape[1:] != tuple(input_shape):
+        raise EdgeMnistError(f"{source}: images have shape {x.shape}, expected (N, {', '.join(map(str, input_shape))})")
     if len(x) == 0:
         raise EdgeMnistError(f"{source}: no images")
     if not np.issubdtype(x.dtype, np.floating):
@@ -40,21 +41,30 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * scale
 
 
-def check_signature(path: Path, shape, dtype) -> None:
-    """Refuse a model whose input is not one 28x28x1 image per row of a supported dtype."""
-    dims = list(shape)
-    if len(dims) != 4 or [d for d in dims[1:]] != [28, 28, 1]:
-        raise EdgeMnistError(f"{path}: model input shape is {dims}, expected [N, 28, 28, 1]")
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)):
+def image_signature(path: Path, shape, output_shape, dtype) -> tuple[tuple[int, ...], int]:
+    """(one image's shape, number of classes) of a model taking (N, H, W, C) images of a supported dtype.
+
+    Refuses anything else with a one-line error naming the file.
+    """
+    dims = [int(d) for d in shape]
+    if len(dims) != 4 or min(dims[1:]) < 1:
+        raise EdgeMnistError(f"{path}: model input shape is {dims}, expected [N, height, width, channels]")
+    if np.dtype(dtype) not in SUPPORTED_INPUT_DTYPES:
         raise EdgeMnistError(f"{path}: model input dtype is {np.dtype(dtype)}, expected float32, int8 or uint8")
+    out = [int(d) for d in output_shape]
+    if len(out) != 2 or out[1] < 2:
+        raise EdgeMnistError(f"{path}: model output shape is {out}, expected [N, classes]")
+    return tuple(dims[1:]), out[1]
 
 
 class Runner:
-    """A loaded model. Subclasses set the fields below and implement `run` and `_resize`."""
+    """A loaded model. Subclasses set the fields below and implement `run`."""
 
     runtime = ""
     path: Path
     threads: int
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
     input_dtype: np.dtype = np.dtype(np.float32)
     input_scale: float = 0.0
     input_zero_point: int = 0
@@ -64,8 +74,14 @@ class Runner:
 
     @property
     def precision(self) -> str:
-        """int8 when the model takes integer input or holds integer weights."""
+        """int8 when the model takes integer input or says it holds integer weights."""
         return "int8" if self.input_dtype != np.float32 or self.metadata.get("precision") == "int8" else "float32"
+
+    def check_task(self, task: Task) -> None:
+        """Refuse a model whose input or output does not fit the task it is used for."""
+        if self.input_shape != tuple(task.input_shape) or self.num_classes != task.num_classes:
+            raise EdgeMnistError(f"{self.path}: model takes {list(self.input_shape)} and gives {self.num_classes} "
+                                 f"classes; {task.dataset} needs {list(task.input_shape)} and {task.num_classes}")
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Float images -> the model's input dtype (quantized when integer)."""
@@ -85,15 +101,16 @@ class Runner:
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities for float images in [0, 1], in batches."""
-        x = check_images(x, str(self.path))
+        x = check_images(x, str(self.path), self.input_shape)
         outs = [self.to_probabilities(self.run(self.prepare(x[i:i + batch_size])))
                 for i in range(0, len(x), batch_size)]
         probs = np.concatenate(outs)
-        if probs.shape != (len(x), 10) or not np.isfinite(probs).all():
-            raise EdgeMnistError(f"{self.path}: model output is {probs.shape} or not finite, expected (N, 10) probabilities")
+        if probs.shape != (len(x), self.num_classes) or not np.isfinite(probs).all():
+            raise EdgeMnistError(f"{self.path}: model output is {probs.shape} or not finite, "
+                                 f"expected (N, {self.num_classes}) probabilities")
         return probs
 
     def bound_call(self, x: np.ndarray) -> Callable[[], object]:
         """A zero-argument call running one prepared input: the unit the latency timer measures."""
-        prepared = self.prepare(check_images(x, str(self.path)))
+        prepared = self.prepare(check_images(x, str(self.path), self.input_shape))
         return lambda: self.run(prepared)

@@ -1,7 +1,7 @@
-"""Runner for the float Keras model, the reference every int8 artifact is compared with.
+"""Runner for a Keras model file, the float reference every int8 artifact is compared with.
 
-Unlike the other runners this one needs TensorFlow; it is imported only when a .keras file
-is opened, so the rest of edge_mnist.runtime stays TensorFlow-free.
+Unlike the other runners this one needs TensorFlow; it is imported only when a .keras or .h5
+file is opened, so the rest of edge_mnist.runtime stays TensorFlow-free.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Runner
+from .base import Runner, image_signature
 
 
 class KerasRunner(Runner):
@@ -18,13 +18,16 @@ class KerasRunner(Runner):
     runtime = "keras"
 
     def __init__(self, path: Path, threads: int = 1):
+        from ..keras_io import load_keras
         from ..tfenv import import_tf
-        from ..train import load_keras
 
         tf, _ = import_tf()
         self.path, self.threads, self.metadata = Path(path), threads, {}
         _set_tf_threads(tf, threads)
         self.model = load_keras(self.path)
+        shape = [-1 if d is None else d for d in self.model.input_shape]
+        out = [-1 if d is None else d for d in self.model.output_shape]
+        self.input_shape, self.num_classes = image_signature(self.path, shape, out, np.float32)
         self._tf = tf
 
     def run(self, prepared: np.ndarray) -> np.ndarray:

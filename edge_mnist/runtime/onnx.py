@@ -7,14 +7,13 @@ from typing import Callable
 import numpy as np
 
 from ..errors import EdgeMnistError, require
-from .base import Runner, check_images, check_signature
+from .base import Runner, check_images, image_signature
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
 
 # onnxruntime moves a QuantizeLinear that follows a float MaxPool up in front of it, which
-# turns the fast float NCHWc MaxPool of our first stage into a slow uint8 NCHW one
-# (model_int8.onnx: 51 -> 27 us per image with this transformer off; benchmarks/README.md).
-# It has no effect on float graphs or on graphs where every op is already quantized.
+# turns the fast float NCHWc MaxPool of our first stage into a slow uint8 NCHW one. It has
+# no effect on float graphs or on graphs where every op is already quantized.
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
 
 
@@ -50,7 +49,8 @@ class OnnxRunner(Runner):
         if self._in.type not in _ORT_DTYPES:
             raise EdgeMnistError(f"{path}: model input type {self._in.type} is not supported")
         shape = [d if isinstance(d, int) else -1 for d in self._in.shape]
-        check_signature(self.path, shape, _ORT_DTYPES[self._in.type])
+        out_shape = [d if isinstance(d, int) else -1 for d in outputs[0].shape]
+        self.input_shape, self.num_classes = image_signature(self.path, shape, out_shape, _ORT_DTYPES[self._in.type])
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.input_dtype = np.dtype(_ORT_DTYPES[self._in.type])
         if self.input_dtype != np.float32:
@@ -71,13 +71,13 @@ class OnnxRunner(Runner):
 
         Each call still copies the prepared image into the bound input buffer (as a camera
         loop would) and leaves the probabilities in the bound output array, so it does the
-        same work as LiteRT's set_tensor/invoke/get_tensor at about 2 us less overhead than
-        session.run (benchmarks/README.md).
+        same work as LiteRT's set_tensor/invoke/get_tensor with less per-call overhead than
+        session.run.
         """
-        prepared = self.prepare(check_images(x, str(self.path)))
+        prepared = self.prepare(check_images(x, str(self.path), self.input_shape))
         inbuf = np.empty_like(prepared)
         out_dtype = _ORT_DTYPES.get(self.session.get_outputs()[0].type, np.float32)
-        outbuf = np.empty((len(prepared), 10), dtype=out_dtype)
+        outbuf = np.empty((len(prepared), self.num_classes), dtype=out_dtype)
         binding = self.session.io_binding()
         binding.bind_cpu_input(self._in.name, inbuf)
         binding.bind_output(self._out, "cpu", 0, outbuf.dtype, outbuf.shape, outbuf.ctypes.data)

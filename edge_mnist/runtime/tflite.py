@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import EdgeMnistError, require
 from ..tfenv import filtered_stderr
-from .base import Runner, check_signature
+from .base import Runner, image_signature
 
 
 class TFLiteRunner(Runner):
@@ -29,7 +29,8 @@ class TFLiteRunner(Runner):
         if len(inp) != 1 or len(out) != 1:
             raise EdgeMnistError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
         self._in, self._out = inp[0], out[0]
-        check_signature(self.path, self._in["shape"], self._in["dtype"])
+        self.input_shape, self.num_classes = image_signature(self.path, self._in["shape"], self._out["shape"],
+                                                             self._in["dtype"])
         self.input_dtype = np.dtype(self._in["dtype"])
         self.input_scale, self.input_zero_point = self._in["quantization"]
         self.output_scale, self.output_zero_point = self._out["quantization"]
@@ -40,7 +41,7 @@ class TFLiteRunner(Runner):
     def _resize(self, batch: int) -> None:
         """Resize the input to `batch` rows and re-allocate (only when it changes)."""
         if batch != self._batch:
-            self.interpreter.resize_tensor_input(self._in["index"], [batch, 28, 28, 1])
+            self.interpreter.resize_tensor_input(self._in["index"], [batch, *self.input_shape])
             self.interpreter.allocate_tensors()
             self._batch = batch
 

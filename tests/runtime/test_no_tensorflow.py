@@ -1,4 +1,4 @@
-"""The device install: runtime, bench, check (and predict) must work where TensorFlow cannot be imported."""
+"""The device install: bench, check and predict work where TensorFlow, tf_keras, tf2onnx and onnx cannot be imported."""
 from __future__ import annotations
 
 import json
@@ -7,16 +7,16 @@ import sys
 import textwrap
 
 import numpy as np
-
 import pytest
 
-pytestmark = pytest.mark.tf  # the artifacts are made with TensorFlow in this process; the child has none
+pytestmark = pytest.mark.device
 
 BLOCK = textwrap.dedent("""
     import importlib.abc, sys
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"tensorflow", "tf_keras", "keras", "tf2onnx", "tensorflow_model_optimization"}:
+            if name.split(".")[0] in {"tensorflow", "tf_keras", "keras", "tf2onnx", "tensorflow_model_optimization",
+                                      "onnx"}:
                 raise ImportError(f"No module named {name!r} (blocked by test)")
     sys.meta_path.insert(0, Block())
 """)
@@ -28,34 +28,33 @@ def run_without_tf(code: str, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_runtime_bench_check_predict_without_tensorflow(export_copy, small_fashion_dir, tmp_path):
+def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir, tmp_path):
     from edge_mnist.data import load_dataset
 
-    np.save(tmp_path / "item.npy", load_dataset("fashion-mnist", small_fashion_dir).x_test[0])
+    np.save(tmp_path / "item.npy", load_dataset("fashion-mnist", fixture_data_dir).x_test[0])
     code = f"""
         import sys
         from edge_mnist.cli import main
-        import edge_mnist.runtime, edge_mnist.bench, edge_mnist.check
-        for argv in (["bench", "--out", r"{export_copy}", "--data-dir", r"{small_fashion_dir}", "--runs", "20"],
-                     ["check", "--out", r"{export_copy}", "--tolerance", "5", "--max-disagreement", "10",
+        for argv in (["bench", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}", "--runs", "20"],
+                     ["check", "--out", r"{device_export}", "--tolerance", "5", "--max-disagreement", "10",
                       "--max-class-drop", "30", "--parity", "0.9"],
-                     ["predict", "--out", r"{export_copy}", "--json", r"{tmp_path / 'item.npy'}"]):
+                     ["predict", "--out", r"{device_export}", "--json", r"{tmp_path / 'item.npy'}"]):
             try:
                 main(argv)
             except SystemExit as exc:
                 assert exc.code in (0, None), (argv, exc.code)
-        assert "tensorflow" not in sys.modules
+        assert not {{"tensorflow", "onnx", "tf_keras"}} & set(sys.modules)
         print("NO_TF_OK")
     """
     proc = run_without_tf(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "NO_TF_OK" in proc.stdout
     assert '"class": ' in proc.stdout and '"probability": ' in proc.stdout
-    assert "reference float accuracy recorded in manifest.json" in proc.stdout
-    bench = json.loads((export_copy / "bench.json").read_text())
-    assert "model_float32.keras" not in {r["artifact"] for r in bench["rows"]}
-    assert bench["skipped"][0]["artifact"] == "model_float32.keras"
-    assert {"model_int8.tflite", "model_int8.onnx"} <= {r["artifact"] for r in bench["rows"]}
+    assert "reference model_float32.onnx" in proc.stdout  # the float ONNX stands in for Keras
+    bench = json.loads((device_export / "bench.json").read_text())
+    assert bench["reference"] == "onnx_float32"
+    assert bench["skipped"][0]["file"] == "model_float32.keras"
+    assert {"model_int8.tflite", "model_int8.onnx", "model_qat_int8.onnx"} <= {r["file"] for r in bench["rows"]}
 
 
 def test_train_without_tensorflow_says_which_extra(tmp_path):

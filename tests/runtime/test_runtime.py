@@ -1,44 +1,48 @@
-"""edge_mnist.runtime: runners for .tflite and .onnx, input checks and bad-model errors."""
+"""edge_mnist.runtime: runners for .tflite and .onnx on committed real models, input checks, bad models."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from edge_mnist.data import load_dataset, to_float
+from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import EdgeMnistError
 from edge_mnist.runtime import check_images, open_model
 
+pytestmark = pytest.mark.device
 
-def tiny_onnx(path, shape=("N", 28, 28, 1), elem=1):
-    """A real ONNX model (flatten -> matmul -> softmax) built without TensorFlow."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    dtype = {1: np.float32, 11: np.float64}[elem]
-    w = numpy_helper.from_array(rng.normal(size=(int(np.prod(shape[1:])), 10)).astype(dtype), "w")
-    nodes = [helper.make_node("Flatten", ["image"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["probs"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", elem, list(shape))],
-                              [helper.make_tensor_value_info("probs", elem, ["N", 10])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
+INT8 = ["model_int8.tflite", "model_int8.onnx", "model_qat_int8.tflite", "model_qat_int8.onnx"]
 
 
-def test_onnx_runner_predicts_probabilities(tmp_path):
-    runner = open_model(tiny_onnx(tmp_path / "m.onnx"))
-    probs = runner.predict(np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32))
-    assert probs.shape == (5, 10)
-    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
-    assert runner.precision == "float32"
+@pytest.fixture(scope="module")
+def test_images(fixture_data_dir):
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    return to_float(data.x_test), data.y_test
+
+
+@pytest.mark.parametrize("name", ["model_float32.tflite", "model_float32.onnx", *INT8])
+def test_every_artifact_classifies_real_images(device_export, test_images, name):
+    x, y = test_images
+    runner = open_model(device_export / name, task=DATASETS["fashion-mnist"].task)
+    probs = runner.predict(x)
+    assert probs.shape == (len(x), 10)
+    assert (probs.argmax(1) == y).mean() > 0.7  # the fixture model scores about 0.8; chance is 0.1
+    assert runner.precision == ("int8" if "int8" in name else "float32")
+
+
+def test_int8_tflite_takes_quantized_int8_input(device_export):
+    runner = open_model(device_export / "model_int8.tflite")
+    assert runner.input_dtype == np.int8 and runner.input_scale > 0
+    np.testing.assert_array_equal(runner.prepare(np.array([0.0, 1.0], np.float32)),
+                                  np.round(np.array([0.0, 1.0]) / runner.input_scale) + runner.input_zero_point)
+    assert "float32" not in runner.tensor_dtypes()
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_onnx_bound_call_matches_session_run(tmp_path, batch):
+def test_onnx_bound_call_matches_session_run(device_export, test_images, batch):
     """The IOBinding call the latency timer measures computes what session.run computes."""
-    runner = open_model(tiny_onnx(tmp_path / "m.onnx"))
-    images = np.random.default_rng(2).random((2, batch, 28, 28, 1), dtype=np.float32)
+    runner = open_model(device_export / "model_int8.onnx")
+    images = test_images[0][:2 * batch].reshape(2, batch, 28, 28, 1)
     calls = [runner.bound_call(x) for x in images]
     results = [call().copy() for call in calls]  # two bindings alive at once must not share buffers
     for x, got in zip(images, results):
@@ -46,14 +50,12 @@ def test_onnx_bound_call_matches_session_run(tmp_path, batch):
     assert not np.array_equal(results[0], results[1])
 
 
-def test_onnx_wrong_input_shape_is_refused(tmp_path):
-    with pytest.raises(EdgeMnistError, match=r"m.onnx: model input shape is \[-1, 32, 32, 3\]"):
-        open_model(tiny_onnx(tmp_path / "m.onnx", shape=("N", 32, 32, 3)))
+def test_model_of_another_task_is_refused(device_export):
+    from edge_mnist.datasets import Task
 
-
-def test_onnx_wrong_input_dtype_is_refused(tmp_path):
-    with pytest.raises(EdgeMnistError, match="m.onnx: model input type tensor\\(double\\)"):
-        open_model(tiny_onnx(tmp_path / "m.onnx", elem=11))
+    task = Task("letters", (28, 28, 1), tuple("abcdefghijklmnopqrstuvwxyz"), 20)
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite: model takes \\[28, 28, 1\\] and gives 10 classes"):
+        open_model(device_export / "model_int8.tflite", task=task)
 
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
@@ -65,11 +67,18 @@ def test_junk_model_files(tmp_path, suffix, content):
         open_model(path)
 
 
+def test_truncated_tflite(device_export, tmp_path):
+    path = tmp_path / "model_int8.tflite"
+    path.write_bytes((device_export / "model_int8.tflite").read_bytes()[:5000])
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite: not a valid TFLite model"):
+        open_model(path)
+
+
 def test_missing_and_unknown_model(tmp_path):
     with pytest.raises(EdgeMnistError, match="model file not found"):
         open_model(tmp_path / "none.tflite")
     (tmp_path / "m.pt").write_bytes(b"x")
-    with pytest.raises(EdgeMnistError, match="unknown model format"):
+    with pytest.raises(EdgeMnistError, match="unknown model format '.pt'"):
         open_model(tmp_path / "m.pt")
 
 
@@ -82,32 +91,11 @@ def test_missing_and_unknown_model(tmp_path):
 ])
 def test_bad_images(images, message):
     with pytest.raises(EdgeMnistError, match=message):
-        check_images(images, "input.npy")
+        check_images(images, "input.npy", (28, 28, 1))
 
 
-@pytest.mark.tf
-def test_truncated_tflite(tiny_export, tmp_path):
-    path = tmp_path / "model_int8.tflite"
-    path.write_bytes((tiny_export / "model_int8.tflite").read_bytes()[:5000])
-    with pytest.raises(EdgeMnistError, match="model_int8.tflite: not a valid TFLite model"):
-        open_model(path)
-
-
-@pytest.mark.tf
-def test_int8_tflite_is_full_integer_and_matches_float(tiny_export, small_fashion_dir):
-    from edge_mnist.data import load_dataset, to_float
-
-    x = to_float(load_dataset("fashion-mnist", small_fashion_dir).x_test[:200])
-    int8 = open_model(tiny_export / "model_int8.tflite")
-    assert int8.input_dtype == np.int8 and int8.precision == "int8"
-    assert "float32" not in int8.tensor_dtypes()
-    float_probs = open_model(tiny_export / "model_float32.tflite").predict(x)
-    agree = (int8.predict(x).argmax(1) == float_probs.argmax(1)).mean()
-    assert agree >= 0.95
-
-
-@pytest.mark.tf
-def test_onnx_metadata_travels_with_the_file(tiny_export):
-    runner = open_model(tiny_export / "model_int8.onnx")
+def test_onnx_metadata_travels_with_the_file(device_export):
+    runner = open_model(device_export / "model_int8.onnx")
     assert runner.metadata["precision"] == "int8" and runner.metadata["route"] == "ort-static"
-    assert "Ankle boot" in runner.metadata["labels"]
+    assert runner.metadata["edge_mnist.format"] == "onnx_int8"
+    assert "Ankle boot" in runner.metadata["labels"] and "QDQPropagationTransformer" in runner.metadata["notes"]

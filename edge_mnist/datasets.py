@@ -1,0 +1,101 @@
+"""The dataset registry: each dataset's task spec (input shape, classes, preprocessing) and sources.
+
+Everything downstream (runners, exporters, predict, the gate, the manifest) reads the task
+from here or from the copy recorded in manifest.json, never from constants of its own.
+Adding a dataset is one `DatasetSpec` entry.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import EdgeMnistError
+
+KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model of this dataset takes and returns; recorded in the manifest and every artifact.
+
+    input_shape is one image (height, width, channels) of pixels scaled to [0, 1];
+    fit_box is the side, in pixels, a photo's object is fitted into by `predict` (MNIST
+    digits sit in a 20x20 box centred by mass, Fashion-MNIST items fill the frame).
+    """
+
+    dataset: str
+    input_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    fit_box: int
+    pixel_scale: str = "uint8 / 255 -> float32 in [0, 1]"
+
+    @property
+    def num_classes(self) -> int:
+        """Length of the model's output vector."""
+        return len(self.class_names)
+
+    def to_json(self) -> dict:
+        """Plain JSON object (tuples as lists)."""
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["class_names"] = list(self.class_names)
+        return data
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its task and where its files come from (names and published sha256)."""
+
+    task: Task
+    npz_name: str | None
+    sha256: dict[str, str]
+    cache_subdir: str = ""
+    system_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    apt_package: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Registry key, the --dataset value."""
+        return self.task.dataset
+
+
+DIGITS = tuple(str(i) for i in range(10))
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
+    DatasetSpec(Task("mnist", (28, 28, 1), DIGITS, fit_box=20), npz_name="mnist.npz",
+                sha256={"mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"}),
+    # Zalando's published files, identical to Debian's dataset-fashion-mnist package.
+    DatasetSpec(Task("fashion-mnist", (28, 28, 1), FASHION, fit_box=28), npz_name="fashion-mnist.npz",
+                sha256={
+                    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+                    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+                    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+                    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+                },
+                cache_subdir="fashion-mnist", system_dirs=(DEBIAN_FASHION_DIR,), apt_package="dataset-fashion-mnist"),
+)}
+
+
+def get(name: str) -> DatasetSpec:
+    """The registered dataset `name`, or a one-line error listing the choices."""
+    if name not in DATASETS:
+        raise EdgeMnistError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def task_from_json(data: object, where: str) -> Task:
+    """Rebuild a Task recorded in a manifest, strictly (a wrong field is a one-line error)."""
+    from .records import expect
+
+    obj = expect(data, dict, where)
+    shape = expect(obj.get("input_shape"), list, f"{where}.input_shape")
+    names = expect(obj.get("class_names"), list, f"{where}.class_names")
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise EdgeMnistError(f"{where}.input_shape: expected three positive integers, got {shape}")
+    if len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise EdgeMnistError(f"{where}.class_names: expected at least two strings")
+    return Task(dataset=expect(obj.get("dataset"), str, f"{where}.dataset"), input_shape=tuple(shape),
+                class_names=tuple(names), fit_box=expect(obj.get("fit_box"), int, f"{where}.fit_box"),
+                pixel_scale=expect(obj.get("pixel_scale"), str, f"{where}.pixel_scale"))

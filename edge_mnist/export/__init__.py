@@ -1,0 +1,135 @@
+"""The export stage: every format of the chosen methods from the trained float model, plus the manifest.
+
+One exporter per format family lives beside this file (tflite.py, onnx.py); which one writes a
+format, and from what, is the format registry's business (edge_mnist.formats). An exporter
+takes an ExportJob, writes job.path and returns an Exported record.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..data import Dataset, to_float
+from ..datasets import Task
+from ..errors import EdgeMnistError
+from ..files import sha256_file
+from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, Format, for_methods
+from ..records import Artifact, InputSpec, Manifest, QatRecord
+
+QAT_KERAS_FILE = "model_qat.h5"  # tfmot QAT models do not reload from the .keras format
+
+
+@dataclass
+class ExportJob:
+    """What an exporter needs: the Keras model to convert, calibration images and where to write."""
+
+    model: object
+    calib: np.ndarray
+    path: Path
+    fmt: Format
+    task: Task
+    metadata: dict[str, str]
+    built_from_path: Path | None = None
+
+
+@dataclass
+class Exported:
+    """What an exporter reports about the file it wrote."""
+
+    converter: str
+    quantization: str = ""
+
+
+def artifact_metadata(fmt: Format, task: Task) -> dict[str, str]:
+    """The description every artifact carries inside the file (where its format has room for it)."""
+    return {"edge_mnist.format": fmt.key, "edge_mnist.version": __version__, "precision": fmt.precision,
+            "method": fmt.method, "dataset": task.dataset, "labels": json.dumps(list(task.class_names)),
+            "task": json.dumps(task.to_json()), "notes": fmt.notes}
+
+
+def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> Artifact:
+    """Manifest entry for one written file, its input read back with the runtime that runs it."""
+    spec = InputSpec([-1, *task.input_shape], "float32")
+    if fmt.runnable and fmt.runtime != "keras":
+        from ..runtime import open_model
+
+        runner = open_model(path, task=task)
+        if runner.input_dtype != np.float32:
+            spec = InputSpec(spec.shape, runner.input_dtype.name, float(runner.input_scale),
+                             int(runner.input_zero_point))
+    details = {"converter": exported.converter, "quantization": exported.quantization} if exported else {}
+    return Artifact(fmt.key, fmt.file, sha256_file(path), path.stat().st_size, spec,
+                    {k: v for k, v in details.items() if v})
+
+
+def run_exporter(fmt: Format, job: ExportJob) -> Exported:
+    """Import the exporter the registry names for `fmt` and run it."""
+    module, func = fmt.exporter.split(":")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(importlib.import_module(module), func)(job)
+
+
+def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accuracy: float) -> Manifest:
+    """The folder's manifest when it belongs to the same float model and test data, else a new one."""
+    fresh = Manifest(dataset.task, dataset.test_fingerprint(), keras_sha256, float_accuracy)
+    try:
+        old = Manifest.load(out)
+    except EdgeMnistError:
+        return fresh
+    if (old.keras_sha256, old.dataset_fingerprint) != (keras_sha256, fresh.dataset_fingerprint):
+        return fresh
+    old.float_accuracy, old.versions, old.created = float_accuracy, fresh.versions, fresh.created
+    return old
+
+
+def _qat(out: Path, model, dataset: Dataset, epochs: int, batch_size: int, seed: int, progress) -> tuple[object, QatRecord]:
+    """Fine-tune a QAT copy of the float model, save it and record its test-set predictions."""
+    from ..keras_io import save_keras
+    from ..quantize.qat import qat_finetune
+
+    progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
+    qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed)
+    save_keras(qat, out / QAT_KERAS_FILE)
+    preds = qat.predict(to_float(dataset.x_test), batch_size=1024, verbose=0).argmax(1)
+    return qat, QatRecord(epochs, QAT_KERAS_FILE, sha256_file(out / QAT_KERAS_FILE),
+                          float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
+
+
+def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
+           seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
+           progress: Callable[[str], None] = print) -> Manifest:
+    """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json."""
+    from ..keras_io import load_keras
+    from ..quantize.calibration import calibration_images
+    from ..train import evaluate_keras
+
+    out = Path(out)
+    formats = for_methods(tuple(methods))
+    reference = BY_KEY["keras_float32"]
+    model = load_keras(out / reference.file)
+    progress(f"evaluating the float Keras model on {len(dataset.x_test)} test images")
+    manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), evaluate_keras(model, dataset))
+    manifest.artifacts[reference.key] = describe(out / reference.file, reference, dataset.task, None)
+    calib = calibration_images(dataset, calib_samples, seed)
+    sources = {FLOAT_KERAS: model}
+    if "qat" in methods:
+        sources[QAT_KERAS], manifest.qat = _qat(out, model, dataset, qat_epochs, batch_size, seed, progress)
+    for fmt in formats:
+        progress(f"exporting {fmt.file}")
+        built_from = out / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
+        job = ExportJob(sources[fmt.source], calib, out / fmt.file, fmt, dataset.task,
+                        artifact_metadata(fmt, dataset.task), built_from)
+        manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+    manifest.save(out)
+    return manifest
+
+
+__all__ = ["export", "ExportJob", "Exported", "QAT_KERAS_FILE"]

@@ -1,0 +1,79 @@
+"""The main job as a library call: train -> export --int8 -> bench -> check, and the folder's dataset.
+
+The CLI's `run` is a thin wrapper over `run`; the stage functions stay usable one by one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .check import Criteria, Verdict, evaluate
+from .data import Dataset, load_dataset
+from .errors import EdgeMnistError
+from .records import MANIFEST_FILE, BenchResult, Manifest, read_record
+
+DEFAULT_DATASET = "mnist"
+
+
+def folder_dataset(out: Path) -> str | None:
+    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
+    out = Path(out)
+    if (out / MANIFEST_FILE).is_file():
+        return Manifest.load(out).task.dataset
+    from .train import HISTORY_FILE
+
+    if (out / HISTORY_FILE).is_file():
+        name = read_record(out / HISTORY_FILE, "training history").get("dataset")
+        if not isinstance(name, str):
+            raise EdgeMnistError(f"{out / HISTORY_FILE}: dataset: expected a string")
+        return name
+    return None
+
+
+def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
+    """The folder's own dataset; asking for another one is an error naming both."""
+    recorded = folder_dataset(out)
+    if recorded and requested and recorded != requested:
+        raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "
+                             f"leave --dataset out or pass --dataset {recorded}")
+    return load_dataset(requested or recorded or DEFAULT_DATASET, data_dir)
+
+
+def need_folder(out: Path) -> None:
+    """Commands that read an artifact folder need it to exist."""
+    if not Path(out).is_dir():
+        raise EdgeMnistError(f"{out}: artifact folder does not exist (run `edge-mnist train` there first, "
+                             "or pass --out)")
+
+
+@dataclass
+class RunResult:
+    """What the main job produced."""
+
+    history: dict
+    manifest: Manifest
+    bench: BenchResult
+    verdict: Verdict
+
+
+def run(out: Path, dataset: Dataset, *, epochs: int = 2, batch_size: int = 128, seed: int = 0,
+        architecture: str = "reference_cnn", methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
+        qat_epochs: int = 1, threads: int = 1, runs: int = 1000, warmup: int = 100,
+        criteria: Criteria | None = None, progress: Callable[[str], None] = print) -> RunResult:
+    """Train, export int8 by `methods`, bench every artifact and evaluate the gate."""
+    from .bench import bench
+    from .export import export
+    from .train import TrainConfig, train
+
+    criteria = (criteria or Criteria()).validate()
+    stages = ("train", "export", "bench", "check")
+    progress(f"[1/{len(stages)}] train")
+    history = train(dataset, out, TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed,
+                                              architecture=architecture))
+    progress(f"[2/{len(stages)}] export ({', '.join(methods)})")
+    manifest = export(out, dataset, methods, calib_samples, seed, qat_epochs, batch_size, progress=progress)
+    progress(f"[3/{len(stages)}] bench")
+    result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress)
+    progress(f"[4/{len(stages)}] check")
+    return RunResult(history, manifest, result, evaluate(out, criteria))

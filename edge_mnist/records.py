@@ -1,0 +1,386 @@
+"""Typed records: manifest.json (what was exported) and bench.json (what was measured).
+
+Both carry a schema version and are parsed strictly: a missing field or one of the wrong
+type is a one-line EdgeMnistError naming the file and the field. Predictions are integer
+arrays (any number of classes). "Reference" and "source model" are defined here once:
+- the reference is the float model every artifact's accuracy is compared with: the first
+  measured format of formats.REFERENCE_ORDER (the Keras model where TensorFlow runs, else
+  the float ONNX, else the float TFLite);
+- an artifact's source model is the Keras model it was quantized from (Format.source): the
+  float Keras model (stood in for by the reference) or the QAT Keras model, whose test-set
+  predictions the manifest records because no device runtime can run it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import formats
+from .datasets import Task, task_from_json
+from .errors import EdgeMnistError
+from .files import atomic_write_json
+
+SCHEMA = 2
+MANIFEST_FILE = "manifest.json"
+BENCH_FILE = "bench.json"
+MAX_JSON_BYTES = 64 << 20
+_VERSIONED = ("edge-mnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
+              "onnxruntime", "ai-edge-litert", "numpy")
+
+
+def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    """`value` if it has the JSON type `kind`, else a one-line error naming `where` (file: field)."""
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise EdgeMnistError(f"{where}: expected a number, got a boolean")
+    if kind is float:
+        kind = (int, float)
+    if not isinstance(value, kind):
+        wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        got = "missing" if value is None else type(value).__name__
+        raise EdgeMnistError(f"{where}: expected {wanted}, got {got}")
+    return value
+
+
+def _number(value: Any, where: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite number within [low, high]."""
+    number = float(expect(value, float, where))
+    if not np.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
+        raise EdgeMnistError(f"{where}: {number} is out of range [{low}, {high}]")
+    return number
+
+
+def _predictions(value: Any, where: str, num_classes: int) -> np.ndarray:
+    """A list of class indices as an int array, each within 0..num_classes-1."""
+    items = expect(value, list, where)
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise EdgeMnistError(f"{where}: expected a non-empty list of class indices")
+    array = np.asarray(items, dtype=np.int64)
+    if array.min() < 0 or array.max() >= num_classes:
+        raise EdgeMnistError(f"{where}: class indices span {array.min()}..{array.max()}, expected 0..{num_classes - 1}")
+    return array
+
+
+def read_record(path: Path, what: str) -> dict:
+    """Load a JSON object from a record file or raise a one-line error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeMnistError(f"{path}: {what} not found")
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise EdgeMnistError(f"{path}: {what} is larger than {MAX_JSON_BYTES >> 20} MB")
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EdgeMnistError(f"{path}: {what} is not valid JSON ({str(exc)[:120]})") from exc
+    return expect(obj, dict, f"{path}")
+
+
+def _check_schema(raw: dict, path: Path) -> None:
+    """Refuse records of another schema version (they would be misread)."""
+    version = raw.get("schema")
+    if version != SCHEMA:
+        raise EdgeMnistError(f"{path}: schema {version!r} is not {SCHEMA}; re-run the command that wrote it")
+
+
+def now() -> str:
+    """UTC timestamp for records."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def tool_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape an artifact."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass
+class InputSpec:
+    """A model's input as read back from the file: shape, dtype and int8 quantization."""
+
+    shape: list[int]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> "InputSpec":
+        """Strict parse."""
+        obj = expect(raw, dict, where)
+        shape = expect(obj.get("shape"), list, f"{where}.shape")
+        if not all(isinstance(d, int) for d in shape):
+            raise EdgeMnistError(f"{where}.shape: expected integers")
+        dtype = expect(obj.get("dtype"), str, f"{where}.dtype")
+        if dtype not in ("float32", "int8", "uint8"):
+            raise EdgeMnistError(f"{where}.dtype: {dtype!r} is not float32, int8 or uint8")
+        scale, zero = obj.get("scale"), obj.get("zero_point")
+        if dtype != "float32":
+            scale = _number(scale, f"{where}.scale", low=1e-12)
+            zero = expect(zero, int, f"{where}.zero_point")
+        return cls(shape, dtype, scale, zero)
+
+
+@dataclass
+class Artifact:
+    """One exported file: its format (by registry key), hash, size, input and how it was made."""
+
+    key: str
+    file: str
+    sha256: str
+    size_bytes: int
+    input: InputSpec
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fmt(self) -> formats.Format:
+        """The registry entry this artifact is an instance of."""
+        return formats.BY_KEY[self.key]
+
+    def to_json(self) -> dict:
+        """JSON object, with the registry's description of the format for readers of the file."""
+        fmt = self.fmt
+        return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
+                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "input": vars(self.input), "details": self.details}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> "Artifact":
+        """Strict parse; the key must be a registered format whose file name matches."""
+        obj = expect(raw, dict, where)
+        key = expect(obj.get("key"), str, f"{where}.key")
+        if key not in formats.BY_KEY:
+            raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+        file = expect(obj.get("file"), str, f"{where}.file")
+        if file != formats.BY_KEY[key].file:
+            raise EdgeMnistError(f"{where}.file: {file!r} is not {formats.BY_KEY[key].file!r}")
+        sha = expect(obj.get("sha256"), str, f"{where}.sha256")
+        if len(sha) != 64:
+            raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
+        details = expect(obj.get("details", {}), dict, f"{where}.details")
+        return cls(key, file, sha, int(_number(obj.get("size_bytes"), f"{where}.size_bytes", low=1)),
+                   InputSpec.from_json(obj.get("input"), f"{where}.input"),
+                   {str(k): str(v) for k, v in details.items()})
+
+
+@dataclass
+class QatRecord:
+    """The QAT fine-tune: its Keras file and the test-set predictions of that Keras model."""
+
+    epochs: int
+    keras_file: str
+    keras_sha256: str
+    accuracy: float
+    predictions: np.ndarray
+    history: dict
+
+    def to_json(self) -> dict:
+        """JSON object (predictions as a list of ints)."""
+        return {"epochs": self.epochs, "keras_file": self.keras_file, "keras_sha256": self.keras_sha256,
+                "accuracy": self.accuracy, "predictions": self.predictions.tolist(), "history": self.history}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str, num_classes: int) -> "QatRecord":
+        """Strict parse."""
+        obj = expect(raw, dict, where)
+        return cls(int(_number(obj.get("epochs"), f"{where}.epochs", low=1)),
+                   expect(obj.get("keras_file"), str, f"{where}.keras_file"),
+                   expect(obj.get("keras_sha256"), str, f"{where}.keras_sha256"),
+                   _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
+                   _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
+                   expect(obj.get("history", {}), dict, f"{where}.history"))
+
+
+@dataclass
+class Manifest:
+    """manifest.json: the task, the float model the set was exported from, and every artifact."""
+
+    task: Task
+    dataset_fingerprint: str
+    keras_sha256: str
+    float_accuracy: float
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    qat: QatRecord | None = None
+    versions: dict[str, str] = field(default_factory=tool_versions)
+    created: str = field(default_factory=now)
+
+    def to_json(self) -> dict:
+        """JSON object in registry order."""
+        ordered = [self.artifacts[f.key].to_json() for f in formats.FORMATS if f.key in self.artifacts]
+        return {"schema": SCHEMA, "created": self.created, "task": self.task.to_json(),
+                "dataset_fingerprint": self.dataset_fingerprint, "keras_sha256": self.keras_sha256,
+                "float_accuracy": self.float_accuracy, "versions": self.versions,
+                "qat": self.qat.to_json() if self.qat else None, "artifacts": ordered}
+
+    def save(self, out: Path) -> None:
+        """Write DIR/manifest.json atomically."""
+        atomic_write_json(Path(out) / MANIFEST_FILE, self.to_json())
+
+    @classmethod
+    def load(cls, out: Path) -> "Manifest":
+        """Read DIR/manifest.json strictly."""
+        path = Path(out) / MANIFEST_FILE
+        raw = read_record(path, "manifest (run `edge-mnist export` first)")
+        _check_schema(raw, path)
+        task = task_from_json(raw.get("task"), f"{path}: task")
+        artifacts = {}
+        for i, entry in enumerate(expect(raw.get("artifacts"), list, f"{path}: artifacts")):
+            artifact = Artifact.from_json(entry, f"{path}: artifacts[{i}]")
+            artifacts[artifact.key] = artifact
+        qat = raw.get("qat")
+        return cls(task=task,
+                   dataset_fingerprint=expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"),
+                   keras_sha256=expect(raw.get("keras_sha256"), str, f"{path}: keras_sha256"),
+                   float_accuracy=_number(raw.get("float_accuracy"), f"{path}: float_accuracy", 0, 1),
+                   artifacts=artifacts,
+                   qat=None if qat is None else QatRecord.from_json(qat, f"{path}: qat", task.num_classes),
+                   versions={str(k): str(v) for k, v in expect(raw.get("versions", {}), dict,
+                                                               f"{path}: versions").items()},
+                   created=expect(raw.get("created"), str, f"{path}: created"))
+
+    def path_of(self, out: Path, key: str) -> Path:
+        """The artifact's file after checking it exists and still has the sha256 recorded at export."""
+        from .files import sha256_file
+
+        artifact = self.artifacts[key]
+        path = Path(out) / artifact.file
+        if not path.is_file():
+            raise EdgeMnistError(f"{path}: listed in {MANIFEST_FILE} but missing")
+        if sha256_file(path) != artifact.sha256:
+            raise EdgeMnistError(f"{path}: sha256 does not match {MANIFEST_FILE} (modified after export; re-export it)")
+        return path
+
+
+@dataclass
+class BenchRow:
+    """One artifact measured: accuracy, predictions and timing."""
+
+    key: str
+    file: str
+    sha256: str
+    size_bytes: int
+    accuracy: float
+    predictions: np.ndarray
+    latency_us: dict[str, float]
+    throughput_ips: float
+    agreement: float | None = None
+    source_agreement: float | None = None
+
+    @property
+    def fmt(self) -> formats.Format:
+        """The registry entry of the measured artifact."""
+        return formats.BY_KEY[self.key]
+
+    def to_json(self) -> dict:
+        """JSON object (predictions as a list of ints)."""
+        fmt = self.fmt
+        return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
+                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "accuracy": self.accuracy, "agreement": self.agreement, "source_agreement": self.source_agreement,
+                "latency_us": self.latency_us, "throughput_ips": self.throughput_ips,
+                "predictions": self.predictions.tolist()}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
+        """Strict parse."""
+        obj = expect(raw, dict, where)
+        key = expect(obj.get("key"), str, f"{where}.key")
+        if key not in formats.BY_KEY:
+            raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+        latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us")
+        optional = {name: None if obj.get(name) is None else _number(obj.get(name), f"{where}.{name}", 0, 1)
+                    for name in ("agreement", "source_agreement")}
+        return cls(key, expect(obj.get("file"), str, f"{where}.file"),
+                   expect(obj.get("sha256"), str, f"{where}.sha256"),
+                   int(_number(obj.get("size_bytes"), f"{where}.size_bytes", low=1)),
+                   _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
+                   _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
+                   {str(k): _number(v, f"{where}.latency_us.{k}") for k, v in latency.items()},
+                   _number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0), **optional)
+
+
+@dataclass
+class BenchResult:
+    """bench.json: every artifact of a folder measured on one test set with one thread count."""
+
+    dataset: str
+    dataset_fingerprint: str
+    labels: np.ndarray
+    threads: int
+    timing: dict[str, int]
+    machine: dict
+    rows: list[BenchRow]
+    skipped: list[dict] = field(default_factory=list)
+    created: str = field(default_factory=now)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of test images every row was evaluated on."""
+        return len(self.labels)
+
+    def row(self, key: str) -> BenchRow | None:
+        """The row of one format, if measured."""
+        return next((r for r in self.rows if r.key == key), None)
+
+    def reference(self) -> BenchRow | None:
+        """The float reference: the first measured format of formats.REFERENCE_ORDER."""
+        return next((r for f in formats.REFERENCE_ORDER if (r := self.row(f.key)) is not None), None)
+
+    def source_predictions(self, row: BenchRow, manifest: Manifest) -> np.ndarray | None:
+        """Predictions of the Keras model `row`'s artifact was quantized from (see module docstring)."""
+        if row.fmt.source == formats.QAT_KERAS:
+            return manifest.qat.predictions if manifest.qat else None
+        reference = self.reference()
+        return reference.predictions if reference is not None else None
+
+    def add_agreement(self, manifest: Manifest) -> None:
+        """Fill each row's agreement with the reference and with its source model."""
+        reference = self.reference()
+        for row in self.rows:
+            if reference is not None:
+                row.agreement = float((row.predictions == reference.predictions).mean())
+            source = self.source_predictions(row, manifest)
+            if source is not None and len(source) == len(row.predictions):
+                row.source_agreement = float((row.predictions == source).mean())
+
+    def to_json(self) -> dict:
+        """JSON object."""
+        reference = self.reference()
+        return {"schema": SCHEMA, "created": self.created, "dataset": self.dataset,
+                "dataset_fingerprint": self.dataset_fingerprint, "n_samples": self.n_samples,
+                "threads": self.threads, "timing": self.timing, "machine": self.machine,
+                "reference": reference.key if reference else None, "labels": self.labels.tolist(),
+                "rows": [r.to_json() for r in self.rows], "skipped": self.skipped}
+
+    def save(self, out: Path) -> None:
+        """Write DIR/bench.json atomically."""
+        atomic_write_json(Path(out) / BENCH_FILE, self.to_json())
+
+    @classmethod
+    def load(cls, path: Path, num_classes: int) -> "BenchResult":
+        """Read a bench.json strictly; every row must hold one prediction per label."""
+        path = Path(path)
+        raw = read_record(path, "bench results (run `edge-mnist bench` first)")
+        _check_schema(raw, path)
+        labels = _predictions(raw.get("labels"), f"{path}: labels", num_classes)
+        rows = [BenchRow.from_json(r, f"{path}: rows[{i}]", num_classes)
+                for i, r in enumerate(expect(raw.get("rows"), list, f"{path}: rows"))]
+        for row in rows:
+            if len(row.predictions) != len(labels):
+                raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {len(labels)} labels")
+        return cls(expect(raw.get("dataset"), str, f"{path}: dataset"),
+                   expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"), labels,
+                   int(_number(raw.get("threads"), f"{path}: threads", low=1)),
+                   expect(raw.get("timing"), dict, f"{path}: timing"),
+                   expect(raw.get("machine"), dict, f"{path}: machine"), rows,
+                   expect(raw.get("skipped", []), list, f"{path}: skipped"),
+                   expect(raw.get("created"), str, f"{path}: created"))

@@ -1,0 +1,49 @@
+"""formats.py: the registries say what each format can do, so callers never re-derive it."""
+from __future__ import annotations
+
+import pytest
+
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.formats import (BY_KEY, FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, for_methods, parity_groups,
+                                runtime_for)
+
+pytestmark = pytest.mark.device
+
+
+def test_every_format_is_built_from_something_known_and_named_by_its_suffix():
+    for fmt in FORMATS:
+        assert fmt.built_from in (None, FLOAT_KERAS, QAT_KERAS) or fmt.built_from in BY_KEY, fmt.key
+        if fmt.runnable:
+            assert fmt.suffix in runtime_for(fmt.file).suffixes
+        assert (fmt.exporter == "") == (fmt.built_from is None)
+
+
+def test_export_order_puts_each_format_after_what_it_is_built_from():
+    keys = [f.key for f in for_methods(("qat",))]
+    assert keys.index("tflite_qat_int8") < keys.index("onnx_qat_int8")
+    assert {"tflite_float32", "onnx_float32"} <= set(keys) and "tflite_int8" not in keys
+    assert [f.key for f in for_methods(("ptq", "qat"))][-1] == "onnx_qat_int8"
+    with pytest.raises(EdgeMnistError, match="unknown method 'fp16'"):
+        for_methods(("fp16",))
+
+
+def test_source_model_follows_the_built_from_chain():
+    assert BY_KEY["onnx_qat_int8"].source == QAT_KERAS  # built from the QAT .tflite, which comes from QAT Keras
+    assert BY_KEY["onnx_int8"].source == FLOAT_KERAS
+    assert BY_KEY["keras_float32"].source == FLOAT_KERAS
+
+
+def test_parity_groups_pair_only_present_members():
+    groups = parity_groups(["tflite_int8", "onnx_int8", "tflite_qat_int8"])
+    assert {name: [f.key for f in members] for name, members in groups.items()} == {
+        "ptq-int8": ["tflite_int8", "onnx_int8"]}
+
+
+def test_reference_order_prefers_keras_then_onnx():
+    assert [f.key for f in REFERENCE_ORDER] == ["keras_float32", "onnx_float32", "tflite_float32"]
+    assert all(not f.is_int8 for f in REFERENCE_ORDER)
+
+
+def test_unknown_suffix_is_a_one_line_error():
+    with pytest.raises(EdgeMnistError, match="m.pt: unknown model format '.pt'"):
+        runtime_for("m.pt")

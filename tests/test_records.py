@@ -1,0 +1,70 @@
+"""records.py: manifest.json and bench.json round-trip, and bad fields are one-line errors naming file and field."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.records import BenchResult, Manifest
+
+pytestmark = pytest.mark.device
+
+
+def test_committed_manifest_round_trips(device_export):
+    manifest = Manifest.load(device_export)
+    assert manifest.task.dataset == "fashion-mnist" and manifest.task.num_classes == 10
+    assert manifest.qat is not None and manifest.qat.predictions.dtype == np.int64
+    manifest.save(device_export)
+    again = Manifest.load(device_export)
+    assert again.to_json() == manifest.to_json()
+
+
+def edit_manifest(folder, edit) -> None:
+    """Apply `edit` to the raw manifest JSON and write it back."""
+    path = folder / "manifest.json"
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("keras_sha256"), "keras_sha256: expected str, got missing"),
+    (lambda m: m.update(float_accuracy="high"), "float_accuracy: expected int or float, got str"),
+    (lambda m: m.update(float_accuracy=float("nan")), "float_accuracy: nan is out of range"),
+    (lambda m: m.update(schema=1), "schema 1 is not 2"),
+    (lambda m: m["task"].update(input_shape=[28, 28]), "task.input_shape: expected three positive integers"),
+    (lambda m: m["artifacts"][3].update(key="tflite_fp16"), "artifacts\\[3\\].key: unknown artifact format"),
+    (lambda m: m["artifacts"][3].update(file="other.tflite"), "artifacts\\[3\\].file: 'other.tflite' is not"),
+    (lambda m: m["artifacts"][3]["input"].pop("scale"), "artifacts\\[3\\].input.scale: expected"),
+    (lambda m: m["qat"].update(predictions=[0, 1, 12]), "qat.predictions: class indices span 0..12"),
+    (lambda m: m["qat"].update(predictions="0123"), "qat.predictions: expected list"),
+])
+def test_bad_manifest_fields_name_file_and_field(device_export, edit, message):
+    edit_manifest(device_export, edit)
+    with pytest.raises(EdgeMnistError, match=f"manifest.json: {message}"):
+        Manifest.load(device_export)
+
+
+def test_manifest_that_is_not_json_or_not_an_object(device_export):
+    (device_export / "manifest.json").write_text("[]")
+    with pytest.raises(EdgeMnistError, match="manifest.json: expected dict, got list"):
+        Manifest.load(device_export)
+    (device_export / "manifest.json").write_text("[" * 100000)
+    with pytest.raises(EdgeMnistError, match="manifest.json: manifest .* is not valid JSON"):
+        Manifest.load(device_export)
+
+
+def test_bench_result_predictions_must_match_labels(tmp_path):
+    from tests.test_check import LABELS, build_folder, full_set
+
+    preds, qat = full_set()
+    out = build_folder(tmp_path / "x", preds, qat)
+    result = BenchResult.load(out / "bench.json", 10)
+    assert result.reference().key == "keras_float32" and result.n_samples == 1000
+    raw = json.loads((out / "bench.json").read_text())
+    raw["rows"][0]["predictions"] = LABELS[:-1].tolist()
+    (out / "bench.json").write_text(json.dumps(raw))
+    with pytest.raises(EdgeMnistError, match="model_float32.keras has 999 predictions for 1000 labels"):
+        BenchResult.load(out / "bench.json", 10)
