@@ -7,8 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import EdgeMnistError
-
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -61,17 +59,3 @@ class _AtomicOutput:
         else:
             self.tmp.unlink(missing_ok=True)
         return False
-
-
-def read_json(path: Path, what: str) -> dict:
-    """Load a JSON object or raise a one-line EdgeMnistError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeMnistError(f"{path}: {what} not found")
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgeMnistError(f"{path}: {what} is not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise EdgeMnistError(f"{path}: {what} must be a JSON object")
-    return obj

@@ -130,36 +130,51 @@ class InputSpec:
         return cls(shape, dtype, scale, zero)
 
 
+def _format_key(obj: dict, where: str) -> str:
+    """The registered format key of a record entry."""
+    key = expect(obj.get("key"), str, f"{where}.key")
+    if key not in formats.BY_KEY:
+        raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+    return key
+
+
 @dataclass
-class Artifact:
-    """One exported file: its format (by registry key), hash, size, input and how it was made."""
+class _FileEntry:
+    """A file of the folder by format key: what manifest and bench entries share."""
 
     key: str
     file: str
     sha256: str
     size_bytes: int
-    input: InputSpec
-    details: dict[str, str] = field(default_factory=dict)
 
     @property
     def fmt(self) -> formats.Format:
-        """The registry entry this artifact is an instance of."""
+        """The registry entry this file is an instance of."""
         return formats.BY_KEY[self.key]
 
-    def to_json(self) -> dict:
-        """JSON object, with the registry's description of the format for readers of the file."""
+    def _identity(self) -> dict:
+        """The shared JSON fields, with the registry's description of the format for readers of the file."""
         fmt = self.fmt
         return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
-                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes,
-                "input": vars(self.input), "details": self.details}
+                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes}
+
+
+@dataclass
+class Artifact(_FileEntry):
+    """One exported file: its format (by registry key), hash, size, input and how it was made."""
+
+    input: InputSpec
+    details: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """JSON object."""
+        return {**self._identity(), "input": vars(self.input), "details": self.details}
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> "Artifact":
         """Strict parse; the key must be a registered format whose file name matches."""
         obj = expect(raw, dict, where)
-        key = expect(obj.get("key"), str, f"{where}.key")
-        if key not in formats.BY_KEY:
-            raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+        key = _format_key(obj, where)
         file = expect(obj.get("file"), str, f"{where}.file")
         if file != formats.BY_KEY[key].file:
             raise EdgeMnistError(f"{where}.file: {file!r} is not {formats.BY_KEY[key].file!r}")
@@ -261,13 +276,9 @@ class Manifest:
 
 
 @dataclass
-class BenchRow:
+class BenchRow(_FileEntry):
     """One artifact measured: accuracy, predictions and timing."""
 
-    key: str
-    file: str
-    sha256: str
-    size_bytes: int
     accuracy: float
     predictions: np.ndarray
     latency_us: dict[str, float]
@@ -275,27 +286,17 @@ class BenchRow:
     agreement: float | None = None
     source_agreement: float | None = None
 
-    @property
-    def fmt(self) -> formats.Format:
-        """The registry entry of the measured artifact."""
-        return formats.BY_KEY[self.key]
-
     def to_json(self) -> dict:
         """JSON object (predictions as a list of ints)."""
-        fmt = self.fmt
-        return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
-                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes,
-                "accuracy": self.accuracy, "agreement": self.agreement, "source_agreement": self.source_agreement,
-                "latency_us": self.latency_us, "throughput_ips": self.throughput_ips,
-                "predictions": self.predictions.tolist()}
+        return {**self._identity(), "accuracy": self.accuracy, "agreement": self.agreement,
+                "source_agreement": self.source_agreement, "latency_us": self.latency_us,
+                "throughput_ips": self.throughput_ips, "predictions": self.predictions.tolist()}
 
     @classmethod
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
         """Strict parse."""
         obj = expect(raw, dict, where)
-        key = expect(obj.get("key"), str, f"{where}.key")
-        if key not in formats.BY_KEY:
-            raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+        key = _format_key(obj, where)
         latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us")
         optional = {name: None if obj.get(name) is None else _number(obj.get(name), f"{where}.{name}", 0, 1)
                     for name in ("agreement", "source_agreement")}
