@@ -20,12 +20,14 @@ import numpy as np
 from edge_mnist.check import class_accuracy
 from edge_mnist.export.onnx import keras_to_onnx
 from edge_mnist.data import load_dataset, to_float
+from edge_mnist.formats import BY_KEY
 from edge_mnist.keras_io import load_keras
 from edge_mnist.quantize.batchnorm import fold_batchnorm
 from edge_mnist.quantize.calibration import calibration_images
 from edge_mnist.quantize.onnx_static import quantize_qdq
 from edge_mnist.runtime.onnx import DISABLED_OPTIMIZERS, OnnxRunner, session_options
 from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.records import Manifest
 from edge_mnist.timing import interleaved_p50
 from edge_mnist.train import KERAS_FILE
 
@@ -66,9 +68,8 @@ def single_image_call(path: Path, variant: dict, x1: np.ndarray):
     return (lambda: session.run(None, {name: x1})), (lambda x: session.run(None, {name: x})[0])
 
 
-def worst_class_drop(preds: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> float:
+def worst_class_drop(preds: np.ndarray, reference: np.ndarray, labels: np.ndarray, classes: int) -> float:
     """Largest per-class accuracy loss against the float model in pp (the gate's criterion)."""
-    classes = int(labels.max()) + 1
     return float(np.nanmax(class_accuracy(reference, labels, classes) - class_accuracy(preds, labels, classes)) * 100)
 
 
@@ -76,18 +77,18 @@ def main() -> None:
     """Build, measure and print every variant."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("export"))
-    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--dataset", default=None, help="default: the folder's (manifest.json)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=400)
     args = ap.parse_args()
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset or Manifest.load(args.out).task.dataset)
     model = load_keras(args.out / KERAS_FILE)
     shape = data.task.input_shape
     protos = {None: keras_to_onnx(model, shape), "next": keras_to_onnx(fold_batchnorm(model), shape),
               "relu": keras_to_onnx(fold_batchnorm(model, through_relu=True), shape)}
     calib = calibration_images(data, 500, 0)
     x_test = to_float(data.x_test)
-    tflite = TFLiteRunner(args.out / "model_int8.tflite").bound_call(x_test[:1])
+    tflite = TFLiteRunner(args.out / BY_KEY["tflite_int8"].file).bound_call(x_test[:1])
     reference = model.predict(x_test, batch_size=1000, verbose=0).argmax(1)
     print("| variant | accuracy | agreement with float | worst class drop pp | ONNX p50 µs | TFLite int8 p50 µs | ratio |"
           "\n|---|---|---|---|---|---|---|")
@@ -101,7 +102,7 @@ def main() -> None:
             blocks = interleaved_p50({"onnx": call, "tflite": tflite}, args.rounds, {"onnx": args.runs, "tflite": args.runs})
             onnx_p50, tflite_p50 = (float(np.median(blocks[k])) for k in ("onnx", "tflite"))
             print(f"| {name} | {(preds == data.y_test).mean():.2%} | {(preds == reference).mean():.2%} | "
-                  f"{worst_class_drop(preds, reference, data.y_test):.1f} | {onnx_p50:.1f} | {tflite_p50:.1f} | "
+                  f"{worst_class_drop(preds, reference, data.y_test, data.task.num_classes):.1f} | {onnx_p50:.1f} | {tflite_p50:.1f} | "
                   f"{onnx_p50 / tflite_p50:.2f}× |", flush=True)
 
 

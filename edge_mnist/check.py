@@ -16,8 +16,8 @@ import numpy as np
 
 from .errors import EdgeMnistError
 from .files import sha256_file
-from .formats import parity_groups
-from .records import BENCH_FILE, BenchResult, BenchRow, Manifest, read_record
+from .formats import QAT_KERAS, parity_groups
+from .records import BENCH_FILE, MANIFEST_FILE, BenchResult, BenchRow, Manifest
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 
@@ -82,7 +82,7 @@ def minimum_accuracy(name: str, accuracy: float, minimum: float) -> Result:
 def disagreement(name: str, preds: np.ndarray, source: np.ndarray, max_pct: float) -> Result:
     """Pass when at most `max_pct` % of the images get another class than from the source model."""
     pct = float((preds != source).mean() * 100)
-    return Result(name, "disagreement with source float (%)", pct, max_pct, pct <= max_pct + EPS)
+    return Result(name, "disagreement with source model (%)", pct, max_pct, pct <= max_pct + EPS)
 
 
 def class_accuracy(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -161,19 +161,30 @@ def verified_bench(out: Path, manifest: Manifest) -> BenchResult:
                                  "results edited?")
     for key, artifact in manifest.artifacts.items():
         row = result.row(key)
-        if artifact.fmt.is_int8 and (row is None or row.sha256 != artifact.sha256):
+        if artifact.fmt.is_int8 and artifact.fmt.runnable and (row is None or row.sha256 != artifact.sha256):
             raise EdgeMnistError(f"{Path(out) / artifact.file}: int8 artifact not measured in its current form; "
                                  "re-run `edge-mnist bench`")
+    _check_qat_record(out, manifest, result)
     return result
 
 
-def _baseline_accuracy(path: Path) -> dict[str, float]:
-    """Accuracy per int8 artifact key from an earlier bench.json (e.g. the last release's)."""
-    raw = read_record(path, "baseline bench results")
-    try:
-        return {r["key"]: float(r["accuracy"]) for r in raw["rows"] if r.get("precision") == "int8"}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise EdgeMnistError(f"{path}: malformed baseline ({exc})") from exc
+def _check_qat_record(out: Path, manifest: Manifest, result: BenchResult) -> None:
+    """QAT artifacts need the QAT source model's predictions on the same test images."""
+    has_qat = any(row.fmt.source == QAT_KERAS for row in result.rows)
+    where = Path(out) / MANIFEST_FILE
+    if has_qat and manifest.qat is None:
+        raise EdgeMnistError(f"{where}: qat: QAT artifacts are listed but the QAT record is missing; re-export")
+    if manifest.qat is not None and len(manifest.qat.predictions) != result.n_samples:
+        raise EdgeMnistError(f"{where}: qat.predictions: {len(manifest.qat.predictions)} predictions for "
+                             f"{result.n_samples} test images")
+
+
+def _baseline_accuracy(path: Path, manifest: Manifest) -> dict[str, float]:
+    """Accuracy per int8 artifact key from an earlier bench.json (e.g. the last release's) of the same dataset."""
+    baseline = BenchResult.load(path, manifest.task.num_classes)
+    if baseline.dataset != manifest.task.dataset:
+        raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
+    return {row.key: row.accuracy for row in baseline.rows if row.fmt.is_int8}
 
 
 def _artifact_results(row: BenchRow, reference: float, source: np.ndarray | None, labels: np.ndarray,
@@ -205,7 +216,7 @@ def evaluate(out: Path, criteria: Criteria) -> Verdict:
     reference = bench.reference()
     if reference is None:
         raise EdgeMnistError(f"{out / BENCH_FILE}: no float model was measured, so there is no reference")
-    baseline = _baseline_accuracy(criteria.baseline) if criteria.baseline else {}
+    baseline = _baseline_accuracy(criteria.baseline, manifest) if criteria.baseline else {}
     rows = [r for r in bench.rows if r.fmt.is_int8]
     if not rows:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")

@@ -20,6 +20,8 @@ from .datasets import DATASETS
 from .errors import EdgeMnistError, GateFailed
 from .formats import METHODS
 from .models import ARCHITECTURES
+from .pipeline import DEFAULT_DATASET
+from .records import BENCH_FILE
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -114,7 +116,7 @@ def train(out, dataset, data_dir, epochs, batch_size, seed, architecture, mixed_
     from .train import train as train_model
 
     import_tf()
-    data = load_dataset(dataset or "mnist", data_dir)
+    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     _say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
     history = train_model(data, out, TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed,
                                                  architecture=architecture, mixed_precision=mixed_precision))
@@ -180,7 +182,7 @@ def _print_bench(result, out: Path) -> None:
 
     click.echo(table(BENCH_HEADERS, bench_rows(result)))
     click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "
-               f"after {result.timing['warmup']} warm-up; wrote {out / 'bench.json'}")
+               f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
 
 
 @cli.command("check")
@@ -231,7 +233,7 @@ def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, meth
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     import_tf()
-    data = load_dataset(dataset or "mnist", data_dir)
+    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, epochs=epochs, batch_size=batch_size, seed=seed, architecture=architecture,
                  methods=_methods(method), calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads,
                  criteria=criteria, progress=_say)

@@ -30,8 +30,9 @@ from .files import atomic_write_json
 SCHEMA = 2
 MANIFEST_FILE = "manifest.json"
 BENCH_FILE = "bench.json"
+LATENCY_KEYS = ("p50", "p90", "p99")
 MAX_JSON_BYTES = 64 << 20
-_VERSIONED = ("edge-mnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
+_VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
               "onnxruntime", "ai-edge-litert", "numpy")
 
 
@@ -53,6 +54,14 @@ def _number(value: Any, where: str, low: float | None = None, high: float | None
     number = float(expect(value, float, where))
     if not np.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
         raise EdgeMnistError(f"{where}: {number} is out of range [{low}, {high}]")
+    return number
+
+
+def _count(value: Any, where: str, low: int) -> int:
+    """A whole number of at least `low`."""
+    number = expect(value, int, where)
+    if number < low:
+        raise EdgeMnistError(f"{where}: {number} is below {low}")
     return number
 
 
@@ -94,8 +103,10 @@ def now() -> str:
 
 
 def tool_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape an artifact."""
-    versions = {"python": platform.python_version()}
+    """Versions of edge-mnist and of the installed packages that shape an artifact."""
+    from . import __version__
+
+    versions = {"python": platform.python_version(), "edge-mnist": __version__}
     for name in _VERSIONED:
         try:
             versions[name] = metadata.version(name)
@@ -156,7 +167,20 @@ class _FileEntry:
         """The shared JSON fields, with the registry's description of the format for readers of the file."""
         fmt = self.fmt
         return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
-                "method": fmt.method, "sha256": self.sha256, "size_bytes": self.size_bytes}
+                "method": fmt.method, "notes": fmt.notes, "sha256": self.sha256, "size_bytes": self.size_bytes}
+
+    @staticmethod
+    def _parse_identity(obj: dict, where: str) -> dict:
+        """Strict parse of the shared fields; the file name must be the registered format's."""
+        key = _format_key(obj, where)
+        file = expect(obj.get("file"), str, f"{where}.file")
+        if file != formats.BY_KEY[key].file:
+            raise EdgeMnistError(f"{where}.file: {file!r} is not {formats.BY_KEY[key].file!r}")
+        sha = expect(obj.get("sha256"), str, f"{where}.sha256")
+        if len(sha) != 64:
+            raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
+        return {"key": key, "file": file, "sha256": sha, "size_bytes": _count(obj.get("size_bytes"),
+                                                                             f"{where}.size_bytes", 1)}
 
 
 @dataclass
@@ -174,17 +198,9 @@ class Artifact(_FileEntry):
     def from_json(cls, raw: Any, where: str) -> "Artifact":
         """Strict parse; the key must be a registered format whose file name matches."""
         obj = expect(raw, dict, where)
-        key = _format_key(obj, where)
-        file = expect(obj.get("file"), str, f"{where}.file")
-        if file != formats.BY_KEY[key].file:
-            raise EdgeMnistError(f"{where}.file: {file!r} is not {formats.BY_KEY[key].file!r}")
-        sha = expect(obj.get("sha256"), str, f"{where}.sha256")
-        if len(sha) != 64:
-            raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
-        details = expect(obj.get("details", {}), dict, f"{where}.details")
-        return cls(key, file, sha, int(_number(obj.get("size_bytes"), f"{where}.size_bytes", low=1)),
-                   InputSpec.from_json(obj.get("input"), f"{where}.input"),
-                   {str(k): str(v) for k, v in details.items()})
+        details = expect(obj.get("details"), dict, f"{where}.details")
+        return cls(**cls._parse_identity(obj, where), input=InputSpec.from_json(obj.get("input"), f"{where}.input"),
+                   details={str(k): str(v) for k, v in details.items()})
 
 
 @dataclass
@@ -207,12 +223,12 @@ class QatRecord:
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "QatRecord":
         """Strict parse."""
         obj = expect(raw, dict, where)
-        return cls(int(_number(obj.get("epochs"), f"{where}.epochs", low=1)),
+        return cls(_count(obj.get("epochs"), f"{where}.epochs", 1),
                    expect(obj.get("keras_file"), str, f"{where}.keras_file"),
                    expect(obj.get("keras_sha256"), str, f"{where}.keras_sha256"),
                    _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
                    _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   expect(obj.get("history", {}), dict, f"{where}.history"))
+                   expect(obj.get("history"), dict, f"{where}.history"))
 
 
 @dataclass
@@ -258,7 +274,7 @@ class Manifest:
                    float_accuracy=_number(raw.get("float_accuracy"), f"{path}: float_accuracy", 0, 1),
                    artifacts=artifacts,
                    qat=None if qat is None else QatRecord.from_json(qat, f"{path}: qat", task.num_classes),
-                   versions={str(k): str(v) for k, v in expect(raw.get("versions", {}), dict,
+                   versions={str(k): str(v) for k, v in expect(raw.get("versions"), dict,
                                                                f"{path}: versions").items()},
                    created=expect(raw.get("created"), str, f"{path}: created"))
 
@@ -296,17 +312,19 @@ class BenchRow(_FileEntry):
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
         """Strict parse."""
         obj = expect(raw, dict, where)
-        key = _format_key(obj, where)
         latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us")
-        optional = {name: None if obj.get(name) is None else _number(obj.get(name), f"{where}.{name}", 0, 1)
+        for needed in LATENCY_KEYS:
+            _number(latency.get(needed), f"{where}.latency_us.{needed}", low=0)
+        for name in ("agreement", "source_agreement"):
+            if name not in obj:
+                raise EdgeMnistError(f"{where}.{name}: missing (null when not measured)")
+        optional = {name: None if obj[name] is None else _number(obj[name], f"{where}.{name}", 0, 1)
                     for name in ("agreement", "source_agreement")}
-        return cls(key, expect(obj.get("file"), str, f"{where}.file"),
-                   expect(obj.get("sha256"), str, f"{where}.sha256"),
-                   int(_number(obj.get("size_bytes"), f"{where}.size_bytes", low=1)),
-                   _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
-                   _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   {str(k): _number(v, f"{where}.latency_us.{k}") for k, v in latency.items()},
-                   _number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0), **optional)
+        return cls(**cls._parse_identity(obj, where),
+                   accuracy=_number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
+                   predictions=_predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
+                   latency_us={str(k): _number(v, f"{where}.latency_us.{k}") for k, v in latency.items()},
+                   throughput_ips=_number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0), **optional)
 
 
 @dataclass
@@ -380,8 +398,8 @@ class BenchResult:
                 raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {len(labels)} labels")
         return cls(expect(raw.get("dataset"), str, f"{path}: dataset"),
                    expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"), labels,
-                   int(_number(raw.get("threads"), f"{path}: threads", low=1)),
+                   _count(raw.get("threads"), f"{path}: threads", 1),
                    expect(raw.get("timing"), dict, f"{path}: timing"),
                    expect(raw.get("machine"), dict, f"{path}: machine"), rows,
-                   expect(raw.get("skipped", []), list, f"{path}: skipped"),
+                   expect(raw.get("skipped"), list, f"{path}: skipped"),
                    expect(raw.get("created"), str, f"{path}: created"))

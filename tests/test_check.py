@@ -87,8 +87,8 @@ def build_folder(out, preds: dict[str, np.ndarray], qat_preds: np.ndarray | None
         spec = InputSpec([-1, 28, 28, 1], "int8", 0.0039, -128) if fmt.is_int8 else InputSpec([-1, 28, 28, 1], "float32")
         artifacts[key] = Artifact(key, fmt.file, sha256_file(out / fmt.file), 100 + i, spec)
         rows.append(BenchRow(key, fmt.file, artifacts[key].sha256, 100 + i, float((p == LABELS).mean()), p,
-                             {"p50": 10.0}, 1000.0))
-    qat = QatRecord(1, "model_qat.h5", "0" * 64, float((qat_preds == LABELS).mean()), qat_preds, {}) \
+                             {"p50": 10.0, "p90": 11.0, "p99": 12.0}, 1000.0))
+    qat = QatRecord(1, "model_qat.h5", "0" * 64, 0.95, qat_preds, {}) \
         if qat_preds is not None else None
     manifest = Manifest(TASK, "f" * 64, "0" * 64, 0.9, artifacts, qat)
     manifest.save(out)
@@ -159,3 +159,31 @@ def test_edited_accuracy_and_changed_file_and_missing_row_are_refused(tmp_path):
     (out / "bench.json").write_text(json.dumps(raw))
     with pytest.raises(EdgeMnistError, match="model_qat_int8.onnx: int8 artifact not measured"):
         evaluate(out, Criteria())
+
+
+def test_qat_artifacts_need_a_matching_qat_record(tmp_path):
+    preds, qat = full_set()
+    with pytest.raises(EdgeMnistError, match="manifest.json: qat: QAT artifacts are listed but the QAT record"):
+        evaluate(build_folder(tmp_path / "x", preds, None), Criteria())
+    with pytest.raises(EdgeMnistError, match="qat.predictions: 999 predictions for 1000 test images"):
+        evaluate(build_folder(tmp_path / "y", preds, qat[:-1]), Criteria())
+
+
+def test_baseline_must_be_a_bench_result_of_the_same_dataset(tmp_path):
+    preds, qat = full_set()
+    out = build_folder(tmp_path / "x", preds, qat)
+    raw = json.loads((out / "bench.json").read_text())
+    baseline = tmp_path / "release.json"
+    baseline.write_text(json.dumps({**raw, "dataset": "mnist"}))
+    with pytest.raises(EdgeMnistError, match="release.json: baseline measured on mnist, not fashion-mnist"):
+        evaluate(out, Criteria(baseline=baseline))
+    baseline.write_text(json.dumps({"rows": raw["rows"]}))
+    with pytest.raises(EdgeMnistError, match="release.json: schema None is not 2"):
+        evaluate(out, Criteria(baseline=baseline))
+    for row in raw["rows"]:
+        row["accuracy"] = 0.9535  # PTQ scores 0.897 here (5.65 pp below), QAT 0.95 (0.35 pp below)
+    baseline.write_text(json.dumps(raw))
+    verdict = evaluate(out, Criteria(baseline=baseline))
+    drops = {r.artifact: r.passed for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"}
+    assert drops == {"model_int8.tflite": False, "model_int8.onnx": False,
+                     "model_qat_int8.tflite": True, "model_qat_int8.onnx": True}

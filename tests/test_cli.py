@@ -44,7 +44,7 @@ def test_check_passes_on_fresh_export(export_copy, tmp_path):
 def test_check_fails_when_no_disagreement_is_allowed(export_copy):
     code, out, err = run_cli(["check", "--out", str(export_copy), "--max-disagreement", "0"])
     assert code == 1
-    assert "FAIL" in out and "check failed" in err and "disagreement with source float" in err
+    assert "FAIL" in out and "check failed" in err and "disagreement with source model" in err
 
 
 @pytest.mark.parametrize("option, value", [("--tolerance", "nan"), ("--tolerance", "-1"), ("--parity", "-1"),

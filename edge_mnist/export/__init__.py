@@ -20,7 +20,7 @@ from ..data import Dataset, to_float
 from ..datasets import Task
 from ..errors import EdgeMnistError
 from ..files import sha256_file
-from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, Format, for_methods
+from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, RUNTIMES, Format, for_methods
 from ..records import Artifact, InputSpec, Manifest, QatRecord
 
 QAT_KERAS_FILE = "model_qat.h5"  # tfmot QAT models do not reload from the .keras format
@@ -57,10 +57,10 @@ def artifact_metadata(fmt: Format, task: Task) -> dict[str, str]:
 def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> Artifact:
     """Manifest entry for one written file, its input read back with the runtime that runs it."""
     spec = InputSpec([-1, *task.input_shape], "float32")
-    if fmt.runnable and fmt.runtime != "keras":
+    if fmt.runnable and not RUNTIMES[fmt.runtime].needs_tensorflow:
         from ..runtime import open_model
 
-        runner = open_model(path, task=task)
+        runner = open_model(path, task=task, runtime=fmt.runtime)
         if runner.input_dtype != np.float32:
             spec = InputSpec(spec.shape, runner.input_dtype.name, float(runner.input_scale),
                              int(runner.input_zero_point))

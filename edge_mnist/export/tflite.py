@@ -1,9 +1,35 @@
-"""TFLite exporters: float32, and full-integer int8 (int8 input and output) via the TF converter."""
+"""TFLite exporters: float32, and full-integer int8 (int8 input and output) via the TF converter.
+
+Every file gets the set's description as a flatbuffer metadata entry named `edge_mnist` (JSON),
+written with the flatbuffer tools ai-edge-litert ships; LiteRT ignores entries it does not know,
+and edge_mnist.runtime.tflite reads it back.
+"""
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
 from ..files import atomic_write_bytes
+from ..runtime.tflite import METADATA_NAME
 from ..tfenv import filtered_stderr, import_tf
 from . import ExportJob, Exported
+
+
+def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
+    """The .tflite flatbuffer with `metadata` added (or replaced) as a JSON metadata entry."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    obj.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME, len(obj.buffers) - 1
+    kept = [m for m in (obj.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    obj.metadata = kept + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
 
 
 def export_float(job: ExportJob) -> Exported:
@@ -11,7 +37,7 @@ def export_float(job: ExportJob) -> Exported:
     tf, _ = import_tf()
     with filtered_stderr():
         data = tf.lite.TFLiteConverter.from_keras_model(job.model).convert()
-    atomic_write_bytes(job.path, data)
+    atomic_write_bytes(job.path, with_metadata(data, job.metadata))
     return Exported(converter=f"tf.lite.TFLiteConverter {tf.__version__}")
 
 
@@ -22,6 +48,6 @@ def export_int8(job: ExportJob) -> Exported:
 
     with filtered_stderr():
         data = int8_converter(job.model, job.calib).convert()
-    atomic_write_bytes(job.path, data)
+    atomic_write_bytes(job.path, with_metadata(data, job.metadata))
     return Exported(converter=f"tf.lite.TFLiteConverter {tf.__version__}, full-integer int8",
                     quantization=f"{len(job.calib)} calibration images")

@@ -11,14 +11,13 @@ from pathlib import Path
 
 from ..tfenv import filtered_stderr
 
-OPSET = 17
-
 
 def convert(tflite_path: Path):
     """Return (ONNX ModelProto, io quantization as metadata strings) for an int8 .tflite."""
     import onnx
     import tf2onnx
 
+    from ..export.onnx import OPSET
     from ..runtime.tflite import TFLiteRunner
 
     runner = TFLiteRunner(tflite_path)

@@ -1,6 +1,8 @@
 """LiteRT (ai-edge-litert) runner for .tflite files; XNNPACK is used on CPU where available."""
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,28 @@ from ..tfenv import filtered_stderr
 from .base import Runner, image_signature
 
 
+METADATA_NAME = "edge_mnist"
+
+
+def read_metadata(model: bytes, path: Path) -> dict[str, str]:
+    """The JSON metadata entry edge-mnist writes into a .tflite flatbuffer ({} when there is none)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        root = schema.Model.GetRootAs(model, 0)
+        for i in range(root.MetadataLength()):
+            entry = root.Metadata(i)
+            if entry.Name() == METADATA_NAME.encode():
+                data = root.Buffers(entry.Buffer()).DataAsNumpy()
+                found = json.loads(bytes(data).decode())
+                if not isinstance(found, dict):
+                    raise ValueError("not a JSON object")
+                return {str(k): str(v) for k, v in found.items()}
+    except (ValueError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
+        raise EdgeMnistError(f"{path}: unreadable {METADATA_NAME} metadata ({exc})") from exc
+    return {}
+
+
 class TFLiteRunner(Runner):
     """One LiteRT interpreter; resizes its batch dimension on demand."""
 
@@ -17,13 +41,14 @@ class TFLiteRunner(Runner):
 
     def __init__(self, path: Path, threads: int = 1):
         interpreter_mod = require("ai_edge_litert.interpreter", "runtime")
-        self.path, self.threads, self.metadata = Path(path), threads, {}
+        self.path, self.threads = Path(path), threads
         try:
             with filtered_stderr():
                 self.interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgeMnistError(f"{path}: not a valid TFLite model ({str(exc).splitlines()[0][:160]})") from exc
+        self.metadata = read_metadata(self.path.read_bytes(), self.path)
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+pytestmark = pytest.mark.device
 SUITE = Path(__file__).resolve().parents[2] / "benchmarks" / "suite.py"
 
 

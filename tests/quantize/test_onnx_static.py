@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.tf
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
