@@ -11,14 +11,12 @@ from .base import Runner, check_images, image_signature
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
 
-# onnxruntime moves a QuantizeLinear that follows a float MaxPool up in front of it, which
-# turns the fast float NCHWc MaxPool of our first stage into a slow uint8 NCHW one. It has
-# no effect on float graphs or on graphs where every op is already quantized.
-DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
-
 
 def session_options(ort, threads: int):
-    """Sequential execution, all graph optimizations, `threads` intra-op threads."""
+    """onnxruntime's default session settings with `threads` intra-op threads (fixed, so figures compare).
+
+    Nothing else is changed: bench must time what an application's default session gets.
+    """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -38,8 +36,7 @@ class OnnxRunner(Runner):
         self.path, self.threads = Path(path), threads
         try:
             self.session = ort.InferenceSession(str(path), session_options(ort, threads),
-                                                providers=["CPUExecutionProvider"],
-                                                disabled_optimizers=DISABLED_OPTIMIZERS)
+                                                providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise EdgeMnistError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:160]})") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
