@@ -17,7 +17,6 @@ from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .formats import FORMATS
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
-from .runtime import open_model
 from .timing import latency_us, throughput_ips
 
 
@@ -67,12 +66,13 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     manifest = Manifest.load(out)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    from .verify import open_artifact
+
     present = [f for f in FORMATS if f.key in manifest.artifacts and f.runnable]
-    paths = {fmt.key: manifest.path_of(out, fmt.key) for fmt in present}
     rows, skipped = [], []
     for fmt in present:
         try:
-            runner = open_model(paths[fmt.key], threads, task=manifest.task, runtime=fmt.runtime)
+            runner = open_artifact(out, manifest, fmt.key, threads)
         except MissingDependency as exc:
             skipped.append({"file": fmt.file, "reason": str(exc)})
             progress(f"skipping {fmt.file}: {exc}")

@@ -1,10 +1,12 @@
 """The check stage, the CI accuracy-regression gate: every int8 artifact against the float model.
 
 Each criterion is a small pure function of predictions and limits (unit-tested at its
-boundary). `evaluate` gathers the measurements from DIR/bench.json after checking that they
-belong to the files now in DIR (sha256), that every int8 artifact of the manifest was
-measured, and that each accuracy follows from its stored predictions. Exit codes (via the
-CLI): 0 pass, 1 a criterion failed, 2 bad input.
+boundary). `evaluate` derives every prediction itself: it runs each int8 artifact of the
+manifest and the float reference on the test set, from bytes whose sha256 matches the
+manifest and whose precision and input type are read from the file (verify.py). bench.json
+is a record of what was measured, never evidence. The set of criteria follows from the
+artifacts present and the options; one that cannot be evaluated is an error, never a silent
+omission. Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeMnistError
-from .files import sha256_file
-from .formats import QAT_KERAS, parity_groups
-from .records import BENCH_FILE, MANIFEST_FILE, BenchResult, BenchRow, Manifest
+from .data import Dataset, to_float
+from .errors import EdgeMnistError, MissingDependency
+from .formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, REFERENCE_ORDER, parity_groups
+from .records import MANIFEST_FILE, BenchResult, Manifest
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 
@@ -42,6 +44,8 @@ class Criteria:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or not low <= value <= high):
                 raise EdgeMnistError(f"check: {name} must be a number in [{low}, {high}], not {value}")
+        if self.baseline is not None and self.tolerance_pp is None:
+            raise EdgeMnistError("check: --baseline compares with --tolerance, which is turned off")
         return self
 
 
@@ -126,6 +130,7 @@ class Verdict:
     n_samples: int
     dataset: str
     criteria: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Result]:
@@ -141,56 +146,75 @@ class Verdict:
         """JSON object for --json."""
         return {"verdict": "PASS" if self.passed else "FAIL", "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
-                "criteria": self.criteria, "results": [asdict(r) for r in self.results]}
+                "criteria": self.criteria, "skipped": self.skipped, "results": [asdict(r) for r in self.results]}
 
 
-def verified_bench(out: Path, manifest: Manifest) -> BenchResult:
-    """DIR/bench.json, refused unless it describes the files now in DIR and is self-consistent."""
-    path = Path(out) / BENCH_FILE
-    result = BenchResult.load(path, manifest.task.num_classes)
-    if result.dataset_fingerprint != manifest.dataset_fingerprint:
-        raise EdgeMnistError(f"{path}: measured on other test data than the folder was exported with; re-run bench")
-    for row in result.rows:
-        file = Path(out) / row.file
-        if not file.is_file():
-            raise EdgeMnistError(f"{file}: measured in {BENCH_FILE} but missing now")
-        if sha256_file(file) != row.sha256:
-            raise EdgeMnistError(f"{file}: changed since bench (sha256 differs); re-run `edge-mnist bench`")
-        if abs(float((row.predictions == result.labels).mean()) - row.accuracy) > EPS:
-            raise EdgeMnistError(f"{path}: {row.file} accuracy {row.accuracy} does not match its predictions; "
-                                 "results edited?")
-    for key, artifact in manifest.artifacts.items():
-        row = result.row(key)
-        if artifact.fmt.is_int8 and artifact.fmt.runnable and (row is None or row.sha256 != artifact.sha256):
-            raise EdgeMnistError(f"{Path(out) / artifact.file}: int8 artifact not measured in its current form; "
-                                 "re-run `edge-mnist bench`")
-    _check_qat_record(out, manifest, result)
-    return result
+@dataclass
+class Measured:
+    """One model run by the gate on the test set."""
+
+    key: str
+    file: str
+    predictions: np.ndarray
+    accuracy: float
 
 
-def _check_qat_record(out: Path, manifest: Manifest, result: BenchResult) -> None:
-    """QAT artifacts need the QAT source model's predictions on the same test images."""
-    has_qat = any(row.fmt.source == QAT_KERAS for row in result.rows)
-    where = Path(out) / MANIFEST_FILE
-    if has_qat and manifest.qat is None:
-        raise EdgeMnistError(f"{where}: qat: QAT artifacts are listed but the QAT record is missing; re-export")
-    if manifest.qat is not None and len(manifest.qat.predictions) != result.n_samples:
-        raise EdgeMnistError(f"{where}: qat.predictions: {len(manifest.qat.predictions)} predictions for "
-                             f"{result.n_samples} test images")
+def _run(runner, key: str, images: np.ndarray, labels: np.ndarray) -> Measured:
+    """Top-1 predictions and accuracy of an opened model on the test images."""
+    preds = runner.predict(images).argmax(1).astype(np.int64)
+    return Measured(key, runner.path.name, preds, float((preds == labels).mean()))
 
 
-def _baseline_accuracy(path: Path, manifest: Manifest) -> dict[str, float]:
-    """Accuracy per int8 artifact key from an earlier bench.json (e.g. the last release's) of the same dataset."""
+def _reference(out: Path, manifest: Manifest, images, labels, threads: int) -> Measured:
+    """The float model, run here: Keras when TensorFlow is installed, else the float ONNX or TFLite file."""
+    from .verify import open_artifact
+
+    unavailable = []
+    for fmt in REFERENCE_ORDER:
+        if fmt.key not in manifest.artifacts:
+            continue
+        try:
+            return _run(open_artifact(out, manifest, fmt.key, threads), fmt.key, images, labels)
+        except MissingDependency as exc:
+            unavailable.append(f"{fmt.file} ({exc})")
+    raise EdgeMnistError(f"{out / MANIFEST_FILE}: no float model can be run as the reference"
+                         + (f": {'; '.join(unavailable)}" if unavailable else " (none is listed)"))
+
+
+def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, skip: bool) -> Measured | None:
+    """The QAT Keras model's predictions, or None when the user chose to skip them (--skip-qat-source)."""
+    from .verify import open_qat_source
+
+    if manifest.qat is None:
+        raise EdgeMnistError(f"{out / MANIFEST_FILE}: qat: QAT artifacts are listed but the QAT record is missing; "
+                             "re-export with --method qat")
+    if skip:
+        return None
+    try:
+        return _run(open_qat_source(out, manifest, threads), QAT_KERAS, images, labels)
+    except MissingDependency as exc:
+        raise EdgeMnistError(f"disagreement and per-class drop of the QAT artifacts need their source model "
+                             f"{manifest.qat.keras_file}, which needs TensorFlow ({exc}); install it, or pass "
+                             "--skip-qat-source to leave those two criteria out for QAT artifacts") from exc
+
+
+def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[str, float]:
+    """Accuracy per int8 artifact from an earlier bench.json of the same dataset; every checked artifact needs one."""
     baseline = BenchResult.load(path, manifest.task.num_classes)
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
-    return {row.key: row.accuracy for row in baseline.rows if row.fmt.is_int8}
+    found = {row.key: row.accuracy for row in baseline.rows}
+    missing = [BY_KEY[k].file for k in keys if k not in found]
+    if missing:
+        raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline criterion "
+                             "cannot be evaluated for it")
+    return found
 
 
-def _artifact_results(row: BenchRow, reference: float, source: np.ndarray | None, labels: np.ndarray,
+def _artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
                       class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
     """Every enabled criterion for one int8 artifact."""
-    name, acc = row.file, row.accuracy
+    name, acc = m.file, m.accuracy
     out = []
     if c.tolerance_pp is not None:
         out.append(accuracy_drop(name, acc, reference, c.tolerance_pp))
@@ -199,39 +223,54 @@ def _artifact_results(row: BenchRow, reference: float, source: np.ndarray | None
     if c.min_accuracy is not None:
         out.append(minimum_accuracy(name, acc, c.min_accuracy))
     if source is not None and c.max_disagreement_pct is not None:
-        out.append(disagreement(name, row.predictions, source, c.max_disagreement_pct))
+        out.append(disagreement(name, m.predictions, source, c.max_disagreement_pct))
     if source is not None and c.max_class_drop_pp is not None:
-        out.append(class_drop(name, row.predictions, source, labels, class_names, c.max_class_drop_pp))
-    if row.key in baseline and c.tolerance_pp is not None:
-        out.append(baseline_drop(name, acc, baseline[row.key], c.tolerance_pp))
+        out.append(class_drop(name, m.predictions, source, labels, class_names, c.max_class_drop_pp))
+    if baseline:
+        out.append(baseline_drop(name, acc, baseline[m.key], c.tolerance_pp))
     return out
 
 
-def evaluate(out: Path, criteria: Criteria) -> Verdict:
-    """Evaluate every criterion on every int8 artifact of DIR."""
+def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:
+    """Each parity group's first artifact against every other member."""
+    results = []
+    for members in parity_groups(list(measured)).values():
+        first = measured[members[0].key]
+        for other in (measured[m.key] for m in members[1:]):
+            results.append(parity(f"{first.file} ~ {other.file}", first.predictions, other.predictions, minimum))
+    return results
+
+
+def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
+             skip_qat_source: bool = False) -> Verdict:
+    """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion."""
+    from .bench import check_dataset
+    from .verify import open_artifact
+
     out = Path(out)
     criteria.validate()
     manifest = Manifest.load(out)
-    bench = verified_bench(out, manifest)
-    reference = bench.reference()
-    if reference is None:
-        raise EdgeMnistError(f"{out / BENCH_FILE}: no float model was measured, so there is no reference")
-    baseline = _baseline_accuracy(criteria.baseline, manifest) if criteria.baseline else {}
-    rows = [r for r in bench.rows if r.fmt.is_int8]
-    if not rows:
+    check_dataset(manifest, dataset, out / MANIFEST_FILE)
+    keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
+    if not keys:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
+    baseline = _baseline_accuracy(criteria.baseline, manifest, keys) if criteria.baseline else {}
+    images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    reference = _reference(out, manifest, images, labels, threads)
+    measured = {k: _run(open_artifact(out, manifest, k, threads), k, images, labels) for k in keys}
+    needs_qat = any(BY_KEY[k].source == QAT_KERAS for k in keys)
+    qat = _qat_source(out, manifest, images, labels, threads, skip_qat_source) if needs_qat else None
+    sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
-    for row in rows:
-        results += _artifact_results(row, reference.accuracy, bench.source_predictions(row, manifest), bench.labels,
+    for key, m in measured.items():
+        results += _artifact_results(m, reference.accuracy, sources[BY_KEY[key].source], labels,
                                      manifest.task.class_names, criteria, baseline)
     if criteria.parity is not None:
-        for members in parity_groups([r.key for r in rows]).values():
-            first = bench.row(members[0].key)
-            for other in (bench.row(m.key) for m in members[1:]):
-                results.append(parity(f"{first.file} ~ {other.file}", first.predictions, other.predictions,
-                                      criteria.parity))
+        results += _parity_results(measured, criteria.parity)
+    skipped = [f"disagreement and per-class drop of {BY_KEY[k].file} vs its QAT source (--skip-qat-source)"
+               for k in keys if needs_qat and qat is None and BY_KEY[k].source == QAT_KERAS]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
-    return Verdict(results, reference.file, reference.accuracy, bench.n_samples, bench.dataset, settings)
+    return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped)
 
 
 __all__ = ["Criteria", "Result", "Verdict", "evaluate"]

@@ -187,20 +187,28 @@ def _print_bench(result, out: Path) -> None:
 
 @cli.command("check")
 @out_option
+@dataset_option
+@data_dir_option
+@threads_option
 @gate_options
+@click.option("--skip-qat-source", is_flag=True,
+              help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
+                   "(for a device without TensorFlow); said in the verdict.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
-def check_cmd(out, tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
-              json_path, junit_path, md_path):
-    """CI gate: exit 0 when every int8 artifact is within tolerance of float, 1 when not, 2 on bad input."""
+def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
+              parity, baseline, skip_qat_source, json_path, junit_path, md_path):
+    """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
+    artifact is within the limits, 1 when one is not, 2 on bad input."""
     from .check import evaluate
-    from .pipeline import need_folder
+    from .pipeline import load_for_folder, need_folder
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
-    _conclude(evaluate(out, criteria), json_path, junit_path, md_path)
+    verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source)
+    _conclude(verdict, json_path, junit_path, md_path)
 
 
 def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
@@ -246,18 +254,32 @@ def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, meth
 @out_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", type=click.Path(path_type=Path), default=None,
-              help="Artifact to run (default: DIR/model_int8.tflite).")
+              help="Model file to run (default: DIR/model_int8.tflite). A file that is not an artifact of DIR's "
+                   "manifest runs unverified, and is said to be.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
 def predict_cmd(out, images, model, threads, as_json):
-    """Classify PNG/JPEG photos or scans (or .npy arrays) with an exported model."""
-    from .pipeline import need_folder
+    """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read."""
     from .predict import predict
 
-    need_folder(out)
-    for item in predict(out, list(images), model, threads):
-        click.echo(json.dumps(item) if as_json else
-                   f"{item['file']}: {item['label']} (class {item['class']}, p={item['probability']:.3f})")
+    if model is None:
+        from .pipeline import need_folder
+
+        need_folder(out)
+    results, verified = predict(out, list(images), model, threads)
+    if not verified:
+        _say(f"warning: {model} is not an artifact of {out}/manifest.json with a matching sha256; running it "
+             "unverified")
+    for item in results:
+        if as_json:
+            click.echo(json.dumps(item))
+        elif "error" in item:
+            _say(f"edge-mnist: error: {item['error']}")
+        else:
+            click.echo(f"{item['file']}: {item['label']} (class {item['class']}, p={item['probability']:.3f})")
+    failed = sum("error" in item for item in results)
+    if failed:
+        raise EdgeMnistError(f"{failed} of {len(results)} images could not be classified (see above)")
 
 
 def main(argv=None) -> None:

@@ -17,6 +17,7 @@ from .errors import EdgeMnistError
 FLOAT_KERAS = "float_keras"  # the trained float Keras model (built_from value)
 QAT_KERAS = "qat_keras"  # the QAT fine-tuned copy of it, made by `export --method qat`
 METHODS = ("float", "ptq", "qat")
+QAT_KERAS_FILE = "model_qat.h5"  # the QAT Keras model; tfmot QAT models do not reload from the .keras format
 
 
 @dataclass(frozen=True)

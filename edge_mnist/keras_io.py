@@ -1,31 +1,144 @@
-"""The one place Keras model files are read and written (TensorFlow imported when called)."""
+"""The one place Keras model files are read and written (TensorFlow imported when called).
+
+Loading a Keras file can run code: a Lambda layer stores Python bytecode, HDF5 files are
+read without Keras' safe mode, and a config can name any module to import. So every load
+goes through `load_keras`, which first reads the stored config as plain JSON (from the .keras
+zip or the HDF5 attribute), refuses Lambda layers, layers that call a TensorFlow function by
+name, classes it does not know and modules outside Keras and tfmot, and only then lets Keras
+build the model (with safe_mode for .keras files). The toolkit's own files are also checked
+against the sha256 recorded when they were written.
+"""
 from __future__ import annotations
 
+import json
 import warnings
+import zipfile
 from pathlib import Path
 
 from .errors import EdgeMnistError
-from .files import atomic_output
+from .files import atomic_output, sha256_file
 from .tfenv import import_tf
 
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+REFUSED = {"Lambda": "runs Python code stored in the file", "__lambda__": "runs Python code stored in the file",
+           "TFOpLambda": "calls a TensorFlow function named in the file",
+           "SlicingOpLambda": "calls a TensorFlow function named in the file"}
+MODEL_CLASSES = {"Sequential", "Functional", "Model", "Policy", "DTypePolicy", "FloatDTypePolicy", "__tensor__",
+                 "__numpy__", "__typespec__", "TensorShape"}
+ALLOWED_MODULES = ("keras", "tf_keras", "tensorflow_model_optimization")
+MAX_CONFIG_BYTES = 16 << 20
 
-def load_keras(path: Path, qat: bool = False):
-    """Load a saved Keras model without its optimizer, or a one-line error naming the file.
 
-    qat=True opens a quantization-aware model (its layers are registered by tfmot's scope).
+def _magic(path: Path) -> bytes:
+    """The first bytes of a file, to tell a zip from HDF5 whatever the suffix says."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8)
+    except OSError as exc:
+        raise EdgeMnistError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def stored_config(path: Path) -> dict:
+    """The model config stored in a .keras zip or an HDF5 file, as JSON, without building anything."""
+    path = Path(path)
+    magic = _magic(path)
+    expected = {".keras": ZIP_MAGIC, ".h5": HDF5_MAGIC, ".hdf5": HDF5_MAGIC}.get(path.suffix.lower())
+    if expected is None:
+        raise EdgeMnistError(f"{path}: not a Keras model file (expected .keras or .h5)")
+    if not magic.startswith(expected):
+        kind = "a zip" if magic.startswith(ZIP_MAGIC) else "HDF5" if magic.startswith(HDF5_MAGIC) else "unknown"
+        raise EdgeMnistError(f"{path}: the content is {kind} data, which does not match its {path.suffix} suffix")
+    try:
+        if expected == ZIP_MAGIC:
+            with zipfile.ZipFile(path) as archive:
+                if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                    raise ValueError("config.json is too large")
+                config = json.loads(archive.read("config.json"))
+                config.pop("compile_config", None)  # never used: models load with compile=False
+                return config
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+            if raw is None:
+                raise ValueError("no model_config attribute (a weights-only file?)")
+            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, RecursionError) as exc:
+        raise EdgeMnistError(f"{path}: cannot read the stored model config ({exc})") from exc
+
+
+def _objects(config):
+    """Every serialized object (a dict with a class_name) in a config, depth first."""
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class_name" in item:
+                yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def known_classes(keras) -> tuple[set[str], set[str]]:
+    """(Keras classes a config may name, tfmot QAT classes): built-in layers, initializers and the like."""
+    names = set(MODEL_CLASSES)
+    for module in (keras.layers, keras.initializers, keras.regularizers, keras.constraints):
+        names |= {n for n in dir(module) if n[:1].isupper()}
+    try:
+        import tensorflow_model_optimization as tfmot
+    except ImportError:
+        return names - set(REFUSED), set()
+    qat = set()
+    for objects in tfmot.quantization.keras.quantize_scope().custom_objects:
+        qat |= set(objects)
+    return names - set(REFUSED), qat
+
+
+def refuse_unsafe(path: Path, config: dict, allowed: set[str]) -> set[str]:
+    """Raise naming the first layer that could run code or is unknown; return the class names used."""
+    used = set()
+    for obj in _objects(config):
+        name = str(obj.get("class_name"))
+        inner = obj.get("config")
+        layer = inner.get("name") if isinstance(inner, dict) and isinstance(inner.get("name"), str) else None
+        where = f"layer {layer!r} ({name})" if layer else name
+        if name in REFUSED:
+            raise EdgeMnistError(f"{path}: refused to load: {where} {REFUSED[name]}; rebuild the model without it")
+        module = obj.get("module")
+        if isinstance(module, str) and module and not module.split(".")[0] in ALLOWED_MODULES:
+            raise EdgeMnistError(f"{path}: refused to load: {where} names module {module!r}, which is not Keras")
+        if name not in allowed:
+            raise EdgeMnistError(f"{path}: refused to load: {where} is not a built-in Keras layer; "
+                                 "custom layers are not supported")
+        used.add(name)
+    return used
+
+
+def load_keras(path: Path, sha256: str | None = None):
+    """Load a Keras model without its optimizer, safely, or a one-line error naming the file.
+
+    `sha256` (for the toolkit's own files) must match the file. QAT models (tfmot wrappers)
+    are opened inside tfmot's scope when their config names its classes.
     """
     _, keras = import_tf()
     path = Path(path)
     if not path.is_file():
         raise EdgeMnistError(f"{path}: Keras model not found (run `edge-mnist train` first)")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise EdgeMnistError(f"{path}: sha256 does not match the one recorded when it was written; "
+                             "retrain or re-export")
+    builtin, qat = known_classes(keras)
+    used = refuse_unsafe(path, stored_config(path), builtin | qat)
+    options = {"compile": False, "safe_mode": True} if path.suffix == ".keras" else {"compile": False}
     try:
-        if qat:
-            from .errors import require
+        if used & qat:
+            import tensorflow_model_optimization as tfmot
 
-            tfmot = require("tensorflow_model_optimization", "train")
             with tfmot.quantization.keras.quantize_scope():
-                return keras.models.load_model(path, compile=False)
-        return keras.models.load_model(path, compile=False)
+                return keras.models.load_model(path, **options)
+        return keras.models.load_model(path, **options)
     except Exception as exc:  # Keras raises many types for a corrupt file
         raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
 

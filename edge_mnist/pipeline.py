@@ -76,4 +76,4 @@ def run(out: Path, dataset: Dataset, *, epochs: int = 2, batch_size: int = 128, 
     progress(f"[3/{len(stages)}] bench")
     result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress)
     progress(f"[4/{len(stages)}] check")
-    return RunResult(history, manifest, result, evaluate(out, criteria))
+    return RunResult(history, manifest, result, evaluate(out, dataset, criteria, threads))

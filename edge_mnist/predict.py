@@ -12,41 +12,88 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Task
+from .datasets import Task, task_from_json
 from .errors import EdgeMnistError
 from .formats import BY_FILE, BY_KEY
-from .records import Manifest
+from .records import MANIFEST_FILE, Manifest
 from .runtime import open_model
 
 DEFAULT_MODEL = BY_KEY["tflite_int8"].file
 
 
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger images are refused before decoding
+MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
+BLANK_RANGE = 0.05  # an image whose pixels span less than this (of full scale) holds nothing to classify
+
+
 def load_image(path: Path) -> np.ndarray:
-    """A PNG/JPEG (any mode) or a 2-D .npy array as float32 grayscale in [0, 1]."""
+    """A PNG/JPEG (any mode) or a 2-D .npy array as float32 grayscale in [0, 1]; blank images are refused."""
     path = Path(path)
     if not path.is_file():
         raise EdgeMnistError(f"{path}: image not found")
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise EdgeMnistError(f"{path}: not a readable .npy array ({exc})") from exc
-        arr = np.squeeze(arr)
-        if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.number)):
-            raise EdgeMnistError(f"{path}: expected a 2-D numeric image, got shape {arr.shape} {arr.dtype}")
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise EdgeMnistError(f"{path}: image contains NaN or infinite values")
-        if arr.min() < 0 or arr.max() > 255:
-            raise EdgeMnistError(f"{path}: pixel values span {arr.min():.3g}..{arr.max():.3g}, expected 0..1 or 0..255")
-        return arr / 255.0 if arr.max() > 1.0 else arr
-    from PIL import Image, UnidentifiedImageError
+    img = _load_npy(path) if path.suffix.lower() == ".npy" else _load_picture(path)
+    if float(img.max() - img.min()) < BLANK_RANGE:
+        raise EdgeMnistError(f"{path}: no digit or object found (blank image)")
+    return img
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A 2-D numeric .npy in 0..1 or 0..255; the header is checked against the file before data is read."""
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise EdgeMnistError(f"{path}: not a readable .npy array ({str(exc)[:120]})") from exc
+    shape = tuple(d for d in arr.shape if d != 1)
+    if len(shape) != 2 or min(shape) < 1 or not np.issubdtype(arr.dtype, np.number):
+        raise EdgeMnistError(f"{path}: expected a non-empty 2-D numeric image, got shape {arr.shape} {arr.dtype}")
+    if arr.size > MAX_PIXELS:
+        raise EdgeMnistError(f"{path}: {arr.size} pixels, more than the limit of {MAX_PIXELS}")
+    img = np.asarray(arr, dtype=np.float32).reshape(shape)
+    if not np.isfinite(img).all():
+        raise EdgeMnistError(f"{path}: image contains NaN or infinite values")
+    if img.min() < 0 or img.max() > 255:
+        raise EdgeMnistError(f"{path}: pixel values span {img.min():.3g}..{img.max():.3g}, expected 0..1 or 0..255")
+    return img / 255.0 if img.max() > 1.0 else img
+
+
+def _load_picture(path: Path) -> np.ndarray:
+    """Any Pillow image: size checked before decoding, EXIF rotation applied, alpha composited on white,
+    16-bit kept at full depth."""
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgeMnistError(f"{path}: not a readable image ({exc})") from exc
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
+            if img.width * img.height > MAX_PIXELS:
+                raise EdgeMnistError(f"{path}: {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS}")
+            img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a reduced scale; others ignore it
+            img = ImageOps.exif_transpose(img)
+            img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+            return _grayscale(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise EdgeMnistError(f"{path}: not a readable image ({str(exc)[:120]})") from exc
+
+
+def _grayscale(img) -> np.ndarray:
+    """Pillow image -> float32 gray in [0, 1]: 16- and 32-bit integer modes scaled by their range,
+    transparency composited on white paper."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        return arr / (65535.0 if img.mode != "I" or arr.max() <= 65535 else float(arr.max()))
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError("float image contains NaN or infinite values")
+        return np.clip(arr / (255.0 if arr.max() > 1.0 else 1.0), 0, 1)
+    if img.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, rgba)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
 def _light_background(img: np.ndarray) -> bool:
@@ -97,23 +144,62 @@ def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool)
 
 
 def predict_files(runner, paths: list[Path], task: Task) -> list[dict]:
-    """Preprocess each file and classify them in one batch."""
-    batch = np.stack([preprocess(load_image(p), task, str(p)) for p in paths])[..., None]
-    probs = runner.predict(batch)
-    return [{"file": str(p), "class": int(pr.argmax()), "label": task.class_names[int(pr.argmax())],
-             "probability": float(pr.max())} for p, pr in zip(paths, probs)]
+    """Preprocess each file and classify the readable ones in one batch; a file that fails gets an error entry."""
+    images, results = {}, []
+    for path in paths:
+        try:
+            images[str(path)] = preprocess(load_image(path), task, str(path))
+            results.append({"file": str(path)})
+        except EdgeMnistError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+    if images:
+        probs = iter(runner.predict(np.stack(list(images.values()))[..., None]))
+        for item in results:
+            if "error" not in item:
+                pr = next(probs)
+                item.update({"class": int(pr.argmax()), "label": task.class_names[int(pr.argmax())],
+                             "probability": float(pr.max())})
+    return results
 
 
-def predict(out: Path, images: list[Path], model: Path | None = None, threads: int = 1) -> list[dict]:
-    """Classify image files with an artifact of DIR (default: the PTQ int8 TFLite model).
+def open_for_predict(out: Path, model: Path | None, threads: int = 1) -> tuple[object, Task, bool]:
+    """(runner, task, verified). An artifact of DIR's manifest is opened only from verified bytes;
+    any other file named by --model runs unverified, with the task from DIR's manifest or the file's own metadata."""
+    from .verify import open_artifact
 
-    An artifact of DIR is run only when its sha256 still matches the manifest.
-    """
     out = Path(out)
-    manifest = Manifest.load(out)
-    model = Path(model) if model else out / DEFAULT_MODEL
-    fmt = BY_FILE.get(model.name)
-    if model.parent.resolve() == out.resolve() and fmt is not None and fmt.key in manifest.artifacts:
-        manifest.path_of(out, fmt.key)
-    runner = open_model(model, threads, task=manifest.task)
-    return predict_files(runner, [Path(p) for p in images], manifest.task)
+    manifest = Manifest.load(out) if (out / MANIFEST_FILE).is_file() or model is None else None
+    path = Path(model) if model else out / DEFAULT_MODEL
+    fmt = BY_FILE.get(path.name)
+    if manifest and fmt and fmt.key in manifest.artifacts and path.resolve() == (out / fmt.file).resolve():
+        return open_artifact(out, manifest, fmt.key, threads), manifest.task, True
+    if model is None:
+        raise EdgeMnistError(f"{out / MANIFEST_FILE}: lists no {DEFAULT_MODEL}; export with --int8 or pass --model")
+    runner = open_model(path, threads)
+    task = manifest.task if manifest else _task_from_metadata(runner)
+    runner.check_task(task)
+    return runner, task, False
+
+
+def _task_from_metadata(runner) -> Task:
+    """The task a model file describes about itself (the metadata edge-mnist writes into every artifact)."""
+    import json
+
+    raw = runner.metadata.get("task")
+    if raw is None:
+        raise EdgeMnistError(f"{runner.path}: the file carries no task description (labels, input shape); "
+                             "pass --out with the folder it was exported to")
+    try:
+        return task_from_json(json.loads(raw), f"{runner.path}: metadata task")
+    except ValueError as exc:
+        raise EdgeMnistError(f"{runner.path}: metadata task is not valid JSON ({exc})") from exc
+
+
+def predict(out: Path, images: list[Path], model: Path | None = None, threads: int = 1) -> tuple[list[dict], bool]:
+    """Classify image files with an artifact of DIR (default: the PTQ int8 TFLite model) or another model file.
+
+    Returns one entry per file (with "error" for a file that could not be read) and whether the
+    model was verified against DIR's manifest.
+    """
+    runner, task, verified = open_for_predict(out, model, threads)
+    return predict_files(runner, [Path(p) for p in images], task), verified

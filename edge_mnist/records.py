@@ -223,8 +223,9 @@ class QatRecord:
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "QatRecord":
         """Strict parse."""
         obj = expect(raw, dict, where)
-        return cls(_count(obj.get("epochs"), f"{where}.epochs", 1),
-                   expect(obj.get("keras_file"), str, f"{where}.keras_file"),
+        if obj.get("keras_file") != formats.QAT_KERAS_FILE:
+            raise EdgeMnistError(f"{where}.keras_file: expected {formats.QAT_KERAS_FILE!r}")
+        return cls(_count(obj.get("epochs"), f"{where}.epochs", 1), formats.QAT_KERAS_FILE,
                    expect(obj.get("keras_sha256"), str, f"{where}.keras_sha256"),
                    _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
                    _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),

@@ -49,8 +49,10 @@ def check_rows(results) -> list[list[str]]:
 def summary(verdict) -> str:
     """The closing line of `check`."""
     word = "PASS" if verdict.passed else "FAIL"
+    skipped = "".join(f"\nskipped by option: {s}" for s in verdict.skipped)
     return (f"{word}: {len(verdict.results) - len(verdict.failed)}/{len(verdict.results)} criteria passed on "
-            f"{verdict.n_samples} images; reference {verdict.reference} = {verdict.reference_accuracy:.4f}")
+            f"{verdict.n_samples} images; reference {verdict.reference} = {verdict.reference_accuracy:.4f}"
+            f"{skipped}")
 
 
 def write_reports(verdict, json_path: Path | None = None, junit_path: Path | None = None,

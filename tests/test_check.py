@@ -1,4 +1,9 @@
-"""check.py: every gate criterion at its boundary, and evaluate() on synthetic records (no TensorFlow)."""
+"""check.py: every gate criterion at its boundary, and evaluate() re-deriving its verdict from real artifacts.
+
+The folder is the committed tiny export (float, PTQ and QAT artifacts of a real model on real
+Fashion-MNIST images); tampering is done the way an attacker would, with the manifest's sha256
+and size updated to match, so only running the models can catch it.
+"""
 from __future__ import annotations
 
 import json
@@ -11,9 +16,9 @@ from edge_mnist.check import (Criteria, accuracy_drop, baseline_drop, class_drop
                               minimum_accuracy, parity, relative_drop)
 from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import EdgeMnistError
+from edge_mnist.data import load_dataset
 from edge_mnist.files import sha256_file
-from edge_mnist.formats import BY_KEY
-from edge_mnist.records import Artifact, BenchResult, BenchRow, InputSpec, Manifest, QatRecord
+from edge_mnist.records import Manifest
 
 pytestmark = pytest.mark.device
 
@@ -77,113 +82,140 @@ def test_criteria_refuse_nan_negative_and_out_of_range(field, value):
         Criteria(**{field: value}).validate()
 
 
-def build_folder(out, preds: dict[str, np.ndarray], qat_preds: np.ndarray | None = None):
-    """A folder with one file per format key (arbitrary bytes), its manifest and bench.json."""
-    out.mkdir(exist_ok=True)
-    artifacts, rows = {}, []
-    for i, (key, p) in enumerate(preds.items()):
-        fmt = BY_KEY[key]
-        (out / fmt.file).write_bytes(bytes([i]) * (100 + i))
-        spec = InputSpec([-1, 28, 28, 1], "int8", 0.0039, -128) if fmt.is_int8 else InputSpec([-1, 28, 28, 1], "float32")
-        artifacts[key] = Artifact(key, fmt.file, sha256_file(out / fmt.file), 100 + i, spec)
-        rows.append(BenchRow(key, fmt.file, artifacts[key].sha256, 100 + i, float((p == LABELS).mean()), p,
-                             {"p50": 10.0, "p90": 11.0, "p99": 12.0}, 1000.0))
-    qat = QatRecord(1, "model_qat.h5", "0" * 64, 0.95, qat_preds, {}) \
-        if qat_preds is not None else None
-    manifest = Manifest(TASK, "f" * 64, "0" * 64, 0.9, artifacts, qat)
+def has_tensorflow() -> bool:
+    """True in the dev environment (Keras reference and QAT source run), False in the runtime-only one."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def rehash(out, *files) -> None:
+    """Update the manifest's sha256 and size of `files` to what is on disk now, as an attacker would."""
+    manifest = Manifest.load(out)
+    for artifact in manifest.artifacts.values():
+        if artifact.file in files:
+            artifact.sha256, artifact.size_bytes = sha256_file(out / artifact.file), (out / artifact.file).stat().st_size
     manifest.save(out)
-    result = BenchResult("fashion-mnist", "f" * 64, LABELS, 1, {"runs": 1, "warmup": 0}, {}, rows)
-    result.add_agreement(manifest)
-    result.save(out)
-    return out
 
 
-def full_set(float_wrong=100, int8_wrong=103, qat_wrong=50):
-    """Float, PTQ and QAT artifacts; QAT artifacts agree with their QAT source, not with float."""
-    float_preds, int8_preds, qat_preds = wrong_on(float_wrong), wrong_on(int8_wrong), wrong_on(qat_wrong, start=500)
-    return {"keras_float32": float_preds, "onnx_float32": float_preds, "tflite_float32": float_preds,
-            "tflite_int8": int8_preds, "onnx_int8": int8_preds,
-            "tflite_qat_int8": qat_preds, "onnx_qat_int8": qat_preds}, qat_preds
+def zero_largest_tflite_buffer(path) -> None:
+    """Zero the biggest weight buffer of a .tflite file in place (the flatbuffer stays valid)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytearray(path.read_bytes())
+    root = schema.Model.GetRootAs(data, 0)
+    biggest = max((root.Buffers(i) for i in range(root.BuffersLength())), key=lambda b: b.DataLength())
+    biggest.DataAsNumpy()[:] = 0
+    path.write_bytes(bytes(data))
 
 
-def test_evaluate_full_set_passes_with_every_criterion(tmp_path):
-    preds, qat = full_set()
-    verdict = evaluate(build_folder(tmp_path / "x", preds, qat), Criteria())
-    assert verdict.passed and verdict.reference == "model_float32.keras" and verdict.n_samples == 1000
-    assert len(verdict.results) == 4 * 3 + 2  # drop, disagreement, class drop per int8 artifact; two parity pairs
-    qat_dis = next(r for r in verdict.results if r.artifact == "model_qat_int8.tflite"
-                   and r.criterion.startswith("disagreement"))
-    assert qat_dis.value == 0.0  # measured against the QAT source model, not against float
+@pytest.fixture
+def data(fixture_data_dir):
+    """The committed real Fashion-MNIST subset the tiny export was made with (500 test images)."""
+    return load_dataset("fashion-mnist", fixture_data_dir)
 
 
-def test_evaluate_fails_a_regressed_artifact(tmp_path):
-    preds, qat = full_set()
-    preds["onnx_int8"] = wrong_on(106)  # 0.6 pp below float
-    verdict = evaluate(build_folder(tmp_path / "x", preds, qat), Criteria())
+SKIP = {"skip_qat_source": not has_tensorflow()}
+
+
+def test_fresh_export_passes_every_criterion_without_bench_json(device_export, data):
+    assert not (device_export / "bench.json").exists()
+    verdict = evaluate(device_export, data, Criteria(), **SKIP)
+    assert verdict.passed and verdict.n_samples == 500
+    per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
+    assert len(verdict.results) == 2 * 3 + 2 * per_artifact + 2  # PTQ, QAT, two parity pairs
+    assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
+    assert len(verdict.skipped) == (0 if has_tensorflow() else 2)
+
+
+def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
+    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
+    rehash(device_export, "model_int8.tflite")
+    verdict = evaluate(device_export, data, Criteria(), **SKIP)
     failed = {(r.artifact, r.criterion) for r in verdict.failed}
-    assert ("model_int8.onnx", "accuracy drop vs float (pp)") in failed
-    assert not verdict.passed
+    assert ("model_int8.tflite", "accuracy drop vs float (pp)") in failed
+    assert not any(r.artifact == "model_int8.onnx" for r in verdict.failed)
 
 
-def test_reference_is_float_onnx_without_keras(tmp_path):
-    preds, qat = full_set()
-    del preds["keras_float32"]
-    preds["onnx_float32"] = wrong_on(95)  # a different float accuracy proves which model is the reference
-    verdict = evaluate(build_folder(tmp_path / "x", preds, qat), Criteria())
-    assert verdict.reference == "model_float32.onnx" and verdict.reference_accuracy == pytest.approx(0.905)
+def test_edited_records_do_not_change_the_verdict(device_export, data):
+    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
+    rehash(device_export, "model_int8.tflite")
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    manifest["float_accuracy"] = 0.5
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
+    assert not evaluate(device_export, data, Criteria(), **SKIP).passed
 
 
-def test_no_float_model_is_an_error(tmp_path):
-    preds, qat = full_set()
-    for key in ("keras_float32", "onnx_float32", "tflite_float32"):
-        del preds[key]
-    with pytest.raises(EdgeMnistError, match="no float model was measured"):
-        evaluate(build_folder(tmp_path / "x", preds, qat), Criteria())
+def test_float_model_copied_over_an_int8_one_is_refused(device_export, data):
+    (device_export / "model_int8.tflite").write_bytes((device_export / "model_float32.tflite").read_bytes())
+    rehash(device_export, "model_int8.tflite")
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite: the file holds a float32 model"):
+        evaluate(device_export, data, Criteria(), **SKIP)
 
 
-def test_edited_accuracy_and_changed_file_and_missing_row_are_refused(tmp_path):
-    preds, qat = full_set()
-    out = build_folder(tmp_path / "x", preds, qat)
-    raw = json.loads((out / "bench.json").read_text())
-    raw["rows"][3]["accuracy"] = 0.99
-    (out / "bench.json").write_text(json.dumps(raw))
-    with pytest.raises(EdgeMnistError, match="does not match its predictions"):
-        evaluate(out, Criteria())
-    out = build_folder(tmp_path / "y", preds, qat)
-    (out / "model_int8.onnx").write_bytes(b"changed")
-    with pytest.raises(EdgeMnistError, match="model_int8.onnx: changed since bench"):
-        evaluate(out, Criteria())
-    out = build_folder(tmp_path / "z", preds, qat)
-    raw = json.loads((out / "bench.json").read_text())
-    raw["rows"] = [r for r in raw["rows"] if r["key"] != "onnx_qat_int8"]
-    (out / "bench.json").write_text(json.dumps(raw))
-    with pytest.raises(EdgeMnistError, match="model_qat_int8.onnx: int8 artifact not measured"):
-        evaluate(out, Criteria())
+def test_changed_file_without_updated_hash_is_refused(device_export, data):
+    (device_export / "model_int8.onnx").write_bytes(b"changed")
+    with pytest.raises(EdgeMnistError, match="model_int8.onnx: 7 bytes, manifest.json says"):
+        evaluate(device_export, data, Criteria(), **SKIP)
 
 
-def test_qat_artifacts_need_a_matching_qat_record(tmp_path):
-    preds, qat = full_set()
+def test_qat_artifacts_need_their_qat_record(device_export, data):
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    manifest["qat"] = None
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgeMnistError, match="manifest.json: qat: QAT artifacts are listed but the QAT record"):
-        evaluate(build_folder(tmp_path / "x", preds, None), Criteria())
-    with pytest.raises(EdgeMnistError, match="qat.predictions: 999 predictions for 1000 test images"):
-        evaluate(build_folder(tmp_path / "y", preds, qat[:-1]), Criteria())
+        evaluate(device_export, data, Criteria(), skip_qat_source=True)
 
 
-def test_baseline_must_be_a_bench_result_of_the_same_dataset(tmp_path):
-    preds, qat = full_set()
-    out = build_folder(tmp_path / "x", preds, qat)
-    raw = json.loads((out / "bench.json").read_text())
-    baseline = tmp_path / "release.json"
-    baseline.write_text(json.dumps({**raw, "dataset": "mnist"}))
-    with pytest.raises(EdgeMnistError, match="release.json: baseline measured on mnist, not fashion-mnist"):
-        evaluate(out, Criteria(baseline=baseline))
-    baseline.write_text(json.dumps({"rows": raw["rows"]}))
-    with pytest.raises(EdgeMnistError, match="release.json: schema None is not 2"):
-        evaluate(out, Criteria(baseline=baseline))
+@pytest.mark.skipif(has_tensorflow(), reason="the QAT source model runs when TensorFlow is installed")
+def test_qat_source_criteria_without_tensorflow_are_an_error_naming_the_option(device_export, data):
+    with pytest.raises(EdgeMnistError, match="needs TensorFlow.*--skip-qat-source"):
+        evaluate(device_export, data, Criteria())
+
+
+def test_no_float_model_is_an_error(device_export, data):
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["precision"] != "float32"]
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgeMnistError, match="no float model can be run as the reference"):
+        evaluate(device_export, data, Criteria(), **SKIP)
+
+
+def test_other_test_data_is_refused(device_export, fixture_data_dir, tmp_path):
+    from tests.conftest import write_idx_dir
+
+    arrays = load_dataset("fashion-mnist", fixture_data_dir)
+    other = {"x_train": arrays.x_train, "y_train": arrays.y_train, "x_test": arrays.x_test[:-1],
+             "y_test": arrays.y_test[:-1]}
+    with pytest.raises(EdgeMnistError, match="exported with other fashion-mnist test data"):
+        evaluate(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other)), Criteria(), **SKIP)
+
+
+def baseline_file(out, data, tmp_path, files: list[str], accuracy: float, dataset="fashion-mnist"):
+    """An earlier bench.json, really measured, keeping the rows of `files` with their accuracy set to `accuracy`."""
+    from edge_mnist.bench import bench
+
+    raw = bench(out, data, runs=3, warmup=0, progress=lambda *_: None).to_json()
+    raw["rows"] = [r for r in raw["rows"] if r["file"] in files]
+    labels = np.array(raw["labels"])
     for row in raw["rows"]:
-        row["accuracy"] = 0.9535  # PTQ scores 0.897 here (5.65 pp below), QAT 0.95 (0.35 pp below)
-    baseline.write_text(json.dumps(raw))
-    verdict = evaluate(out, Criteria(baseline=baseline))
-    drops = {r.artifact: r.passed for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"}
-    assert drops == {"model_int8.tflite": False, "model_int8.onnx": False,
-                     "model_qat_int8.tflite": True, "model_qat_int8.onnx": True}
+        preds = labels.copy()
+        preds[round(accuracy * len(labels)):] += 1
+        row["predictions"], row["accuracy"] = (preds % 10).tolist(), float((preds % 10 == labels).mean())
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps({**raw, "dataset": dataset}))
+    return path
+
+
+def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
+    ints = ["model_int8.tflite", "model_int8.onnx", "model_qat_int8.tflite", "model_qat_int8.onnx"]
+    only_float = baseline_file(device_export, data, tmp_path, ["model_float32.onnx"], 0.5)
+    with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
+        evaluate(device_export, data, Criteria(baseline=only_float), **SKIP)
+    with pytest.raises(EdgeMnistError, match="baseline measured on mnist"):
+        evaluate(device_export, data, Criteria(baseline=baseline_file(device_export, data, tmp_path, ints, 0.5,
+                                                                      "mnist")), **SKIP)
+    perfect = baseline_file(device_export, data, tmp_path, ints, 1.0)
+    verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
+    drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
+    assert len(drops) == 4 and not any(r.passed for r in drops)

@@ -29,8 +29,8 @@ def run_cli(argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_check_passes_on_fresh_export(export_copy, tmp_path):
-    code, out, err = run_cli(["check", "--out", str(export_copy), *LOOSE, "--json", str(tmp_path / "c.json"),
+def test_check_passes_on_fresh_export(export_copy, small_fashion_dir, tmp_path):
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE, "--json", str(tmp_path / "c.json"),
                               "--junit", str(tmp_path / "c.xml"), "--markdown", str(tmp_path / "c.md")])
     assert code == 0, err
     assert "PASS" in out
@@ -41,16 +41,16 @@ def test_check_passes_on_fresh_export(export_copy, tmp_path):
     assert "| artifact | criterion |" in (tmp_path / "c.md").read_text()
 
 
-def test_check_fails_when_no_disagreement_is_allowed(export_copy):
-    code, out, err = run_cli(["check", "--out", str(export_copy), "--max-disagreement", "0"])
+def test_check_fails_when_no_disagreement_is_allowed(export_copy, small_fashion_dir):
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), "--max-disagreement", "0"])
     assert code == 1
     assert "FAIL" in out and "check failed" in err and "disagreement with source model" in err
 
 
 @pytest.mark.parametrize("option, value", [("--tolerance", "nan"), ("--tolerance", "-1"), ("--parity", "-1"),
                                            ("--min-accuracy", "1.5")])
-def test_check_refuses_bad_limits(export_copy, option, value):
-    code, _, err = run_cli(["check", "--out", str(export_copy), option, value])
+def test_check_refuses_bad_limits(export_copy, small_fashion_dir, option, value):
+    code, _, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), option, value])
     assert code == 2 and "must be a number in" in err and len(err.strip().splitlines()) == 1
 
 
@@ -76,7 +76,7 @@ def test_damaged_model_with_updated_manifest_hash_fails_the_gate(export_copy, sm
     (export_copy / "manifest.json").write_text(json.dumps(manifest))
     code, _, err = run_cli(["bench", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), "--runs", "10"])
     assert code == 0, err
-    code, out, err = run_cli(["check", "--out", str(export_copy), *LOOSE, "--json", str(tmp_path / "c.json")])
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE, "--json", str(tmp_path / "c.json")])
     assert code == 1
     failed = {(r["artifact"], r["criterion"]) for r in json.loads((tmp_path / "c.json").read_text())["results"]
               if not r["passed"]}
@@ -89,37 +89,26 @@ def test_tampered_artifact_is_refused_by_bench_and_check(export_copy, small_fash
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    code, _, err = run_cli(["check", "--out", str(export_copy)])
-    assert code == 2 and "model_int8.tflite: changed since bench" in err
-    code, _, err = run_cli(["bench", "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
-    assert code == 2 and "sha256 does not match manifest.json" in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    for command in ("check", "bench"):
+        code, _, err = run_cli([command, "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
+        assert code == 2 and "model_int8.tflite: sha256 does not match manifest.json" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_edited_results_and_zero_samples_are_refused(export_copy):
-    path = export_copy / "bench.json"
-    bench = json.loads(path.read_text())
-    edited = json.loads(json.dumps(bench))
-    next(r for r in edited["rows"] if r["file"] == "model_int8.onnx")["accuracy"] = 1.0
-    path.write_text(json.dumps(edited))
-    code, _, err = run_cli(["check", "--out", str(export_copy)])
-    assert code == 2 and "does not match its predictions" in err
-    bench["labels"] = []
-    path.write_text(json.dumps(bench))
-    code, _, err = run_cli(["check", "--out", str(export_copy)])
-    assert code == 2 and "bench.json: labels: expected a non-empty list" in err
-    path.write_text("{ truncated")
-    code, _, err = run_cli(["check", "--out", str(export_copy)])
-    assert code == 2 and "bench.json: bench results" in err and "not valid JSON" in err
+def test_check_derives_its_verdict_without_reading_bench_json(export_copy, small_fashion_dir):
+    (export_copy / "bench.json").write_text("{ truncated")
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE])
+    assert code == 0 and "PASS" in out, err
+    assert "1000 images" in out
 
 
-def test_baseline_regression_fails(export_copy, tmp_path):
+def test_baseline_regression_fails(export_copy, small_fashion_dir, tmp_path):
     baseline = json.loads((export_copy / "bench.json").read_text())
     for row in baseline["rows"]:
         if row["precision"] == "int8":
             row["accuracy"] = min(1.0, row["accuracy"] + 0.06)  # 6 pp above, LOOSE allows 5
     (tmp_path / "release.json").write_text(json.dumps(baseline))
-    code, out, _ = run_cli(["check", "--out", str(export_copy), *LOOSE, "--baseline", str(tmp_path / "release.json")])
+    code, out, _ = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE, "--baseline", str(tmp_path / "release.json")])
     assert code == 1 and "accuracy drop vs baseline" in out
 
 
@@ -130,9 +119,9 @@ def test_missing_folder_and_dataset_errors(tmp_path):
     assert code == 2 and "holds neither mnist.npz" in err
 
 
-def test_corrupt_manifest(export_copy):
+def test_corrupt_manifest(export_copy, small_fashion_dir):
     (export_copy / "manifest.json").write_text("[]")
-    code, _, err = run_cli(["check", "--out", str(export_copy)])
+    code, _, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
     assert code == 2 and "manifest.json" in err
 
 

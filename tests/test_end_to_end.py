@@ -65,7 +65,7 @@ def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
     from edge_mnist.keras_io import load_keras
 
     x = to_float(load_dataset("fashion-mnist").x_test)
-    qat_keras = load_keras(out / "model_qat.h5", qat=True).predict(x, batch_size=1024, verbose=0).argmax(1)
+    qat_keras = load_keras(out / "model_qat.h5").predict(x, batch_size=1024, verbose=0).argmax(1)
     tfl = open_model(out / "model_qat_int8.tflite")
     assert tfl.input_dtype == np.int8 and tfl._out["dtype"] == np.int8
     assert "float32" not in tfl.tensor_dtypes()

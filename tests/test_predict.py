@@ -94,5 +94,88 @@ def test_blank_and_bad_images(tmp_path):
     with pytest.raises(EdgeMnistError, match="nan.npy: image contains NaN"):
         load_image(tmp_path / "nan.npy")
     np.save(tmp_path / "cube.npy", np.zeros((3, 28, 28)))
-    with pytest.raises(EdgeMnistError, match="cube.npy: expected a 2-D"):
+    with pytest.raises(EdgeMnistError, match="cube.npy: expected a non-empty 2-D"):
         load_image(tmp_path / "cube.npy")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28)))
+    with pytest.raises(EdgeMnistError, match="empty.npy: expected a non-empty 2-D"):
+        load_image(tmp_path / "empty.npy")
+
+
+def test_npy_whose_header_claims_a_huge_shape_is_refused_without_reading(tmp_path):
+    path = tmp_path / "huge.npy"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((99999, 99999), np.uint8))
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\0" * 784)
+    with pytest.raises(EdgeMnistError, match="huge.npy: not a readable .npy array"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (300, 200)])
+@pytest.mark.parametrize("value", [0, 255])
+def test_blank_images_are_refused_at_every_size(tmp_path, size, value):
+    path = tmp_path / "blank.png"
+    Image.new("L", size, value).save(path)
+    with pytest.raises(EdgeMnistError, match="blank.png: no digit or object found"):
+        load_image(path)
+
+
+def test_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.png"
+    Image.new("1", (12000, 12000), 1).save(path)  # a small file that would decode to 144 megapixels
+    tracemalloc.start()
+    with pytest.raises(EdgeMnistError, match=r"big.png: 12000x12000 pixels, more than the limit"):
+        load_image(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6
+
+
+def ink_on_paper(image: np.ndarray) -> np.ndarray:
+    """A test image as dark ink on light paper, 3x larger, as 0..1 floats."""
+    big = Image.fromarray(255 - image).resize((84, 84), Image.Resampling.BICUBIC)
+    canvas = Image.new("L", (120, 120), 255)
+    canvas.paste(big, (18, 18))
+    return np.asarray(canvas, np.float32) / 255.0
+
+
+def test_16bit_palette_and_transparent_images_read_like_8bit(tmp_path, confident_digits):
+    gray = ink_on_paper(confident_digits[0][0])
+    Image.fromarray((gray * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray((gray * 255).astype(np.uint8)).convert("P").save(tmp_path / "palette.png")
+    alpha = Image.new("RGBA", (120, 120), (0, 0, 0, 0))  # black ink on a transparent sheet, as drawing apps save it
+    alpha.putalpha(Image.fromarray(((1 - gray) * 255).astype(np.uint8)))
+    alpha.save(tmp_path / "transparent.png")
+    for name in ("deep.png", "palette.png", "transparent.png"):
+        img = load_image(tmp_path / name)
+        assert np.abs(img - gray).max() < 0.02, name
+
+
+def test_every_file_gets_its_line_and_a_failure_exits_2(device_export, confident_digits, tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, confident_digits[0][0])
+    Image.new("L", (28, 28), 0).save(tmp_path / "black.png")
+    code, out, err = run_cli(["predict", "--out", str(device_export), "--json", str(good),
+                              str(tmp_path / "black.png"), str(tmp_path / "missing.png")])
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 2 and len(lines) == 3
+    assert lines[0]["class"] == confident_digits[0][1]
+    assert "blank" in lines[1]["error"] and "not found" in lines[2]["error"]
+    assert "2 of 3 images could not be classified" in err and "Traceback" not in err
+
+
+def test_a_model_outside_the_manifest_runs_unverified_and_says_so(device_export, confident_digits, tmp_path):
+    npy = tmp_path / "x.npy"
+    np.save(npy, confident_digits[0][0])
+    lone = tmp_path / "elsewhere" / "model.tflite"
+    lone.parent.mkdir()
+    lone.write_bytes((device_export / "model_int8.tflite").read_bytes())
+    code, out, err = run_cli(["predict", "--out", str(tmp_path / "elsewhere"), "--model", str(lone), str(npy)])
+    assert code == 0, err
+    assert "running it unverified" in err
+    assert out.startswith(f"{npy}: {FASHION.class_names[confident_digits[0][1]]}")
+    code, _, err = run_cli(["predict", "--out", str(device_export), "--model", str(device_export / "model_int8.onnx"),
+                            str(npy)])
+    assert code == 0 and "unverified" not in err

@@ -20,10 +20,9 @@ from ..data import Dataset, to_float
 from ..datasets import Task
 from ..errors import EdgeMnistError
 from ..files import sha256_file
-from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, RUNTIMES, Format, for_methods
+from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
 from ..records import Artifact, InputSpec, Manifest, QatRecord
 
-QAT_KERAS_FILE = "model_qat.h5"  # tfmot QAT models do not reload from the .keras format
 
 
 @dataclass

@@ -18,19 +18,21 @@ from .base import Runner, check_images
 __all__ = ["Runner", "open_model", "check_images"]
 
 
-def open_model(path: Path | str, threads: int = 1, task: Task | None = None, runtime: str | None = None) -> Runner:
+def open_model(path: Path | str, threads: int = 1, task: Task | None = None, runtime: str | None = None,
+               content: bytes | None = None) -> Runner:
     """Open a model file with a fixed thread count.
 
     `runtime` names the registry's runtime (a format entry says which); without it the file's
     suffix picks one. With `task`, a model of another input shape or class count is refused.
+    `content` is the file's bytes when the caller has read and verified them (see verify.py).
     """
     path = Path(path)
-    if not path.is_file():
+    if content is None and not path.is_file():
         raise EdgeMnistError(f"{path}: model file not found")
     if threads < 1:
         raise EdgeMnistError(f"--threads must be >= 1, not {threads}")
     module, cls = (RUNTIMES[runtime] if runtime else runtime_for(path)).runner.split(":")
-    runner = getattr(importlib.import_module(module), cls)(path, threads)
+    runner = getattr(importlib.import_module(module), cls)(path, threads, content)
     if task is not None:
         runner.check_task(task)
     return runner

@@ -41,6 +41,16 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * scale
 
 
+def read_model(path: Path, content: bytes | None) -> bytes:
+    """The model's bytes: `content` when the caller already read (and verified) them, else the file's."""
+    if content is not None:
+        return content
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise EdgeMnistError(f"{path}: cannot read model file ({exc.strerror})") from exc
+
+
 def image_signature(path: Path, shape, output_shape, dtype) -> tuple[tuple[int, ...], int]:
     """(one image's shape, number of classes) of a model taking (N, H, W, C) images of a supported dtype.
 
@@ -71,11 +81,7 @@ class Runner:
     output_scale: float = 0.0
     output_zero_point: int = 0
     metadata: dict
-
-    @property
-    def precision(self) -> str:
-        """int8 when the model takes integer input or says it holds integer weights."""
-        return "int8" if self.input_dtype != np.float32 or self.metadata.get("precision") == "int8" else "float32"
+    precision: str = "float32"  # read from the model itself: "int8" when it holds integer weights
 
     def check_task(self, task: Task) -> None:
         """Refuse a model whose input or output does not fit the task it is used for."""

@@ -17,7 +17,8 @@ class KerasRunner(Runner):
 
     runtime = "keras"
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
+        """Load with the safe Keras loader; `content` is unused (Keras reads files), its sha256 checked by the caller."""
         from ..keras_io import load_keras
         from ..tfenv import import_tf
 

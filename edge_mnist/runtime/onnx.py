@@ -7,7 +7,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import EdgeMnistError, require
-from .base import Runner, check_images, image_signature
+from .base import Runner, check_images, image_signature, read_model
+from .onnx_graph import refuse_external_data, summarize
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
 
@@ -31,11 +32,20 @@ class OnnxRunner(Runner):
 
     runtime = "onnx"
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
+        """Open the model from `content` (bytes already read and verified) or from the file.
+
+        Sessions are built from bytes, so what runs is exactly what was hashed, and a model
+        pointing at external data files is refused before onnxruntime would read them.
+        """
         ort = require("onnxruntime", "runtime")
         self.path, self.threads = Path(path), threads
+        model = read_model(self.path, content)
+        self.graph = summarize(model, str(self.path))
+        refuse_external_data(self.graph, str(self.path))
+        self.precision = self.graph.precision
         try:
-            self.session = ort.InferenceSession(str(path), session_options(ort, threads),
+            self.session = ort.InferenceSession(model, session_options(ort, threads),
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise EdgeMnistError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:160]})") from exc

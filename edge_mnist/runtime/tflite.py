@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import EdgeMnistError, require
 from ..tfenv import filtered_stderr
-from .base import Runner, image_signature
+from .base import Runner, image_signature, read_model
 
 
 METADATA_NAME = "edge_mnist"
@@ -39,16 +39,19 @@ class TFLiteRunner(Runner):
 
     runtime = "tflite"
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
+        """Open the model from `content` (bytes already read and verified) or from the file."""
         interpreter_mod = require("ai_edge_litert.interpreter", "runtime")
         self.path, self.threads = Path(path), threads
+        model = read_model(self.path, content)
         try:
             with filtered_stderr():
-                self.interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter = interpreter_mod.Interpreter(model_content=model, num_threads=threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgeMnistError(f"{path}: not a valid TFLite model ({str(exc).splitlines()[0][:160]})") from exc
-        self.metadata = read_metadata(self.path.read_bytes(), self.path)
+        self.metadata = read_metadata(model, self.path)
+        self.precision = "int8" if {"int8", "uint8"} & self.tensor_dtypes() else "float32"
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
