@@ -69,18 +69,19 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     from .verify import open_artifact
 
     present = [f for f in FORMATS if f.key in manifest.artifacts and f.runnable]
-    rows, skipped = [], []
-    for fmt in present:
+    runners, skipped = {}, []
+    for fmt in present:  # every file is verified before anything is measured
         try:
-            runner = open_artifact(out, manifest, fmt.key, threads)
+            runners[fmt.key] = open_artifact(out, manifest, fmt.key, threads)
         except MissingDependency as exc:
             skipped.append({"file": fmt.file, "reason": str(exc)})
             progress(f"skipping {fmt.file}: {exc}")
-            continue
+    rows = []
+    for fmt in (f for f in present if f.key in runners):
         progress(f"measuring {fmt.file} ({fmt.runtime}, {fmt.precision})")
         artifact = manifest.artifacts[fmt.key]
         rows.append(BenchRow(fmt.key, fmt.file, artifact.sha256, artifact.size_bytes,
-                             **measure(runner, images, labels, runs, warmup)))
+                             **measure(runners[fmt.key], images, labels, runs, warmup)))
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
     result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,

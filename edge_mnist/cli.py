@@ -298,6 +298,12 @@ def main(argv=None) -> None:
             raise
         click.echo(f"edge-mnist: {'check failed' if isinstance(exc, GateFailed) else 'error'}: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # the environment: a full disk, a permission, a missing folder
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"edge-mnist: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # the last line of defence: one line, never a traceback, unless --debug
         if debug:
             raise

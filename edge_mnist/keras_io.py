@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import EdgeMnistError
-from .files import atomic_output, sha256_file
+from .files import atomic_output, atomic_write_bytes, sha256_file
 from .tfenv import import_tf
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -152,7 +152,22 @@ def inference_copy(model):
 
 
 def save_keras(model, path: Path) -> None:
-    """Save a Keras model atomically; the suffix picks the format (.keras zip or .h5 HDF5)."""
-    with atomic_output(Path(path)) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+    """Save a Keras model atomically; the suffix picks the format (.keras zip or .h5 HDF5).
+
+    HDF5 is built in memory and written by our own atomic writer: the HDF5 library crashes
+    the process (SIGSEGV) when a write to disk fails, e.g. on a full disk.
+    """
+    path = Path(path)
+    if path.suffix == ".h5":
+        import io
+
+        import h5py
+
+        buffer = io.BytesIO()
+        with warnings.catch_warnings(), h5py.File(buffer, "w") as handle:
+            warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+            model.save(handle)
+        atomic_write_bytes(path, buffer.getvalue())
+        return
+    with atomic_output(path) as tmp:
         model.save(tmp)

@@ -8,6 +8,7 @@ mass. Needs Pillow and numpy only.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +60,11 @@ def _load_npy(path: Path) -> np.ndarray:
 def _load_picture(path: Path) -> np.ndarray:
     """Any Pillow image: size checked before decoding, EXIF rotation applied, alpha composited on white,
     16-bit kept at full depth."""
-    import warnings
-
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
+        with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise EdgeMnistError(f"{path}: {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS}")
             img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a reduced scale; others ignore it

@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, to_float
-from .files import atomic_output, atomic_write_json
-from .formats import BY_KEY
+from .errors import EdgeMnistError
+from .files import atomic_output, atomic_write_json, sha256_file, staged, writable_folder
+from .formats import BY_KEY, FORMATS, QAT_KERAS_FILE
+from .records import BENCH_FILE, MANIFEST_FILE
 from .tfenv import import_tf
 
 KERAS_FILE = BY_KEY["keras_float32"].file
 HISTORY_FILE = "history.json"
+CURVES_FILE = "training_curves.png"
+# What a new model makes stale: everything exported from or measured on the previous one.
+STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (QAT_KERAS_FILE, MANIFEST_FILE,
+                                                                                  BENCH_FILE)
 
 
 @dataclass
@@ -116,34 +122,45 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
 
 
 def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
-    """Train the chosen architecture and write the Keras model, history.json and curves PNG."""
+    """Train the chosen architecture and write the Keras model, history.json and curves PNG.
+
+    The three files replace the folder's previous set in one swap, and the artifacts exported
+    from the previous model leave with it (files.staged): the folder never mixes two models.
+    """
     tf, keras = import_tf()
     from .keras_io import inference_copy, save_keras
     from .models import build
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     device = select_device(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
     model = build(config.architecture, dataset.task)
     metrics = fit(model, dataset, config.epochs, config.batch_size, config.seed, config.learning_rate)
     float_accuracy = evaluate_keras(model, dataset)
     keras.mixed_precision.set_global_policy("float32")
-    save_keras(inference_copy(model), out / KERAS_FILE)
     history = {
         "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
         "dataset_source": dataset.source,
         "device": device, "parameters": int(model.count_params()),
         "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
     }
-    atomic_write_json(out / HISTORY_FILE, history)
-    plot_curves(metrics, out / "training_curves.png")
+    with staged(out, drop=STALE_AFTER_TRAINING) as stage:
+        save_keras(inference_copy(model), stage / KERAS_FILE)
+        history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
+        plot_curves(metrics, stage / CURVES_FILE)
+        atomic_write_json(stage / HISTORY_FILE, history)
     return history
 
 
-def evaluate_keras(model, dataset: Dataset) -> float:
-    """Top-1 accuracy of a Keras model on the test split."""
+def evaluate_keras(model, dataset: Dataset, source: str = "model") -> float:
+    """Top-1 accuracy of a Keras model on the test split; a model whose outputs are NaN or do not
+    depend on the input is refused (it would quantize to garbage and pass nothing meaningful)."""
     probs = model.predict(to_float(dataset.x_test), batch_size=1024, verbose=0)
+    if not np.isfinite(probs).all():
+        raise EdgeMnistError(f"{source}: the model's outputs on the test images are NaN or infinite")
+    if float(np.ptp(probs, axis=0).max()) < 1e-6:
+        raise EdgeMnistError(f"{source}: the model gives the same output for every test image (constant model)")
     return float((probs.argmax(1) == dataset.y_test).mean())
 
 

@@ -99,3 +99,12 @@ def export_copy(tiny_export, tmp_path) -> Path:
     dst = tmp_path / "export"
     shutil.copytree(tiny_export, dst)
     return dst
+
+
+def run_process(args, env: dict | None = None, timeout: float = 300, **kwargs):
+    """Run `edge-mnist args` as a real child process (so signals and resource limits are real)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edge_mnist.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=FIXTURES.parent.parent, **kwargs)

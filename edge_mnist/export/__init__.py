@@ -19,9 +19,9 @@ from .. import __version__
 from ..data import Dataset, to_float
 from ..datasets import Task
 from ..errors import EdgeMnistError
-from ..files import sha256_file
+from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
-from ..records import Artifact, InputSpec, Manifest, QatRecord
+from ..records import BENCH_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
 
 
 
@@ -89,45 +89,68 @@ def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accura
     return old
 
 
-def _qat(out: Path, model, dataset: Dataset, epochs: int, batch_size: int, seed: int, progress) -> tuple[object, QatRecord]:
+def recorded_keras_sha256(out: Path) -> str | None:
+    """The sha256 the toolkit recorded for DIR's float Keras model (training history, else manifest);
+    None for a model the toolkit did not write."""
+    from ..records import read_record
+    from ..train import HISTORY_FILE
+
+    history = Path(out) / HISTORY_FILE
+    if history.is_file():
+        recorded = read_record(history, "training history").get("keras_sha256")
+        if recorded is not None:
+            return expect(recorded, str, f"{history}: keras_sha256")
+    return Manifest.load(out).keras_sha256 if (Path(out) / MANIFEST_FILE).is_file() else None
+
+
+def _qat(stage: Path, model, dataset: Dataset, epochs: int, batch_size: int, seed: int,
+         progress) -> tuple[object, QatRecord]:
     """Fine-tune a QAT copy of the float model, save it and record its test-set predictions."""
     from ..keras_io import save_keras
     from ..quantize.qat import qat_finetune
 
     progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
     qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed)
-    save_keras(qat, out / QAT_KERAS_FILE)
+    save_keras(qat, stage / QAT_KERAS_FILE)
     preds = qat.predict(to_float(dataset.x_test), batch_size=1024, verbose=0).argmax(1)
-    return qat, QatRecord(epochs, QAT_KERAS_FILE, sha256_file(out / QAT_KERAS_FILE),
+    return qat, QatRecord(epochs, QAT_KERAS_FILE, sha256_file(stage / QAT_KERAS_FILE),
                           float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
 
 
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
            seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
            progress: Callable[[str], None] = print) -> Manifest:
-    """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json."""
+    """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
+
+    The new files and the manifest (written last) are built in a staging folder and swapped in
+    whole (files.staged), so an interruption leaves the previous complete set. bench.json leaves
+    with the old set: it measured files that are replaced.
+    """
     from ..keras_io import load_keras
     from ..quantize.calibration import calibration_images
     from ..train import evaluate_keras
 
     out = Path(out)
+    writable_folder(out)
     formats = for_methods(tuple(methods))
     reference = BY_KEY["keras_float32"]
-    model = load_keras(out / reference.file)
+    model = load_keras(out / reference.file, sha256=recorded_keras_sha256(out))
     progress(f"evaluating the float Keras model on {len(dataset.x_test)} test images")
-    manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), evaluate_keras(model, dataset))
-    manifest.artifacts[reference.key] = describe(out / reference.file, reference, dataset.task, None)
+    accuracy = evaluate_keras(model, dataset, str(out / reference.file))
+    manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
     calib = calibration_images(dataset, calib_samples, seed)
-    sources = {FLOAT_KERAS: model}
-    if "qat" in methods:
-        sources[QAT_KERAS], manifest.qat = _qat(out, model, dataset, qat_epochs, batch_size, seed, progress)
-    for fmt in formats:
-        progress(f"exporting {fmt.file}")
-        built_from = out / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
-        job = ExportJob(sources[fmt.source], calib, out / fmt.file, fmt, dataset.task,
-                        artifact_metadata(fmt, dataset.task), built_from)
-        manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
-    manifest.save(out)
+    with staged(out, drop=(BENCH_FILE,)) as stage:
+        manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
+        sources = {FLOAT_KERAS: model}
+        if "qat" in methods:
+            sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, qat_epochs, batch_size, seed, progress)
+        for fmt in formats:
+            progress(f"exporting {fmt.file}")
+            built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
+            job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
+                            artifact_metadata(fmt, dataset.task), built_from)
+            manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+        manifest.save(stage)
     return manifest
 
 
