@@ -15,6 +15,7 @@ import numpy as np
 
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
+from .files import writable_folder
 from .formats import FORMATS
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
@@ -63,6 +64,7 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
           progress: Callable[[str], None] = print) -> BenchResult:
     """Measure every runnable artifact listed in DIR/manifest.json and write DIR/bench.json atomically."""
     out = Path(out)
+    writable_folder(out)
     manifest = Manifest.load(out)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)

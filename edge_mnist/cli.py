@@ -205,8 +205,11 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     from .check import evaluate
     from .pipeline import load_for_folder, need_folder
 
+    from .report import prepare_report_path
+
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
+    json_path, junit_path, md_path = (prepare_report_path(p, out, _say) for p in (json_path, junit_path, md_path))
     verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source)
     _conclude(verdict, json_path, junit_path, md_path)
 

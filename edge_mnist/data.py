@@ -13,6 +13,7 @@ import os
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,38 +65,64 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
 
 
+MAX_IDX_BYTES = 256 << 20  # 256 MB of pixels: 5x the MNIST training images; more is refused before reading
+
+
 def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
-    """Parse a gzipped (or raw) IDX file of unsigned bytes, checking magic, dims and length."""
+    """Parse a gzipped (or raw) IDX file of unsigned bytes, checking magic, dims and length.
+
+    The header's counts are checked against the size cap before the data is read, and no more
+    than the header promises (plus one byte, to detect extra data) is ever decompressed, so a
+    small .gz that expands to gigabytes costs nothing.
+    """
     path = Path(path)
+    header_size = 4 + 4 * expected_ndim
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
-            raw = handle.read()
+            header = handle.read(header_size)
+            dims = _idx_dims(path, header, expected_ndim)
+            size = int(np.prod(dims, dtype=np.int64))
+            raw = handle.read(size + 1)
     except FileNotFoundError as exc:
         raise EdgeMnistError(f"{path}: file not found") from exc
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise EdgeMnistError(f"{path}: cannot read IDX file ({exc})") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expected_ndim:
+    if len(raw) != size:
+        raise EdgeMnistError(f"{path}: IDX header says {dims} but the file holds "
+                             f"{'more' if len(raw) > size else len(raw)} bytes of data")
+    return np.frombuffer(raw, np.uint8).reshape(dims)
+
+
+def _idx_dims(path: Path, header: bytes, expected_ndim: int) -> list[int]:
+    """The dimensions an IDX header declares, refused when the magic is wrong or the data would exceed the cap."""
+    if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] != 0x08 or header[3] != expected_ndim:
         raise EdgeMnistError(
-            f"{path}: bad IDX magic number {raw[:4].hex() or 'empty'} "
+            f"{path}: bad IDX magic number {header[:4].hex() or 'empty'} "
             f"(expected 000008{expected_ndim:02x}: unsigned bytes, {expected_ndim} dims)"
         )
-    header = 4 + 4 * expected_ndim
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_ndim)]
-    if len(raw) != header + int(np.prod(dims)):
-        raise EdgeMnistError(f"{path}: IDX header says {dims} but holds {len(raw) - header} bytes of data")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    if len(header) < 4 + 4 * expected_ndim:
+        raise EdgeMnistError(f"{path}: IDX header is truncated")
+    dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_ndim)]
+    if int(np.prod(dims, dtype=np.int64)) > MAX_IDX_BYTES:
+        raise EdgeMnistError(f"{path}: IDX header declares {dims}, more than the {MAX_IDX_BYTES >> 20} MB limit")
+    return dims
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read mnist.npz in Keras' layout (x_train, y_train, x_test, y_test)."""
+    """Read mnist.npz in Keras' layout (x_train, y_train, x_test, y_test); members over the size cap are refused
+    from the zip directory, before anything is decompressed."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            too_big = [i.filename for i in archive.infolist() if i.file_size > MAX_IDX_BYTES]
+        if too_big:
+            raise EdgeMnistError(f"{path}: {', '.join(too_big)} would expand beyond the {MAX_IDX_BYTES >> 20} MB limit")
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in IDX_FILES if k not in npz.files]
             if missing:
                 raise EdgeMnistError(f"{path}: missing arrays {missing} (expected Keras' mnist.npz layout)")
             return {k: npz[k] for k in IDX_FILES}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise EdgeMnistError(f"{path}: not a readable .npz file ({exc})") from exc
 
 

@@ -55,6 +55,33 @@ def summary(verdict) -> str:
             f"{skipped}")
 
 
+def protected_files() -> set[str]:
+    """Files of an artifact folder a report must never overwrite: every artifact and record."""
+    from .formats import FORMATS, QAT_KERAS_FILE
+    from .records import BENCH_FILE, MANIFEST_FILE
+    from .train import CURVES_FILE, HISTORY_FILE
+
+    return {f.file for f in FORMATS} | {QAT_KERAS_FILE, BENCH_FILE, MANIFEST_FILE, HISTORY_FILE, CURVES_FILE}
+
+
+def prepare_report_path(path: Path | None, out: Path, say) -> Path | None:
+    """Check a report path before any work: not one of DIR's artifacts or records, not a folder;
+    its parent folders are created (and said so)."""
+    from .errors import EdgeMnistError
+
+    if path is None:
+        return None
+    path = Path(path)
+    if path.name in protected_files() and path.absolute().parent.resolve() == Path(out).absolute().resolve():
+        raise EdgeMnistError(f"{path}: is one of the artifact folder's own files; write the report elsewhere")
+    if path.is_dir():
+        raise EdgeMnistError(f"{path}: is a folder; give a file name for the report")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        say(f"created folder {path.parent} for {path.name}")
+    return path
+
+
 def write_reports(verdict, json_path: Path | None = None, junit_path: Path | None = None,
                   md_path: Path | None = None) -> None:
     """The gate's reports: JSON, JUnit XML, and a Markdown section appended (e.g. to a CI step summary)."""

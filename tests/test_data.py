@@ -57,6 +57,34 @@ def test_truncated_idx(tmp_path):
         data.load_dataset("mnist", tmp_path)
 
 
+def test_gz_bomb_is_refused_after_reading_only_what_the_header_declares(tmp_path):
+    import time
+    import tracemalloc
+    import zlib
+
+    write_idx_dir(tmp_path, synthetic_arrays())
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (64, 28, 28))
+    stream = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    chunks = [stream.compress(header)] + [stream.compress(bytes(1 << 20)) for _ in range(300)] + [stream.flush()]
+    path.write_bytes(b"".join(chunks))  # 0.3 MB on disk, 300 MB of zeros inside
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(EdgeMnistError, match=r"train-images-idx3-ubyte.gz: IDX header says \[64, 28, 28\] but the "
+                                             "file holds more"):
+        data.load_dataset("mnist", tmp_path)
+    assert tracemalloc.get_traced_memory()[1] < 20e6 and time.perf_counter() - start < 5
+
+
+def test_idx_header_declaring_too_much_is_refused_before_reading(tmp_path):
+    write_idx_dir(tmp_path, synthetic_arrays())
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (4_000_000, 28, 28))
+    path.write_bytes(data.gzip.compress(header + bytes(100)))
+    with pytest.raises(EdgeMnistError, match="declares \\[4000000, 28, 28\\], more than the 256 MB limit"):
+        data.load_dataset("mnist", tmp_path)
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda a: a.update(y_test=a["y_test"][:-1]), "32 test images but 31 labels"),
     (lambda a: a.update(y_train=a["y_train"] + 10), "labels span"),
