@@ -49,3 +49,54 @@ def test_training_writes_model_history_and_curves(tiny_export):
     assert all(0 < t < e for t, e in zip(metrics["train_seconds"], metrics["epoch_seconds"]))
     assert (tiny_export / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tiny_export / "model_float32.keras").stat().st_size > 3_000_000
+
+
+def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifacts(device_export, fixture_data_dir):
+    from edge_mnist.data import load_dataset
+    from edge_mnist.files import sha256_file
+    from edge_mnist.train import TrainConfig, train
+
+    history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export, TrainConfig(epochs=1, batch_size=32))
+    names = sorted(p.name for p in device_export.iterdir())
+    assert names == ["history.json", "model_float32.keras", "training_curves.png"]
+    assert history["keras_sha256"] == sha256_file(device_export / "model_float32.keras")
+    assert json.loads((device_export / "history.json").read_text())["keras_sha256"] == history["keras_sha256"]
+
+
+@pytest.mark.slow
+def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_export, fixture_data_dir):
+    import signal
+
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.data import load_dataset
+    from tests.conftest import run_process
+    from tests.export.test_interrupt import digest
+
+    before = digest(device_export)
+    proc = run_process(["train", "--out", device_export, "--data-dir", fixture_data_dir, "--epochs", "1",
+                        "--batch-size", "32"], env={"EDGE_MNIST_FAULT_AT": "wrote history.json"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert digest(device_export) == before
+    assert evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir), Criteria()).passed
+
+
+def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_data_dir):
+    from edge_mnist.data import load_dataset
+    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.export import export
+    from edge_mnist.keras_io import save_keras
+    from edge_mnist.tfenv import import_tf
+
+    _, keras = import_tf()
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    for name, bias in (("nan", np.nan), ("constant", 0.0)):
+        model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.layers[-1].set_weights([np.zeros((784, 10), np.float32), np.full(10, bias, np.float32)])
+        out = tmp_path / name
+        out.mkdir()
+        save_keras(model, out / "model_float32.keras")
+        expected = "outputs on the test images are NaN" if name == "nan" else "gives the same output for every"
+        with pytest.raises(EdgeMnistError, match=f"model_float32.keras: the model.*{expected}"):
+            export(out, data, ("ptq",), progress=lambda *_: None)
+        assert sorted(p.name for p in out.iterdir()) == ["model_float32.keras"]
