@@ -56,15 +56,16 @@ def test_manifest_that_is_not_json_or_not_an_object(device_export):
         Manifest.load(device_export)
 
 
-def test_bench_result_predictions_must_match_labels(tmp_path):
-    from tests.test_check import LABELS, build_folder, full_set
+def test_bench_result_predictions_must_match_labels(device_export, fixture_data_dir):
+    from edge_mnist.bench import bench
+    from edge_mnist.data import load_dataset
 
-    preds, qat = full_set()
-    out = build_folder(tmp_path / "x", preds, qat)
-    result = BenchResult.load(out / "bench.json", 10)
-    assert result.reference().key == "keras_float32" and result.n_samples == 1000
-    raw = json.loads((out / "bench.json").read_text())
-    raw["rows"][0]["predictions"] = LABELS[:-1].tolist()
-    (out / "bench.json").write_text(json.dumps(raw))
-    with pytest.raises(EdgeMnistError, match="model_float32.keras has 999 predictions for 1000 labels"):
-        BenchResult.load(out / "bench.json", 10)
+    measured = bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0,
+                     progress=lambda *_: None)
+    result = BenchResult.load(device_export / "bench.json", 10)
+    assert result.reference().key == measured.reference().key and result.n_samples == 500
+    raw = json.loads((device_export / "bench.json").read_text())
+    raw["rows"][0]["predictions"] = raw["labels"][:-1]
+    (device_export / "bench.json").write_text(json.dumps(raw))
+    with pytest.raises(EdgeMnistError, match=f"{raw['rows'][0]['file']} has 499 predictions for 500 labels"):
+        BenchResult.load(device_export / "bench.json", 10)

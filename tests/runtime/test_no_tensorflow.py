@@ -37,14 +37,19 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
     code = f"""
         import sys
         from edge_mnist.cli import main
-        for argv in (["bench", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}", "--runs", "20"],
-                     ["check", "--out", r"{device_export}", "--tolerance", "5", "--max-disagreement", "10",
-                      "--max-class-drop", "30", "--parity", "0.9"],
-                     ["predict", "--out", r"{device_export}", "--json", r"{tmp_path / 'item.npy'}"]):
+        check = ["check", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}", "--tolerance", "5",
+                 "--max-disagreement", "10", "--max-class-drop", "30", "--parity", "0.9"]
+        for argv, expected in ((["bench", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}",
+                                 "--runs", "20"], 0),
+                               (check, 2),
+                               (check + ["--skip-qat-source"], 0),
+                               (["predict", "--out", r"{device_export}", "--json", r"{tmp_path / 'item.npy'}"], 0)):
             try:
                 main(argv)
+                code = 0
             except SystemExit as exc:
-                assert exc.code in (0, None), (argv, exc.code)
+                code = exc.code or 0
+            assert code == expected, (argv, code)
         print("NO_TF_OK", "attempted:", sorted(set(ATTEMPTED)))
     """
     proc = run_without_tf(code, tmp_path)
@@ -52,6 +57,8 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
     assert "NO_TF_OK attempted: ['tensorflow']" in proc.stdout  # only the Keras row's probe, which is skipped
     assert '"class": ' in proc.stdout and '"probability": ' in proc.stdout
     assert "reference model_float32.onnx" in proc.stdout  # the float ONNX stands in for Keras
+    assert "pass --skip-qat-source" in proc.stderr  # the QAT source model needs TensorFlow: said, not skipped
+    assert "skipped by option: disagreement and per-class drop of model_qat_int8.tflite" in proc.stdout
     bench = json.loads((device_export / "bench.json").read_text())
     assert bench["reference"] == "onnx_float32"
     assert bench["skipped"][0]["file"] == "model_float32.keras"
