@@ -19,6 +19,7 @@ from .files import writable_folder
 from .formats import FORMATS
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
+from .verify import open_artifact, refuse_unlisted
 
 
 def machine_info() -> dict:
@@ -67,9 +68,8 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     writable_folder(out)
     manifest = Manifest.load(out)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
+    refuse_unlisted(out, manifest)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
-    from .verify import open_artifact
-
     present = [f for f in FORMATS if f.key in manifest.artifacts and f.runnable]
     runners, skipped = {}, []
     for fmt in present:  # every file is verified before anything is measured

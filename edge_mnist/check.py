@@ -245,11 +245,12 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
              skip_qat_source: bool = False) -> Verdict:
     """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion."""
     from .bench import check_dataset
-    from .verify import open_artifact
+    from .verify import open_artifact, refuse_unlisted
 
     out = Path(out)
     criteria.validate()
     manifest = Manifest.load(out)
+    refuse_unlisted(out, manifest)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
     if not keys:

@@ -96,6 +96,9 @@ def task_from_json(data: object, where: str) -> Task:
         raise EdgeMnistError(f"{where}.input_shape: expected three positive integers, got {shape}")
     if len(names) < 2 or not all(isinstance(n, str) for n in names):
         raise EdgeMnistError(f"{where}.class_names: expected at least two strings")
+    fit_box = expect(obj.get("fit_box"), int, f"{where}.fit_box")
+    if not 1 <= fit_box <= min(shape[:2]):
+        raise EdgeMnistError(f"{where}.fit_box: {fit_box} does not fit the {shape[0]}x{shape[1]} frame")
     return Task(dataset=expect(obj.get("dataset"), str, f"{where}.dataset"), input_shape=tuple(shape),
-                class_names=tuple(names), fit_box=expect(obj.get("fit_box"), int, f"{where}.fit_box"),
+                class_names=tuple(names), fit_box=fit_box,
                 pixel_scale=expect(obj.get("pixel_scale"), str, f"{where}.pixel_scale"))

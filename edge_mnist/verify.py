@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from .errors import EdgeMnistError
-from .formats import BY_KEY, RUNTIMES
+from .formats import BY_KEY, FORMATS, RUNTIMES
 from .records import MANIFEST_FILE, Artifact, Manifest
 from .runtime import Runner, open_model
 
@@ -33,6 +33,15 @@ def read_verified(path: Path, sha256: str, size_bytes: int | None = None) -> byt
     if hashlib.sha256(content).hexdigest() != sha256:
         raise EdgeMnistError(f"{path}: sha256 does not match {MANIFEST_FILE} (modified after export; re-export it)")
     return content
+
+
+def refuse_unlisted(out: Path, manifest: Manifest) -> None:
+    """A registered artifact file present in DIR but not in the manifest is refused: it would escape
+    bench and the gate while an app could still load it."""
+    for fmt in FORMATS:
+        if fmt.key not in manifest.artifacts and (Path(out) / fmt.file).exists():
+            raise EdgeMnistError(f"{Path(out) / fmt.file}: present but not listed in {MANIFEST_FILE}; re-export, "
+                                 "or remove the file")
 
 
 def check_claims(runner: Runner, artifact: Artifact) -> None:
@@ -69,4 +78,4 @@ def open_qat_source(out: Path, manifest: Manifest, threads: int = 1) -> Runner:
     return open_model(path, threads, task=manifest.task, runtime=BY_KEY["keras_float32"].runtime)
 
 
-__all__ = ["read_verified", "open_artifact", "open_qat_source", "check_claims"]
+__all__ = ["read_verified", "open_artifact", "open_qat_source", "check_claims", "refuse_unlisted"]

@@ -173,11 +173,50 @@ def test_qat_source_criteria_without_tensorflow_are_an_error_naming_the_option(d
         evaluate(device_export, data, Criteria())
 
 
-def test_no_float_model_is_an_error(device_export, data):
+def test_an_int8_file_left_out_of_the_manifest_is_refused(device_export, data):
     manifest = json.loads((device_export / "manifest.json").read_text())
-    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["precision"] != "float32"]
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["key"] != "tflite_int8"]
     (device_export / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgeMnistError, match="no float model can be run as the reference"):
+    with pytest.raises(EdgeMnistError, match="manifest.json: artifacts: model_int8.tflite not listed"):
+        evaluate(device_export, data, Criteria(), **SKIP)
+
+
+def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_export, data):
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["method"] != "qat"]
+    manifest["qat"] = None
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgeMnistError, match="model_qat_int8.tflite: present but not listed in manifest.json"):
+        evaluate(device_export, data, Criteria(), **SKIP)
+    for name in ("model_qat_int8.tflite", "model_qat_int8.onnx"):
+        (device_export / name).unlink()
+    assert evaluate(device_export, data, Criteria(), **SKIP).passed
+
+
+def spoof_int8(path) -> None:
+    """Give a float .tflite an unused int8 tensor, so that only a liveness-aware reader still calls it float."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.ones(100_000, np.int8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.shape, tensor.type, tensor.buffer, tensor.name = [100_000], schema.TensorType.INT8, len(model.buffers) - 1, b"dead"
+    model.subgraphs[0].tensors.append(tensor)
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+
+
+def test_a_float_file_with_a_dead_int8_tensor_is_still_float(device_export, data):
+    target = device_export / "model_int8.tflite"
+    target.write_bytes((device_export / "model_float32.tflite").read_bytes())
+    spoof_int8(target)
+    rehash(device_export, "model_int8.tflite")
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite: the file holds a float32 model"):
         evaluate(device_export, data, Criteria(), **SKIP)
 
 
@@ -219,3 +258,17 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     assert len(drops) == 4 and not any(r.passed for r in drops)
+
+
+def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(device_export / "model_float32.onnx")
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones(100_000, np.int8), "dead_q"),
+                                    numpy_helper.from_array(np.array(0.1, np.float32), "dead_scale")])
+    model.graph.node.append(helper.make_node("DequantizeLinear", ["dead_q", "dead_scale"], ["dead_out"]))
+    onnx.save(model, device_export / "model_int8.onnx")
+    rehash(device_export, "model_int8.onnx")
+    with pytest.raises(EdgeMnistError, match="model_int8.onnx: the file holds a float32 model"):
+        evaluate(device_export, data, Criteria(), **SKIP)

@@ -38,12 +38,22 @@ def edit_manifest(folder, edit) -> None:
     (lambda m: m["artifacts"][3].update(key="tflite_fp16"), "artifacts\\[3\\].key: unknown artifact format"),
     (lambda m: m["artifacts"][3].update(file="other.tflite"), "artifacts\\[3\\].file: 'other.tflite' is not"),
     (lambda m: m["artifacts"][3]["input"].pop("scale"), "artifacts\\[3\\].input.scale: expected"),
-    (lambda m: m["qat"].update(predictions=[0, 1, 12]), "qat.predictions: class indices span 0..12"),
+    (lambda m: m["qat"].update(predictions=[0, 1, 12]), "qat.predictions: expected a non-empty list of class ind"),
+    (lambda m: m["qat"].update(predictions=[10 ** 20]), "qat.predictions: expected a non-empty list of class ind"),
+    (lambda m: m.update(float_accuracy=10 ** 400), "float_accuracy: number too large"),
+    (lambda m: m["task"].update(fit_box=100), "task.fit_box: 100 does not fit the 28x28 frame"),
     (lambda m: m["qat"].update(predictions="0123"), "qat.predictions: expected list"),
 ])
 def test_bad_manifest_fields_name_file_and_field(device_export, edit, message):
     edit_manifest(device_export, edit)
     with pytest.raises(EdgeMnistError, match=f"manifest.json: {message}"):
+        Manifest.load(device_export)
+
+
+def test_manifest_with_a_5000_digit_number_is_refused(device_export):
+    text = (device_export / "manifest.json").read_text()
+    (device_export / "manifest.json").write_text(text.replace('"float_accuracy": ', '"float_accuracy": ' + "9" * 5000 + ", \"x\": ", 1))
+    with pytest.raises(EdgeMnistError, match="manifest.json: manifest .* is not valid JSON"):
         Manifest.load(device_export)
 
 

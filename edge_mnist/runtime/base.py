@@ -1,6 +1,7 @@
 """What every runner shares: input checks, int8 (de)quantization and batched prediction."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,41 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Integer output back to float."""
     return (q.astype(np.float32) - zero_point) * scale
+
+
+INTEGER_WEIGHTS = ("int8", "uint8")
+FLOAT_WEIGHTS = ("float32", "float16", "float64")
+
+
+def live_constants(nodes: list, outputs: list, constants: dict) -> Counter:
+    """Elements per dtype of the constant tensors the graph outputs depend on.
+
+    `nodes` are (inputs, outputs) name lists, `constants` maps a name to (dtype, elements).
+    Walking back from the outputs ignores dead tensors and operators, so a file cannot pass
+    for int8 by carrying an unused integer tensor.
+    """
+    producer = {name: i for i, (_, outs) in enumerate(nodes) for name in outs}
+    seen_nodes, seen_names, counts = set(), set(), Counter()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in seen_names:
+            continue
+        seen_names.add(name)
+        if name in constants:
+            dtype, elements = constants[name]
+            counts[dtype] += elements
+        node = producer.get(name)
+        if node is not None and node not in seen_nodes:
+            seen_nodes.add(node)
+            stack.extend(nodes[node][0])
+    return counts
+
+
+def weight_precision(counts: Counter) -> str:
+    """int8 when integer weight elements outnumber float ones (a first layer kept float still counts as int8)."""
+    integer = sum(counts[t] for t in INTEGER_WEIGHTS)
+    return "int8" if integer > sum(counts[t] for t in FLOAT_WEIGHTS) else "float32"
 
 
 def read_model(path: Path, content: bytes | None) -> bytes:

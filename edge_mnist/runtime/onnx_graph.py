@@ -11,34 +11,36 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import EdgeMnistError
+from .base import live_constants, weight_precision
 
-# Field numbers from onnx.proto3 (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto).
-MODEL_GRAPH = 7
-GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+# Field numbers from onnx.proto3.
+MODEL_GRAPH, MODEL_FUNCTIONS, FUNCTION_NODE = 7, 25, 7
+GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_OUTPUT, GRAPH_SPARSE_INITIALIZER = 1, 5, 12, 15
+VALUE_INFO_NAME = 1
 SPARSE_VALUES, SPARSE_INDICES = 1, 2
-NODE_OP_TYPE, NODE_ATTRIBUTE = 4, 5
-ATTR_TENSOR, ATTR_GRAPH, ATTR_TENSORS, ATTR_GRAPHS = 5, 6, 10, 11
-TENSOR_DATA_TYPE, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 2, 13, 14
+NODE_INPUT, NODE_OUTPUT, NODE_OP_TYPE, NODE_ATTRIBUTE = 1, 2, 4, 5
+ATTR_TENSOR, ATTR_GRAPH, ATTR_TENSORS, ATTR_GRAPHS, ATTR_SPARSE, ATTR_SPARSES = 5, 6, 10, 11, 22, 23
+TENSOR_DIMS, TENSOR_DATA_TYPE, TENSOR_NAME, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 1, 2, 8, 13, 14
 EXTERNAL = 1
-INTEGER_TYPES = {2: "uint8", 3: "int8"}
-INTEGER_OPS = ("DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
-NAMES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
+NAMES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
 MAX_DEPTH = 16
 
 
 @dataclass
 class GraphSummary:
-    """Operator counts, weight element types, and whether the file points at external data."""
+    """Operator counts, the element types of the weights the outputs depend on, and any external data."""
 
     op_types: Counter = field(default_factory=Counter)
-    weight_types: Counter = field(default_factory=Counter)
+    weight_types: Counter = field(default_factory=Counter)  # dtype -> elements of live initializers
     external_data: bool = False
+    nodes: list = field(default_factory=list)  # (inputs, outputs) of the main graph's nodes
+    initializers: dict = field(default_factory=dict)  # name -> (dtype, elements), main graph
+    outputs: list = field(default_factory=list)
 
     @property
     def precision(self) -> str:
-        """int8 when the graph holds integer weights and operators that consume them, else float32."""
-        integer_weights = any(self.weight_types[name] for name in INTEGER_TYPES.values())
-        return "int8" if integer_weights and any(self.op_types[op] for op in INTEGER_OPS) else "float32"
+        """int8 when most weight elements the outputs depend on are integers (see base.weight_precision)."""
+        return weight_precision(self.weight_types)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -75,55 +77,104 @@ def _fields(buf: bytes):
         yield number, wire, value
 
 
-def _tensor(buf: bytes, summary: GraphSummary) -> None:
-    """Record one TensorProto's element type and whether its data is external."""
-    for number, wire, value in _fields(buf):
-        if number == TENSOR_DATA_TYPE and wire == 0:
-            summary.weight_types[NAMES.get(value, f"type{value}")] += 1
-        elif number == TENSOR_DATA_LOCATION and wire == 0 and value == EXTERNAL:
-            summary.external_data = True
-        elif number == TENSOR_EXTERNAL_DATA:
-            summary.external_data = True
+def _strings(fields: list, number: int) -> list[bytes]:
+    """The length-delimited values of field `number`; any other wire type there is a malformed file."""
+    found = []
+    for num, wire, value in fields:
+        if num == number:
+            if wire != 2:
+                raise ValueError(f"field {number} has wire type {wire}")
+            found.append(value)
+    return found
 
 
-def _node(buf: bytes, summary: GraphSummary, depth: int) -> None:
-    """Record a node's operator and walk tensors and subgraphs held in its attributes."""
-    for number, _, value in _fields(buf):
-        if number == NODE_OP_TYPE:
-            summary.op_types[value.decode("utf-8", "replace")] += 1
-        elif number == NODE_ATTRIBUTE:
-            for attr_number, _, attr_value in _fields(value):
-                if attr_number in (ATTR_TENSOR, ATTR_TENSORS):
-                    _tensor(attr_value, summary)
-                elif attr_number in (ATTR_GRAPH, ATTR_GRAPHS):
-                    _graph(attr_value, summary, depth + 1)
+def _ints(fields: list, number: int) -> list[int]:
+    """The integer values of field `number`, plain or packed."""
+    found = []
+    for num, wire, value in fields:
+        if num != number:
+            continue
+        if wire == 0:
+            found.append(value)
+        elif wire == 2:
+            pos = 0
+            while pos < len(value):
+                item, pos = _varint(value, pos)
+                found.append(item)
+        else:
+            raise ValueError(f"field {number} has wire type {wire}")
+    return found
+
+
+def _tensor(buf: bytes, summary: GraphSummary) -> tuple[str, str, int]:
+    """(name, dtype, elements) of one TensorProto; notes external data in the summary."""
+    fields = list(_fields(buf))
+    if _strings(fields, TENSOR_EXTERNAL_DATA) or EXTERNAL in _ints(fields, TENSOR_DATA_LOCATION):
+        summary.external_data = True
+    types = _ints(fields, TENSOR_DATA_TYPE)
+    dtype = NAMES.get(types[0], f"type{types[0]}") if types else "undefined"
+    elements = 1
+    for dim in _ints(fields, TENSOR_DIMS):
+        elements *= dim
+    names = _strings(fields, TENSOR_NAME)
+    return (names[0].decode("utf-8", "replace") if names else ""), dtype, elements
+
+
+def _sparse(buf: bytes, summary: GraphSummary) -> None:
+    """Walk the value and index tensors of a SparseTensorProto (for external data)."""
+    fields = list(_fields(buf))
+    for part in (SPARSE_VALUES, SPARSE_INDICES):
+        for tensor in _strings(fields, part):
+            _tensor(tensor, summary)
+
+
+def _node(buf: bytes, summary: GraphSummary, depth: int) -> tuple[list[str], list[str]]:
+    """Count a node's operator, walk tensors and subgraphs in its attributes; return (inputs, outputs)."""
+    fields = list(_fields(buf))
+    for op in _strings(fields, NODE_OP_TYPE):
+        summary.op_types[op.decode("utf-8", "replace")] += 1
+    for attribute in _strings(fields, NODE_ATTRIBUTE):
+        attr = list(_fields(attribute))
+        for tensor in _strings(attr, ATTR_TENSOR) + _strings(attr, ATTR_TENSORS):
+            _tensor(tensor, summary)
+        for sparse in _strings(attr, ATTR_SPARSE) + _strings(attr, ATTR_SPARSES):
+            _sparse(sparse, summary)
+        for graph in _strings(attr, ATTR_GRAPH) + _strings(attr, ATTR_GRAPHS):
+            _graph(graph, summary, depth + 1)
+    names = [[v.decode("utf-8", "replace") for v in _strings(fields, n)] for n in (NODE_INPUT, NODE_OUTPUT)]
+    return names[0], names[1]
 
 
 def _graph(buf: bytes, summary: GraphSummary, depth: int) -> None:
-    """Walk one GraphProto: its nodes and its initializers."""
+    """Walk one GraphProto; the main graph's (depth 0) nodes, initializers and outputs are kept."""
     if depth > MAX_DEPTH:
         raise ValueError("subgraphs nested too deeply")
-    for number, _, value in _fields(buf):
-        if number == GRAPH_NODE:
-            _node(value, summary, depth)
-        elif number == GRAPH_INITIALIZER:
-            _tensor(value, summary)
-        elif number == GRAPH_SPARSE_INITIALIZER:
-            for part, _, tensor in _fields(value):
-                if part in (SPARSE_VALUES, SPARSE_INDICES):
-                    _tensor(tensor, summary)
+    fields = list(_fields(buf))
+    nodes = [_node(node, summary, depth) for node in _strings(fields, GRAPH_NODE)]
+    tensors = [_tensor(t, summary) for t in _strings(fields, GRAPH_INITIALIZER)]
+    for sparse in _strings(fields, GRAPH_SPARSE_INITIALIZER):
+        _sparse(sparse, summary)
+    if depth == 0:
+        summary.nodes = nodes
+        summary.initializers = {name: (dtype, elements) for name, dtype, elements in tensors}
+        summary.outputs = [_strings(list(_fields(v)), VALUE_INFO_NAME)[0].decode("utf-8", "replace")
+                           for v in _strings(fields, GRAPH_OUTPUT) if _strings(list(_fields(v)), VALUE_INFO_NAME)]
 
 
 def summarize(model: bytes, source: str) -> GraphSummary:
     """The GraphSummary of a serialized ModelProto, or a one-line error naming `source`."""
     summary = GraphSummary()
     try:
-        graphs = [value for number, wire, value in _fields(model) if number == MODEL_GRAPH and wire == 2]
-        if not graphs:
-            raise ValueError("no graph")
-        for graph in graphs:
-            _graph(graph, summary, 0)
-    except (ValueError, UnicodeDecodeError) as exc:
+        fields = list(_fields(model))
+        graphs = _strings(fields, MODEL_GRAPH)
+        if len(graphs) != 1:
+            raise ValueError(f"{len(graphs)} main graphs")
+        _graph(graphs[0], summary, 0)
+        for function in _strings(fields, MODEL_FUNCTIONS):
+            for node in _strings(list(_fields(function)), FUNCTION_NODE):
+                _node(node, summary, 1)
+        summary.weight_types = live_constants(summary.nodes, summary.outputs, summary.initializers)
+    except (ValueError, IndexError, RecursionError) as exc:
         raise EdgeMnistError(f"{source}: not a valid ONNX model ({exc})") from exc
     return summary
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EdgeMnistError, require
 from ..tfenv import filtered_stderr
-from .base import Runner, image_signature, read_model
+from .base import Runner, image_signature, live_constants, read_model, weight_precision
 
 
 METADATA_NAME = "edge_mnist"
@@ -29,9 +30,35 @@ def read_metadata(model: bytes, path: Path) -> dict[str, str]:
                 if not isinstance(found, dict):
                     raise ValueError("not a JSON object")
                 return {str(k): str(v) for k, v in found.items()}
-    except (ValueError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
-        raise EdgeMnistError(f"{path}: unreadable {METADATA_NAME} metadata ({exc})") from exc
+    except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, RecursionError,
+            struct.error) as exc:
+        raise EdgeMnistError(f"{path}: unreadable {METADATA_NAME} metadata ({str(exc)[:120]})") from exc
     return {}
+
+
+TFLITE_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8",
+                10: "float64"}
+
+
+def live_weights(model: bytes, path: Path) -> Counter:
+    """Elements per dtype of the constant tensors the first subgraph's outputs depend on."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        root = schema.Model.GetRootAs(model, 0)
+        graph = root.Subgraphs(0)
+        constants = {}
+        for i in range(graph.TensorsLength()):
+            tensor = graph.Tensors(i)
+            buffer = root.Buffers(tensor.Buffer()) if tensor.Buffer() < root.BuffersLength() else None
+            if buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 0):
+                shape = tensor.ShapeAsNumpy()
+                constants[i] = (TFLITE_TYPES.get(tensor.Type(), "other"), int(np.prod(shape)) if len(shape) else 1)
+        nodes = [(list(op.InputsAsNumpy()), list(op.OutputsAsNumpy()))
+                 for op in (graph.Operators(j) for j in range(graph.OperatorsLength()))]
+        return live_constants(nodes, list(graph.OutputsAsNumpy()), constants)
+    except (ValueError, IndexError, AttributeError, TypeError, struct.error) as exc:
+        raise EdgeMnistError(f"{path}: unreadable TFLite graph ({exc})") from exc
 
 
 class TFLiteRunner(Runner):
@@ -51,7 +78,7 @@ class TFLiteRunner(Runner):
         except (ValueError, RuntimeError) as exc:
             raise EdgeMnistError(f"{path}: not a valid TFLite model ({str(exc).splitlines()[0][:160]})") from exc
         self.metadata = read_metadata(model, self.path)
-        self.precision = "int8" if {"int8", "uint8"} & self.tensor_dtypes() else "float32"
+        self.precision = weight_precision(live_weights(model, self.path))
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
