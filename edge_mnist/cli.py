@@ -209,9 +209,16 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
-    json_path, junit_path, md_path = (prepare_report_path(p, out, _say) for p in (json_path, junit_path, md_path))
+    json_path, junit_path, md_path = (prepare_report_path(p, out, _say)
+                                      for p in (json_path, junit_path, md_path or _step_summary()))
     verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source)
     _conclude(verdict, json_path, junit_path, md_path)
+
+
+def _step_summary() -> Path | None:
+    """GitHub's step-summary file, when running in GitHub Actions."""
+    summary_env = os.environ.get("GITHUB_STEP_SUMMARY")
+    return Path(summary_env) if summary_env else None
 
 
 def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
@@ -220,8 +227,7 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 
     click.echo(table(CHECK_HEADERS, check_rows(verdict.results)))
     click.echo(summary(verdict))
-    summary_env = os.environ.get("GITHUB_STEP_SUMMARY")
-    write_reports(verdict, json_path, junit_path, md_path or (Path(summary_env) if summary_env else None))
+    write_reports(verdict, json_path, junit_path, md_path)
     if not verdict.passed:
         failed = verdict.failed
         raise GateFailed(f"{len(failed)} of {len(verdict.results)} criteria failed: " + "; ".join(
@@ -242,7 +248,10 @@ def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, meth
     from .pipeline import run
     from .tfenv import import_tf
 
+    from .report import prepare_report_path
+
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    md_path = prepare_report_path(_step_summary(), out, _say)
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, epochs=epochs, batch_size=batch_size, seed=seed, architecture=architecture,
@@ -250,7 +259,7 @@ def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, meth
                  criteria=criteria, progress=_say)
     _report_training(result.history, out)
     _print_bench(result.bench, out)
-    _conclude(result.verdict)
+    _conclude(result.verdict, md_path=md_path)
 
 
 @cli.command("predict")

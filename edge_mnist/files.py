@@ -134,10 +134,12 @@ def _siblings(out: Path) -> tuple[Path, Path]:
 def recover(out: Path) -> None:
     """Finish what an interrupted swap left: restore the old set if `out` is gone, drop leftovers."""
     stage, old = _siblings(out)
-    if not out.exists() and old.is_dir():
+    if not out.exists() and old.is_dir() and not old.is_symlink():
         os.rename(old, out)
     for leftover in (stage, old):
-        if leftover.is_dir():
+        if leftover.is_symlink():
+            leftover.unlink()
+        elif leftover.is_dir():
             shutil.rmtree(leftover)
 
 
@@ -158,12 +160,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _swap_in(stage: Path, out: Path) -> None:
-    """Replace `out` by `stage` in one step (or two renames plus `recover` where exchange is impossible)."""
+def _swap_in(stage: Path, out: Path, last: tuple[str, ...]) -> None:
+    """Replace `out` by `stage` in one step (or two renames plus `recover` where exchange is impossible;
+    file by file, `last` at the end, where `out` is a mount point)."""
     stage_dir, old = _siblings(out)
     boundary("swap")
     if not out.exists():
         os.rename(stage, out)
+    elif os.path.ismount(out):
+        _swap_files(stage, out, last)
     elif exchange(stage, out):
         boundary("swapped")
         shutil.rmtree(stage_dir)
@@ -175,42 +180,68 @@ def _swap_in(stage: Path, out: Path) -> None:
     _fsync_dir(out.parent)
 
 
+def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
+    """A mount point cannot be renamed: copy each staged file in atomically, `last` (the manifest) at the end,
+    then remove what the new set no longer has. Each file is whole; the manifest keeps them consistent."""
+    names = sorted(p.name for p in stage.iterdir() if p.is_file())
+    for name in sorted(names, key=lambda n: n in last):
+        tmp = out / f".{name}.swap.tmp"
+        shutil.copy2(stage / name, tmp)
+        os.replace(tmp, out / name)
+    for gone in {p.name for p in out.iterdir() if p.is_file()} - set(names):
+        (out / gone).unlink()
+    boundary("swapped")
+    shutil.rmtree(stage)
+
+
+def canonical(out: Path) -> Path:
+    """The absolute folder `out` names, symlinks resolved (so the swap replaces the real folder, not a link);
+    the filesystem root is refused."""
+    from .errors import EdgeMnistError
+
+    real = Path(os.path.realpath(out))
+    if real.parent == real:
+        raise EdgeMnistError(f"{out}: the filesystem root cannot be an artifact folder")
+    return real
+
+
 def writable_folder(out: Path) -> None:
     """Fail before a long run when `out` (or the folder it would be created in) cannot be written."""
     from .errors import EdgeMnistError
 
-    out = Path(out)
+    out = canonical(out)
     if out.exists() and not out.is_dir():
         raise EdgeMnistError(f"{out}: exists and is not a folder")
-    target = out if out.exists() else next((p for p in out.absolute().parents if p.exists()), Path("/"))
+    target = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
     if not os.access(target, os.W_OK | os.X_OK):
         raise EdgeMnistError(f"{target}: folder is not writable by this user")
-    if out.exists() and not os.access(out.absolute().parent, os.W_OK | os.X_OK):
-        raise EdgeMnistError(f"{out.absolute().parent}: not writable; the new set is staged beside {out.name}")
+    if out.exists() and not os.access(out.parent, os.W_OK | os.X_OK) and not os.path.ismount(out):
+        raise EdgeMnistError(f"{out.parent}: not writable; the new set is staged beside {out.name}")
 
 
 @contextmanager
-def staged(out: Path, drop: tuple[str, ...] = ()):
+def staged(out: Path, drop: tuple[str, ...] = (), last: tuple[str, ...] = ()):
     """Yield a staging folder holding the current files of `out` minus `drop`; swap it in whole on success.
 
-    On any exception (or signal) the staging folder is discarded and `out` is untouched.
+    On any exception (or signal) the staging folder is discarded and `out` is untouched. `last`
+    names the files that commit a set (the manifest): written last where the swap goes file by file.
     """
-    out = Path(out)
+    out = canonical(out)
     writable_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
     stage, _ = _siblings(out)
-    if out.exists():
-        shutil.copytree(out, stage, copy_function=_link_or_copy, symlinks=True)
-        os.chmod(stage, stat.S_IMODE(out.stat().st_mode))
-    else:
-        stage.mkdir()
-    for name in drop:
-        (stage / name).unlink(missing_ok=True)
     try:
+        if out.exists():
+            shutil.copytree(out, stage, copy_function=_link_or_copy, symlinks=True)
+            os.chmod(stage, stat.S_IMODE(out.stat().st_mode))
+        else:
+            stage.mkdir()
+        for name in drop:
+            (stage / name).unlink(missing_ok=True)
         yield stage
         _fsync_dir(stage)
-        _swap_in(stage, out)
+        _swap_in(stage, out, last)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

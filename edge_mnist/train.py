@@ -145,7 +145,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
         "device": device, "parameters": int(model.count_params()),
         "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
     }
-    with staged(out, drop=STALE_AFTER_TRAINING) as stage:
+    with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
         save_keras(inference_copy(model), stage / KERAS_FILE)
         history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
         plot_curves(metrics, stage / CURVES_FILE)

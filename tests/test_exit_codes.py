@@ -154,3 +154,11 @@ def test_fuzzed_images_never_crash_predict(device_export, tmp_path):
     proc = run_process(["predict", "--out", device_export, "--json", *files])
     assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert len(proc.stdout.strip().splitlines()) == len(files)  # every file gets its line
+
+
+def test_a_failed_gate_stays_exit_1_whatever_the_step_summary_path(device_export, fixture_data_dir, tmp_path):
+    summary = tmp_path / "missing" / "summary.md"
+    proc = run_process(["check", "--out", device_export, "--data-dir", fixture_data_dir, *NO_TF_SOURCE,
+                        "--max-disagreement", "0"], env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert "check failed" in one_line_error(proc, code=1)
+    assert "edge-mnist check: FAIL" in summary.read_text()

@@ -108,3 +108,40 @@ def test_a_folder_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "export").write_text("x")
     with pytest.raises(EdgeMnistError, match="export: exists and is not a folder"):
         files.writable_folder(tmp_path / "export")
+
+
+def test_a_symlinked_folder_is_swapped_at_its_target(tmp_path):
+    real = make_set(tmp_path / "real", **{"manifest.json": "old"})
+    (tmp_path / "export").symlink_to(real)
+    for _ in range(2):
+        with files.staged(tmp_path / "export") as stage:
+            files.atomic_write_bytes(stage / "manifest.json", b"new")
+    assert (tmp_path / "export").is_symlink() and snapshot(real) == {"manifest.json": "new"}
+    assert sorted(os.listdir(tmp_path)) == ["export", "real"]
+
+
+def test_dot_names_the_current_folder_and_root_is_refused(tmp_path, monkeypatch):
+    from edge_mnist.errors import EdgeMnistError
+
+    out = make_set(tmp_path / "export", **{"manifest.json": "old"})
+    monkeypatch.chdir(out)
+    with files.staged(files.Path(".")) as stage:
+        files.atomic_write_bytes(stage / "manifest.json", b"new")
+    assert snapshot(out) == {"manifest.json": "new"} and sorted(os.listdir(tmp_path)) == ["export"]
+    with pytest.raises(EdgeMnistError, match="the filesystem root cannot be an artifact folder"):
+        files.writable_folder(files.Path("/"))
+
+
+def test_a_mount_point_is_swapped_file_by_file_with_the_manifest_last(tmp_path, monkeypatch):
+    out = make_set(tmp_path / "export", **{"manifest.json": "old", "a.tflite": "old", "bench.json": "old"})
+    order = []
+    real_replace = os.replace
+    monkeypatch.setattr(files.os.path, "ismount", lambda p: str(p) == str(out))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append(os.path.basename(b)), real_replace(a, b)))
+    with files.staged(out, drop=("bench.json",), last=("manifest.json",)) as stage:
+        (stage / "a.tflite").unlink()
+        (stage / "a.tflite").write_text("new")
+        (stage / "manifest.json").unlink()
+        (stage / "manifest.json").write_text("new")
+    assert snapshot(out) == {"a.tflite": "new", "manifest.json": "new"}
+    assert order[-1] == "manifest.json" and sorted(os.listdir(tmp_path)) == ["export"]

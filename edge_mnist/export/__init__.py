@@ -139,7 +139,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     accuracy = evaluate_keras(model, dataset, str(out / reference.file))
     manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
     calib = calibration_images(dataset, calib_samples, seed)
-    with staged(out, drop=(BENCH_FILE,)) as stage:
+    with staged(out, drop=(BENCH_FILE,), last=(MANIFEST_FILE,)) as stage:
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
         if "qat" in methods:
