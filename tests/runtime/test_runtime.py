@@ -99,3 +99,18 @@ def test_onnx_metadata_travels_with_the_file(device_export):
     assert runner.metadata["precision"] == "int8" and runner.metadata["route"] == "ort-static"
     assert runner.metadata["edge_mnist.format"] == "onnx_int8"
     assert "Ankle boot" in runner.metadata["labels"] and "QDQPropagationTransformer" in runner.metadata["notes"]
+
+
+def test_deeply_nested_tflite_metadata_is_a_one_line_error(device_export):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    path = device_export / "model_int8.tflite"
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    entry = next(m for m in model.metadata if m.name == b"edge_mnist")
+    model.buffers[entry.buffer].data = np.frombuffer(b"[" * 200_000 + b"]" * 200_000, np.uint8)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite: unreadable edge_mnist metadata"):
+        open_model(path)
