@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_mnist.bench import machine_info
 from edge_mnist.records import Manifest, tool_versions
+from edge_mnist.verify import read_verified
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.formats import FORMATS
 from edge_mnist.runtime import open_model
@@ -141,7 +142,9 @@ def run_suite(args) -> dict:
         images = Path(tmp) / "images.npy"
         np.save(images, to_float(load_dataset(manifest.task.dataset).x_test[:max(BATCHES)]))
         for fmt in (f for f in FORMATS if f.key in manifest.artifacts and f.runnable):
-            paths[fmt.key] = manifest.path_of(args.out, fmt.key)
+            artifact = manifest.artifacts[fmt.key]
+            paths[fmt.key] = args.out / fmt.file
+            read_verified(paths[fmt.key], artifact.sha256, artifact.size_bytes)
             print(f"measuring {fmt.file}", file=sys.stderr)
             row = child("--one", str(paths[fmt.key]), "--images", str(images), *common)
             row.update(artifact=fmt.file, key=fmt.key, runtime=fmt.runtime, precision=fmt.precision,

@@ -291,18 +291,6 @@ class Manifest:
                                                                f"{path}: versions").items()},
                    created=expect(raw.get("created"), str, f"{path}: created"))
 
-    def path_of(self, out: Path, key: str) -> Path:
-        """The artifact's file after checking it exists and still has the sha256 recorded at export."""
-        from .files import sha256_file
-
-        artifact = self.artifacts[key]
-        path = Path(out) / artifact.file
-        if not path.is_file():
-            raise EdgeMnistError(f"{path}: listed in {MANIFEST_FILE} but missing")
-        if sha256_file(path) != artifact.sha256:
-            raise EdgeMnistError(f"{path}: sha256 does not match {MANIFEST_FILE} (modified after export; re-export it)")
-        return path
-
 
 @dataclass
 class BenchRow(_FileEntry):
