@@ -30,6 +30,8 @@ BLANK_RANGE = 0.05  # an image whose pixels span less than this (of full scale) 
 def load_image(path: Path) -> np.ndarray:
     """A PNG/JPEG (any mode) or a 2-D .npy array as float32 grayscale in [0, 1]; blank images are refused."""
     path = Path(path)
+    if path.is_dir():
+        raise EdgeMnistError(f"{path}: is a folder; pass the image files in it")
     if not path.is_file():
         raise EdgeMnistError(f"{path}: image not found")
     img = _load_npy(path) if path.suffix.lower() == ".npy" else _load_picture(path)

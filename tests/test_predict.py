@@ -167,12 +167,12 @@ def test_every_file_gets_its_line_and_a_failure_exits_2(device_export, confident
     np.save(good, confident_digits[0][0])
     Image.new("L", (28, 28), 0).save(tmp_path / "black.png")
     code, out, err = run_cli(["predict", "--out", str(device_export), "--json", str(good),
-                              str(tmp_path / "black.png"), str(tmp_path / "missing.png")])
+                              str(tmp_path / "black.png"), str(tmp_path / "missing.png"), str(tmp_path)])
     lines = [json.loads(line) for line in out.strip().splitlines()]
-    assert code == 2 and len(lines) == 3
+    assert code == 2 and len(lines) == 4
     assert lines[0]["class"] == confident_digits[0][1]
-    assert "blank" in lines[1]["error"] and "not found" in lines[2]["error"]
-    assert "2 of 3 images could not be classified" in err and "Traceback" not in err
+    assert "blank" in lines[1]["error"] and "not found" in lines[2]["error"] and "is a folder" in lines[3]["error"]
+    assert "3 of 4 images could not be classified" in err and "Traceback" not in err
 
 
 def test_a_model_outside_the_manifest_runs_unverified_and_says_so(device_export, confident_digits, tmp_path):
