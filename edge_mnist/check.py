@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench import check_dataset
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, REFERENCE_ORDER, parity_groups
 from .records import MANIFEST_FILE, BenchResult, Manifest
+from .verify import open_artifact, open_qat_source, refuse_unlisted
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 
@@ -167,8 +169,6 @@ def _run(runner, key: str, images: np.ndarray, labels: np.ndarray) -> Measured:
 
 def _reference(out: Path, manifest: Manifest, images, labels, threads: int) -> Measured:
     """The float model, run here: Keras when TensorFlow is installed, else the float ONNX or TFLite file."""
-    from .verify import open_artifact
-
     unavailable = []
     for fmt in REFERENCE_ORDER:
         if fmt.key not in manifest.artifacts:
@@ -183,8 +183,6 @@ def _reference(out: Path, manifest: Manifest, images, labels, threads: int) -> M
 
 def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, skip: bool) -> Measured | None:
     """The QAT Keras model's predictions, or None when the user chose to skip them (--skip-qat-source)."""
-    from .verify import open_qat_source
-
     if manifest.qat is None:
         raise EdgeMnistError(f"{out / MANIFEST_FILE}: qat: QAT artifacts are listed but the QAT record is missing; "
                              "re-export with --method qat")
@@ -244,9 +242,6 @@ def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Resul
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
              skip_qat_source: bool = False) -> Verdict:
     """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion."""
-    from .bench import check_dataset
-    from .verify import open_artifact, refuse_unlisted
-
     out = Path(out)
     criteria.validate()
     manifest = Manifest.load(out)
@@ -269,7 +264,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     if criteria.parity is not None:
         results += _parity_results(measured, criteria.parity)
     skipped = [f"disagreement and per-class drop of {BY_KEY[k].file} vs its QAT source (--skip-qat-source)"
-               for k in keys if needs_qat and qat is None and BY_KEY[k].source == QAT_KERAS]
+               for k in keys if qat is None and BY_KEY[k].source == QAT_KERAS]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
     return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped)
 

@@ -204,7 +204,6 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     artifact is within the limits, 1 when one is not, 2 on bad input."""
     from .check import evaluate
     from .pipeline import load_for_folder, need_folder
-
     from .report import prepare_report_path
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
@@ -246,9 +245,8 @@ def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, meth
     """The main job: train -> export --int8 -> bench -> check."""
     from .data import load_dataset
     from .pipeline import run
-    from .tfenv import import_tf
-
     from .report import prepare_report_path
+    from .tfenv import import_tf
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     md_path = prepare_report_path(_step_summary(), out, _say)

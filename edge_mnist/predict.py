@@ -64,9 +64,11 @@ def _load_picture(path: Path) -> np.ndarray:
     16-bit kept at full depth."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
+            img = Image.open(path)
+        with img:
             if img.width * img.height > MAX_PIXELS:
                 raise EdgeMnistError(f"{path}: {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS}")
             img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a reduced scale; others ignore it
@@ -146,15 +148,15 @@ def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool)
 
 def predict_files(runner, paths: list[Path], task: Task) -> list[dict]:
     """Preprocess each file and classify the readable ones in one batch; a file that fails gets an error entry."""
-    images, results = {}, []
+    images, results = [], []
     for path in paths:
         try:
-            images[str(path)] = preprocess(load_image(path), task, str(path))
+            images.append(preprocess(load_image(path), task, str(path)))
             results.append({"file": str(path)})
         except EdgeMnistError as exc:
             results.append({"file": str(path), "error": str(exc)})
     if images:
-        probs = iter(runner.predict(np.stack(list(images.values()))[..., None]))
+        probs = iter(runner.predict(np.stack(images)[..., None]))
         for item in results:
             if "error" not in item:
                 pr = next(probs)

@@ -188,3 +188,12 @@ def test_a_model_outside_the_manifest_runs_unverified_and_says_so(device_export,
     code, _, err = run_cli(["predict", "--out", str(device_export), "--model", str(device_export / "model_int8.onnx"),
                             str(npy)])
     assert code == 0 and "unverified" not in err
+
+
+def test_the_same_file_twice_gets_two_lines(device_export, confident_digits, tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, confident_digits[0][0])
+    code, out, err = run_cli(["predict", "--out", str(device_export), "--json", str(good), str(good)])
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0, err
+    assert [item["class"] for item in lines] == [confident_digits[0][1]] * 2
