@@ -32,9 +32,15 @@ class Runtime:
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner"),
-    Runtime("onnx", (".onnx",), "edge_mnist.runtime.onnx:OnnxRunner"),
+    Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner"),
     Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", needs_tensorflow=True),
 )}
+
+
+ONNX_INT8_NOTES = ("int8 QDQ converted from {source}: the same integer weights, scales and zero points; "
+                   "input int8 image quantized with input_scale and input_zero_point, output int8 probs")
+ORT_NOTES = "ORT format for ONNX Runtime Mobile (and any onnxruntime): the .onnx beside it, optimized once"
+OPS_NOTES = "operators the .ort needs, for a reduced onnxruntime build (--include_ops_by_config)"
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,22 @@ FORMATS: tuple[Format, ...] = (
            "edge_mnist.export.tflite:export_int8", FLOAT_KERAS, parity_group="ptq-int8",
            notes="full-integer int8: quantize the input with its scale and zero point"),
     Format("onnx_int8", "model_int8.onnx", "onnx", "int8", "ptq",
-           "edge_mnist.export.onnx:export_int8_static", FLOAT_KERAS, parity_group="ptq-int8",
-           notes="QDQ int8, first conv stage float32; onnxruntime runs it fastest with "
-                 "disabled_optimizers=['QDQPropagationTransformer']"),
+           "edge_mnist.export.onnx:export_int8", "tflite_int8", parity_group="ptq-int8",
+           notes=ONNX_INT8_NOTES.format(source="model_int8.tflite")),
+    Format("ort_int8", "model_int8.ort", "onnx", "int8", "ptq",
+           "edge_mnist.export.ort:export_ort", "onnx_int8", parity_group="ptq-int8", notes=ORT_NOTES),
+    Format("ort_int8_ops", "model_int8.required_operators.config", None, "int8", "ptq",
+           "edge_mnist.export.ort:export_ops_config", "ort_int8", notes=OPS_NOTES),
     Format("tflite_qat_int8", "model_qat_int8.tflite", "tflite", "int8", "qat",
            "edge_mnist.export.tflite:export_int8", QAT_KERAS, parity_group="qat-int8",
            notes="full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
     Format("onnx_qat_int8", "model_qat_int8.onnx", "onnx", "int8", "qat",
-           "edge_mnist.export.onnx:export_int8_from_tflite", "tflite_qat_int8", parity_group="qat-int8",
-           notes="int8 converted from model_qat_int8.tflite: same integer parameters; "
-                 "input quantized as the metadata's input_scale and input_zero_point say"),
+           "edge_mnist.export.onnx:export_int8", "tflite_qat_int8", parity_group="qat-int8",
+           notes=ONNX_INT8_NOTES.format(source="model_qat_int8.tflite")),
+    Format("ort_qat_int8", "model_qat_int8.ort", "onnx", "int8", "qat",
+           "edge_mnist.export.ort:export_ort", "onnx_qat_int8", parity_group="qat-int8", notes=ORT_NOTES),
+    Format("ort_qat_int8_ops", "model_qat_int8.required_operators.config", None, "int8", "qat",
+           "edge_mnist.export.ort:export_ops_config", "ort_qat_int8", notes=OPS_NOTES),
 )
 BY_KEY: dict[str, Format] = {f.key: f for f in FORMATS}
 BY_FILE: dict[str, Format] = {f.file: f for f in FORMATS}

@@ -171,3 +171,36 @@ def save_keras(model, path: Path) -> None:
         return
     with atomic_output(path) as tmp:
         model.save(tmp)
+        keras3_compatible(Path(tmp))
+
+
+def _scalar_batchnorm_axis(node) -> None:
+    """Replace every BatchNormalization `axis: [n]` in a config tree by `axis: n`, in place."""
+    if isinstance(node, dict):
+        config = node.get("config")
+        if node.get("class_name") == "BatchNormalization" and isinstance(config, dict):
+            axis = config.get("axis")
+            if isinstance(axis, list) and len(axis) == 1:
+                config["axis"] = axis[0]
+        for value in node.values():
+            _scalar_batchnorm_axis(value)
+    elif isinstance(node, list):
+        for value in node:
+            _scalar_batchnorm_axis(value)
+
+
+def keras3_compatible(path: Path) -> None:
+    """Rewrite a tf_keras .keras zip so plain Keras 3 loads it too.
+
+    tf_keras writes BatchNormalization's axis as a one-element list, which Keras 3 rejects
+    (int() of a list); both read a plain integer. Nothing else in the file changes.
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members:
+            if info.filename == "config.json":
+                config = json.loads(data)
+                _scalar_batchnorm_axis(config)
+                data = json.dumps(config).encode()
+            archive.writestr(info, data)

@@ -46,11 +46,21 @@ class Exported:
     quantization: str = ""
 
 
-def artifact_metadata(fmt: Format, task: Task) -> dict[str, str]:
-    """The description every artifact carries inside the file (where its format has room for it)."""
+def artifact_metadata(fmt: Format, task: Task, float_accuracy: float) -> dict[str, str]:
+    """The description every artifact carries inside the file (where its format has room for it):
+    labels, dataset, input shape and preprocessing (in `task`), the float model's test accuracy and
+    versions; int8 exporters add the input and output quantization (io_quantization)."""
     return {"edge_mnist.format": fmt.key, "edge_mnist.version": __version__, "precision": fmt.precision,
             "method": fmt.method, "dataset": task.dataset, "labels": json.dumps(list(task.class_names)),
-            "task": json.dumps(task.to_json()), "notes": fmt.notes}
+            "input_shape": json.dumps(list(task.input_shape)), "preprocessing": task.pixel_scale,
+            "float_accuracy": f"{float_accuracy:.6f}", "task": json.dumps(task.to_json()), "notes": fmt.notes}
+
+
+def io_quantization(runner) -> dict[str, str]:
+    """An integer model's input and output scale and zero point, as metadata strings."""
+    return {"input_scale": repr(float(runner.input_scale)), "input_zero_point": str(int(runner.input_zero_point)),
+            "output_scale": repr(float(runner.output_scale)),
+            "output_zero_point": str(int(runner.output_zero_point))}
 
 
 def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> Artifact:
@@ -103,14 +113,15 @@ def recorded_keras_sha256(out: Path) -> str | None:
     return Manifest.load(out).keras_sha256 if (Path(out) / MANIFEST_FILE).is_file() else None
 
 
-def _qat(stage: Path, model, dataset: Dataset, epochs: int, batch_size: int, seed: int,
+def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, batch_size: int, seed: int,
          progress) -> tuple[object, QatRecord]:
-    """Fine-tune a QAT copy of the float model, save it and record its test-set predictions."""
+    """Fine-tune a QAT copy of the float model (ranges calibrated on `calib` first), save it and
+    record its test-set predictions."""
     from ..keras_io import save_keras
     from ..quantize.qat import qat_finetune
 
     progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
-    qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed)
+    qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed, calib)
     save_keras(qat, stage / QAT_KERAS_FILE)
     preds = qat.predict(to_float(dataset.x_test), batch_size=1024, verbose=0).argmax(1)
     return qat, QatRecord(epochs, QAT_KERAS_FILE, sha256_file(stage / QAT_KERAS_FILE),
@@ -143,12 +154,13 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
         if "qat" in methods:
-            sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, qat_epochs, batch_size, seed, progress)
+            sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
+                                                     progress)
         for fmt in formats:
             progress(f"exporting {fmt.file}")
             built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
             job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
-                            artifact_metadata(fmt, dataset.task), built_from)
+                            artifact_metadata(fmt, dataset.task, accuracy), built_from)
             manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
         manifest.save(stage)
     return manifest

@@ -14,25 +14,31 @@ INPUT_NAME = "image"
 
 
 def keras_to_onnx(model, input_shape: tuple[int, ...]):
-    """tf2onnx conversion of a Keras model with a dynamic batch dimension; returns a ModelProto."""
+    """tf2onnx conversion of a Keras model with a dynamic batch dimension, input `image` and output
+    `probs`; returns a ModelProto."""
     tf, _ = import_tf()
     import tf2onnx
 
+    from ..quantize.ptq import named
+
+    model = named(model)
     spec = (tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME),)
     with filtered_stderr():
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     return proto
 
 
-def write_with_metadata(proto, job: ExportJob, extra: dict[str, str] | None = None) -> None:
-    """Put the job's metadata (and `extra`) into metadata_props and save the model atomically."""
+def with_props(proto, metadata: dict[str, str]):
+    """`proto` with `metadata` merged into its metadata_props (new keys win)."""
     import onnx
 
-    props = {p.key: p.value for p in proto.metadata_props}
-    props.update(job.metadata)
-    props.update(extra or {})
-    onnx.helper.set_model_props(proto, props)
-    atomic_write_bytes(job.path, proto.SerializeToString())
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **metadata})
+    return proto
+
+
+def write_with_metadata(proto, job: ExportJob) -> None:
+    """Put the job's metadata into metadata_props and save the model atomically."""
+    atomic_write_bytes(job.path, with_props(proto, job.metadata).SerializeToString())
 
 
 def export_float(job: ExportJob) -> Exported:
@@ -41,23 +47,16 @@ def export_float(job: ExportJob) -> Exported:
     return Exported(converter="tf2onnx from_keras")
 
 
-def export_int8_static(job: ExportJob) -> Exported:
-    """int8 ONNX by onnxruntime's static quantization of the BatchNorm-folded float graph."""
-    from ..quantize.batchnorm import fold_batchnorm
-    from ..quantize.onnx_static import SHIPPED, quantize_qdq
-
-    float_proto = keras_to_onnx(fold_batchnorm(job.model, through_relu=True), job.task.input_shape)
-    proto, keep_float = quantize_qdq(float_proto, job.calib)
-    write_with_metadata(proto, job, {"route": "ort-static"})
-    return Exported(converter="ort-static",
-                    quantization=f"{SHIPPED}; first conv stage float32 ({len(keep_float)} nodes)")
-
-
-def export_int8_from_tflite(job: ExportJob) -> Exported:
-    """int8 ONNX converted from the int8 .tflite this format is built from (same integer parameters)."""
+def export_int8(job: ExportJob) -> Exported:
+    """int8 ONNX converted from the int8 .tflite this format is built from: the same integer model,
+    in the QDQ shapes a default onnxruntime session fuses (quantize.onnx_from_tflite)."""
     from ..quantize.onnx_from_tflite import convert
+    from ..runtime.tflite import TFLiteRunner
+    from . import io_quantization
 
-    proto, io_quant = convert(job.built_from_path)
-    write_with_metadata(proto, job, {"route": "from-tflite", **io_quant})
-    return Exported(converter="from-tflite",
-                    quantization=f"tf2onnx from {job.built_from_path.name} (identical int8 parameters)")
+    model = job.built_from_path.read_bytes()
+    io_quant = io_quantization(TFLiteRunner(job.built_from_path, content=model))
+    proto = convert(model, job.built_from_path, {**job.metadata, **io_quant})
+    atomic_write_bytes(job.path, proto.SerializeToString())
+    return Exported(converter="edge-mnist tflite-to-onnx",
+                    quantization=f"from {job.built_from_path.name}: same int8 weights, scales and zero points")

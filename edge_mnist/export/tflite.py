@@ -35,8 +35,10 @@ def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
 def export_float(job: ExportJob) -> Exported:
     """Plain float32 TFLite, the float baseline on LiteRT."""
     tf, _ = import_tf()
+    from ..quantize.ptq import converter_for
+
     with filtered_stderr():
-        data = tf.lite.TFLiteConverter.from_keras_model(job.model).convert()
+        data = converter_for(job.model).convert()
     atomic_write_bytes(job.path, with_metadata(data, job.metadata))
     return Exported(converter=f"tf.lite.TFLiteConverter {tf.__version__}")
 
@@ -45,9 +47,12 @@ def export_int8(job: ExportJob) -> Exported:
     """Full-integer int8 (quantize.ptq); for a QAT model its learned ranges are kept."""
     tf, _ = import_tf()
     from ..quantize.ptq import int8_converter
+    from ..runtime.tflite import TFLiteRunner
+    from . import io_quantization
 
     with filtered_stderr():
         data = int8_converter(job.model, job.calib).convert()
-    atomic_write_bytes(job.path, with_metadata(data, job.metadata))
+    io_quant = io_quantization(TFLiteRunner(job.path, content=data))
+    atomic_write_bytes(job.path, with_metadata(data, {**job.metadata, **io_quant}))
     return Exported(converter=f"tf.lite.TFLiteConverter {tf.__version__}, full-integer int8",
                     quantization=f"{len(job.calib)} calibration images")

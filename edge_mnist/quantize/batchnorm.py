@@ -1,6 +1,6 @@
 """Exact folding of inference-mode BatchNormalization into neighbouring Dense layers.
 
-Used for QAT (tfmot has no BatchNorm-after-Dense pattern) and for the int8 ONNX route.
+Used for QAT (tfmot has no BatchNorm-after-Dense pattern).
 """
 from __future__ import annotations
 

@@ -1,31 +1,358 @@
-"""int8 ONNX route "from-tflite": tf2onnx converts an int8 .tflite, keeping its integer parameters.
+"""int8 ONNX from an int8 .tflite: the same integer model, laid out for onnxruntime's fast kernels.
 
-The ONNX model then computes what LiteRT computes; used for QAT, where the ranges learned in
-fine-tuning are the point. The .tflite's input/output quantization is returned so that it
-can be written into the ONNX file's metadata (its input is the same int8 tensor).
+Every weight, bias, scale and zero point is copied from the .tflite, so the ONNX file computes
+what LiteRT computes. The graph is QDQ in the shapes onnxruntime fuses into integer kernels in
+a default session, with nothing the session must be told (tests/quantize check the optimized
+graph):
+- every activation is a QuantizeLinear -> DequantizeLinear pair, which onnxruntime turns into
+  uint8 on x86 and keeps int8 on ARM;
+- Conv and Gemm become QLinearConv and QGemm; a fused ReLU is dropped when the output zero point
+  is the int8 minimum (the quantizer clamps there anyway), else it is an integer Clip at the zero
+  point after the quantizer (exact, but onnxruntime cannot fuse it: slow);
+- the stem, a first Conv on the image followed by MaxPool, runs in float32 with the .tflite's
+  int8 weights dequantized, and is quantized after the pooling, which gives the same int8
+  values (quantization is monotonic, so it commutes with max and ReLU): onnxruntime's int8
+  convolution is slow on one input channel and its float one is not;
+- a flatten goes back to TFLite's NHWC order first, so the Dense weights keep their order.
+Input `image` and output `probs` are int8 with the .tflite's scale and zero point, so an
+application quantizes and dequantizes alike for both formats. Only the operators a Sequential
+image classifier uses are supported; anything else is a one-line error naming the operator.
 """
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..tfenv import filtered_stderr
+import numpy as np
+
+from ..errors import EdgeMnistError
+
+OPSET = 17
+IR_VERSION = 8  # what onnxruntime releases since 1.14 read
+INPUT_NAME, OUTPUT_NAME = "image", "probs"
+INT8_MIN, INT8_MAX = -128, 127
+ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType codes
+TFLITE_TYPES = {0: np.float32, 2: np.int32, 9: np.int8}
 
 
-def convert(tflite_path: Path):
-    """Return (ONNX ModelProto, io quantization as metadata strings) for an int8 .tflite."""
-    import onnx
-    import tf2onnx
+@dataclass
+class Quant:
+    """One tensor's quantization: scale(s), zero point(s) and the per-channel axis of the .tflite."""
 
-    from ..export.onnx import OPSET
-    from ..runtime.tflite import TFLiteRunner
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int = 0
 
-    runner = TFLiteRunner(tflite_path)
-    io_quant = {"input_scale": repr(float(runner.input_scale)),
-                "input_zero_point": str(int(runner.input_zero_point)),
-                "output_scale": repr(float(runner.output_scale)),
-                "output_zero_point": str(int(runner.output_zero_point))}
-    with tempfile.TemporaryDirectory() as tmp, filtered_stderr():
-        tf2onnx.convert.from_tflite(str(tflite_path), opset=OPSET, output_path=str(Path(tmp) / "m.onnx"))
-        proto = onnx.load(Path(tmp) / "m.onnx")
-    return proto, io_quant
+    @property
+    def per_tensor(self) -> bool:
+        """One scale for the whole tensor."""
+        return self.scale.size == 1
+
+
+@dataclass
+class TfliteGraph:
+    """The parts of a .tflite subgraph this converter reads: tensors, operators, I/O."""
+
+    names: list[str]
+    shapes: list[list[int]]
+    types: list[int]
+    quant: list[Quant | None]
+    data: dict[int, np.ndarray]
+    ops: list[tuple[str, list[int], list[int], object]]
+    inputs: list[int]
+    outputs: list[int]
+
+
+def read_tflite(model: bytes, path: Path) -> TfliteGraph:
+    """The first subgraph of a .tflite flatbuffer, with constant data as numpy arrays."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    try:
+        obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    except Exception as exc:  # the flatbuffer reader raises whatever the bytes provoke
+        raise EdgeMnistError(f"{path}: unreadable TFLite model ({str(exc)[:120]})") from exc
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = obj.subgraphs[0]
+    quant, data = [], {}
+    for i, tensor in enumerate(graph.tensors):
+        q = tensor.quantization
+        quant.append(None if q is None or q.scale is None or len(q.scale) == 0 else
+                     Quant(np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64), q.quantizedDimension))
+        buffer = obj.buffers[tensor.buffer]
+        if buffer.data is not None and len(buffer.data):
+            dtype = TFLITE_TYPES.get(tensor.type)
+            if dtype is None:
+                raise EdgeMnistError(f"{path}: constant {tensor.name!r} has unsupported TFLite type {tensor.type}")
+            data[i] = np.frombuffer(bytes(buffer.data), dtype).reshape(tensor.shape)
+    ops = []
+    for op in graph.operators:
+        code = obj.operatorCodes[op.opcodeIndex]
+        ops.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?"), list(op.inputs),
+                    list(op.outputs), op.builtinOptions))
+    return TfliteGraph([t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors],
+                       [[int(d) for d in t.shape] for t in graph.tensors], [t.type for t in graph.tensors], quant, data,
+                       ops, list(graph.inputs), list(graph.outputs))
+
+
+class Converter:
+    """Walks the TFLite operators in order and emits the ONNX nodes and initializers for each."""
+
+    def __init__(self, graph: TfliteGraph, path: Path):
+        """Start from the graph input; `values` maps a TFLite tensor to its int8 ONNX value."""
+        self.graph, self.path = graph, path
+        self.nodes: list = []
+        self.initializers: list = []
+        self.values: dict[int, str] = {}
+        self.nchw: set[int] = set()  # TFLite tensors whose ONNX value is laid out NCHW
+
+    def const(self, name: str, value) -> str:
+        """Add an initializer and return its name."""
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
+        """Add a node whose single output is `output`; returns that name."""
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def quant(self, index: int) -> Quant:
+        """A tensor's quantization, or a one-line error for a float tensor in an int8 graph."""
+        q = self.graph.quant[index]
+        if q is None:
+            raise EdgeMnistError(f"{self.path}: tensor {self.graph.names[index]!r} is not quantized; "
+                                 "export a full-integer model")
+        return q
+
+    def qparams(self, name: str, q: Quant, dtype) -> list[str]:
+        """Scale and zero-point initializers for a Quantize/DequantizeLinear node."""
+        if q.per_tensor:
+            return [self.const(f"{name}_scale", q.scale.reshape(())),
+                    self.const(f"{name}_zero_point", q.zero_point.astype(dtype).reshape(()))]
+        return [self.const(f"{name}_scale", q.scale), self.const(f"{name}_zero_point", q.zero_point.astype(dtype))]
+
+    def dequantize(self, name: str, source: str, q: Quant, dtype=np.int8) -> str:
+        """DequantizeLinear of `source` (per channel along axis 0 when `q` has several scales)."""
+        attrs = {} if q.per_tensor else {"axis": 0}
+        return self.node("DequantizeLinear", [source, *self.qparams(name, q, dtype)], f"{name}_dq", **attrs)
+
+    def tensor(self, index: int) -> str:
+        """The float value of TFLite tensor `index`: its int8 ONNX value dequantized."""
+        return self.dequantize(f"t{index}_in{len(self.nodes)}", self.values[index], self.quant(index))
+
+    def constant(self, index: int, name: str, dtype=np.int8, layout=None, stored_float: bool = False) -> str:
+        """A TFLite constant (weights or int32 bias), transposed by `layout`, dequantized.
+
+        stored_float=True stores the dequantized values themselves (the same float32 numbers a
+        DequantizeLinear gives): onnxruntime prepacks constant float weights, not computed ones.
+        """
+        data = self.graph.data[index]
+        data = data if layout is None else data.transpose(layout)
+        q = self.quant(index)
+        if stored_float:
+            shape = (-1,) + (1,) * (data.ndim - 1)
+            values = (data.astype(np.float32) - q.zero_point.reshape(shape).astype(np.float32)) * q.scale.reshape(shape)
+            return self.const(f"{name}_float", values.astype(np.float32))
+        return self.dequantize(name, self.const(f"{name}_q", data), q, dtype)
+
+    def output_name(self, index: int) -> str:
+        """ONNX value name of a TFLite tensor: the public names for the graph input and output."""
+        if index in self.graph.inputs:
+            return INPUT_NAME
+        return OUTPUT_NAME if index in self.graph.outputs else f"t{index}"
+
+    def requantize(self, value: str, out: int, activation: str | None) -> None:
+        """QuantizeLinear onto tensor `out`'s grid, then the fused activation as an integer Clip."""
+        q, name = self.quant(out), self.output_name(out)
+        zero = int(q.zero_point.reshape(-1)[0])
+        low = zero if activation in ("relu", "relu6") else INT8_MIN
+        high = INT8_MAX
+        if activation == "relu6":
+            high = min(INT8_MAX, zero + int(round(6.0 / float(q.scale.reshape(-1)[0]))))
+        if low <= INT8_MIN and high == INT8_MAX:
+            self.values[out] = self.node("QuantizeLinear", [value, *self.qparams(name, q, np.int8)], name)
+            return
+        quantized = self.node("QuantizeLinear", [value, *self.qparams(f"{name}_q", q, np.int8)], f"{name}_q")
+        self.values[out] = self.node("Clip", [quantized, self.const(f"{name}_min", np.int8(low)),
+                                              self.const(f"{name}_max", np.int8(high))], name)
+
+    def activation(self, options) -> str | None:
+        """The fused activation of an operator; a one-line error for one not supported here."""
+        code = getattr(options, "fusedActivationFunction", 0)
+        if code not in ACTIVATIONS:
+            raise EdgeMnistError(f"{self.path}: fused activation {code} is not supported")
+        return ACTIVATIONS[code]
+
+    def conv(self, inputs: list[int], out: int, options, depthwise: bool = False, source: str | None = None) -> str:
+        """A CONV_2D / DEPTHWISE_CONV_2D node in float on dequantized int8 weights; returns its output.
+
+        With a float `source` (the stem) the weights are stored dequantized, so the float kernel
+        can prepack them.
+        """
+        x, w = inputs[0], inputs[1]
+        name = f"op{out}"
+        if depthwise:  # TFLite [1, H, W, C*M] -> ONNX [C*M, 1, H, W], group = C
+            layout, group = (3, 0, 1, 2), self.graph.shapes[x][3]
+        else:  # TFLite OHWI -> ONNX OIHW
+            layout, group = (0, 3, 1, 2), 1
+        stored_float = source is not None
+        feeds = [source or self.tensor(x), self.constant(w, f"{name}_w", layout=layout, stored_float=stored_float)]
+        if len(inputs) > 2 and inputs[2] >= 0:
+            feeds.append(self.constant(inputs[2], f"{name}_bias", np.int32, stored_float=stored_float))
+        kernel = [int(k) for k in self.graph.data[w].shape[1:3]]
+        strides, dilation = [options.strideH, options.strideW], [options.dilationHFactor, options.dilationWFactor]
+        pads = _padding(options, self.graph.shapes[x][1:3], kernel, strides, dilation)
+        return self.node("Conv", feeds, f"{name}_conv", strides=strides, dilations=dilation, pads=pads, group=group)
+
+    def op_conv(self, inputs: list[int], out: int, options, depthwise: bool = False) -> None:
+        """Conv as DQ -> Conv -> Q (+ integer Clip): onnxruntime's QLinearConv."""
+        self.requantize(self.conv(inputs, out, options, depthwise), out, self.activation(options))
+        self.nchw.add(out)
+
+    def op_depthwise(self, inputs: list[int], out: int, options) -> None:
+        """DEPTHWISE_CONV_2D: a grouped Conv."""
+        self.op_conv(inputs, out, options, depthwise=True)
+
+    def op_fully_connected(self, inputs: list[int], out: int, options) -> None:
+        """FULLY_CONNECTED as DQ -> Gemm(transB) -> Q (+ integer Clip): onnxruntime's QGemm."""
+        name = f"op{out}"
+        feeds = [self.tensor(inputs[0]), self.constant(inputs[1], f"{name}_w")]
+        if len(inputs) > 2 and inputs[2] >= 0:
+            feeds.append(self.constant(inputs[2], f"{name}_bias", np.int32))
+        self.requantize(self.node("Gemm", feeds, f"{name}_gemm", transB=1), out, self.activation(options))
+
+    def same_grid(self, a: int, c: int, op: str) -> None:
+        """MaxPool and Reshape keep the grid (TFLite's rule), so no rescaling is emitted for them."""
+        qa, qc = self.quant(a), self.quant(c)
+        if not (np.allclose(qa.scale, qc.scale) and np.array_equal(qa.zero_point, qc.zero_point)):
+            raise EdgeMnistError(f"{self.path}: {op} changes the quantization of {self.graph.names[a]!r}; "
+                                 "not supported")
+
+    def pool(self, source: str, x: int, out: int, options) -> str:
+        """A MaxPool node over `source` with the TFLite operator's window, strides and padding."""
+        if self.activation(options) is not None:
+            raise EdgeMnistError(f"{self.path}: MAX_POOL_2D with a fused activation is not supported")
+        kernel, strides = [options.filterHeight, options.filterWidth], [options.strideH, options.strideW]
+        pads = _padding(options, self.graph.shapes[x][1:3], kernel, strides, [1, 1])
+        return self.node("MaxPool", [source], f"op{out}_pool", kernel_shape=kernel, strides=strides, pads=pads)
+
+    def op_max_pool(self, inputs: list[int], out: int, options) -> None:
+        """MAX_POOL_2D between a DQ and a Q of one grid (onnxruntime drops the pair: int8 MaxPool)."""
+        self.same_grid(inputs[0], out, "MAX_POOL_2D")
+        self.requantize(self.pool(self.tensor(inputs[0]), inputs[0], out, options), out, None)
+        self.nchw.add(out)
+
+    def op_reshape(self, inputs: list[int], out: int, options) -> None:
+        """RESHAPE, from TFLite's NHWC order (a transpose first when the value is NCHW here)."""
+        x = inputs[0]
+        self.same_grid(x, out, "RESHAPE")
+        source = self.tensor(x)
+        if x in self.nchw:
+            source = self.node("Transpose", [source], f"op{out}_nhwc", perm=[0, 2, 3, 1])
+        shape = self.const(f"op{out}_shape", np.array([-1, *self.graph.shapes[out][1:]], np.int64))
+        self.requantize(self.node("Reshape", [source, shape], f"op{out}_reshape"), out, None)
+
+    def op_softmax(self, inputs: list[int], out: int, options) -> None:
+        """SOFTMAX in float between DQ and Q (ten values: cheap)."""
+        scaled = self.tensor(inputs[0])
+        beta = float(getattr(options, "beta", 1.0) or 1.0)
+        if beta != 1.0:
+            scaled = self.node("Mul", [scaled, self.const(f"op{out}_beta", np.float32(beta))], f"op{out}_scaled")
+        self.requantize(self.node("Softmax", [scaled], f"op{out}_softmax", axis=-1), out, None)
+
+    def image(self, transpose_first: bool) -> str:
+        """The int8 NHWC `image` input as a float NCHW value.
+
+        The float stem transposes the int8 tensor (a quarter of the bytes) and then dequantizes;
+        an int8 first Conv needs the dequantize right at the input and a quantize after the
+        transpose, which is the QDQ pair onnxruntime turns into its integer input.
+        """
+        (index,) = self.graph.inputs
+        if self.graph.types[index] != 9 or len(self.graph.shapes[index]) != 4:
+            raise EdgeMnistError(f"{self.path}: expected one int8 NHWC image input; export a full-integer model")
+        if transpose_first:
+            nchw = self.node("Transpose", [INPUT_NAME], "image_nchw", perm=[0, 3, 1, 2])
+            return self.dequantize("image", nchw, self.quant(index))
+        return self.node("Transpose", [self.dequantize("image", INPUT_NAME, self.quant(index))], "image_nchw",
+                         perm=[0, 3, 1, 2])
+
+    def stem(self) -> int:
+        """Convert a leading Conv -> MaxPool in float (see the module docstring); returns the ops used (0 or 2)."""
+        ops, (index,) = self.graph.ops, self.graph.inputs
+        if len(ops) < 2 or (ops[0][0], ops[1][0]) != ("CONV_2D", "MAX_POOL_2D"):
+            return 0
+        (_, conv_in, (conv_out,), conv_opts), (_, pool_in, (pool_out,), pool_opts) = ops[0], ops[1]
+        used_later = any(conv_out in op[1] for op in ops[2:])
+        if conv_in[0] != index or pool_in[0] != conv_out or used_later:
+            return 0
+        self.same_grid(conv_out, pool_out, "MAX_POOL_2D")
+        pooled = self.pool(self.conv(conv_in, conv_out, conv_opts, source=self.image(True)), conv_out, pool_out,
+                           pool_opts)
+        activation = self.activation(conv_opts)
+        if activation == "relu":
+            pooled = self.node("Relu", [pooled], f"op{pool_out}_relu")
+        elif activation == "relu6":
+            pooled = self.node("Clip", [pooled, self.const("relu6_min", np.float32(0)),
+                                        self.const("relu6_max", np.float32(6))], f"op{pool_out}_relu6")
+        self.requantize(pooled, pool_out, None)
+        self.nchw.add(pool_out)
+        return 2
+
+    def input_pair(self) -> None:
+        """Without a float stem, the NCHW image is quantized again so the first Conv sees a QDQ pair."""
+        (index,) = self.graph.inputs
+        q = self.quant(index)
+        self.values[index] = self.node("QuantizeLinear", [self.image(False), *self.qparams("image_nchw_q", q, np.int8)],
+                                       "image_nchw_q")
+        self.nchw.add(index)
+
+
+OPERATORS = {"CONV_2D": Converter.op_conv, "DEPTHWISE_CONV_2D": Converter.op_depthwise,
+             "FULLY_CONNECTED": Converter.op_fully_connected, "MAX_POOL_2D": Converter.op_max_pool,
+             "RESHAPE": Converter.op_reshape, "SOFTMAX": Converter.op_softmax}
+
+
+def _padding(options, in_hw: list[int], kernel: list[int], strides: list[int], dilation: list[int]) -> list[int]:
+    """ONNX pads for TFLite's SAME (extra at the end, as TensorFlow does) or VALID padding."""
+    if options.padding != 0:  # VALID
+        return [0, 0, 0, 0]
+    pads = []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilation):
+        out = -(-size // s)
+        pads.append(max(0, (out - 1) * s + (k - 1) * d + 1 - size))
+    return [pads[0] // 2, pads[1] // 2, pads[0] - pads[0] // 2, pads[1] - pads[1] // 2]
+
+
+def convert(model: bytes, path: Path, metadata: dict[str, str], float_stem: bool = True):
+    """The ONNX ModelProto computing the same int8 model as the .tflite bytes `model`.
+
+    float_stem=False keeps every layer in int8 (benchmarks/onnx_variants.py measures both).
+    """
+    from onnx import TensorProto, checker, helper
+
+    graph = read_tflite(model, path)
+    conv = Converter(graph, path)
+    done = conv.stem() if float_stem else 0
+    if not done:
+        conv.input_pair()
+    for op, inputs, outputs, options in graph.ops[done:]:
+        if op not in OPERATORS:
+            raise EdgeMnistError(f"{path}: TFLite operator {op} has no int8 ONNX conversion here")
+        OPERATORS[op](conv, inputs, outputs[0], options)
+    (index,) = graph.outputs
+    if conv.values.get(index) != OUTPUT_NAME or graph.types[index] != 9:
+        raise EdgeMnistError(f"{path}: the graph output is not an int8 tensor of a supported operator")
+    shape = lambda i: ["batch", *graph.shapes[i][1:]]  # noqa: E731
+    onnx_graph = helper.make_graph(
+        conv.nodes, "edge_mnist_int8",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT8, shape(graph.inputs[0]))],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.INT8, shape(index))], conv.initializers)
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edge-mnist")
+    proto.ir_version = IR_VERSION
+    helper.set_model_props(proto, metadata)
+    checker.check_model(proto)
+    return proto

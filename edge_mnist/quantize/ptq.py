@@ -5,6 +5,23 @@ import numpy as np
 
 from ..tfenv import import_tf
 
+INPUT_NAME, OUTPUT_NAME = "image", "probs"
+
+
+def named(model):
+    """`model` behind one input named `image` and one output named `probs`, the names every
+    artifact's signature carries (a QAT model's own output is called `quant_probs`)."""
+    _, keras = import_tf()
+    image = keras.Input(model.input_shape[1:], name=INPUT_NAME)
+    probs = keras.layers.Activation("linear", name=OUTPUT_NAME)(model(image, training=False))
+    return keras.Model(image, probs, name=model.name)
+
+
+def converter_for(model):
+    """A TFLiteConverter for `model` with the signature `serving_default`: image -> probs."""
+    tf, _ = import_tf()
+    return tf.lite.TFLiteConverter.from_keras_model(named(model))
+
 
 def int8_converter(model, calib: np.ndarray):
     """A TFLiteConverter for `model` producing int8 weights and activations with int8 input and output.
@@ -13,7 +30,7 @@ def int8_converter(model, calib: np.ndarray):
     learned during fine-tuning are used and the calibration data only fills any gaps.
     """
     tf, _ = import_tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = converter_for(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -1,4 +1,4 @@
-"""ONNX Runtime runner for .onnx files, with a fixed intra-op thread count."""
+"""ONNX Runtime runner for .onnx and ORT-format .ort files, with a fixed intra-op thread count."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import EdgeMnistError, require
 from .base import Runner, check_images, image_signature, read_model
-from .onnx_graph import refuse_external_data, summarize
+from .onnx_graph import is_ort_format, refuse_external_data, summarize, summarize_ort
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
 
@@ -41,7 +41,7 @@ class OnnxRunner(Runner):
         ort = require("onnxruntime", "runtime")
         self.path, self.threads = Path(path), threads
         model = read_model(self.path, content)
-        self.graph = summarize(model, str(self.path))
+        self.graph = (summarize_ort if is_ort_format(model) else summarize)(model, str(self.path))
         refuse_external_data(self.graph, str(self.path))
         self.precision = self.graph.precision
         try:

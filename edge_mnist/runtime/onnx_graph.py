@@ -1,14 +1,18 @@
-"""What an ONNX file holds, read from its protobuf bytes without the `onnx` package (absent on devices).
+"""What an ONNX or ORT-format file holds, read from its bytes without the `onnx` package (absent on devices).
 
 The gate needs three facts it must not take from a JSON record: which operators the graph
 uses, the element types of its weights (int8 or float), and whether any tensor lives in an
 external data file (which the manifest's sha256 would not cover). Protobuf's wire format is
-simple enough to walk for these fields: varints and length-delimited records.
+simple enough to walk for these fields: varints and length-delimited records. ORT-format files
+(.ort, a flatbuffer) are read with the schema bindings onnxruntime ships in onnxruntime.tools.
 """
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import EdgeMnistError
 from .base import live_constants, weight_precision
@@ -184,3 +188,38 @@ def refuse_external_data(summary: GraphSummary, source: str) -> None:
     if summary.external_data:
         raise EdgeMnistError(f"{source}: tensors stored as external data in another file are not supported "
                              "(their contents are not covered by the manifest's sha256); save the model in one file")
+
+
+ORT_FILE_IDENTIFIER = b"ORTM"
+ORT_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
+
+
+def is_ort_format(model: bytes) -> bool:
+    """True for an ORT-format flatbuffer (file identifier ORTM), the format of ORT Mobile's .ort files."""
+    return model[4:8] == ORT_FILE_IDENTIFIER
+
+
+def summarize_ort(model: bytes, source: str) -> GraphSummary:
+    """The GraphSummary of an ORT-format model's main graph, or a one-line error naming `source`."""
+    import onnxruntime.tools.ort_format_model  # noqa: F401  (puts the flatbuffer bindings on sys.path)
+    from ort_flatbuffers_py.fbs.InferenceSession import InferenceSession
+
+    summary = GraphSummary()
+    try:
+        graph = InferenceSession.GetRootAs(model, 0).Model().Graph()
+        for i in range(graph.NodesLength()):
+            node = graph.Nodes(i)
+            summary.op_types[node.OpType().decode()] += 1
+            summary.nodes.append(([node.Inputs(j).decode() for j in range(node.InputsLength())],
+                                  [node.Outputs(j).decode() for j in range(node.OutputsLength())]))
+        for i in range(graph.InitializersLength()):
+            tensor = graph.Initializers(i)
+            summary.external_data |= tensor.ExternalDataOffset() >= 0
+            summary.initializers[tensor.Name().decode()] = (ORT_TYPES.get(tensor.DataType(), "other"),
+                                                            int(np.prod(tensor.DimsAsNumpy())) if tensor.DimsLength() else 1)
+        summary.outputs = [graph.Outputs(i).decode() for i in range(graph.OutputsLength())]
+        summary.weight_types = live_constants(summary.nodes, summary.outputs, summary.initializers)
+    except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, RecursionError,
+            struct.error) as exc:
+        raise EdgeMnistError(f"{source}: not a valid ORT-format model ({str(exc)[:120]})") from exc
+    return summary
