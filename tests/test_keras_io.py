@@ -121,3 +121,34 @@ def test_export_bench_and_predict_refuse_a_lambda_model_without_running_it(keras
         proc = run_process(args)
         assert proc.returncode == 2 and "refused to load: layer 'evil' (Lambda)" in proc.stderr, proc.stderr[-1500:]
     assert not marker.exists()
+
+
+PLAIN_KERAS3 = """
+import sys, numpy as np, keras
+assert keras.__version__.startswith("3."), keras.__version__
+model = keras.models.load_model(sys.argv[1])
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], model.predict(x, verbose=0))
+"""
+
+
+def test_the_float_keras_file_loads_in_plain_keras3_and_tf_keras(tiny_export, small_fashion_dir, tmp_path):
+    """Users have plain Keras 3 (what TensorFlow installs); the toolkit itself reads it with tf_keras.
+    Both must load model_float32.keras and give the same probabilities."""
+    import os
+    import subprocess
+    import sys
+
+    from edge_mnist.data import load_dataset, to_float
+    from edge_mnist.keras_io import load_keras
+
+    x = to_float(load_dataset("fashion-mnist", small_fashion_dir).x_test[:64])
+    np.save(tmp_path / "x.npy", x)
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run([sys.executable, "-c", PLAIN_KERAS3, str(tiny_export / "model_float32.keras"),
+                           str(tmp_path / "x.npy"), str(tmp_path / "keras3.npy")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tf_keras_probs = load_keras(tiny_export / "model_float32.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "keras3.npy"), tf_keras_probs, atol=1e-5)

@@ -41,7 +41,11 @@ class OnnxRunner(Runner):
         ort = require("onnxruntime", "runtime")
         self.path, self.threads = Path(path), threads
         model = read_model(self.path, content)
-        self.graph = (summarize_ort if is_ort_format(model) else summarize)(model, str(self.path))
+        ort_format = is_ort_format(model)
+        if ort_format != (self.path.suffix.lower() == ".ort"):
+            kind = "an ORT-format model" if ort_format else "an ONNX protobuf model"
+            raise EdgeMnistError(f"{path}: the file holds {kind}, which its name ({self.path.suffix}) does not say")
+        self.graph = (summarize_ort if ort_format else summarize)(model, str(self.path))
         refuse_external_data(self.graph, str(self.path))
         self.precision = self.graph.precision
         try:

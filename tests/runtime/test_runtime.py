@@ -94,13 +94,6 @@ def test_bad_images(images, message):
         check_images(images, "input.npy", (28, 28, 1))
 
 
-def test_onnx_metadata_travels_with_the_file(device_export):
-    runner = open_model(device_export / "model_int8.onnx")
-    assert runner.metadata["precision"] == "int8" and runner.metadata["route"] == "ort-static"
-    assert runner.metadata["edge_mnist.format"] == "onnx_int8"
-    assert "Ankle boot" in runner.metadata["labels"] and "QDQPropagationTransformer" in runner.metadata["notes"]
-
-
 def test_deeply_nested_tflite_metadata_is_a_one_line_error(device_export):
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
