@@ -123,9 +123,9 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
     verdict = evaluate(device_export, data, Criteria(), **SKIP)
     assert verdict.passed and verdict.n_samples == 500
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
-    assert len(verdict.results) == 2 * 3 + 2 * per_artifact + 2  # PTQ, QAT, two parity pairs
+    assert len(verdict.results) == 3 * 3 + 3 * per_artifact + 4  # PTQ and QAT .tflite/.onnx/.ort, four parity pairs
     assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
-    assert len(verdict.skipped) == (0 if has_tensorflow() else 2)
+    assert len(verdict.skipped) == (0 if has_tensorflow() else 3)
 
 
 def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
@@ -188,7 +188,8 @@ def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_exp
     (device_export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgeMnistError, match="model_qat_int8.tflite: present but not listed in manifest.json"):
         evaluate(device_export, data, Criteria(), **SKIP)
-    for name in ("model_qat_int8.tflite", "model_qat_int8.onnx"):
+    for name in ("model_qat_int8.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
+                 "model_qat_int8.required_operators.config"):
         (device_export / name).unlink()
     assert evaluate(device_export, data, Criteria(), **SKIP).passed
 
@@ -247,7 +248,8 @@ def baseline_file(out, data, tmp_path, files: list[str], accuracy: float, datase
 
 
 def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
-    ints = ["model_int8.tflite", "model_int8.onnx", "model_qat_int8.tflite", "model_qat_int8.onnx"]
+    ints = ["model_int8.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite", "model_qat_int8.onnx",
+            "model_qat_int8.ort"]
     only_float = baseline_file(device_export, data, tmp_path, ["model_float32.onnx"], 0.5)
     with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
         evaluate(device_export, data, Criteria(baseline=only_float), **SKIP)
@@ -257,7 +259,7 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     perfect = baseline_file(device_export, data, tmp_path, ints, 1.0)
     verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
-    assert len(drops) == 4 and not any(r.passed for r in drops)
+    assert len(drops) == 6 and not any(r.passed for r in drops)
 
 
 def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):

@@ -20,9 +20,10 @@ def test_every_format_is_built_from_something_known_and_named_by_its_suffix():
 
 def test_export_order_puts_each_format_after_what_it_is_built_from():
     keys = [f.key for f in for_methods(("qat",))]
-    assert keys.index("tflite_qat_int8") < keys.index("onnx_qat_int8")
+    assert keys.index("tflite_qat_int8") < keys.index("onnx_qat_int8") < keys.index("ort_qat_int8") < keys.index(
+        "ort_qat_int8_ops")
     assert {"tflite_float32", "onnx_float32"} <= set(keys) and "tflite_int8" not in keys
-    assert [f.key for f in for_methods(("ptq", "qat"))][-1] == "onnx_qat_int8"
+    assert [f.key for f in for_methods(("ptq", "qat"))][-1] == "ort_qat_int8_ops"
     with pytest.raises(EdgeMnistError, match="unknown method 'fp16'"):
         for_methods(("fp16",))
 
