@@ -101,10 +101,11 @@ def export_copy(tiny_export, tmp_path) -> Path:
     return dst
 
 
-def run_process(args, env: dict | None = None, timeout: float = 300, **kwargs):
-    """Run `edge-mnist args` as a real child process (so signals and resource limits are real)."""
+def run_process(args, env: dict | None = None, timeout: float = 300, cwd=None, **kwargs):
+    """Run `edge-mnist args` as a real child process (so signals and resource limits are real),
+    in the repository root unless `cwd` says otherwise."""
     import subprocess
     import sys
 
     return subprocess.run([sys.executable, "-m", "edge_mnist.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=FIXTURES.parent.parent, **kwargs)
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd or FIXTURES.parent.parent, **kwargs)

@@ -197,3 +197,19 @@ def test_the_same_file_twice_gets_two_lines(device_export, confident_digits, tmp
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 0, err
     assert [item["class"] for item in lines] == [confident_digits[0][1]] * 2
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite",
+                                  "model_qat_int8.onnx", "model_qat_int8.ort"])
+def test_a_lone_model_file_is_enough(device_export, confident_digits, tmp_path, name):
+    """`predict --model FILE IMAGE` with nothing else: labels, input quantization and preprocessing
+    come from the file's own metadata (no manifest, no export folder in the working directory)."""
+    from tests.conftest import run_process
+
+    image, label = confident_digits[0]
+    Image.fromarray(255 - image).save(tmp_path / "photo.png")
+    (tmp_path / name).write_bytes((device_export / name).read_bytes())
+    done = run_process(["predict", "--model", name, "--json", "photo.png"], cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["class"], result["label"]) == (label, FASHION.class_names[label])
