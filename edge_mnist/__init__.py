@@ -7,6 +7,7 @@ The public API is the stage verbs, each a function of the module named for it:
     bench(out, dataset)                  edge_mnist.bench
     check(out, criteria) -> Verdict      edge_mnist.check
     predict(out, images)                 edge_mnist.predict
+    emulate(out, dataset) -> Emulation   edge_mnist.emulate    (int8 artifacts on an emulated Pi; needs root)
     run(out, dataset, ...)               edge_mnist.pipeline   (all of the above)
 
 Importing this package never imports TensorFlow. Because the verbs share their modules' names,
@@ -20,6 +21,7 @@ from .check import Criteria, Verdict  # noqa: E402
 from .check import evaluate as check  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .datasets import DATASETS, Task  # noqa: E402
+from .emulate import Emulation, emulate  # noqa: E402
 from .errors import EdgeMnistError, GateFailed  # noqa: E402
 from .export import export  # noqa: E402
 from .formats import FORMATS, RUNTIMES, Format  # noqa: E402
@@ -30,6 +32,6 @@ from .records import BenchResult, Manifest  # noqa: E402
 from .runtime import open_model  # noqa: E402
 from .train import TrainConfig, train  # noqa: E402
 
-__all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "FORMATS", "Format",
-           "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__", "bench", "check",
-           "export", "load_dataset", "open_model", "predict", "run", "train"]
+__all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
+           "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__",
+           "bench", "check", "emulate", "export", "load_dataset", "open_model", "predict", "run", "train"]

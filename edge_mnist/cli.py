@@ -21,7 +21,7 @@ from .errors import EdgeMnistError, GateFailed
 from .formats import METHODS
 from .models import ARCHITECTURES
 from .pipeline import DEFAULT_DATASET
-from .records import BENCH_FILE
+from .records import BENCH_FILE, EMULATE_FILE
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -290,6 +290,51 @@ def predict_cmd(out, images, model, threads, as_json):
     failed = sum("error" in item for item in results)
     if failed:
         raise EdgeMnistError(f"{failed} of {len(results)} images could not be classified (see above)")
+
+
+def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
+    """--cpu value -> emulated CPU names, each a known one."""
+    from .emulate import CPUS
+
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in CPUS]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from "
+                                 + ", ".join(f"{c.name} ({c.board})" for c in CPUS.values()))
+    return names
+
+
+@cli.command("emulate")
+@out_option
+@dataset_option
+@data_dir_option
+@threads_option
+@click.option("--cpu", "cpus", default="cortex-a72,cortex-a76", show_default=True, callback=_cpu_list,
+              help="Comma-separated cores to emulate: cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5).")
+@click.option("--parity", type=float, default=GATE.parity, show_default=True,
+              help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host.")
+@click.option("--mirror", default=None,
+              help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
+def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
+    """Run every int8 artifact on an emulated Raspberry Pi 4 / Pi 5 (arm64 under qemu-user; needs root) and
+    compare with this x86-64 host: exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when
+    emulation cannot run."""
+    from .emulate import NOTE, emulate
+    from .pipeline import load_for_folder, need_folder
+    from .report import EMULATE_HEADERS, emulate_rows, table
+
+    parity = Criteria(parity=parity).validate().parity
+    need_folder(out)
+    result = emulate(out, load_for_folder(out, dataset, data_dir), cpus, threads, parity, mirror, progress=_say)
+    click.echo(table(EMULATE_HEADERS, emulate_rows(result)))
+    click.echo(f"compared with the same runners on this x86-64 host; {NOTE}")
+    word = "PASS" if result.passed else "FAIL"
+    click.echo(f"{word}: {len(result.rows) - len(result.failed)}/{len(result.rows)} artifact x CPU runs agree with "
+               f"x86-64 on >= {parity:.2%} of {result.n_samples} images; wrote {out / EMULATE_FILE}")
+    if not result.passed:
+        raise GateFailed(f"{len(result.failed)} of {len(result.rows)} emulated runs below top-1 agreement "
+                         f"{parity:.4g}: " + "; ".join(f"{r.file} on {r.board} {r.agreement:.4g}"
+                                                        for r in result.failed[:3]))
 
 
 def main(argv=None) -> None:

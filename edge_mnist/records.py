@@ -30,6 +30,7 @@ from .files import atomic_write_json
 SCHEMA = 2
 MANIFEST_FILE = "manifest.json"
 BENCH_FILE = "bench.json"
+EMULATE_FILE = "emulate.json"
 LATENCY_KEYS = ("p50", "p90", "p99")
 MAX_JSON_BYTES = 64 << 20
 _VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",

@@ -46,6 +46,22 @@ def check_rows(results) -> list[list[str]]:
             for r in results]
 
 
+EMULATE_HEADERS = ["device", "artifact", "top-1 agreement", "images", "top-1 differ", "max abs diff", "time"]
+
+
+def emulate_rows(result) -> list[list[str]]:
+    """One display row per emulated CPU and artifact of an Emulation."""
+    rows = []
+    for r in result.rows:
+        diff = f"{r.max_abs_diff:.3g}"
+        if r.max_abs_diff > 0:
+            steps = "" if r.max_steps is None else f"{r.max_steps:.3g} int8 step{'' if r.max_steps == 1 else 's'}; "
+            diff += f" ({steps}{r.outputs_differ} image{'' if r.outputs_differ == 1 else 's'})"
+        rows.append([f"{r.board} ({r.cpu})", r.file, f"{r.agreement * 100:.2f}%", str(r.n_samples), str(r.top1_differ),
+                     diff, f"{r.seconds:.1f} s"])
+    return rows
+
+
 def summary(verdict) -> str:
     """The closing line of `check`."""
     word = "PASS" if verdict.passed else "FAIL"
@@ -58,10 +74,11 @@ def summary(verdict) -> str:
 def protected_files() -> set[str]:
     """Files of an artifact folder a report must never overwrite: every artifact and record."""
     from .formats import FORMATS, QAT_KERAS_FILE
-    from .records import BENCH_FILE, MANIFEST_FILE
+    from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE
     from .train import CURVES_FILE, HISTORY_FILE
 
-    return {f.file for f in FORMATS} | {QAT_KERAS_FILE, BENCH_FILE, MANIFEST_FILE, HISTORY_FILE, CURVES_FILE}
+    return {f.file for f in FORMATS} | {QAT_KERAS_FILE, BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, HISTORY_FILE,
+                                        CURVES_FILE}
 
 
 def prepare_report_path(path: Path | None, out: Path, say) -> Path | None:

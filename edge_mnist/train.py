@@ -12,7 +12,7 @@ from .data import Dataset, to_float
 from .errors import EdgeMnistError
 from .files import atomic_output, atomic_write_json, sha256_file, staged, writable_folder
 from .formats import BY_KEY, FORMATS, QAT_KERAS_FILE
-from .records import BENCH_FILE, MANIFEST_FILE
+from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE
 from .tfenv import import_tf
 
 KERAS_FILE = BY_KEY["keras_float32"].file
@@ -20,7 +20,7 @@ HISTORY_FILE = "history.json"
 CURVES_FILE = "training_curves.png"
 # What a new model makes stale: everything exported from or measured on the previous one.
 STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (QAT_KERAS_FILE, MANIFEST_FILE,
-                                                                                  BENCH_FILE)
+                                                                                  BENCH_FILE, EMULATE_FILE)
 
 
 @dataclass

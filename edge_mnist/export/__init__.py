@@ -21,7 +21,7 @@ from ..datasets import Task
 from ..errors import EdgeMnistError
 from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
-from ..records import BENCH_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
+from ..records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
 
 
 
@@ -134,8 +134,8 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
-    whole (files.staged), so an interruption leaves the previous complete set. bench.json leaves
-    with the old set: it measured files that are replaced.
+    whole (files.staged), so an interruption leaves the previous complete set. bench.json and
+    emulate.json leave with the old set: they measured files that are replaced.
     """
     from ..keras_io import load_keras
     from ..quantize.calibration import calibration_images
@@ -150,7 +150,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     accuracy = evaluate_keras(model, dataset, str(out / reference.file))
     manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
     calib = calibration_images(dataset, calib_samples, seed)
-    with staged(out, drop=(BENCH_FILE,), last=(MANIFEST_FILE,)) as stage:
+    with staged(out, drop=(BENCH_FILE, EMULATE_FILE), last=(MANIFEST_FILE,)) as stage:
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
         if "qat" in methods:

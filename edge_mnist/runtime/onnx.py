@@ -82,4 +82,4 @@ class OnnxRunner(Runner):
         ahead (the same work as LiteRT's set_tensor/invoke/get_tensor)."""
         prepared = self.prepare(check_images(x, str(self.path), self.input_shape))
         feed = {self._in.name: prepared}
-        return lambda: self.session.run([self._out], feed)
+        return lambda: self.session.run([self._out], feed)[0]

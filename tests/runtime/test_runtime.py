@@ -40,11 +40,11 @@ def test_int8_tflite_takes_quantized_int8_input(device_export):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_onnx_bound_call_matches_session_run(device_export, test_images, batch):
-    """The IOBinding call the latency timer measures computes what session.run computes."""
+    """The call the latency timer measures computes what predict's session.run computes."""
     runner = open_model(device_export / "model_int8.onnx")
     images = test_images[0][:2 * batch].reshape(2, batch, 28, 28, 1)
     calls = [runner.bound_call(x) for x in images]
-    results = [call().copy() for call in calls]  # two bindings alive at once must not share buffers
+    results = [call().copy() for call in calls]  # two prepared calls alive at once must not share inputs
     for x, got in zip(images, results):
         np.testing.assert_array_equal(got, runner.run(runner.prepare(x)))
     assert not np.array_equal(results[0], results[1])

@@ -1,0 +1,243 @@
+"""emulate.py: the host's Debian mirror, the ARM /proc/cpuinfo, agreement and verdict on real model outputs, the
+refusals as real processes, and (slow, root) the real thing: the committed tiny export on an emulated Pi 4 and Pi 5.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_mnist.data import load_dataset, to_float
+from edge_mnist.emulate import CPUS, Row, apt_mirror, cache_dir, compare, cpuinfo, runtime_requirements
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.formats import FORMATS
+from edge_mnist.records import Manifest
+from edge_mnist.runtime import open_model
+from tests.conftest import FIXTURES, run_process
+from tests.test_exit_codes import one_line_error
+
+DEBIAN_SOURCES = """Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb-src
+URIs: http://src.example.org/debian
+Suites: bookworm
+
+Types: deb
+# a comment inside a stanza
+URIs: http://ftp.de.debian.org/debian/
+Suites: bookworm
+ bookworm-updates
+Components: main
+
+Types: deb
+Enabled: no
+URIs: http://disabled.example.org/debian
+Suites: bookworm
+"""
+
+
+def write_sources(etc: Path, files: dict[str, str]) -> Path:
+    """An /etc/apt lookalike holding `files` (paths relative to it)."""
+    (etc / "sources.list.d").mkdir(parents=True)
+    for name, text in files.items():
+        (etc / name).write_text(text)
+    return etc
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("files, mirror", [
+    ({"sources.list.d/debian.sources": DEBIAN_SOURCES,
+      "sources.list.d/node.sources.disabled": "Types: deb\nURIs: http://no.example.org/debian\nSuites: bookworm\n"},
+     "http://ftp.de.debian.org/debian"),
+    ({"sources.list": "# deb http://commented.example.org/debian bookworm main\n"
+                      "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://mirror.example.org/debian/ "
+                      "bookworm main contrib\n"}, "https://mirror.example.org/debian"),
+    ({"sources.list.d/google.list": "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n",
+      "sources.list": "deb http://deb.debian.org/debian trixie main\n"}, "http://deb.debian.org/debian"),
+    ({"sources.list": "deb http://archive.ubuntu.com/ubuntu jammy main\n"}, None),
+    ({}, None),
+], ids=["deb822", "one-line-with-options", "another-release", "not-debian", "none"])
+def test_apt_mirror_is_the_debian_archive_the_host_uses(tmp_path, files, mirror):
+    assert apt_mirror(write_sources(tmp_path / "apt", files)) == mirror
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("name, part, has_dotprod", [("cortex-a72", "0xd08", False), ("cortex-a76", "0xd0b", True)])
+def test_cpuinfo_describes_the_pi_core_on_every_processor(name, part, has_dotprod):
+    text = cpuinfo(CPUS[name], processors=3)
+    blocks = [b for b in text.split("\n\n") if b.startswith("processor")]
+    assert len(blocks) == 3
+    for i, block in enumerate(blocks):
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
+        assert fields["processor"] == str(i) and fields["CPU implementer"] == "0x41"
+        assert fields["CPU architecture"] == "8" and fields["CPU part"] == part
+        assert "asimd" in fields["Features"].split() and ("asimddp" in fields["Features"].split()) is has_dotprod
+    assert text.rstrip().endswith("(emulated)")
+
+
+@pytest.fixture(scope="module")
+def int8_outputs(fixture_data_dir):
+    """Probabilities of the committed PTQ int8 TFLite model on the 500 real test images, and its output scale."""
+    runner = open_model(FIXTURES / "device_export" / "model_int8.tflite")
+    images = to_float(load_dataset("fashion-mnist", fixture_data_dir).x_test)
+    return runner.predict(images), float(runner.output_scale)
+
+
+def swap_top_two(probs: np.ndarray, images: list[int]) -> np.ndarray:
+    """A copy in which the two most likely classes of `images` trade places: their top-1 changes."""
+    out = probs.copy()
+    for i in images:
+        first, second = np.argsort(-probs[i], kind="stable")[:2]
+        out[i, first], out[i, second] = probs[i, second], probs[i, first]
+    return out
+
+
+@pytest.mark.device
+def test_identical_outputs_agree_fully(int8_outputs):
+    probs, scale = int8_outputs
+    result = compare(probs, probs.copy(), scale)
+    assert result == {"agreement": 1.0, "n_samples": 500, "top1_differ": 0, "differing": [], "outputs_differ": 0,
+                      "max_abs_diff": 0.0, "max_steps": 0.0}
+
+
+@pytest.mark.device
+def test_one_int8_step_is_measured_in_steps_without_changing_top1(int8_outputs):
+    probs, scale = int8_outputs
+    guest = probs.copy()
+    guest[np.arange(0, len(probs), 2), probs.argmax(1)[::2]] += scale  # every other winner one step up: same top-1
+    result = compare(probs, guest, scale)
+    assert result["agreement"] == 1.0 and result["top1_differ"] == 0 and result["outputs_differ"] == 250
+    assert result["max_steps"] == 1.0 and result["max_abs_diff"] == pytest.approx(scale)
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("n_differ, passed", [(5, True), (6, False)])  # 5/500 off = 99.0% agreement: at the limit
+def test_agreement_and_verdict_at_the_parity_limit(int8_outputs, n_differ, passed):
+    probs, scale = int8_outputs
+    top_two = np.sort(probs, axis=1)[:, -2:]
+    margins = top_two[:, 1] - top_two[:, 0]
+    flipped = np.flatnonzero(margins > 0)[3:3 + 7 * n_differ:7].tolist()  # a tie cannot flip: skip ties
+    result = compare(probs, swap_top_two(probs, flipped), scale)
+    assert result["top1_differ"] == n_differ and result["differing"] == flipped and result["outputs_differ"] == n_differ
+    assert result["agreement"] == pytest.approx(1 - n_differ / 500)
+    margins = margins[flipped]
+    assert result["max_abs_diff"] == pytest.approx(max(margins))
+    assert result["max_steps"] == pytest.approx(max(margins) / scale, abs=1e-3)
+    row = Row("Pi 4", "cortex-a72", "tflite_int8", "model_int8.tflite", "tflite", "0" * 64, **result, seconds=1.0,
+              host_seconds=0.1, limit=0.99)
+    assert row.passed is passed
+
+
+@pytest.mark.device
+def test_outputs_of_another_shape_are_refused(int8_outputs):
+    probs, scale = int8_outputs
+    with pytest.raises(EdgeMnistError, match="shape"):
+        compare(probs, probs[:10], scale)
+
+
+@pytest.mark.device
+def test_the_guest_gets_the_runtime_only_install_at_this_hosts_versions():
+    pins = dict(p.split("==") for p in runtime_requirements())
+    assert {name.lower() for name in pins} == {"numpy", "click", "onnxruntime", "ai-edge-litert", "pillow"}
+    assert all(version == metadata.version(name) for name, version in pins.items())
+
+
+@pytest.mark.device
+def test_the_cache_follows_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "edge-mnist" / "emulate"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "edge-mnist" / "emulate"
+
+
+@pytest.fixture
+def world_readable_export():
+    """A copy of the tiny export that another user can read (pytest's own temp folders are private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="edge-mnist-emulate-test-"))
+    os.chmod(base, 0o755)
+    out = shutil.copytree(FIXTURES / "device_export", base / "export", copy_function=shutil.copyfile)  # umask modes
+    yield out
+    shutil.rmtree(base)
+
+
+# Root's Python lives in a folder only root can read, so the child imports as root, then becomes nobody for good.
+AS_NOBODY = ("import os, sys, edge_mnist.cli, edge_mnist.emulate, edge_mnist.pipeline, edge_mnist.report; "
+             "os.setgroups([]); os.setgid(65534); os.setuid(65534); edge_mnist.cli.main(sys.argv[1:])")
+
+
+@pytest.mark.device
+def test_not_root_is_exit_2_naming_the_remedy(world_readable_export, fixture_data_dir):
+    args = ["emulate", "--out", world_readable_export, "--data-dir", fixture_data_dir]
+    if os.geteuid() == 0:
+        proc = subprocess.run([sys.executable, "-c", AS_NOBODY, *map(str, args)], capture_output=True, text=True,
+                              timeout=300, cwd=FIXTURES.parent.parent)
+    else:
+        proc = run_process(args)
+    line = one_line_error(proc)
+    assert "emulate needs root" in line and "sudo" in line
+    assert not (world_readable_export / "emulate.json").exists()
+
+
+@pytest.mark.device
+def test_a_folder_without_a_manifest_is_exit_2(tmp_path, fixture_data_dir):
+    proc = run_process(["emulate", "--out", tmp_path, "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir])
+    assert "manifest.json: manifest (run `edge-mnist export` first) not found" in one_line_error(proc)
+
+
+@pytest.mark.device
+def test_a_float_only_folder_has_nothing_to_emulate(device_export, fixture_data_dir):
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    for artifact in [a for a in manifest["artifacts"] if a["precision"] == "int8"]:
+        (device_export / artifact["file"]).unlink()
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["precision"] != "int8"]
+    manifest["qat"] = None
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_process(["emulate", "--out", device_export, "--data-dir", fixture_data_dir])
+    assert "no int8 artifact to emulate (run `edge-mnist export --int8`)" in one_line_error(proc)
+
+
+@pytest.mark.device
+def test_an_unknown_cpu_is_refused_naming_the_known_ones(device_export):
+    proc = run_process(["emulate", "--out", device_export, "--cpu", "cortex-a72,cortex-m4"])
+    assert proc.returncode == 2 and "cortex-m4; choose from cortex-a72 (Pi 4), cortex-a76 (Pi 5)" in proc.stderr
+
+
+@pytest.mark.slow
+def test_emulate_runs_every_int8_artifact_on_an_emulated_pi_4_and_pi_5(device_export, fixture_data_dir):
+    if os.geteuid() != 0:
+        pytest.skip("emulate needs root (debootstrap, chroot, mounts); CI runs as root")
+    proc = run_process(["emulate", "--out", device_export, "--data-dir", fixture_data_dir], timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    int8 = [f.file for f in FORMATS if f.is_int8 and f.runnable and f.key in Manifest.load(device_export).artifacts]
+    assert len(int8) >= 4  # PTQ and QAT, TFLite and ONNX at least
+    lines = proc.stdout.splitlines()
+    for board in ("Pi 4 (cortex-a72)", "Pi 5 (cortex-a76)"):
+        for file in int8:
+            row = next(line.split() for line in lines if line.startswith(board) and f" {file} " in line)
+            assert float(row[4].rstrip("%")) >= 99.0 and row[5] == "500", row
+    assert "one-int8-step differences between ARM and x86 kernels are expected" in proc.stdout
+    assert "emulation proves correctness, not timing" in proc.stdout
+    assert f"PASS: {2 * len(int8)}/{2 * len(int8)}" in proc.stdout
+    report = json.loads((device_export / "emulate.json").read_text())
+    assert report["verdict"] == "PASS" and report["n_samples"] == 500 and report["parity"] == 0.99
+    assert {(r["cpu"], r["file"]) for r in report["rows"]} == {(c, f) for c in ("cortex-a72", "cortex-a76")
+                                                               for f in int8}
+    for row in report["rows"]:
+        assert row["agreement"] >= 0.99 and row["n_samples"] == 500 and row["passed"], row
+    guests = report["guests"]
+    assert {g["machine"]["machine"] for g in guests.values()} == {"aarch64"}
+    assert "asimddp" in guests["cortex-a76"]["machine"]["flags"]  # the guest read the Pi 5's cpuinfo
+    assert "asimddp" not in guests["cortex-a72"]["machine"]["flags"]
+    assert not list((cache_dir() / "runs").iterdir())  # the extracted root filesystem is gone
+    assert "edge-mnist/emulate" not in Path("/proc/self/mountinfo").read_text()  # and so are its mounts
