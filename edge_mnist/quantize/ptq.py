@@ -28,6 +28,9 @@ def int8_converter(model, calib: np.ndarray):
 
     Activation ranges come from `calib` (training images). For a QAT model the ranges
     learned during fine-tuning are used and the calibration data only fills any gaps.
+    Dense weights get one scale per tensor, as tfmot's QAT scheme gives them: onnxruntime's
+    integer GEMM is markedly slower with per-channel scales, and the ONNX files carry these same
+    integers (benchmarks/README.md has the measurement); convolutions stay per channel.
     """
     tf, _ = import_tf()
     converter = converter_for(model)
@@ -36,4 +39,5 @@ def int8_converter(model, calib: np.ndarray):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return converter

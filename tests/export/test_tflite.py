@@ -37,3 +37,18 @@ def test_corrupt_metadata_is_a_one_line_error(device_export, tmp_path):
     (tmp_path / "m.tflite").write_bytes(bytes(data))
     with pytest.raises(EdgeMnistError, match="m.tflite: unreadable edge_mnist metadata"):
         open_model(tmp_path / "m.tflite")
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_qat_int8.tflite"])
+def test_dense_weights_have_one_scale_and_conv_weights_one_per_channel(device_export, name):
+    """Per-tensor Dense weights keep onnxruntime's integer GEMM on its fast path in the ONNX files
+    made from these integers; per-channel convolution weights keep the accuracy."""
+    from edge_mnist.quantize.onnx_from_tflite import read_tflite
+
+    path = device_export / name
+    graph = read_tflite(path.read_bytes(), path)
+    scales = {op: [graph.quant[inputs[1]].scale.size for o, inputs, _, _ in graph.ops if o == op]
+              for op in ("FULLY_CONNECTED", "CONV_2D")}
+    assert scales["FULLY_CONNECTED"] and set(scales["FULLY_CONNECTED"]) == {1}
+    assert all(n == graph.shapes[i][0] for n, i in zip(scales["CONV_2D"], [inputs[1] for o, inputs, _, _ in
+                                                                               graph.ops if o == "CONV_2D"]))
