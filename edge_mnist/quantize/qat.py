@@ -15,6 +15,7 @@ from ..data import Dataset
 from ..errors import require
 from ..tfenv import import_tf
 
+LEARNING_RATE = 1e-4  # fine-tuning from a trained model: a tenth of training's default
 RANGE_SUFFIXES = {"pre_activation": ("pre_activation_min", "pre_activation_max"),
                   "post_activation": ("post_activation_min", "post_activation_max")}
 
@@ -66,7 +67,7 @@ def calibrate_ranges(qat, ranges: dict[str, dict[str, tuple[float, float]]]) -> 
 
 
 def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, calib: np.ndarray | None = None,
-                 learning_rate: float = 1e-4):
+                 learning_rate: float = LEARNING_RATE):
     """Return (QAT model, per-epoch metrics) fine-tuned from a copy of `model`.
 
     tfmot's default scheme has no pattern for BatchNormalization after Dense, so BatchNorm is
