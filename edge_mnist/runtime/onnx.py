@@ -53,7 +53,10 @@ class OnnxRunner(Runner):
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise EdgeMnistError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:160]})") from exc
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        try:
+            inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        except UnicodeDecodeError as exc:
+            raise EdgeMnistError(f"{path}: unreadable input or output names (not UTF-8: {exc.reason})") from exc
         if len(inputs) != 1 or len(outputs) != 1:
             raise EdgeMnistError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         self._in, self._out = inputs[0], outputs[0].name
@@ -62,7 +65,7 @@ class OnnxRunner(Runner):
         shape = [d if isinstance(d, int) else -1 for d in self._in.shape]
         out_shape = [d if isinstance(d, int) else -1 for d in outputs[0].shape]
         self.input_shape, self.num_classes = image_signature(self.path, shape, out_shape, _ORT_DTYPES[self._in.type])
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = self._metadata()
         self.input_dtype = np.dtype(_ORT_DTYPES[self._in.type])
         if self.input_dtype != np.float32:
             try:
@@ -72,6 +75,13 @@ class OnnxRunner(Runner):
                 self.output_zero_point = int(self.metadata["output_zero_point"])
             except (KeyError, ValueError) as exc:
                 raise EdgeMnistError(f"{path}: integer input but no quantization metadata ({exc})") from exc
+
+    def _metadata(self) -> dict[str, str]:
+        """The file's metadata_props; bytes that are not UTF-8 are a one-line error, not a crash."""
+        try:
+            return dict(self.session.get_modelmeta().custom_metadata_map)
+        except UnicodeDecodeError as exc:
+            raise EdgeMnistError(f"{self.path}: unreadable metadata_props (not UTF-8: {exc.reason})") from exc
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
         """session.run on the single input."""
