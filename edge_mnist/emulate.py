@@ -17,7 +17,6 @@ names the Pi's core).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
@@ -284,6 +283,8 @@ def _locked(cache: Path) -> Iterator[None]:
     """Hold the cache's lock, so two runs never build the same entry at once."""
     (cache / "runs").mkdir(parents=True, exist_ok=True)
     with open(cache / ".lock", "w") as handle:
+        import fcntl  # POSIX only: importing edge_mnist must still work everywhere
+
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 

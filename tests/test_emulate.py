@@ -242,4 +242,3 @@ def test_emulate_runs_every_int8_artifact_on_an_emulated_pi_4_and_pi_5(device_ex
     assert "asimddp" in guests["cortex-a76"]["machine"]["flags"]  # the guest read the Pi 5's cpuinfo
     assert "asimddp" not in guests["cortex-a72"]["machine"]["flags"]
     assert set(runs.iterdir()) <= before  # this run's extracted root filesystem is gone
-    assert "edge-mnist/emulate" not in Path("/proc/self/mountinfo").read_text()  # and so are its mounts

@@ -79,6 +79,20 @@ def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
     assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
 
 
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_qat_int8.tflite"])
+def test_fresh_int8_files_have_relu_zero_points_at_the_minimum_and_per_tensor_dense(full_run, name):
+    """What this run's exporters made, not the committed fixture: calibrated QAT ranges start at 0
+    after every ReLU, and Dense weights carry one scale (the converter flag is a private TF one)."""
+    from edge_mnist.quantize.onnx_from_tflite import read_tflite
+
+    path = full_run[0] / name
+    graph = read_tflite(path.read_bytes(), path)
+    relu = [outs[0] for _, _, outs, opts in graph.ops if getattr(opts, "fusedActivationFunction", 0) == 1]
+    assert len(relu) == 3 and all(int(graph.quant[i].zero_point[0]) == -128 for i in relu)
+    dense = [inputs[1] for op, inputs, _, _ in graph.ops if op == "FULLY_CONNECTED"]
+    assert len(dense) == 2 and all(graph.quant[i].scale.size == 1 for i in dense)
+
+
 def test_float_model_gated_against_is_the_unmodified_one(full_run):
     out, _ = full_run
     from edge_mnist.files import sha256_file

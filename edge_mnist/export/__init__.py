@@ -1,6 +1,6 @@
 """The export stage: every format of the chosen methods from the trained float model, plus the manifest.
 
-One exporter per format family lives beside this file (tflite.py, onnx.py); which one writes a
+One exporter per format family lives beside this file (tflite.py, onnx.py, ort.py); which one writes a
 format, and from what, is the format registry's business (edge_mnist.formats). An exporter
 takes an ExportJob, writes job.path and returns an Exported record.
 """
@@ -22,7 +22,6 @@ from ..errors import EdgeMnistError
 from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
 from ..records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
-
 
 
 @dataclass

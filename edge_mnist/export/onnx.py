@@ -1,4 +1,4 @@
-"""ONNX exporters: float32 via tf2onnx, and int8 by the route each format's registry entry names.
+"""ONNX exporters: float32 via tf2onnx, and int8 converted from the int8 .tflite of the same method.
 
 Every file gets the set's description (task, labels, format, notes) in metadata_props, so it
 travels with the model into any onnxruntime application.

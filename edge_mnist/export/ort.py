@@ -19,6 +19,11 @@ from ..files import atomic_write_bytes
 from . import ExportJob, Exported
 
 
+def _quiet() -> None:
+    """onnxruntime's tools log every file they write at INFO; export prints its own progress."""
+    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
+
+
 def export_ort(job: ExportJob) -> Exported:
     """Convert the .onnx this format is built from with onnxruntime's converter and write the .ort."""
     import onnx
@@ -28,7 +33,7 @@ def export_ort(job: ExportJob) -> Exported:
     from .onnx import with_props
 
     proto = with_props(onnx.load_from_string(job.built_from_path.read_bytes()), job.metadata)
-    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
+    _quiet()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         source = Path(tmp) / job.built_from_path.name
         source.write_bytes(proto.SerializeToString())
@@ -42,7 +47,7 @@ def export_ops_config(job: ExportJob) -> Exported:
     """The operators (per domain and opset) the .ort this format is built from needs, for a reduced build."""
     from onnxruntime.tools.ort_format_model import create_config_from_models
 
-    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
+    _quiet()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / job.path.name
         create_config_from_models([job.built_from_path], config, enable_type_reduction=False)

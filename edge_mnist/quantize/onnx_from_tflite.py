@@ -1,9 +1,10 @@
 """int8 ONNX from an int8 .tflite: the same integer model, laid out for onnxruntime's fast kernels.
 
-Every weight, bias, scale and zero point is copied from the .tflite, so the ONNX file computes
-what LiteRT computes. The graph is QDQ in the shapes onnxruntime fuses into integer kernels in
-a default session, with nothing the session must be told (tests/quantize check the optimized
-graph):
+Every weight, bias, scale and zero point is copied from the .tflite, so the ONNX file is the
+same integer model: the same top-1 as LiteRT, outputs within a few int8 steps (where float
+rounding in the stem moves a value across a quantization boundary). The graph is QDQ in the
+shapes onnxruntime fuses into integer kernels in a default session, with nothing the session
+must be told (tests/export/test_artifacts.py and test_onnx.py check the optimized graph):
 - every activation is a QuantizeLinear -> DequantizeLinear pair, which onnxruntime turns into
   uint8 on x86 and keeps int8 on ARM;
 - Conv and Gemm become QLinearConv and QGemm; a fused ReLU is dropped when the output zero point
@@ -69,9 +70,15 @@ def read_tflite(model: bytes, path: Path) -> TfliteGraph:
     from ai_edge_litert.tools import flatbuffer_utils
 
     try:
-        obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+        return _parse(flatbuffer_utils.convert_bytearray_to_object(bytearray(model)), schema, path)
+    except EdgeMnistError:
+        raise
     except Exception as exc:  # the flatbuffer reader raises whatever the bytes provoke
-        raise EdgeMnistError(f"{path}: unreadable TFLite model ({str(exc)[:120]})") from exc
+        raise EdgeMnistError(f"{path}: unreadable TFLite model ({type(exc).__name__}: {str(exc)[:120]})") from exc
+
+
+def _parse(obj, schema, path: Path) -> TfliteGraph:
+    """The TfliteGraph of a parsed flatbuffer object (read_tflite turns any failure into one line)."""
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     graph = obj.subgraphs[0]
     quant, data = [], {}
@@ -140,8 +147,18 @@ class Converter:
         attrs = {} if q.per_tensor else {"axis": 0}
         return self.node("DequantizeLinear", [source, *self.qparams(name, q, dtype)], f"{name}_dq", **attrs)
 
-    def tensor(self, index: int) -> str:
-        """The float value of TFLite tensor `index`: its int8 ONNX value dequantized."""
+    def tensor(self, index: int, nchw: bool | None = None) -> str:
+        """The float value of TFLite tensor `index`: its int8 ONNX value dequantized.
+
+        `nchw` states the layout the consuming operator needs (True: a 4-D NCHW value, False: not
+        one); a value in the other layout is a one-line error rather than a silently wrong graph.
+        """
+        if index not in self.values:
+            raise EdgeMnistError(f"{self.path}: tensor {self.graph.names[index]!r} is used before any supported "
+                                 "operator produces it")
+        if nchw is not None and (index in self.nchw) != nchw:
+            raise EdgeMnistError(f"{self.path}: {self.graph.names[index]!r} reaches an operator in a layout this "
+                                 "converter does not map (only Conv/Pool stacks, then a flatten, then Dense)")
         return self.dequantize(f"t{index}_in{len(self.nodes)}", self.values[index], self.quant(index))
 
     def constant(self, index: int, name: str, dtype=np.int8, layout=None, stored_float: bool = False) -> str:
@@ -153,6 +170,10 @@ class Converter:
         data = self.graph.data[index]
         data = data if layout is None else data.transpose(layout)
         q = self.quant(index)
+        axis = q.axis if layout is None else layout.index(q.axis)
+        if not q.per_tensor and axis != 0:
+            raise EdgeMnistError(f"{self.path}: {self.graph.names[index]!r} is quantized per channel along "
+                                 f"axis {q.axis}, which this converter does not map")
         if stored_float:
             shape = (-1,) + (1,) * (data.ndim - 1)
             values = (data.astype(np.float32) - q.zero_point.reshape(shape).astype(np.float32)) * q.scale.reshape(shape)
@@ -172,7 +193,7 @@ class Converter:
         low = zero if activation in ("relu", "relu6") else INT8_MIN
         high = INT8_MAX
         if activation == "relu6":
-            high = min(INT8_MAX, zero + int(round(6.0 / float(q.scale.reshape(-1)[0]))))
+            high = min(INT8_MAX, zero + int(np.floor(6.0 / float(q.scale.reshape(-1)[0]) + 0.5)))
         if low <= INT8_MIN and high == INT8_MAX:
             self.values[out] = self.node("QuantizeLinear", [value, *self.qparams(name, q, np.int8)], name)
             return
@@ -200,7 +221,8 @@ class Converter:
         else:  # TFLite OHWI -> ONNX OIHW
             layout, group = (0, 3, 1, 2), 1
         stored_float = source is not None
-        feeds = [source or self.tensor(x), self.constant(w, f"{name}_w", layout=layout, stored_float=stored_float)]
+        feeds = [source or self.tensor(x, nchw=True),
+                 self.constant(w, f"{name}_w", layout=layout, stored_float=stored_float)]
         if len(inputs) > 2 and inputs[2] >= 0:
             feeds.append(self.constant(inputs[2], f"{name}_bias", np.int32, stored_float=stored_float))
         kernel = [int(k) for k in self.graph.data[w].shape[1:3]]
@@ -220,7 +242,7 @@ class Converter:
     def op_fully_connected(self, inputs: list[int], out: int, options) -> None:
         """FULLY_CONNECTED as DQ -> Gemm(transB) -> Q (+ integer Clip): onnxruntime's QGemm."""
         name = f"op{out}"
-        feeds = [self.tensor(inputs[0]), self.constant(inputs[1], f"{name}_w")]
+        feeds = [self.tensor(inputs[0], nchw=False), self.constant(inputs[1], f"{name}_w")]
         if len(inputs) > 2 and inputs[2] >= 0:
             feeds.append(self.constant(inputs[2], f"{name}_bias", np.int32))
         self.requantize(self.node("Gemm", feeds, f"{name}_gemm", transB=1), out, self.activation(options))
@@ -243,7 +265,7 @@ class Converter:
     def op_max_pool(self, inputs: list[int], out: int, options) -> None:
         """MAX_POOL_2D between a DQ and a Q of one grid (onnxruntime drops the pair: int8 MaxPool)."""
         self.same_grid(inputs[0], out, "MAX_POOL_2D")
-        self.requantize(self.pool(self.tensor(inputs[0]), inputs[0], out, options), out, None)
+        self.requantize(self.pool(self.tensor(inputs[0], nchw=True), inputs[0], out, options), out, None)
         self.nchw.add(out)
 
     def op_reshape(self, inputs: list[int], out: int, options) -> None:
@@ -258,7 +280,7 @@ class Converter:
 
     def op_softmax(self, inputs: list[int], out: int, options) -> None:
         """SOFTMAX in float between DQ and Q (ten values: cheap)."""
-        scaled = self.tensor(inputs[0])
+        scaled = self.tensor(inputs[0], nchw=False)
         beta = float(getattr(options, "beta", 1.0) or 1.0)
         if beta != 1.0:
             scaled = self.node("Mul", [scaled, self.const(f"op{out}_beta", np.float32(beta))], f"op{out}_scaled")
@@ -327,6 +349,17 @@ def _padding(options, in_hw: list[int], kernel: list[int], strides: list[int], d
     return [pads[0] // 2, pads[1] // 2, pads[0] - pads[0] // 2, pads[1] - pads[1] // 2]
 
 
+def _walk(conv: Converter, float_stem: bool) -> None:
+    """Emit every operator in order: the float stem where it applies, then one converter per operator."""
+    done = conv.stem() if float_stem else 0
+    if not done:
+        conv.input_pair()
+    for op, inputs, outputs, options in conv.graph.ops[done:]:
+        if op not in OPERATORS:
+            raise EdgeMnistError(f"{conv.path}: TFLite operator {op} has no int8 ONNX conversion here")
+        OPERATORS[op](conv, inputs, outputs[0], options)
+
+
 def convert(model: bytes, path: Path, metadata: dict[str, str], float_stem: bool = True):
     """The ONNX ModelProto computing the same int8 model as the .tflite bytes `model`.
 
@@ -335,17 +368,17 @@ def convert(model: bytes, path: Path, metadata: dict[str, str], float_stem: bool
     from onnx import TensorProto, checker, helper
 
     graph = read_tflite(model, path)
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise EdgeMnistError(f"{path}: expected one input and one output, found {len(graph.inputs)} and "
+                             f"{len(graph.outputs)}")
     conv = Converter(graph, path)
-    done = conv.stem() if float_stem else 0
-    if not done:
-        conv.input_pair()
-    for op, inputs, outputs, options in graph.ops[done:]:
-        if op not in OPERATORS:
-            raise EdgeMnistError(f"{path}: TFLite operator {op} has no int8 ONNX conversion here")
-        OPERATORS[op](conv, inputs, outputs[0], options)
+    try:
+        _walk(conv, float_stem)
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise EdgeMnistError(f"{path}: cannot convert to ONNX ({type(exc).__name__}: {str(exc)[:120]})") from exc
     (index,) = graph.outputs
-    if conv.values.get(index) != OUTPUT_NAME or graph.types[index] != 9:
-        raise EdgeMnistError(f"{path}: the graph output is not an int8 tensor of a supported operator")
+    if conv.values.get(index) != OUTPUT_NAME or graph.types[index] != 9 or index in conv.nchw:
+        raise EdgeMnistError(f"{path}: the graph output is not a 2-D int8 tensor of a supported operator")
     shape = lambda i: ["batch", *graph.shapes[i][1:]]  # noqa: E731
     onnx_graph = helper.make_graph(
         conv.nodes, "edge_mnist_int8",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import Dataset
-from ..errors import require
+from ..errors import EdgeMnistError, require
 from ..tfenv import import_tf
 
 LEARNING_RATE = 1e-4  # fine-tuning from a trained model: a tenth of training's default
@@ -84,7 +84,8 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
     keras.utils.set_random_seed(seed)
     folded = fold_batchnorm(model, through_relu=True)
     qat = tfmot.quantization.keras.quantize_model(folded)
-    if calib is not None:
-        calibrate_ranges(qat, activation_ranges(folded, calib))
+    if calib is not None and not calibrate_ranges(qat, activation_ranges(folded, calib)):
+        raise EdgeMnistError(f"{model.name}: no tfmot activation range variable was found to calibrate "
+                             "(tfmot's variable names changed?); QAT would start from [-6, 6]")
     metrics = fit(qat, dataset, epochs, batch_size, seed, learning_rate)
     return qat, metrics

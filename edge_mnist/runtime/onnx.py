@@ -42,9 +42,10 @@ class OnnxRunner(Runner):
         self.path, self.threads = Path(path), threads
         model = read_model(self.path, content)
         ort_format = is_ort_format(model)
-        if ort_format != (self.path.suffix.lower() == ".ort"):
-            kind = "an ORT-format model" if ort_format else "an ONNX protobuf model"
-            raise EdgeMnistError(f"{path}: the file holds {kind}, which its name ({self.path.suffix}) does not say")
+        if ort_format and self.path.suffix.lower() != ".ort":
+            raise EdgeMnistError(f"{path}: the file holds an ORT-format model; name it .ort")
+        if self.path.suffix.lower() == ".ort" and not ort_format:
+            raise EdgeMnistError(f"{path}: not an ORT-format model (no ORTM file identifier)")
         self.graph = (summarize_ort if ort_format else summarize)(model, str(self.path))
         refuse_external_data(self.graph, str(self.path))
         self.precision = self.graph.precision

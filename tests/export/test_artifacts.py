@@ -65,11 +65,13 @@ def test_every_file_describes_itself(device_export, fmt):
 
 
 @pytest.mark.parametrize("first, second", PAIRS)
-def test_converted_files_compute_the_same_integers(device_export, images, first, second):
+def test_converted_files_give_the_same_classes_and_nearly_the_same_integers(device_export, images, first, second):
     a, b = open_model(device_export / first), open_model(device_export / second)
     qa, qb = (r.run(r.prepare(images)).astype(np.int32) for r in (a, b))
     assert (qa.argmax(1) == qb.argmax(1)).all()
-    assert np.abs(qa - qb).max() <= 1  # at most one int8 step, from float rounding in onnxruntime's softmax
+    # The fixture's 500 images differ by at most one int8 step; the full test set by up to 7 (float
+    # rounding in the stem's conv1 crossing a quantization boundary): docs/2026-11-21-deployment-artifacts.md.
+    assert np.abs(qa - qb).max() <= 1
 
 
 def _default_session_ops(path, tmp_path) -> set[str]:

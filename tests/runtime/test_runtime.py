@@ -67,6 +67,27 @@ def test_junk_model_files(tmp_path, suffix, content):
         open_model(path)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\x00\x00\x00\x00ORTM" + b"\xff" * 200, "not a valid ORT-format model"),
+    (b"\x08\x07" + b"\x00" * 50, "not an ORT-format model"),
+])
+def test_junk_ort_files(tmp_path, content, message):
+    path = tmp_path / "junk.ort"
+    path.write_bytes(content)
+    with pytest.raises(EdgeMnistError, match=f"junk.ort: {message}"):
+        open_model(path)
+
+
+def test_truncated_ort_and_misnamed_formats(device_export, tmp_path):
+    ort_bytes = (device_export / "model_int8.ort").read_bytes()
+    (tmp_path / "model_int8.ort").write_bytes(ort_bytes[:len(ort_bytes) // 2])
+    with pytest.raises(EdgeMnistError, match="model_int8.ort: not a valid"):
+        open_model(tmp_path / "model_int8.ort")
+    (tmp_path / "model_int8.onnx").write_bytes(ort_bytes)
+    with pytest.raises(EdgeMnistError, match="model_int8.onnx: the file holds an ORT-format model"):
+        open_model(tmp_path / "model_int8.onnx")
+
+
 def test_truncated_tflite(device_export, tmp_path):
     path = tmp_path / "model_int8.tflite"
     path.write_bytes((device_export / "model_int8.tflite").read_bytes()[:5000])
