@@ -23,7 +23,9 @@ RANGE_SUFFIXES = {"pre_activation": ("pre_activation_min", "pre_activation_max")
 def activation_ranges(model, calib: np.ndarray) -> dict[str, dict[str, tuple[float, float]]]:
     """Per layer name, the (min, max) before and after its activation over the calibration images.
 
-    Ranges always include 0, as TFLite's calibration does, so 0 is exactly representable.
+    Ranges always include 0, as TFLite's calibration does, so 0 is exactly representable. A
+    layer whose pre-activation values cannot be recovered here (an activation other than identity,
+    the ReLU family or a Dense softmax) gets no pre-activation range and keeps tfmot's.
     """
     _, keras = import_tf()
     layers = [layer for layer in model.layers if hasattr(layer, "activation")]
@@ -32,19 +34,23 @@ def activation_ranges(model, calib: np.ndarray) -> dict[str, dict[str, tuple[flo
     ranges = {}
     for i, layer in enumerate(layers):
         inputs, post = outputs[2 * i], outputs[2 * i + 1]
+        ranges[layer.name] = {"post_activation": (min(0.0, float(post.min())), max(0.0, float(post.max())))}
         pre = _pre_activation(keras, layer, inputs, post)
-        ranges[layer.name] = {"pre_activation": (min(0.0, float(pre.min())), max(0.0, float(pre.max()))),
-                              "post_activation": (min(0.0, float(post.min())), max(0.0, float(post.max())))}
+        if pre is not None:
+            ranges[layer.name]["pre_activation"] = (min(0.0, float(pre.min())), max(0.0, float(pre.max())))
     return ranges
 
 
-def _pre_activation(keras, layer, inputs: np.ndarray, post: np.ndarray) -> np.ndarray:
-    """A Dense layer's logits before softmax (tfmot quantizes those); otherwise the output itself,
-    which is what tfmot's range after an identity or ReLU-family activation covers."""
-    if isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.softmax:
+def _pre_activation(keras, layer, inputs: np.ndarray, post: np.ndarray) -> np.ndarray | None:
+    """A Dense layer's logits before softmax (tfmot quantizes those); the output itself for an
+    identity or ReLU-family activation; None for any other activation (not recoverable here)."""
+    activation = layer.activation
+    if isinstance(layer, keras.layers.Dense) and activation is keras.activations.softmax:
         kernel, bias = layer.get_weights()
         return inputs @ kernel + bias
-    return post
+    if getattr(activation, "__name__", "") in ("linear", "relu", "relu6"):
+        return post
+    return None
 
 
 def calibrate_ranges(qat, ranges: dict[str, dict[str, tuple[float, float]]]) -> int:
@@ -56,6 +62,8 @@ def calibrate_ranges(qat, ranges: dict[str, dict[str, tuple[float, float]]]) -> 
             continue
         for weight in layer.weights:
             for kind, (min_name, max_name) in RANGE_SUFFIXES.items():
+                if kind not in ranges[inner]:
+                    continue
                 low, high = ranges[inner][kind]
                 if weight.name.endswith(f"/{min_name}:0"):
                     weight.assign(low)
