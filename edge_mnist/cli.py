@@ -294,14 +294,12 @@ def predict_cmd(out, images, model, threads, as_json):
 
 def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
     """--cpu value -> emulated CPU names, each a known one."""
-    from .emulate import CPUS
+    from .emulate import known_cpus
 
-    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-    unknown = [n for n in names if n not in CPUS]
-    if unknown or not names:
-        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from "
-                                 + ", ".join(f"{c.name} ({c.board})" for c in CPUS.values()))
-    return names
+    try:
+        return known_cpus(tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())))
+    except EdgeMnistError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @cli.command("emulate")

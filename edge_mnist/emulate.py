@@ -534,6 +534,15 @@ def worker(work: str, threads: int) -> None:
         sys.exit(2)
 
 
+def known_cpus(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` when each is an emulated CPU this module knows, else a one-line error listing them."""
+    unknown = [n for n in names if n not in CPUS]
+    if unknown or not names:
+        raise EdgeMnistError(f"unknown CPU {', '.join(unknown) or '(none given)'}; choose from "
+                             + ", ".join(f"{c.name} ({c.board})" for c in CPUS.values()))
+    return names
+
+
 def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, threads: int = 1,
             parity: float = 0.99, mirror: str | None = None,
             progress: Callable[[str], None] = print) -> Emulation:
@@ -548,9 +557,7 @@ def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, t
     keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
     if not keys:
         raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
-    unknown = [c for c in cpus if c not in CPUS]
-    if unknown or not cpus:
-        raise EdgeMnistError(f"unknown CPU {', '.join(unknown) or '(none)'}; choose from {', '.join(CPUS)}")
+    known_cpus(cpus)
     cache = cache_dir()
     require_environment(cache, progress)
     writable_folder(out)

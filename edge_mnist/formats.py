@@ -82,6 +82,24 @@ class Format:
         return origin or FLOAT_KERAS
 
 
+def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
+    """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, the
+    .onnx converted from it, the .ort made from that, and the .ort's required-operators config."""
+    infix = "_qat" if method == "qat" else ""
+    tflite, onnx, ort = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort"))
+    group = f"{method}-int8"
+    return (
+        Format(tflite, f"{stem}.tflite", "tflite", "int8", method, "edge_mnist.export.tflite:export_int8", source,
+               parity_group=group, notes=tflite_notes),
+        Format(onnx, f"{stem}.onnx", "onnx", "int8", method, "edge_mnist.export.onnx:export_int8", tflite,
+               parity_group=group, notes=ONNX_INT8_NOTES.format(source=f"{stem}.tflite")),
+        Format(ort, f"{stem}.ort", "onnx", "int8", method, "edge_mnist.export.ort:export_ort", onnx,
+               parity_group=group, notes=ORT_NOTES),
+        Format(f"{ort}_ops", f"{stem}.required_operators.config", None, "int8", method,
+               "edge_mnist.export.ort:export_ops_config", ort, notes=OPS_NOTES),
+    )
+
+
 FORMATS: tuple[Format, ...] = (
     Format("keras_float32", "model_float32.keras", "keras", "float32", "float", "", None, reference_rank=0,
            notes="the trained float model; inference mode (training=False)"),
@@ -89,26 +107,10 @@ FORMATS: tuple[Format, ...] = (
            "edge_mnist.export.tflite:export_float", FLOAT_KERAS, reference_rank=2),
     Format("onnx_float32", "model_float32.onnx", "onnx", "float32", "float",
            "edge_mnist.export.onnx:export_float", FLOAT_KERAS, reference_rank=1),
-    Format("tflite_int8", "model_int8.tflite", "tflite", "int8", "ptq",
-           "edge_mnist.export.tflite:export_int8", FLOAT_KERAS, parity_group="ptq-int8",
-           notes="full-integer int8: quantize the input with its scale and zero point"),
-    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", "ptq",
-           "edge_mnist.export.onnx:export_int8", "tflite_int8", parity_group="ptq-int8",
-           notes=ONNX_INT8_NOTES.format(source="model_int8.tflite")),
-    Format("ort_int8", "model_int8.ort", "onnx", "int8", "ptq",
-           "edge_mnist.export.ort:export_ort", "onnx_int8", parity_group="ptq-int8", notes=ORT_NOTES),
-    Format("ort_int8_ops", "model_int8.required_operators.config", None, "int8", "ptq",
-           "edge_mnist.export.ort:export_ops_config", "ort_int8", notes=OPS_NOTES),
-    Format("tflite_qat_int8", "model_qat_int8.tflite", "tflite", "int8", "qat",
-           "edge_mnist.export.tflite:export_int8", QAT_KERAS, parity_group="qat-int8",
-           notes="full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
-    Format("onnx_qat_int8", "model_qat_int8.onnx", "onnx", "int8", "qat",
-           "edge_mnist.export.onnx:export_int8", "tflite_qat_int8", parity_group="qat-int8",
-           notes=ONNX_INT8_NOTES.format(source="model_qat_int8.tflite")),
-    Format("ort_qat_int8", "model_qat_int8.ort", "onnx", "int8", "qat",
-           "edge_mnist.export.ort:export_ort", "onnx_qat_int8", parity_group="qat-int8", notes=ORT_NOTES),
-    Format("ort_qat_int8_ops", "model_qat_int8.required_operators.config", None, "int8", "qat",
-           "edge_mnist.export.ort:export_ops_config", "ort_qat_int8", notes=OPS_NOTES),
+    *int8_set("ptq", "model_int8", FLOAT_KERAS,
+              "full-integer int8: quantize the input with its scale and zero point"),
+    *int8_set("qat", "model_qat_int8", QAT_KERAS,
+              "full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
 )
 BY_KEY: dict[str, Format] = {f.key: f for f in FORMATS}
 BY_FILE: dict[str, Format] = {f.file: f for f in FORMATS}

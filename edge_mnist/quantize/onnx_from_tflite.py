@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgeMnistError
+from ..runtime.tflite import TFLITE_TYPES
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases since 1.14 read
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 INT8_MIN, INT8_MAX = -128, 127
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType codes
-TFLITE_TYPES = {0: np.float32, 2: np.int32, 9: np.int8}
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _parse(obj, schema, path: Path) -> TfliteGraph:
         buffer = obj.buffers[tensor.buffer]
         if buffer.data is not None and len(buffer.data):
             dtype = TFLITE_TYPES.get(tensor.type)
-            if dtype is None:
+            if dtype not in ("float32", "int32", "int8"):
                 raise EdgeMnistError(f"{path}: constant {tensor.name!r} has unsupported TFLite type {tensor.type}")
             data[i] = np.frombuffer(bytes(buffer.data), dtype).reshape(tensor.shape)
     ops = []
