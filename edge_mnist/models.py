@@ -21,33 +21,77 @@ class Architecture:
     name: str
     build: Callable[[Task], object]
     mnist_parameters: int
-    summary: str
+    spec: str
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for --help and the README: the layers in the notebooks' notation, parameters, note."""
+        layers = " ".join(self.spec.split())
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name}: {layers}, {self.mnist_parameters:,} parameters{note}"
 
 
-def reference_cnn(task: Task):
-    """Conv32-3x3, MaxPool, Conv64-3x3, MaxPool, Flatten, Dense512-ReLU, BatchNorm, Dropout 0.5, Dense-softmax."""
+LAYER_CODES = {"C": "conv", "P": "pool", "D": "dropout", "B": "bn", "F": "flatten", "H": "dense"}
+
+
+def _layer(keras, token: str, name: str):
+    """One hidden layer from a spec token (see `spec_model`); every hidden Conv and Dense is ReLU."""
+    layers, code, arg = keras.layers, token[0], token[1:]
+    if code == "C":
+        filters, kernel = arg.rstrip("s").split(":")
+        padding = "same" if arg.endswith("s") else "valid"
+        return layers.Conv2D(int(filters), int(kernel), padding=padding, activation="relu", name=name)
+    if code == "H":
+        return layers.Dense(int(arg), activation="relu", name=name)
+    if code == "D":
+        return layers.Dropout(float(arg), name=name)
+    return {"P": layers.MaxPooling2D, "B": layers.BatchNormalization, "F": layers.Flatten}[code](name=name)
+
+
+def _names(tokens: list[str]) -> list[str]:
+    """Layer names: conv1, pool1, dense1, ... always numbered; bn, dropout and flatten numbered only
+    when the model has more than one (so the reference CNN keeps its names: bn, dropout, flatten)."""
+    kinds = [LAYER_CODES[t[0]] for t in tokens]
+    seen: dict[str, int] = {}
+    names = []
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        numbered = kind in ("conv", "pool", "dense") or kinds.count(kind) > 1
+        names.append(f"{kind}{seen[kind]}" if numbered else kind)
+    return names
+
+
+def spec_model(name: str, spec: str, task: Task):
+    """A Sequential model from a spec: tokens `C32:3` (Conv 32 3x3 valid; `C32:5s` same padding),
+    `P` (MaxPool 2x2), `D0.5` (Dropout), `B` (BatchNorm), `F` (Flatten), `H128` (Dense 128), then
+    the Dense softmax output `probs` sized by the task. One builder for every architecture keeps
+    them comparable and their definitions one line each."""
     _, keras = import_tf()
-    layers = keras.layers
+    tokens = spec.split()
+    hidden = [_layer(keras, token, layer_name) for token, layer_name in zip(tokens, _names(tokens))]
     return keras.Sequential(
-        [
-            layers.Input(task.input_shape, name="image"),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(name="pool1"),
-            layers.Conv2D(64, 3, activation="relu", name="conv2"),
-            layers.MaxPooling2D(name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(512, activation="relu", name="dense1"),
-            layers.BatchNormalization(name="bn"),
-            layers.Dropout(0.5, name="dropout"),
-            layers.Dense(task.num_classes, activation="softmax", name="probs", dtype="float32"),
-        ],
-        name="reference_cnn",
+        [keras.layers.Input(task.input_shape, name="image"), *hidden,
+         keras.layers.Dense(task.num_classes, activation="softmax", name="probs", dtype="float32")],
+        name=name,
     )
 
 
+def _registered(name: str, spec: str, parameters: int, note: str = "") -> Architecture:
+    """An `Architecture` built by `spec_model` from `spec`."""
+    return Architecture(name, lambda task: spec_model(name, spec, task), parameters, spec, note)
+
+
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
-    Architecture("reference_cnn", reference_cnn, 845_706,
-                 "Conv32 3x3, MaxPool, Conv64 3x3, MaxPool, Dense512, BatchNorm, Dropout 0.5, Dense"),
+    _registered("reference_cnn", "C32:3 P C64:3 P F H512 B D0.5", 845_706, "the reference MNIST CNN (default)"),
+    _registered("cnn_dense128", "C32:3 P C64:3 P F H128", 225_034),
+    _registered("mlp", "F H256 D0.2 H256 D0.2", 269_322),
+    _registered("conv3", "C16:3 C32:3 C64:3 P F H64", 519_626),
+    _registered("conv3_bn", "C32:3s C16:3 P D0.5 C32:3 P B F H64 D0.5 B", 61_882),
+    _registered("conv5x5_deep", "C32:5s C128:5s P D0.25 C64:5s P D0.25 C64:5s B C32:5s P D0.25 F H128 B D0.5",
+                500_970, "the notebooks' best: 99.51% on MNIST after 10 epochs"),
+    _registered("conv7", "C64:7s C128:2s C64:2s P D0.25 C64:3s C32:2s P C32:3s C32:2s D0.25 B F H64 D0.5", 228_650),
+    _registered("cnn5x5_dense64", "C32:5s P C64:5s P F H64", 253_514),
+    _registered("cnn5x5_dense1024", "C32:5s P C64:5s P F H1024 D0.2", 3_274_634),
 )}
 
 

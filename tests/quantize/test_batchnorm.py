@@ -46,13 +46,44 @@ def test_fold_through_relu_keeps_dense10_weights_only_when_every_scale_is_positi
     np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-6)
 
 
-def test_trailing_batchnorm_cannot_fold():
+def test_trailing_batchnorm_folds_back_only_into_a_linear_layer():
+    """After a linear Dense the BatchNorm goes into it; after a ReLU Dense its shift has nowhere to go."""
     from edge_mnist.errors import EdgeMnistError
     from edge_mnist.quantize.batchnorm import fold_batchnorm
     from edge_mnist.tfenv import import_tf
 
     _, keras = import_tf()
-    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()],
-                             name="tail_bn")
+    linear = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    linear.layers[-1].set_weights([np.full(3, 2.0), np.ones(3), np.full(3, 0.5), np.full(3, 4.0)])
+    x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+    folded = fold_batchnorm(linear)
+    assert [type(layer).__name__ for layer in folded.layers] == ["Dense"]
+    np.testing.assert_allclose(folded(x).numpy(), linear(x, training=False).numpy(), atol=1e-5)
+    relu = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                             keras.layers.BatchNormalization()], name="tail_bn")
     with pytest.raises(EdgeMnistError, match="tail_bn: a BatchNormalization with no following Dense"):
-        fold_batchnorm(model)
+        fold_batchnorm(relu, through_relu=True)
+
+
+@pytest.mark.parametrize("arch", ["conv3_bn", "conv5x5_deep", "conv7"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_every_architecture_folds_exactly(arch, sign):
+    """BatchNorm after a ReLU conv, after a MaxPool, before Flatten and before a 'same' conv: the
+    folded model computes the same function, with positive and with negative BatchNorm scales."""
+    from edge_mnist.datasets import DATASETS
+    from edge_mnist.models import build
+    from edge_mnist.quantize.batchnorm import fold_batchnorm
+
+    model = build(arch, DATASETS["mnist"].task)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            n = layer.get_weights()[0].shape[0]
+            layer.set_weights([sign * (np.abs(rng.normal(size=n)) + 0.1), rng.normal(size=n), rng.normal(size=n),
+                               np.abs(rng.normal(size=n)) + 0.5])
+    folded = fold_batchnorm(model, through_relu=True)
+    kinds = [type(layer).__name__ for layer in folded.layers]
+    assert "BatchNormalization" not in kinds
+    x = rng.random((8, 28, 28, 1), dtype=np.float32)
+    expected = model(x, training=False).numpy()
+    np.testing.assert_allclose(folded(x, training=False).numpy(), expected, atol=2e-5)
