@@ -22,6 +22,7 @@ from .formats import METHODS
 from .models import ARCHITECTURES
 from .pipeline import DEFAULT_DATASET
 from .records import BENCH_FILE, EMULATE_FILE
+from .train import STRATEGIES
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -72,7 +73,20 @@ training_options = _options(
     click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, help="Training epochs."),
     batch_option, seed_option,
     click.option("--arch", "architecture", type=click.Choice(list(ARCHITECTURES)), default="reference_cnn",
-                 show_default=True, help="Architecture to train."))
+                 show_default=True, help="Architecture to train (listed below)."),
+    click.option("--augment", is_flag=True, help="Random rotation, shift and zoom of the training images "
+                                                 "(the notebooks' ranges; recorded in history.json)."),
+    click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+                 help="tf.distribute: mirrored = every local GPU (or --devices CPUs); multiworker = the "
+                      "cluster in TF_CONFIG. The batch size is per replica."),
+    click.option("--devices", type=click.IntRange(1, 64), default=None,
+                 help="With --strategy mirrored: this many logical CPU devices (testing without GPUs)."))
+ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'same'), P = MaxPool 2x2, D0.5 = Dropout,"
+               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU, then a Dense softmax.\n"
+               + "\n".join(f"  {a.describe()}" for a in ARCHITECTURES.values()))
+model_option = click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): 28x28x1 input, "
+                                 "one output per class. It becomes DIR's float reference; nothing is trained.")
 
 gate_options = _options(
     click.option("--tolerance", type=float, default=GATE.tolerance_pp, show_default=True,
@@ -105,10 +119,10 @@ def cli(debug):
         os.environ["EDGE_MNIST_DEBUG"] = "1"
 
 
-@cli.command()
+@cli.command(epilog=ARCH_EPILOG)
 @training_options
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
-def train(out, dataset, data_dir, epochs, batch_size, seed, architecture, mixed_precision):
+def train(out, dataset, data_dir, mixed_precision, **training):
     """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
     from .data import load_dataset
     from .tfenv import import_tf
@@ -118,13 +132,16 @@ def train(out, dataset, data_dir, epochs, batch_size, seed, architecture, mixed_
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     _say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
-    history = train_model(data, out, TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed,
-                                                 architecture=architecture, mixed_precision=mixed_precision))
+    history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision))
     _report_training(history, out)
 
 
 def _report_training(history: dict, out: Path) -> None:
-    """One line on where and how well training went."""
+    """One line on where and how well training went (or where an imported model came from)."""
+    if "source_model" in history:
+        _say(f"imported {history['source_model']['path']} (Keras {history['source_model']['keras_version']}): "
+             f"{history['parameters']:,} parameters, test accuracy {history['test_accuracy']:.4f}")
+        return
     dev = history["device"]
     if dev["note"]:
         _say(dev["note"])
@@ -143,13 +160,20 @@ def _report_training(history: dict, out: Path) -> None:
 @qat_epochs_option
 @batch_option
 @seed_option
-def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed):
+@model_option
+def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
     from .export import export
     from .pipeline import load_for_folder, need_folder
     from .tfenv import import_tf
 
     import_tf()
+    if model is not None:
+        from .data import load_dataset
+        from .user_model import import_model
+
+        data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
+        _report_training(import_model(model, out, data), out)
     need_folder(out)
     data = load_for_folder(out, dataset, data_dir)
     methods = _methods(method) if int8 else ("float",)
@@ -233,28 +257,30 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
             f"{r.artifact} {r.criterion} {r.value:.4g} (limit {r.limit:.4g})" for r in failed[:3]))
 
 
-@cli.command("run")
+@cli.command("run", epilog=ARCH_EPILOG)
 @training_options
+@model_option
 @method_option
 @calib_option
 @qat_epochs_option
 @threads_option
 @gate_options
-def run_cmd(out, dataset, data_dir, epochs, batch_size, seed, architecture, method, calib_samples, qat_epochs,
-            threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline):
-    """The main job: train -> export --int8 -> bench -> check."""
+def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, **training):
+    """The main job: train (or import --model) -> export --int8 -> bench -> check."""
     from .data import load_dataset
     from .pipeline import run
     from .report import prepare_report_path
     from .tfenv import import_tf
+    from .train import TrainConfig
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     md_path = prepare_report_path(_step_summary(), out, _say)
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
-    result = run(out, data, epochs=epochs, batch_size=batch_size, seed=seed, architecture=architecture,
-                 methods=_methods(method), calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads,
-                 criteria=criteria, progress=_say)
+    result = run(out, data, TrainConfig(**training), model=model, methods=_methods(method),
+                 calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
+                 progress=_say)
     _report_training(result.history, out)
     _print_bench(result.bench, out)
     _conclude(result.verdict, md_path=md_path)

@@ -25,7 +25,7 @@ REFUSED = {"Lambda": "runs Python code stored in the file", "__lambda__": "runs 
            "TFOpLambda": "calls a TensorFlow function named in the file",
            "SlicingOpLambda": "calls a TensorFlow function named in the file"}
 MODEL_CLASSES = {"Sequential", "Functional", "Model", "Policy", "DTypePolicy", "FloatDTypePolicy", "__tensor__",
-                 "__numpy__", "__typespec__", "TensorShape"}
+                 "__keras_tensor__", "__numpy__", "__typespec__", "TensorShape"}
 ALLOWED_MODULES = ("keras", "tf_keras", "tensorflow_model_optimization")
 MAX_CONFIG_BYTES = 16 << 20
 

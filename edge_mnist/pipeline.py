@@ -12,6 +12,7 @@ from .check import Criteria, Verdict, evaluate
 from .data import Dataset, load_dataset
 from .errors import EdgeMnistError
 from .records import MANIFEST_FILE, BenchResult, Manifest, read_record
+from .train import TrainConfig
 
 DEFAULT_DATASET = "mnist"
 
@@ -57,22 +58,29 @@ class RunResult:
     verdict: Verdict
 
 
-def run(out: Path, dataset: Dataset, *, epochs: int = 2, batch_size: int = 128, seed: int = 0,
-        architecture: str = "reference_cnn", methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
-        qat_epochs: int = 1, threads: int = 1, runs: int = 1000, warmup: int = 100,
-        criteria: Criteria | None = None, progress: Callable[[str], None] = print) -> RunResult:
-    """Train, export int8 by `methods`, bench every artifact and evaluate the gate."""
+def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model: Path | None = None,
+        methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500, qat_epochs: int = 1, threads: int = 1,
+        runs: int = 1000, warmup: int = 100, criteria: Criteria | None = None,
+        progress: Callable[[str], None] = print) -> RunResult:
+    """Train by `config` (or import the user's `model` file instead), export int8 by `methods`,
+    bench every artifact and evaluate the gate."""
     from .bench import bench
     from .export import export
-    from .train import TrainConfig, train
+    from .train import train
 
+    config = config or TrainConfig()
     criteria = (criteria or Criteria()).validate()
-    stages = ("train", "export", "bench", "check")
-    progress(f"[1/{len(stages)}] train")
-    history = train(dataset, out, TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed,
-                                              architecture=architecture))
+    stages = ("train" if model is None else "import", "export", "bench", "check")
+    progress(f"[1/{len(stages)}] {stages[0]}")
+    if model is None:
+        history = train(dataset, out, config)
+    else:
+        from .user_model import import_model
+
+        history = import_model(model, out, dataset)
     progress(f"[2/{len(stages)}] export ({', '.join(methods)})")
-    manifest = export(out, dataset, methods, calib_samples, seed, qat_epochs, batch_size, progress=progress)
+    manifest = export(out, dataset, methods, calib_samples, config.seed, qat_epochs, config.batch_size,
+                      progress=progress)
     progress(f"[3/{len(stages)}] bench")
     result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress)
     progress(f"[4/{len(stages)}] check")

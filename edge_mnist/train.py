@@ -1,6 +1,7 @@
 """Training of the float model: tf.data pipeline, device and precision choice (TensorFlow, imported lazily)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,17 @@ class TrainConfig:
     learning_rate: float = 1e-3
     architecture: str = "reference_cnn"
     mixed_precision: bool = False
+    augment: bool = False
+    strategy: str = "default"
+    devices: int | None = None
+
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+# The source notebooks' ImageDataGenerator ranges. Its shear_range is an angle in degrees:
+# 0.05 degrees moves a pixel at the image edge by 14 * tan(0.05 deg) = 0.012 px, below what
+# bilinear resampling resolves, so shear is recorded but not applied. No flips (digits).
+AUGMENT = {"rotation_degrees": 7.0, "width_shift": 0.05, "height_shift": 0.07, "zoom": 0.05,
+           "shear_degrees": 0.05, "shear_applied": False, "flips": False, "fill_mode": "nearest"}
 
 
 def select_device(mixed_precision: bool) -> dict:
@@ -51,14 +63,28 @@ def select_device(mixed_precision: bool) -> dict:
     return {"device": "GPU" if gpus else "CPU", "gpus": gpus, "policy": policy, "note": note}
 
 
-def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool):
+def augmenter(seed: int):
+    """The AUGMENT ranges as Keras preprocessing layers, seeded: random rotation, shift and zoom."""
+    _, keras = import_tf()
+    layers = keras.layers
+    fill = AUGMENT["fill_mode"]
+    return keras.Sequential([
+        layers.RandomRotation(AUGMENT["rotation_degrees"] / 360.0, fill_mode=fill, seed=seed),
+        layers.RandomTranslation(AUGMENT["height_shift"], AUGMENT["width_shift"], fill_mode=fill, seed=seed + 1),
+        layers.RandomZoom(AUGMENT["zoom"], fill_mode=fill, seed=seed + 2),
+    ], name="augment")
+
+
+def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool,
+                  augment: bool = False):
     """tf.data pipeline: shuffled indices -> batch -> gather + normalize (vectorized) -> prefetch.
 
     The uint8 arrays stay in memory as two constants and only indices are shuffled, so each
     step does one gather per batch instead of moving 60k separate image tensors through a
     shuffle buffer; that is also how Keras feeds in-memory arrays. The map runs sequentially in
     the prefetch thread: a batch gather is cheap, and parallel map threads only compete with
-    the training step for the cores.
+    the training step for the cores. With `augment` each batch then goes through `augmenter`.
+    Sharding across workers is by element (DATA): the dataset is made of indices, not files.
     """
     tf, _ = import_tf()
     x, y = tf.constant(images), tf.constant(labels.astype(np.int32))
@@ -69,7 +95,54 @@ def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     ds = tf.data.Dataset.range(len(images))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(gather)
+    if augment:
+        transform = augmenter(seed)
+        ds = ds.map(lambda image, label: (transform(image, training=True), label))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_strategy(name: str, devices: int | None):
+    """The tf.distribute strategy and its replica count.
+
+    default: TensorFlow's default placement (the GPU when it sees one). mirrored: every local
+    GPU, or `devices` logical CPU devices (how the tests run it without a GPU). multiworker:
+    MultiWorkerMirroredStrategy, its cluster read from TF_CONFIG. Logical devices must be made
+    before TensorFlow starts its runtime, so this runs before any model is built.
+    """
+    tf, _ = import_tf()
+    if name not in STRATEGIES:
+        raise EdgeMnistError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if devices is not None and name != "mirrored":
+        raise EdgeMnistError("--devices is for --strategy mirrored")
+    if name == "default":
+        return tf.distribute.get_strategy(), 1
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise EdgeMnistError("--strategy multiworker needs TF_CONFIG (the cluster and this worker's task)")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, strategy.num_replicas_in_sync
+    if devices:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+        except RuntimeError as exc:
+            raise EdgeMnistError(f"--devices: TensorFlow has already started ({exc})") from exc
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
+    else:
+        strategy = tf.distribute.MirroredStrategy()
+    return strategy, strategy.num_replicas_in_sync
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the results: always, except a non-chief multi-worker worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                              and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def epoch_timer(keras):
@@ -95,11 +168,12 @@ def epoch_timer(keras):
 
 
 def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learning_rate: float,
-        feed: str = "tf.data") -> dict:
+        feed: str = "tf.data", augment: bool = False) -> dict:
     """Compile and fit `model` on the training split; return per-epoch metrics and timings.
 
     feed="tf.data" is what `edge-mnist train` uses; feed="arrays" hands Keras the in-memory
     float arrays instead, the reference benchmarks/suite.py compares the pipeline's speed with.
+    `batch_size` is the global batch (split across replicas under a strategy).
     """
     if feed not in ("tf.data", "arrays"):
         raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")
@@ -113,7 +187,8 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
         history = model.fit(to_float(dataset.x_train), dataset.y_train.astype(np.int32), batch_size=batch_size,
                             shuffle=True, **common)
     else:
-        history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True), **common)
+        history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True,
+                                          augment=augment), **common)
     metrics = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics["epoch_seconds"] = timer.seconds
     metrics["train_seconds"] = timer.train_seconds
@@ -133,18 +208,26 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
 
     out = Path(out)
     writable_folder(out)
+    strategy, replicas = make_strategy(config.strategy, config.devices)
     device = select_device(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
-    model = build(config.architecture, dataset.task)
-    metrics = fit(model, dataset, config.epochs, config.batch_size, config.seed, config.learning_rate)
-    float_accuracy = evaluate_keras(model, dataset)
+    global_batch = config.batch_size * replicas
+    with strategy.scope():
+        model = build(config.architecture, dataset.task)
+        metrics = fit(model, dataset, config.epochs, global_batch, config.seed, config.learning_rate,
+                      augment=config.augment)
+        float_accuracy = evaluate_keras(model, dataset)
     keras.mixed_precision.set_global_policy("float32")
     history = {
         "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
         "dataset_source": dataset.source,
         "device": device, "parameters": int(model.count_params()),
+        "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
+        "augment": dict(AUGMENT) if config.augment else None,
         "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
     }
+    if not is_chief(strategy):
+        return history
     with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
         save_keras(inference_copy(model), stage / KERAS_FILE)
         history["keras_sha256"] = sha256_file(stage / KERAS_FILE)

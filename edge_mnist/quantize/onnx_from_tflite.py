@@ -16,8 +16,10 @@ must be told (tests/export/test_artifacts.py and test_onnx.py check the optimize
   convolution is slow on one input channel and its float one is not;
 - a flatten goes back to TFLite's NHWC order first, so the Dense weights keep their order.
 Input `image` and output `probs` are int8 with the .tflite's scale and zero point, so an
-application quantizes and dequantizes alike for both formats. Only the operators a Sequential
-image classifier uses are supported; anything else is a one-line error naming the operator.
+application quantizes and dequantizes alike for both formats. The operators of the image
+classifiers edge-mnist exports are supported: convolutions, Dense, pooling (max, average, global
+average), residual and BatchNorm ADD/MUL, ReLU/ReLU6, reshape and softmax; anything else is a
+one-line error naming the operator.
 """
 from __future__ import annotations
 
@@ -254,19 +256,81 @@ class Converter:
             raise EdgeMnistError(f"{self.path}: {op} changes the quantization of {self.graph.names[a]!r}; "
                                  "not supported")
 
-    def pool(self, source: str, x: int, out: int, options) -> str:
-        """A MaxPool node over `source` with the TFLite operator's window, strides and padding."""
+    def pool(self, source: str, x: int, out: int, options, op: str = "MaxPool") -> str:
+        """A MaxPool/AveragePool node over `source` with the TFLite operator's window, strides and padding
+        (AveragePool leaves padding out of the mean, as TensorFlow does: ONNX's default)."""
         if self.activation(options) is not None:
-            raise EdgeMnistError(f"{self.path}: MAX_POOL_2D with a fused activation is not supported")
+            raise EdgeMnistError(f"{self.path}: a pooling operator with a fused activation is not supported")
         kernel, strides = [options.filterHeight, options.filterWidth], [options.strideH, options.strideW]
         pads = _padding(options, self.graph.shapes[x][1:3], kernel, strides, [1, 1])
-        return self.node("MaxPool", [source], f"op{out}_pool", kernel_shape=kernel, strides=strides, pads=pads)
+        return self.node(op, [source], f"op{out}_pool", kernel_shape=kernel, strides=strides, pads=pads)
 
-    def op_max_pool(self, inputs: list[int], out: int, options) -> None:
+    def op_max_pool(self, inputs: list[int], out: int, options, op: str = "MaxPool") -> None:
         """MAX_POOL_2D between a DQ and a Q of one grid (onnxruntime drops the pair: int8 MaxPool)."""
-        self.same_grid(inputs[0], out, "MAX_POOL_2D")
-        self.requantize(self.pool(self.tensor(inputs[0], nchw=True), inputs[0], out, options), out, None)
+        self.same_grid(inputs[0], out, op)
+        self.requantize(self.pool(self.tensor(inputs[0], nchw=True), inputs[0], out, options, op), out, None)
         self.nchw.add(out)
+
+    def op_average_pool(self, inputs: list[int], out: int, options) -> None:
+        """AVERAGE_POOL_2D: an AveragePool between DQ and Q (onnxruntime's QLinearAveragePool)."""
+        self.op_max_pool(inputs, out, options, "AveragePool")
+
+    def operand(self, index: int, like: int, name: str) -> str:
+        """One input of an elementwise operator: a tensor, or a constant broadcast in the layout of `like`
+        (a per-channel NHWC constant becomes [1, C, 1, 1] when `like` is NCHW here)."""
+        if index not in self.graph.data:
+            return self.tensor(index, nchw=like in self.nchw)
+        value = self.graph.data[index]
+        if like in self.nchw and value.size > 1:
+            if value.size != value.shape[-1]:
+                raise EdgeMnistError(f"{self.path}: constant {self.graph.names[index]!r} is not per channel")
+            value = value.reshape(1, -1, 1, 1)
+        return self.dequantize(name, self.const(f"{name}_q", value), self.quant(index))
+
+    def elementwise(self, op: str, inputs: list[int], out: int, options) -> None:
+        """ADD/MUL of two tensors or a tensor and a constant (a BatchNorm the converter could not fold,
+        a residual connection): DQ -> Add/Mul -> Q, onnxruntime's QLinearAdd/QLinearMul."""
+        a, b = inputs
+        like = b if a in self.graph.data else a
+        if a not in self.graph.data and b not in self.graph.data and (a in self.nchw) != (b in self.nchw):
+            raise EdgeMnistError(f"{self.path}: {op} of two tensors in different layouts is not supported")
+        feeds = [self.operand(a, like, f"op{out}_a"), self.operand(b, like, f"op{out}_b")]
+        self.requantize(self.node(op, feeds, f"op{out}_{op.lower()}"), out, self.activation(options))
+        if like in self.nchw:
+            self.nchw.add(out)
+
+    def op_add(self, inputs: list[int], out: int, options) -> None:
+        """ADD (see `elementwise`)."""
+        self.elementwise("Add", inputs, out, options)
+
+    def op_mul(self, inputs: list[int], out: int, options) -> None:
+        """MUL (see `elementwise`)."""
+        self.elementwise("Mul", inputs, out, options)
+
+    def op_relu(self, inputs: list[int], out: int, options, activation: str = "relu") -> None:
+        """A standalone RELU/RELU6: the integer clamp of `requantize` on the output grid."""
+        x = inputs[0]
+        self.requantize(self.tensor(x), out, activation)
+        if x in self.nchw:
+            self.nchw.add(out)
+
+    def op_relu6(self, inputs: list[int], out: int, options) -> None:
+        """RELU6 (see `op_relu`)."""
+        self.op_relu(inputs, out, options, "relu6")
+
+    def op_mean(self, inputs: list[int], out: int, options) -> None:
+        """MEAN over height and width (global average pooling): GlobalAveragePool, then a reshape to
+        [N, C] unless the dimensions are kept."""
+        x, axes = inputs[0], sorted(int(a) % 4 for a in self.graph.data[inputs[1]].reshape(-1))
+        if axes != [1, 2] or x not in self.nchw:
+            raise EdgeMnistError(f"{self.path}: MEAN is supported over height and width only")
+        pooled = self.node("GlobalAveragePool", [self.tensor(x, nchw=True)], f"op{out}_gap")
+        if getattr(options, "keepDims", False):
+            self.requantize(pooled, out, None)
+            self.nchw.add(out)
+            return
+        shape = self.const(f"op{out}_shape", np.array([-1, self.graph.shapes[out][-1]], np.int64))
+        self.requantize(self.node("Reshape", [pooled, shape], f"op{out}_flat"), out, None)
 
     def op_reshape(self, inputs: list[int], out: int, options) -> None:
         """RESHAPE, from TFLite's NHWC order (a transpose first when the value is NCHW here)."""
@@ -335,7 +399,9 @@ class Converter:
 
 OPERATORS = {"CONV_2D": Converter.op_conv, "DEPTHWISE_CONV_2D": Converter.op_depthwise,
              "FULLY_CONNECTED": Converter.op_fully_connected, "MAX_POOL_2D": Converter.op_max_pool,
-             "RESHAPE": Converter.op_reshape, "SOFTMAX": Converter.op_softmax}
+             "RESHAPE": Converter.op_reshape, "SOFTMAX": Converter.op_softmax,
+             "AVERAGE_POOL_2D": Converter.op_average_pool, "ADD": Converter.op_add, "MUL": Converter.op_mul,
+             "RELU": Converter.op_relu, "RELU6": Converter.op_relu6, "MEAN": Converter.op_mean}
 
 
 def _padding(options, in_hw: list[int], kernel: list[int], strides: list[int], dilation: list[int]) -> list[int]:

@@ -78,10 +78,11 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
                  learning_rate: float = LEARNING_RATE):
     """Return (QAT model, per-epoch metrics) fine-tuned from a copy of `model`.
 
-    tfmot's default scheme has no pattern for BatchNormalization after Dense, so BatchNorm is
-    folded away first (batchnorm.fold_batchnorm, its scale through the ReLU into the Dense before
-    it where it can, so the last Dense keeps its own per-tensor weight range): the float model
-    itself is never changed and tfmot sees only layers it supports. With `calib`, activation ranges start
+    tfmot's default scheme only knows BatchNormalization right after a linear Conv2D or Dense,
+    so in a Sequential model BatchNorm is folded away first (batchnorm.fold_batchnorm, its scale
+    through the ReLU into the layer before it where it can, so the next layer keeps its own
+    per-tensor weight range): the float model itself is never changed. A functional model goes
+    to tfmot as it is; a layer tfmot cannot quantize is a one-line error suggesting PTQ. With `calib`, activation ranges start
     from those images (module docstring); without it, from tfmot's [-6, 6].
     """
     _, keras = import_tf()
@@ -90,8 +91,13 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
 
     tfmot = require("tensorflow_model_optimization", "train")
     keras.utils.set_random_seed(seed)
-    folded = fold_batchnorm(model, through_relu=True)
-    qat = tfmot.quantization.keras.quantize_model(folded)
+    folded = fold_batchnorm(model, through_relu=True) if isinstance(model, keras.Sequential) else model
+    try:
+        qat = tfmot.quantization.keras.quantize_model(folded)
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EdgeMnistError(f"{model.name}: quantization-aware training is not possible for this model "
+                             f"(tfmot: {reason}); use --method ptq") from exc
     if calib is not None and not calibrate_ranges(qat, activation_ranges(folded, calib)):
         raise EdgeMnistError(f"{model.name}: no tfmot activation range variable was found to calibrate "
                              "(tfmot's variable names changed?); QAT would start from [-6, 6]")
