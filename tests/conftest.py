@@ -78,6 +78,15 @@ def small_fashion_dir(tmp_path_factory, fashion_full) -> Path:
 
 
 @pytest.fixture(scope="session")
+def medium_fashion_dir(tmp_path_factory, fashion_full) -> Path:
+    """A larger real Fashion-MNIST subset (12,000 train / 5,000 test): one epoch trains any architecture
+    well enough for int8 to be judged, and 500 test images per class keep the per-class criterion fair."""
+    arrays = {"x_train": fashion_full["x_train"][:12000], "y_train": fashion_full["y_train"][:12000],
+              "x_test": fashion_full["x_test"][:5000], "y_test": fashion_full["y_test"][:5000]}
+    return write_idx_dir(tmp_path_factory.mktemp("fashion_medium"), arrays)
+
+
+@pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
     """Train 2 epochs on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
     from edge_mnist.bench import bench

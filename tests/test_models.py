@@ -22,6 +22,46 @@ def test_reference_cnn_layout_and_parameters():
     assert model.count_params() == sum(per_layer) == ARCHITECTURES["reference_cnn"].mnist_parameters
 
 
+# The parameter counts the source notebooks' model summaries give (issue 13), independent of the registry.
+NOTEBOOK_PARAMETERS = {"reference_cnn": 845_706, "cnn_dense128": 225_034, "mlp": 269_322, "conv3": 519_626,
+                       "conv3_bn": 61_882, "conv5x5_deep": 500_970, "conv7": 228_650, "cnn5x5_dense64": 253_514,
+                       "cnn5x5_dense1024": 3_274_634}
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMETERS))
+def test_every_architecture_has_its_notebook_parameter_count(name):
+    model = build(name, TASK)
+    assert model.count_params() == NOTEBOOK_PARAMETERS[name] == ARCHITECTURES[name].mnist_parameters
+    assert model.output_shape == (None, 10) and model.layers[-1].name == "probs"
+    hidden = [layer for layer in model.layers if type(layer).__name__ in ("Conv2D", "Dense")][:-1]
+    assert hidden and all(layer.get_config()["activation"] == "relu" for layer in hidden)
+
+
+@pytest.mark.tf
+def test_spec_layers_follow_the_notebook_order():
+    """conv5x5_deep: BatchNorm after a conv and after a Dense, Dropout after pools, 'same' 5x5 kernels."""
+    model = build("conv5x5_deep", TASK)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "MaxPooling2D", "Dropout", "Conv2D",
+                     "BatchNormalization", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense",
+                     "BatchNormalization", "Dropout", "Dense"]
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert {c.kernel_size for c in convs} == {(5, 5)} and {c.padding for c in convs} == {"same"}
+    assert [c.filters for c in convs] == [32, 128, 64, 64, 32]
+
+
+@pytest.mark.device
+def test_every_architecture_is_listed_in_help():
+    from click.testing import CliRunner
+
+    from edge_mnist.cli import cli
+
+    for command in ("train", "run"):
+        text = CliRunner().invoke(cli, [command, "--help"]).output
+        assert all(f"{name}: " in text for name in NOTEBOOK_PARAMETERS), command
+
+
 @pytest.mark.tf
 def test_output_follows_the_task():
     from edge_mnist.datasets import Task
@@ -34,3 +74,25 @@ def test_output_follows_the_task():
 def test_unknown_architecture_is_an_error():
     with pytest.raises(EdgeMnistError, match="unknown architecture 'resnet9000'; choose one of reference_cnn"):
         build("resnet9000", TASK)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMETERS))
+def test_every_architecture_trains_exports_both_ways_and_passes_the_gate(name, medium_fashion_dir, tmp_path):
+    """One epoch on 12,000 real Fashion-MNIST images (batch 32, so BatchNorm's moving statistics
+    settle), then PTQ and QAT int8 to TFLite, ONNX and ORT, and the default gate on 5,000 test images."""
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.data import load_dataset
+    from edge_mnist.export import export
+    from edge_mnist.train import TrainConfig, train
+
+    data = load_dataset("fashion-mnist", medium_fashion_dir)
+    history = train(data, tmp_path, TrainConfig(epochs=1, batch_size=32, architecture=name))
+    assert history["parameters"] == NOTEBOOK_PARAMETERS[name]
+    assert history["test_accuracy"] > 0.6
+    manifest = export(tmp_path, data, ("ptq", "qat"), calib_samples=200, batch_size=32, progress=lambda *_: None)
+    assert {"tflite_int8", "onnx_int8", "ort_int8", "tflite_qat_int8", "onnx_qat_int8", "ort_qat_int8"} <= set(
+        manifest.artifacts)
+    verdict = evaluate(tmp_path, data, Criteria(), threads=1)
+    assert verdict.passed, [f"{r.artifact}: {r.criterion} {r.value:.3g} (limit {r.limit})" for r in verdict.failed]

@@ -100,3 +100,91 @@ def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_d
         with pytest.raises(EdgeMnistError, match=f"model_float32.keras: the model.*{expected}"):
             export(out, data, ("ptq",), progress=lambda *_: None)
         assert sorted(p.name for p in out.iterdir()) == ["model_float32.keras"]
+
+
+def test_augmentation_is_seeded_keeps_labels_and_moves_the_images():
+    from edge_mnist.train import make_pipeline
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((8, 28, 28), np.uint8)
+    for i in range(8):  # a bright square somewhere in each image
+        r, c = rng.integers(6, 16, size=2)
+        images[i, r:r + 8, c:c + 8] = 255
+    labels = np.arange(8, dtype=np.uint8)
+    plain, y = next(iter(make_pipeline(images, labels, 8, seed=3, shuffle=False)))
+    first, y1 = next(iter(make_pipeline(images, labels, 8, seed=3, shuffle=False, augment=True)))
+    again, _ = next(iter(make_pipeline(images, labels, 8, seed=3, shuffle=False, augment=True)))
+    np.testing.assert_array_equal(y1.numpy(), y.numpy())
+    np.testing.assert_allclose(first.numpy(), again.numpy(), atol=1e-6)  # seeded
+    moved = np.abs(first.numpy() - plain.numpy()).reshape(8, -1).max(1)
+    assert (moved > 0.1).all()  # every image was transformed
+    assert first.numpy().min() >= -1e-6 and first.numpy().max() <= 1 + 1e-6
+    # Small ranges: the square's brightness stays about the same (no flips, no crops off the image).
+    np.testing.assert_allclose(first.numpy().sum((1, 2, 3)), plain.numpy().sum((1, 2, 3)), rtol=0.25)
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus_with_augmentation(tmp_path, fixture_data_dir):
+    from tests.conftest import run_process
+
+    proc = run_process(["train", "--strategy", "mirrored", "--devices", "2", "--augment", "--epochs", "1",
+                        "--batch-size", "32", "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir,
+                        "--out", tmp_path], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert (history["strategy"], history["replicas"], history["global_batch_size"]) == ("mirrored", 2, 64)
+    assert history["augment"]["rotation_degrees"] == 7.0 and history["augment"]["height_shift"] == 0.07
+    assert history["test_accuracy"] > 0.3
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_with_two_local_workers(tmp_path, fixture_data_dir):
+    """Two real worker processes on loopback ports; both finish by themselves within the timeout,
+    the chief writes the model and non-chief worker 1 writes nothing."""
+    import subprocess
+    import sys
+
+    from tests.conftest import FIXTURES
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        args = [sys.executable, "-m", "edge_mnist.cli", "train", "--strategy", "multiworker", "--epochs", "1",
+                "--batch-size", "32", "--dataset", "fashion-mnist", "--data-dir", str(fixture_data_dir),
+                "--out", str(tmp_path / f"worker{index}")]
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      cwd=FIXTURES.parent.parent, env={**__import__("os").environ, "TF_CONFIG": config}))
+    try:
+        results = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], [err[-800:] for _, err in results]
+    history = json.loads((tmp_path / "worker0" / "history.json").read_text())
+    assert (history["strategy"], history["replicas"], history["global_batch_size"]) == ("multiworker", 2, 64)
+    assert not (tmp_path / "worker1" / "model_float32.keras").exists()
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--devices", "2"], {}, "--devices is for --strategy mirrored"),
+    (["--strategy", "multiworker"], {"TF_CONFIG": ""}, "--strategy multiworker needs TF_CONFIG"),
+])
+def test_strategy_misuse_is_one_line_exit_2(args, env, message, tmp_path, fixture_data_dir):
+    from tests.conftest import run_process
+
+    proc = run_process(["train", *args, "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir,
+                        "--out", tmp_path], env=env)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(message), proc.stderr
