@@ -143,6 +143,9 @@ def _report_training(history: dict, out: Path) -> None:
              f"{history['parameters']:,} parameters, test accuracy {history['test_accuracy']:.4f}")
         return
     dev = history["device"]
+    if not history.get("chief", True):
+        _say(f"worker done (test accuracy {history['test_accuracy']:.4f}); the chief worker writes the model")
+        return
     if dev["note"]:
         _say(dev["note"])
     ips = history["history"]["images_per_second"]
@@ -275,10 +278,13 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     from .train import TrainConfig
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    config = TrainConfig(**training)
+    if model is not None and (config.architecture, config.augment, config.strategy) != ("reference_cnn", False, "default"):
+        raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
     md_path = prepare_report_path(_step_summary(), out, _say)
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
-    result = run(out, data, TrainConfig(**training), model=model, methods=_methods(method),
+    result = run(out, data, config, model=model, methods=_methods(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
                  progress=_say)
     _report_training(result.history, out)

@@ -193,7 +193,9 @@ def keras3_compatible(path: Path) -> None:
     """Rewrite a tf_keras .keras zip so plain Keras 3 loads it too.
 
     tf_keras writes BatchNormalization's axis as a one-element list, which Keras 3 rejects
-    (int() of a list); both read a plain integer. Nothing else in the file changes.
+    (int() of a list); both read a plain integer. A functional model's own entry names the module
+    `tf_keras.src.engine.functional`, which Keras 3 cannot import; both read it as `keras.Model`,
+    whose from_config builds the functional graph. Nothing else in the file changes.
     """
     with zipfile.ZipFile(path) as archive:
         members = [(info, archive.read(info.filename)) for info in archive.infolist()]
@@ -202,5 +204,7 @@ def keras3_compatible(path: Path) -> None:
             if info.filename == "config.json":
                 config = json.loads(data)
                 _scalar_batchnorm_axis(config)
+                if config.get("class_name") == "Functional" and str(config.get("module", "")).startswith("tf_keras"):
+                    config.update(module="keras", class_name="Model", registered_name=None)
                 data = json.dumps(config).encode()
             archive.writestr(info, data)

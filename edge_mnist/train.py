@@ -223,13 +223,16 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
         "dataset_source": dataset.source,
         "device": device, "parameters": int(model.count_params()),
         "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
-        "augment": dict(AUGMENT) if config.augment else None,
+        "augment": dict(AUGMENT) if config.augment else None, "chief": is_chief(strategy),
         "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
     }
-    if not is_chief(strategy):
+    # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
+    # when read, so a worker that skipped this would leave the chief waiting on a closed socket.
+    final = inference_copy(model)
+    if not history["chief"]:
         return history
     with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
-        save_keras(inference_copy(model), stage / KERAS_FILE)
+        save_keras(final, stage / KERAS_FILE)
         history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
         plot_curves(metrics, stage / CURVES_FILE)
         atomic_write_json(stage / HISTORY_FILE, history)

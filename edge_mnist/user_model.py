@@ -96,6 +96,18 @@ def _tf_keras_layer(tfk, entry: dict, path: Path):
     return cls(**config)
 
 
+def _tf_keras_layers(tfk, entry: dict, path: Path) -> list:
+    """The tf_keras layer for one Keras 3 entry, with a fused relu6 split off into a ReLU(6) layer
+    after it: the same function, and tfmot quantizes a ReLU layer but refuses relu6 as a layer's
+    own activation."""
+    layer = _tf_keras_layer(tfk, entry, path)
+    if _activation_name(entry["config"].get("activation")) != "relu6":
+        return [layer]
+    config = layer.get_config()
+    config["activation"] = "linear"
+    return [type(layer).from_config(config), tfk.layers.ReLU(6.0, name=f"{layer.name}_relu6")]
+
+
 def _resolve(node, tensors: dict):
     """A stored call argument with every Keras 3 tensor reference replaced by the rebuilt tensor."""
     if isinstance(node, dict) and node.get("class_name") == "__keras_tensor__":
@@ -112,31 +124,35 @@ def _endpoints(spec) -> list[str]:
     return [spec[0]] if spec and isinstance(spec[0], str) else [item[0] for item in spec]
 
 
+def _input(tfk, entry: dict):
+    """A tf_keras Input for a Keras 3 InputLayer entry (same shape and name)."""
+    return tfk.Input(tuple(entry["config"]["batch_shape"][1:]), name=entry["config"]["name"])
+
+
 def rebuild_in_tf_keras(config: dict, path: Path):
-    """A tf_keras model with the graph of a Keras 3 model config (weights not yet set)."""
+    """A tf_keras model with the graph of a Keras 3 model config (weights not yet set): a Sequential
+    stays Sequential; a functional graph is wired from each layer's stored call arguments."""
     _, tfk = import_tf()
-    entries = _layer_entries(config, path)
+    entries, inner = _layer_entries(config, path), config["config"]
+    name = inner.get("name", "user_model")
+    if config["class_name"] == "Sequential":
+        if not entries or entries[0]["class_name"] != "InputLayer":
+            raise EdgeMnistError(f"{path}: a Sequential model without an Input layer is not supported")
+        layers = [layer for e in entries[1:] for layer in _tf_keras_layers(tfk, e, path)]
+        return tfk.Sequential([_input(tfk, entries[0]), *layers], name=name)
     tensors: dict = {}
     for entry in entries:
-        name = entry["config"]["name"]
         if entry["class_name"] == "InputLayer":
-            tensors[name] = tfk.Input(tuple(entry["config"]["batch_shape"][1:]), name=name)
-            continue
-        layer = _tf_keras_layer(tfk, entry, path)
-        if config["class_name"] == "Sequential":
-            tensors[name] = layer(list(tensors.values())[-1])
+            tensors[entry["config"]["name"]] = _input(tfk, entry)
             continue
         node = entry["inbound_nodes"][0]
-        tensors[name] = layer(*_resolve(node["args"], tensors), **_resolve(node.get("kwargs", {}), tensors))
-    inner = config["config"]
-    if config["class_name"] == "Sequential":
-        if entries[0]["class_name"] != "InputLayer":
-            raise EdgeMnistError(f"{path}: a Sequential model without an Input layer is not supported")
-        inputs, outputs = [tensors[entries[0]["config"]["name"]]], [list(tensors.values())[-1]]
-    else:
-        inputs = [tensors[n] for n in _endpoints(inner["input_layers"])]
-        outputs = [tensors[n] for n in _endpoints(inner["output_layers"])]
-    return tfk.Model(inputs, outputs, name=inner.get("name", "user_model"))
+        first, *rest = _tf_keras_layers(tfk, entry, path)
+        tensor = first(*_resolve(node["args"], tensors), **_resolve(node.get("kwargs", {}), tensors))
+        for layer in rest:
+            tensor = layer(tensor)
+        tensors[entry["config"]["name"]] = tensor
+    return tfk.Model([tensors[n] for n in _endpoints(inner["input_layers"])],
+                     [tensors[n] for n in _endpoints(inner["output_layers"])], name=name)
 
 
 def _from_keras3(path: Path, config: dict):
@@ -149,7 +165,7 @@ def _from_keras3(path: Path, config: dict):
         raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
     model = rebuild_in_tf_keras(config, path)
     for layer in model.layers:
-        weights = original.get_layer(layer.name).get_weights()
+        weights = layer.get_weights() and original.get_layer(layer.name).get_weights()
         if weights:
             layer.set_weights(weights)
     probe = np.random.default_rng(0).random((8, *model.input_shape[1:]), dtype=np.float32)
@@ -167,7 +183,10 @@ def with_softmax(model):
     last = model.layers[-1]
     if _activation_name(last.get_config().get("activation")) == "softmax" or type(last).__name__ == "Softmax":
         return model
-    return tfk.Model(model.inputs, tfk.layers.Activation("softmax", name="probs")(model.outputs[0]), name=model.name)
+    softmax = tfk.layers.Activation("softmax", name="probs")
+    if isinstance(model, tfk.Sequential):  # stays Sequential, so QAT can fold its BatchNorms
+        return tfk.Sequential([tfk.Input(model.input_shape[1:]), *model.layers, softmax], name=model.name)
+    return tfk.Model(model.inputs, softmax(model.outputs[0]), name=model.name)
 
 
 def check_io(model, dataset: Dataset, path: Path) -> None:

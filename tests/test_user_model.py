@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.user_model import residual_model as keras3_residual
 from tests.conftest import run_process
 
 pytestmark = pytest.mark.tf
@@ -17,22 +18,6 @@ def keras3():
 
     assert keras.__version__.startswith("3")
     return keras
-
-
-def keras3_residual(batchnorm_after_add: bool = False):
-    """A functional Keras 3 model as users write them: conv -> BatchNorm -> ReLU, a residual add,
-    MaxPool, a ReLU6 conv, global average pooling and a softmax Dense."""
-    keras = keras3()
-    L = keras.layers
-    image = keras.Input((28, 28, 1))
-    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(image)))
-    x = L.Add()([x, L.Conv2D(16, 3, padding="same", activation="relu")(x)])
-    if batchnorm_after_add:
-        x = L.BatchNormalization()(x)
-    x = L.MaxPooling2D()(x)
-    x = L.Conv2D(32, 3, activation="relu6")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(image, L.Dense(10, activation="softmax")(x), name="user_resnet")
 
 
 def trained(model, data, epochs: int = 1):
@@ -137,7 +122,7 @@ def _swish(keras):
     (_unsupported_layer, r"layer 'leaky_re_lu' \(LeakyReLU\) is not supported; supported layers: InputLayer, Conv2D"),
     (_wrong_input, r"the model's input is \(None, 32, 32, 3\); expected one input of shape \(None, 28, 28, 1\)"),
     (_wrong_output, r"the model's output is \(None, 7\); expected one output of shape \(None, 10\)"),
-    (_swish, r"activation 'swish' is not supported; supported: linear, relu, relu6, softmax"),
+    (_swish, r"activation '(swish|silu)' is not supported; supported: linear, relu, relu6, softmax"),
 ])
 def test_an_unusable_model_is_one_line_exit_2_and_the_folder_is_untouched(make, message, device_export, tmp_path,
                                                                             fixture_data_dir):
