@@ -132,15 +132,32 @@ def load_keras(path: Path, sha256: str | None = None):
     builtin, qat = known_classes(keras)
     used = refuse_unsafe(path, stored_config(path), builtin | qat)
     options = {"compile": False, "safe_mode": True} if path.suffix == ".keras" else {"compile": False}
-    try:
-        if used & qat:
-            import tensorflow_model_optimization as tfmot
+    if used & qat:
+        import tensorflow_model_optimization as tfmot
 
-            with tfmot.quantization.keras.quantize_scope():
-                return keras.models.load_model(path, **options)
+        with tfmot.quantization.keras.quantize_scope():
+            return _built(keras, path, options)
+    return _built(keras, path, options)
+
+
+def _built(keras, path: Path, options: dict):
+    """`keras.models.load_model` (tf_keras or Keras 3) on a checked file; any failure is one line."""
+    try:
         return keras.models.load_model(path, **options)
     except Exception as exc:  # Keras raises many types for a corrupt file
         raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
+
+
+def load_keras3(path: Path):
+    """Load a file saved by Keras 3 with Keras 3 itself, after the same JSON checks as `load_keras`,
+    in safe mode (a user's model for `--model`, before it is rebuilt in tf_keras)."""
+    _, tf_keras = import_tf()
+    import keras
+
+    path = Path(path)
+    builtin, _ = known_classes(tf_keras)
+    refuse_unsafe(path, stored_config(path), builtin)
+    return _built(keras, path, {"compile": False, "safe_mode": True})
 
 
 def inference_copy(model):

@@ -156,13 +156,10 @@ def rebuild_in_tf_keras(config: dict, path: Path):
 
 
 def _from_keras3(path: Path, config: dict):
-    """Load a Keras 3 file with Keras 3 (safe mode) and return the same model in tf_keras."""
-    import keras
+    """Load a Keras 3 file with Keras 3 (keras_io's safe loader) and return the same model in tf_keras."""
+    from .keras_io import load_keras3
 
-    try:
-        original = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a corrupt file
-        raise EdgeMnistError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:160]})") from exc
+    original = load_keras3(path)
     model = rebuild_in_tf_keras(config, path)
     for layer in model.layers:
         weights = layer.get_weights() and original.get_layer(layer.name).get_weights()
