@@ -1,6 +1,7 @@
 """The bench stage: accuracy and latency of every artifact in a folder under its own runtime.
 
-Needs numpy and the device runtimes only. The float Keras model is measured too when
+Needs numpy and the device runtimes only. A file is measured under every runtime its format
+lists (an int8 .tflite under LiteRT and, accuracy only, TensorFlow Lite Micro). The float Keras model is measured too when
 TensorFlow is installed; on a device without it that row is skipped and the float ONNX or
 TFLite model is the reference (records.BenchResult.reference).
 """
@@ -16,7 +17,7 @@ import numpy as np
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .files import writable_folder
-from .formats import FORMATS
+from .formats import FORMATS, RUNTIMES
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
 from .verify import open_artifact, refuse_unlisted
@@ -39,15 +40,17 @@ def machine_info() -> dict:
             "flags": flags}
 
 
-def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: int, batch: int = 256) -> dict:
-    """Accuracy, predictions, single-image latency and batch throughput of one opened model."""
+def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: int, batch: int = 256,
+            timed: bool = True) -> dict:
+    """Accuracy, predictions, single-image latency and batch throughput of one opened model
+    (timing left out, None, when `timed` is False)."""
     preds = runner.predict(images).argmax(1)
-    batch_call = runner.bound_call(images[:batch])
     return {
         "accuracy": float((preds == labels).mean()),
         "predictions": preds.astype(np.int64),
-        "latency_us": latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup),
-        "throughput_ips": throughput_ips(batch_call, batch=min(batch, len(images))),
+        "latency_us": latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup) if timed else None,
+        "throughput_ips": throughput_ips(runner.bound_call(images[:batch]), batch=min(batch, len(images)))
+        if timed else None,
     }
 
 
@@ -70,20 +73,21 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     refuse_unlisted(out, manifest)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
-    present = [f for f in FORMATS if f.key in manifest.artifacts and f.runnable]
+    present = [run for f in FORMATS if f.key in manifest.artifacts for run in f.runs]
     runners, skipped = {}, []
-    for fmt in present:  # every file is verified before anything is measured
+    for run in present:  # every file is verified before anything is measured
         try:
-            runners[fmt.key] = open_artifact(out, manifest, fmt.key, threads)
+            runners[run.key] = open_artifact(out, manifest, run.key, threads)
         except MissingDependency as exc:
-            skipped.append({"file": fmt.file, "reason": str(exc)})
-            progress(f"skipping {fmt.file}: {exc}")
+            skipped.append({"file": run.label, "reason": str(exc)})
+            progress(f"skipping {run.label}: {exc}")
     rows = []
-    for fmt in (f for f in present if f.key in runners):
-        progress(f"measuring {fmt.file} ({fmt.runtime}, {fmt.precision})")
-        artifact = manifest.artifacts[fmt.key]
-        rows.append(BenchRow(fmt.key, fmt.file, artifact.sha256, artifact.size_bytes,
-                             **measure(runners[fmt.key], images, labels, runs, warmup)))
+    for run in (r for r in present if r.key in runners):
+        timed = RUNTIMES[run.runtime].timed
+        progress(f"measuring {run.fmt.file} ({run.runtime}, {run.fmt.precision}{'' if timed else ', accuracy only'})")
+        artifact = manifest.artifacts[run.fmt.key]
+        rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes,
+                             **measure(runners[run.key], images, labels, runs, warmup, timed=timed)))
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
     result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,

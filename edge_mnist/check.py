@@ -3,13 +3,16 @@
 Each criterion is a small pure function of predictions and limits (unit-tested at its
 boundary). `evaluate` derives every prediction itself: it runs each int8 artifact of the
 manifest and the float reference on the test set, from bytes whose sha256 matches the
-manifest and whose precision and input type are read from the file (verify.py). bench.json
+manifest and whose precision and input type are read from the file (verify.py), under every
+runtime its format lists (an int8 .tflite under LiteRT and TensorFlow Lite Micro); files that
+embed a .tflite (the C++ source and header) must hold exactly the bytes that ran. bench.json
 is a record of what was measured, never evidence. The set of criteria follows from the
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
-omission. Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
+omission (an optional runtime that is not installed is listed as skipped in the verdict). Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +22,9 @@ import numpy as np
 from .bench import check_dataset
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
-from .formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, REFERENCE_ORDER, parity_groups
+from .formats import FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, parity_groups
 from .records import MANIFEST_FILE, BenchResult, Manifest
-from .verify import open_artifact, open_qat_source, refuse_unlisted
+from .verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 
@@ -162,9 +165,39 @@ class Measured:
 
 
 def _run(runner, key: str, images: np.ndarray, labels: np.ndarray) -> Measured:
-    """Top-1 predictions and accuracy of an opened model on the test images."""
+    """Top-1 predictions and accuracy of an opened model on the test images (key: a run key)."""
     preds = runner.predict(images).argmax(1).astype(np.int64)
-    return Measured(key, runner.path.name, preds, float((preds == labels).mean()))
+    return Measured(key, RUNS[key].label if key in RUNS else runner.path.name, preds, float((preds == labels).mean()))
+
+
+def _open_runs(out: Path, manifest: Manifest, runs: list[Run], threads: int) -> tuple[dict, list[str]]:
+    """Open every run; an optional runtime that is not installed (TFLM) is skipped with a note, any
+    other failure is an error."""
+    runners, skipped = {}, []
+    for run in runs:
+        try:
+            runners[run.key] = open_artifact(out, manifest, run.key, threads)
+        except MissingDependency as exc:
+            if not RUNTIMES[run.runtime].optional:
+                raise
+            skipped.append(f"{run.label}: the {run.runtime} runtime is not installed ({RUNTIMES[run.runtime].install})")
+    return runners, skipped
+
+
+def _embedded_results(out: Path, manifest: Manifest, runners: dict) -> list[Result]:
+    """Each file that embeds an int8 .tflite (the C++ source and header) must hold exactly the bytes the
+    gate ran and describe them truly: what a board flashes is what passed."""
+    results = []
+    for fmt in (f for f in FORMATS if f.verifier and f.key in manifest.artifacts):
+        artifact, tflite = manifest.artifacts[fmt.key], manifest.artifacts[fmt.built_from]
+        read_verified(out / artifact.file, artifact.sha256, artifact.size_bytes)
+        content = read_verified(out / tflite.file, tflite.sha256, tflite.size_bytes)
+        module, func = fmt.verifier.split(":")
+        problems = getattr(importlib.import_module(module), func)(out / artifact.file, content, manifest.task,
+                                                                 runners[fmt.built_from])
+        results.append(Result(fmt.file, f"describes {tflite.file} (problems)", len(problems), 0, not problems,
+                              "; ".join(problems)))
+    return results
 
 
 def _reference(out: Path, manifest: Manifest, images, labels, threads: int) -> Measured:
@@ -202,7 +235,7 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
     found = {row.key: row.accuracy for row in baseline.rows}
-    missing = [BY_KEY[k].file for k in keys if k not in found]
+    missing = [RUNS[k].label for k in keys if k not in found]
     if missing:
         raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline criterion "
                              "cannot be evaluated for it")
@@ -247,24 +280,27 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     manifest = Manifest.load(out)
     refuse_unlisted(out, manifest)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
-    keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
-    if not keys:
+    runs = [run for fmt in FORMATS if fmt.key in manifest.artifacts and fmt.is_int8 for run in fmt.runs]
+    if not runs:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
+    runners, skipped = _open_runs(out, manifest, runs, threads)
+    keys = list(runners)
     baseline = _baseline_accuracy(criteria.baseline, manifest, keys) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     reference = _reference(out, manifest, images, labels, threads)
-    measured = {k: _run(open_artifact(out, manifest, k, threads), k, images, labels) for k in keys}
-    needs_qat = any(BY_KEY[k].source == QAT_KERAS for k in keys)
+    measured = {k: _run(runner, k, images, labels) for k, runner in runners.items()}
+    needs_qat = any(RUNS[k].fmt.source == QAT_KERAS for k in keys)
     qat = _qat_source(out, manifest, images, labels, threads, skip_qat_source) if needs_qat else None
     sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
     for key, m in measured.items():
-        results += _artifact_results(m, reference.accuracy, sources[BY_KEY[key].source], labels,
+        results += _artifact_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
                                      manifest.task.class_names, criteria, baseline)
     if criteria.parity is not None:
         results += _parity_results(measured, criteria.parity)
-    skipped = [f"disagreement and per-class drop of {BY_KEY[k].file} vs its QAT source (--skip-qat-source)"
-               for k in keys if qat is None and BY_KEY[k].source == QAT_KERAS]
+    results += _embedded_results(out, manifest, runners)
+    skipped += [f"disagreement and per-class drop of {RUNS[k].label} vs its QAT source (--skip-qat-source)"
+                for k in keys if qat is None and RUNS[k].fmt.source == QAT_KERAS]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
     return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped)
 

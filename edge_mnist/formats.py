@@ -22,18 +22,28 @@ QAT_KERAS_FILE = "model_qat.h5"  # the QAT Keras model; tfmot QAT models do not 
 
 @dataclass(frozen=True)
 class Runtime:
-    """An inference engine: the suffixes it opens and its runner class ("module:Class")."""
+    """An inference engine: the suffixes it opens and its runner class ("module:Class").
+
+    `timed` is False for a runtime whose latency here says nothing about where it runs (TFLM's
+    reference kernels on an x86 host are not a microcontroller): bench records its accuracy only.
+    `optional` runtimes that are not installed are skipped with a note instead of failing.
+    """
 
     name: str
     suffixes: tuple[str, ...]
     runner: str
     needs_tensorflow: bool = False
+    timed: bool = True
+    optional: bool = False
+    install: str = ""
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner"),
     Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner"),
     Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", needs_tensorflow=True),
+    Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", timed=False, optional=True,
+            install="pip install tflite-micro (x86-64 Linux)"),
 )}
 
 
@@ -57,6 +67,8 @@ class Format:
     parity_group: str | None = None
     reference_rank: int | None = None  # float models usable as the reference, lowest first
     notes: str = ""
+    also_runs: tuple[str, ...] = ()  # further runtimes that open the same file (TFLM for int8 .tflite)
+    verifier: str = ""  # "module:function" the gate runs on a file that embeds the built_from .tflite
 
     @property
     def suffix(self) -> str:
@@ -74,6 +86,11 @@ class Format:
         return self.runtime is not None
 
     @property
+    def runs(self) -> tuple["Run", ...]:
+        """Every runtime this file is measured and gated under, its own runtime first."""
+        return tuple(Run(self, name) for name in ((self.runtime, *self.also_runs) if self.runnable else ()))
+
+    @property
     def source(self) -> str:
         """The Keras model this artifact's predictions should match: FLOAT_KERAS or QAT_KERAS."""
         origin = self.built_from
@@ -82,15 +99,50 @@ class Format:
         return origin or FLOAT_KERAS
 
 
+@dataclass(frozen=True)
+class Run:
+    """One format opened by one runtime: the unit bench measures and the gate checks."""
+
+    fmt: Format
+    runtime: str
+
+    @property
+    def primary(self) -> bool:
+        """True for the format's own runtime (the one an app opens the file with by default)."""
+        return self.runtime == self.fmt.runtime
+
+    @property
+    def key(self) -> str:
+        """The format key, with `@runtime` for a further runtime (tflite_int8@tflm)."""
+        return self.fmt.key if self.primary else f"{self.fmt.key}@{self.runtime}"
+
+    @property
+    def label(self) -> str:
+        """The file name, with `@runtime` for a further runtime, for tables and gate lines."""
+        return self.fmt.file if self.primary else f"{self.fmt.file}@{self.runtime}"
+
+
+C_NOTES = ("C++ source for TensorFlow Lite Micro: the {tflite} flatbuffer as a const, 16-byte aligned byte array "
+           "(declared in {header}); not runnable here, it is the .tflite's bytes")
+H_NOTES = ("C++ header for {tflite}: the array, its length, labels, input and output scale and zero point, and the "
+           "smallest TFLM tensor arena measured at export")
+
+
 def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
     """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, the
     .onnx converted from it, the .ort made from that, and the .ort's required-operators config."""
     infix = "_qat" if method == "qat" else ""
-    tflite, onnx, ort = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort"))
+    tflite, onnx, ort, c_source = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort", "c"))
     group = f"{method}-int8"
+    names = {"tflite": f"{stem}.tflite", "header": f"{stem}.h"}
     return (
         Format(tflite, f"{stem}.tflite", "tflite", "int8", method, "edge_mnist.export.tflite:export_int8", source,
-               parity_group=group, notes=tflite_notes),
+               parity_group=group, notes=tflite_notes, also_runs=("tflm",)),
+        Format(f"{c_source}_h", f"{stem}.h", None, "int8", method, "edge_mnist.export.c_array:export_header", tflite,
+               notes=H_NOTES.format(**names),
+               verifier="edge_mnist.export.c_array:verify_header"),
+        Format(c_source, f"{stem}.cc", None, "int8", method, "edge_mnist.export.c_array:export_source",
+               tflite, notes=C_NOTES.format(**names), verifier="edge_mnist.export.c_array:verify_source"),
         Format(onnx, f"{stem}.onnx", "onnx", "int8", method, "edge_mnist.export.onnx:export_int8", tflite,
                parity_group=group, notes=ONNX_INT8_NOTES.format(source=f"{stem}.tflite")),
         Format(ort, f"{stem}.ort", "onnx", "int8", method, "edge_mnist.export.ort:export_ort", onnx,
@@ -143,12 +195,17 @@ def for_methods(methods: tuple[str, ...]) -> list[Format]:
     return ordered
 
 
-def parity_groups(keys: list[str]) -> dict[str, list[Format]]:
-    """Present formats grouped by parity group, in registry order; groups of one are left out."""
-    groups: dict[str, list[Format]] = {}
-    for fmt in FORMATS:
-        if fmt.key in keys and fmt.parity_group:
-            groups.setdefault(fmt.parity_group, []).append(fmt)
+RUNS: dict[str, Run] = {run.key: run for fmt in FORMATS for run in fmt.runs}
+
+
+def parity_groups(keys: list[str]) -> dict[str, list[Run]]:
+    """Present runs (by Run.key) grouped by their format's parity group, the formats' own runtimes in
+    registry order first, then further runtimes; groups of one are left out."""
+    groups: dict[str, list[Run]] = {}
+    ordered = [r for r in RUNS.values() if r.primary] + [r for r in RUNS.values() if not r.primary]
+    for run in ordered:
+        if run.key in keys and run.fmt.parity_group:
+            groups.setdefault(run.fmt.parity_group, []).append(run)
     return {name: members for name, members in groups.items() if len(members) > 1}
 
 

@@ -38,9 +38,11 @@ def _layer(keras, token: str, name: str):
     """One hidden layer from a spec token (see `spec_model`); every hidden Conv and Dense is ReLU."""
     layers, code, arg = keras.layers, token[0], token[1:]
     if code == "C":
-        filters, kernel = arg.rstrip("s").split(":")
+        shape, _, stride = arg.rstrip("s").partition("/")
+        filters, kernel = shape.split(":")
         padding = "same" if arg.endswith("s") else "valid"
-        return layers.Conv2D(int(filters), int(kernel), padding=padding, activation="relu", name=name)
+        return layers.Conv2D(int(filters), int(kernel), strides=int(stride or 1), padding=padding, activation="relu",
+                             name=name)
     if code == "H":
         return layers.Dense(int(arg), activation="relu", name=name)
     if code == "D":
@@ -62,7 +64,8 @@ def _names(tokens: list[str]) -> list[str]:
 
 
 def spec_model(name: str, spec: str, task: Task):
-    """A Sequential model from a spec: tokens `C32:3` (Conv 32 3x3 valid; `C32:5s` same padding),
+    """A Sequential model from a spec: tokens `C32:3` (Conv 32 3x3 valid; `C32:5s` same padding; `C16:3/2`
+    stride 2),
     `P` (MaxPool 2x2), `D0.5` (Dropout), `B` (BatchNorm), `F` (Flatten), `H128` (Dense 128), then
     the Dense softmax output `probs` sized by the task. One builder for every architecture keeps
     them comparable and their definitions one line each."""

@@ -18,7 +18,7 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -142,10 +142,10 @@ class InputSpec:
         return cls(shape, dtype, scale, zero)
 
 
-def _format_key(obj: dict, where: str) -> str:
-    """The registered format key of a record entry."""
+def _format_key(obj: dict, where: str, known: dict) -> str:
+    """The registered key of a record entry: a format key (manifest) or a run key (bench)."""
     key = expect(obj.get("key"), str, f"{where}.key")
-    if key not in formats.BY_KEY:
+    if key not in known:
         raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
     return key
 
@@ -159,24 +159,32 @@ class _FileEntry:
     sha256: str
     size_bytes: int
 
+    KEYS: ClassVar[dict] = formats.BY_KEY
+
     @property
     def fmt(self) -> formats.Format:
         """The registry entry this file is an instance of."""
-        return formats.BY_KEY[self.key]
+        return formats.RUNS[self.key].fmt if self.key in formats.RUNS else formats.BY_KEY[self.key]
+
+    @property
+    def runtime(self) -> str | None:
+        """The runtime this entry is about: the run's (bench rows), else the format's own."""
+        return formats.RUNS[self.key].runtime if self.key in formats.RUNS else self.fmt.runtime
 
     def _identity(self) -> dict:
         """The shared JSON fields, with the registry's description of the format for readers of the file."""
         fmt = self.fmt
-        return {"key": self.key, "file": self.file, "runtime": fmt.runtime, "precision": fmt.precision,
+        return {"key": self.key, "file": self.file, "runtime": self.runtime, "precision": fmt.precision,
                 "method": fmt.method, "notes": fmt.notes, "sha256": self.sha256, "size_bytes": self.size_bytes}
 
-    @staticmethod
-    def _parse_identity(obj: dict, where: str) -> dict:
+    @classmethod
+    def _parse_identity(cls, obj: dict, where: str) -> dict:
         """Strict parse of the shared fields; the file name must be the registered format's."""
-        key = _format_key(obj, where)
+        key = _format_key(obj, where, cls.KEYS)
+        expected = cls.KEYS[key].fmt.file if isinstance(cls.KEYS[key], formats.Run) else cls.KEYS[key].file
         file = expect(obj.get("file"), str, f"{where}.file")
-        if file != formats.BY_KEY[key].file:
-            raise EdgeMnistError(f"{where}.file: {file!r} is not {formats.BY_KEY[key].file!r}")
+        if file != expected:
+            raise EdgeMnistError(f"{where}.file: {file!r} is not {expected!r}")
         sha = expect(obj.get("sha256"), str, f"{where}.sha256")
         if len(sha) != 64:
             raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
@@ -295,12 +303,15 @@ class Manifest:
 
 @dataclass
 class BenchRow(_FileEntry):
-    """One artifact measured: accuracy, predictions and timing."""
+    """One artifact measured under one runtime (key: a run key, formats.RUNS): accuracy, predictions and
+    timing; latency and throughput are None for a runtime whose timing here would mislead (TFLM)."""
+
+    KEYS: ClassVar[dict] = formats.RUNS
 
     accuracy: float
     predictions: np.ndarray
-    latency_us: dict[str, float]
-    throughput_ips: float
+    latency_us: dict[str, float] | None
+    throughput_ips: float | None
     agreement: float | None = None
     source_agreement: float | None = None
 
@@ -314,19 +325,23 @@ class BenchRow(_FileEntry):
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
         """Strict parse."""
         obj = expect(raw, dict, where)
-        latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us")
-        for needed in LATENCY_KEYS:
+        identity = cls._parse_identity(obj, where)
+        timed = formats.RUNTIMES[formats.RUNS[identity["key"]].runtime].timed
+        latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us") if timed else None
+        for needed in LATENCY_KEYS if timed else ():
             _number(latency.get(needed), f"{where}.latency_us.{needed}", low=0)
         for name in ("agreement", "source_agreement"):
             if name not in obj:
                 raise EdgeMnistError(f"{where}.{name}: missing (null when not measured)")
         optional = {name: None if obj[name] is None else _number(obj[name], f"{where}.{name}", 0, 1)
                     for name in ("agreement", "source_agreement")}
-        return cls(**cls._parse_identity(obj, where),
+        return cls(**identity,
                    accuracy=_number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
                    predictions=_predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   latency_us={str(k): _number(v, f"{where}.latency_us.{k}") for k, v in latency.items()},
-                   throughput_ips=_number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0), **optional)
+                   latency_us=None if latency is None else {str(k): _number(v, f"{where}.latency_us.{k}")
+                                                            for k, v in latency.items()},
+                   throughput_ips=_number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0) if timed
+                   else None, **optional)
 
 
 @dataclass

@@ -31,9 +31,10 @@ def bench_rows(result) -> list[list[str]]:
     for r in result.rows:
         lat = r.latency_us
         agree = "-" if r.agreement is None else f"{r.agreement * 100:.2f}%"
-        rows.append([r.file, r.fmt.runtime, r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
-                     f"{r.accuracy * 100:.2f}%", agree, f"{lat['p50']:.0f}", f"{lat['p90']:.0f}",
-                     f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
+        timing = (["not timed (TFLM on this host is not a microcontroller)", "", "", ""] if lat is None else
+                  [f"{lat['p50']:.0f}", f"{lat['p90']:.0f}", f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
+        rows.append([r.file, r.runtime, r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
+                     f"{r.accuracy * 100:.2f}%", agree, *timing])
     return rows
 
 
@@ -65,7 +66,7 @@ def emulate_rows(result) -> list[list[str]]:
 def summary(verdict) -> str:
     """The closing line of `check`."""
     word = "PASS" if verdict.passed else "FAIL"
-    skipped = "".join(f"\nskipped by option: {s}" for s in verdict.skipped)
+    skipped = "".join(f"\nskipped: {s}" for s in verdict.skipped)
     return (f"{word}: {len(verdict.results) - len(verdict.failed)}/{len(verdict.results)} criteria passed on "
             f"{verdict.n_samples} images; reference {verdict.reference} = {verdict.reference_accuracy:.4f}"
             f"{skipped}")

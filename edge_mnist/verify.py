@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from .errors import EdgeMnistError
-from .formats import BY_KEY, FORMATS, RUNTIMES
+from .formats import BY_KEY, FORMATS, RUNS, RUNTIMES
 from .records import MANIFEST_FILE, Artifact, Manifest
 from .runtime import Runner, open_model
 
@@ -60,11 +60,13 @@ def check_claims(runner: Runner, artifact: Artifact) -> None:
 
 
 def open_artifact(out: Path, manifest: Manifest, key: str, threads: int = 1) -> Runner:
-    """Open one artifact of DIR with its format's runtime, after checking bytes and claims against the manifest."""
-    artifact = manifest.artifacts[key]
+    """Open one artifact of DIR after checking bytes and claims against the manifest: `key` is a format
+    key (its own runtime) or a run key such as tflite_int8@tflm (formats.RUNS)."""
+    run = RUNS[key]
+    artifact = manifest.artifacts[run.fmt.key]
     path = Path(out) / artifact.file
     content = read_verified(path, artifact.sha256, artifact.size_bytes)
-    runtime = artifact.fmt.runtime
+    runtime = run.runtime
     runner = open_model(path, threads, task=manifest.task, runtime=runtime,
                         content=None if RUNTIMES[runtime].needs_tensorflow else content)
     check_claims(runner, artifact)

@@ -1,6 +1,6 @@
 """The export stage: every format of the chosen methods from the trained float model, plus the manifest.
 
-One exporter per format family lives beside this file (tflite.py, onnx.py, ort.py); which one writes a
+One exporter per format family lives beside this file (tflite.py, onnx.py, ort.py, c_array.py); which one writes a
 format, and from what, is the format registry's business (edge_mnist.formats). An exporter
 takes an ExportJob, writes job.path and returns an Exported record.
 """
@@ -43,6 +43,7 @@ class Exported:
 
     converter: str
     quantization: str = ""
+    measured: dict[str, str] | None = None  # figures measured on the written file, kept in the manifest
 
 
 def artifact_metadata(fmt: Format, task: Task, float_accuracy: float) -> dict[str, str]:
@@ -72,7 +73,8 @@ def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> 
         if runner.input_dtype != np.float32:
             spec = InputSpec(spec.shape, runner.input_dtype.name, float(runner.input_scale),
                              int(runner.input_zero_point))
-    details = {"converter": exported.converter, "quantization": exported.quantization} if exported else {}
+    details = {"converter": exported.converter, "quantization": exported.quantization,
+               **(exported.measured or {})} if exported else {}
     return Artifact(fmt.key, fmt.file, sha256_file(path), path.stat().st_size, spec,
                     {k: v for k, v in details.items() if v})
 

@@ -40,8 +40,11 @@ TFLITE_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 
                 10: "float64"}
 
 
-def live_weights(model: bytes, path: Path) -> Counter:
-    """Elements per dtype of the constant tensors the first subgraph's outputs depend on."""
+TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "int16": 2, "int8": 1, "float64": 8}
+
+
+def _graph(model: bytes, path: Path):
+    """(root, first subgraph, constants {tensor: (dtype, elements)}, nodes [(inputs, outputs)]) of a .tflite."""
     from ai_edge_litert import schema_py_generated as schema
 
     try:
@@ -52,13 +55,36 @@ def live_weights(model: bytes, path: Path) -> Counter:
             tensor = graph.Tensors(i)
             buffer = root.Buffers(tensor.Buffer()) if tensor.Buffer() < root.BuffersLength() else None
             if buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 0):
-                shape = tensor.ShapeAsNumpy()
-                constants[i] = (TFLITE_TYPES.get(tensor.Type(), "other"), int(np.prod(shape)) if len(shape) else 1)
-        nodes = [(list(op.InputsAsNumpy()), list(op.OutputsAsNumpy()))
+                constants[i] = (TFLITE_TYPES.get(tensor.Type(), "other"), _elements(tensor))
+        nodes = [([int(t) for t in op.InputsAsNumpy()], [int(t) for t in op.OutputsAsNumpy()])
                  for op in (graph.Operators(j) for j in range(graph.OperatorsLength()))]
-        return live_constants(nodes, list(graph.OutputsAsNumpy()), constants)
+        return root, graph, constants, nodes
     except (ValueError, IndexError, AttributeError, TypeError, struct.error) as exc:
         raise EdgeMnistError(f"{path}: unreadable TFLite graph ({exc})") from exc
+
+
+def _elements(tensor) -> int:
+    """Number of elements of a flatbuffer tensor (a scalar has one)."""
+    shape = tensor.ShapeAsNumpy()
+    return int(np.prod(shape)) if isinstance(shape, np.ndarray) and len(shape) else 1
+
+
+def live_weights(model: bytes, path: Path) -> Counter:
+    """Elements per dtype of the constant tensors the first subgraph's outputs depend on."""
+    _, graph, constants, nodes = _graph(model, path)
+    return live_constants(nodes, [int(t) for t in graph.OutputsAsNumpy()], constants)
+
+
+def graph_tensors(model: bytes, path: Path) -> tuple[dict[int, int], list, list[int], list[int]]:
+    """({activation tensor: bytes}, nodes [(inputs, outputs)], graph inputs, graph outputs) of the first
+    subgraph; activations are the tensors without constant data (index -1 marks an absent optional input)."""
+    _, graph, constants, nodes = _graph(model, path)
+    sizes = {}
+    for i in range(graph.TensorsLength()):
+        if i not in constants:
+            tensor = graph.Tensors(i)
+            sizes[i] = _elements(tensor) * TYPE_BYTES.get(TFLITE_TYPES.get(tensor.Type(), ""), 4)
+    return sizes, nodes, [int(t) for t in graph.InputsAsNumpy()], [int(t) for t in graph.OutputsAsNumpy()]
 
 
 class TFLiteRunner(Runner):
