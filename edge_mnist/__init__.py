@@ -14,7 +14,7 @@ Importing this package never imports TensorFlow. Because the verbs share their m
 `edge_mnist.bench` is the function; reach a module's other names with
 `from edge_mnist.bench import machine_info`.
 """
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .bench import bench  # noqa: E402
 from .check import Criteria, Verdict  # noqa: E402

@@ -17,7 +17,7 @@ import numpy as np
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .files import writable_folder
-from .formats import FORMATS, RUNTIMES
+from .formats import FORMATS, RUNTIMES, chosen_runs
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
 from .verify import open_artifact, refuse_unlisted
@@ -65,16 +65,19 @@ def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
 
 
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,
-          progress: Callable[[str], None] = print) -> BenchResult:
-    """Measure every runnable artifact listed in DIR/manifest.json and write DIR/bench.json atomically."""
+          progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = ()) -> BenchResult:
+    """Measure every runnable artifact listed in DIR/manifest.json (under every runtime of its format,
+    but the optional ones in `skip_runtimes`) and write DIR/bench.json atomically."""
     out = Path(out)
     writable_folder(out)
     manifest = Manifest.load(out)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     refuse_unlisted(out, manifest)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
-    present = [run for f in FORMATS if f.key in manifest.artifacts for run in f.runs]
-    runners, skipped = {}, []
+    present = [run for f in FORMATS if f.key in manifest.artifacts for run in chosen_runs(f, skip_runtimes)]
+    runners = {}
+    skipped = [{"file": run.label, "reason": f"--skip-runtime {run.runtime}"}
+               for f in FORMATS if f.key in manifest.artifacts for run in f.runs if run.runtime in skip_runtimes]
     for run in present:  # every file is verified before anything is measured
         try:
             runners[run.key] = open_artifact(out, manifest, run.key, threads)

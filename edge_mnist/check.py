@@ -22,7 +22,8 @@ import numpy as np
 from .bench import check_dataset
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
-from .formats import FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, parity_groups
+from .formats import (FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs,
+                      parity_groups)
 from .records import MANIFEST_FILE, BenchResult, Manifest
 from .verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
 
@@ -273,17 +274,21 @@ def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Resul
 
 
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
-             skip_qat_source: bool = False) -> Verdict:
-    """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion."""
+             skip_qat_source: bool = False, skip_runtimes: tuple[str, ...] = ()) -> Verdict:
+    """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion.
+    `skip_runtimes` leaves optional runtimes (tflm) out; the verdict lists what that left out."""
     out = Path(out)
     criteria.validate()
     manifest = Manifest.load(out)
     refuse_unlisted(out, manifest)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
-    runs = [run for fmt in FORMATS if fmt.key in manifest.artifacts and fmt.is_int8 for run in fmt.runs]
+    present = [fmt for fmt in FORMATS if fmt.key in manifest.artifacts and fmt.is_int8]
+    runs = [run for fmt in present for run in chosen_runs(fmt, skip_runtimes)]
     if not runs:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
     runners, skipped = _open_runs(out, manifest, runs, threads)
+    skipped += [f"{run.label}: --skip-runtime {run.runtime}" for fmt in present for run in fmt.runs
+                if run.runtime in skip_runtimes]
     keys = list(runners)
     baseline = _baseline_accuracy(criteria.baseline, manifest, keys) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)

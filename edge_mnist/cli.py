@@ -18,7 +18,7 @@ import click
 from .check import Criteria
 from .datasets import DATASETS
 from .errors import EdgeMnistError, GateFailed
-from .formats import METHODS
+from .formats import METHODS, OPTIONAL_RUNTIMES
 from .models import ARCHITECTURES
 from .pipeline import DEFAULT_DATASET
 from .records import BENCH_FILE, EMULATE_FILE
@@ -48,6 +48,10 @@ data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), de
                                help="Folder with the dataset's .npz or its four IDX .gz files (offline use).")
 threads_option = click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
                               help="Threads for every runtime (fixed, so figures are comparable).")
+skip_runtime_option = click.option(
+    "--skip-runtime", "skip_runtimes", multiple=True, type=click.Choice(list(OPTIONAL_RUNTIMES)),
+    help="Leave an optional runtime out (tflm: TensorFlow Lite Micro's reference kernels take milliseconds "
+         "per image); said in the results.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and sampling.")
 method_option = click.option("--method", type=click.Choice(METHOD_CHOICES), default="ptq", show_default=True,
                              help="int8 by post-training quantization, quantization-aware training, or both.")
@@ -192,22 +196,25 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
 @threads_option
 @click.option("--runs", type=click.IntRange(1), default=1000, show_default=True, help="Timed single-image runs.")
 @click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed runs first.")
-def bench_cmd(out, dataset, data_dir, threads, runs, warmup):
-    """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras if installed)."""
+@skip_runtime_option
+def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
+    """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
     from .bench import bench
     from .pipeline import load_for_folder, need_folder
 
     need_folder(out)
     result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
-                   progress=_say)
+                   progress=_say, skip_runtimes=skip_runtimes)
     _print_bench(result, out)
 
 
 def _print_bench(result, out: Path) -> None:
     """The bench table and how it was measured."""
-    from .report import BENCH_HEADERS, bench_rows, table
+    from .report import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, table
 
     click.echo(table(BENCH_HEADERS, bench_rows(result)))
+    if any(row.latency_us is None for row in result.rows):
+        click.echo(UNTIMED_NOTE)
     click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "
                f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
 
@@ -221,12 +228,13 @@ def _print_bench(result, out: Path) -> None:
 @click.option("--skip-qat-source", is_flag=True,
               help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
                    "(for a device without TensorFlow); said in the verdict.")
+@skip_runtime_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
 def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
-              parity, baseline, skip_qat_source, json_path, junit_path, md_path):
+              parity, baseline, skip_qat_source, skip_runtimes, json_path, junit_path, md_path):
     """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
     artifact is within the limits, 1 when one is not, 2 on bad input."""
     from .check import evaluate
@@ -237,7 +245,7 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     need_folder(out)
     json_path, junit_path, md_path = (prepare_report_path(p, out, _say)
                                       for p in (json_path, junit_path, md_path or _step_summary()))
-    verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source)
+    verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source, skip_runtimes)
     _conclude(verdict, json_path, junit_path, md_path)
 
 
@@ -268,8 +276,9 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @qat_epochs_option
 @threads_option
 @gate_options
+@skip_runtime_option
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, **training):
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check."""
     from .data import load_dataset
     from .pipeline import run
@@ -286,7 +295,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, config, model=model, methods=_methods(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
-                 progress=_say)
+                 progress=_say, skip_runtimes=skip_runtimes)
     _report_training(result.history, out)
     _print_bench(result.bench, out)
     _conclude(result.verdict, md_path=md_path)

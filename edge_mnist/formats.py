@@ -209,6 +209,18 @@ def parity_groups(keys: list[str]) -> dict[str, list[Run]]:
     return {name: members for name, members in groups.items() if len(members) > 1}
 
 
+OPTIONAL_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.optional)
+
+
+def chosen_runs(fmt: Format, skip_runtimes: tuple[str, ...] = ()) -> tuple[Run, ...]:
+    """The format's runs without the optional runtimes the user chose to leave out (--skip-runtime)."""
+    unknown = set(skip_runtimes) - set(OPTIONAL_RUNTIMES)
+    if unknown:
+        raise EdgeMnistError(f"--skip-runtime: {', '.join(sorted(unknown))} cannot be left out; "
+                             f"optional runtimes: {', '.join(OPTIONAL_RUNTIMES)}")
+    return tuple(run for run in fmt.runs if run.runtime not in skip_runtimes)
+
+
 def runtime_for(path: Path) -> Runtime:
     """The runtime that opens a file, by its suffix; a one-line error for anything else."""
     suffix = Path(path).suffix.lower()

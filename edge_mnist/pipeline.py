@@ -61,7 +61,7 @@ class RunResult:
 def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model: Path | None = None,
         methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500, qat_epochs: int = 1, threads: int = 1,
         runs: int = 1000, warmup: int = 100, criteria: Criteria | None = None,
-        progress: Callable[[str], None] = print) -> RunResult:
+        progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = ()) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods`,
     bench every artifact and evaluate the gate."""
     from .bench import bench
@@ -82,6 +82,8 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     manifest = export(out, dataset, methods, calib_samples, config.seed, qat_epochs, config.batch_size,
                       progress=progress)
     progress(f"[3/{len(stages)}] bench")
-    result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress)
+    result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress,
+                   skip_runtimes=skip_runtimes)
     progress(f"[4/{len(stages)}] check")
-    return RunResult(history, manifest, result, evaluate(out, dataset, criteria, threads))
+    return RunResult(history, manifest, result, evaluate(out, dataset, criteria, threads,
+                                                          skip_runtimes=skip_runtimes))

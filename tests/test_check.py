@@ -6,6 +6,8 @@ and size updated to match, so only running the models can catch it.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import math
 
@@ -123,9 +125,12 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
     verdict = evaluate(device_export, data, Criteria(), **SKIP)
     assert verdict.passed and verdict.n_samples == 500
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
-    assert len(verdict.results) == 3 * 3 + 3 * per_artifact + 4  # PTQ and QAT .tflite/.onnx/.ort, four parity pairs
+    tflm = importlib.util.find_spec("tflite_micro") is not None  # the .tflite runs again under TFLM, with parity
+    runs = 3 + tflm
+    expected = 3 * runs + runs * per_artifact + 2 * (runs - 1) + 4  # criteria, parity pairs, four C++ files
+    assert len(verdict.results) == expected
     assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
-    assert len(verdict.skipped) == (0 if has_tensorflow() else 3)
+    assert len(verdict.skipped) == (0 if has_tensorflow() else runs) + (0 if tflm else 2)
 
 
 def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
@@ -189,7 +194,7 @@ def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_exp
     with pytest.raises(EdgeMnistError, match="model_qat_int8.tflite: present but not listed in manifest.json"):
         evaluate(device_export, data, Criteria(), **SKIP)
     for name in ("model_qat_int8.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
-                 "model_qat_int8.required_operators.config"):
+                 "model_qat_int8.required_operators.config", "model_qat_int8.cc", "model_qat_int8.h"):
         (device_export / name).unlink()
     assert evaluate(device_export, data, Criteria(), **SKIP).passed
 
@@ -259,7 +264,8 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     perfect = baseline_file(device_export, data, tmp_path, ints, 1.0)
     verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
-    assert len(drops) == 6 and not any(r.passed for r in drops)
+    tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
+    assert len(drops) == 6 + tflm_runs and not any(r.passed for r in drops)
 
 
 def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):

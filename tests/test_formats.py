@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from edge_mnist.errors import EdgeMnistError
-from edge_mnist.formats import (BY_KEY, FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, for_methods, parity_groups,
-                                runtime_for)
+from edge_mnist.formats import (BY_KEY, FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, chosen_runs,
+                                for_methods, parity_groups, runtime_for)
 
 pytestmark = pytest.mark.device
 
@@ -24,6 +24,7 @@ def test_export_order_puts_each_format_after_what_it_is_built_from():
         "ort_qat_int8_ops")
     assert {"tflite_float32", "onnx_float32"} <= set(keys) and "tflite_int8" not in keys
     assert [f.key for f in for_methods(("ptq", "qat"))][-1] == "ort_qat_int8_ops"
+    assert keys.index("tflite_qat_int8") < min(keys.index("c_qat_int8"), keys.index("c_qat_int8_h"))
     with pytest.raises(EdgeMnistError, match="unknown method 'fp16'"):
         for_methods(("fp16",))
 
@@ -38,6 +39,26 @@ def test_parity_groups_pair_only_present_members():
     groups = parity_groups(["tflite_int8", "onnx_int8", "tflite_qat_int8"])
     assert {name: [f.key for f in members] for name, members in groups.items()} == {
         "ptq-int8": ["tflite_int8", "onnx_int8"]}
+
+
+def test_parity_groups_put_tflm_after_the_files_own_runtimes():
+    groups = parity_groups(["tflite_int8@tflm", "onnx_int8", "tflite_int8"])
+    assert [r.key for r in groups["ptq-int8"]] == ["tflite_int8", "onnx_int8", "tflite_int8@tflm"]
+    assert [r.label for r in groups["ptq-int8"]][-1] == "model_int8.tflite@tflm"
+
+
+def test_every_int8_tflite_also_runs_under_tflm_and_c_files_not_at_all():
+    for method in ("", "_qat"):
+        tflite = BY_KEY[f"tflite{method}_int8"]
+        assert [r.runtime for r in tflite.runs] == ["tflite", "tflm"]
+        for key in (f"c{method}_int8", f"c{method}_int8_h"):
+            c_file = BY_KEY[key]
+            assert not c_file.runnable and c_file.runs == () and c_file.built_from == tflite.key and c_file.verifier
+    assert all(len(f.runs) == 1 for f in FORMATS if f.runnable and f.suffix != ".tflite" or not f.is_int8 and f.runnable)
+    assert set(RUNS) >= {"tflite_int8@tflm", "tflite_qat_int8@tflm"}
+    assert [r.runtime for r in chosen_runs(BY_KEY["tflite_int8"], ("tflm",))] == ["tflite"]
+    with pytest.raises(EdgeMnistError, match="onnx cannot be left out"):
+        chosen_runs(BY_KEY["tflite_int8"], ("onnx",))
 
 
 def test_reference_order_prefers_keras_then_onnx():

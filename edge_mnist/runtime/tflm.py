@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import EdgeMnistError, require
 from .base import Runner, image_signature, read_model, weight_precision
-from .tflite import live_weights, read_metadata
+from .tflite import TFLiteRunner, live_weights, read_metadata
 
 ARENA_LIMIT = 64 * 1024 * 1024  # no model of ours needs more; a bigger need is a broken file
 
@@ -50,7 +50,8 @@ def _interpreter(model: bytes, arena_size: int):
 
 
 def smallest_arena(model: bytes, path: Path) -> int:
-    """The smallest tensor arena, in bytes, in which the model loads and runs once (bisection)."""
+    """The smallest tensor arena, in bytes, in which the model loads and runs once (bisection).
+    `model` must be a verified flatbuffer (TFLiteRunner opened it): TFLM does not verify."""
     if _interpreter(model, ARENA_LIMIT) is None:
         raise EdgeMnistError(f"{path}: TensorFlow Lite Micro cannot run this model (unsupported operator or "
                              f"needs more than {ARENA_LIMIT >> 20} MiB of arena)")
@@ -82,6 +83,7 @@ class TFLMRunner(Runner):
         require("tflite_micro.python.tflite_micro.runtime", "tflm")
         self.path, self.threads = Path(path), threads
         model = read_model(self.path, content)
+        TFLiteRunner(self.path, content=model)  # LiteRT verifies the flatbuffer; TFLM trusts what it is given
         self.arena_bytes = smallest_arena(model, self.path)
         self.interpreter = _interpreter(model, self.arena_bytes)
         self.metadata = read_metadata(model, self.path)

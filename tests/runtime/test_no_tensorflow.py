@@ -17,7 +17,7 @@ BLOCK = textwrap.dedent("""
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in {"tensorflow", "tf_keras", "keras", "tf2onnx", "tensorflow_model_optimization",
-                                      "onnx"}:
+                                      "onnx", "tflite_micro"}:
                 ATTEMPTED.append(name)
                 raise ImportError(f"No module named {name!r} (blocked by test)")
     sys.meta_path.insert(0, Block())
@@ -54,14 +54,17 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
     """
     proc = run_without_tf(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "NO_TF_OK attempted: ['tensorflow']" in proc.stdout  # only the Keras row's probe, which is skipped
+    # only the probes of the Keras row and of the TFLM runs, which are skipped and said so
+    assert "NO_TF_OK attempted: ['tensorflow', 'tflite_micro']" in proc.stdout
     assert '"class": ' in proc.stdout and '"probability": ' in proc.stdout
     assert "reference model_float32.onnx" in proc.stdout  # the float ONNX stands in for Keras
     assert "pass --skip-qat-source" in proc.stderr  # the QAT source model needs TensorFlow: said, not skipped
-    assert "skipped by option: disagreement and per-class drop of model_qat_int8.tflite" in proc.stdout
+    assert "skipped: disagreement and per-class drop of model_qat_int8.tflite" in proc.stdout
+    assert "skipped: model_int8.tflite@tflm: the tflm runtime is not installed" in proc.stdout
     bench = json.loads((device_export / "bench.json").read_text())
     assert bench["reference"] == "onnx_float32"
-    assert bench["skipped"][0]["file"] == "model_float32.keras"
+    assert [s["file"] for s in bench["skipped"]] == ["model_float32.keras", "model_int8.tflite@tflm",
+                                                     "model_qat_int8.tflite@tflm"]
     assert {"model_int8.tflite", "model_int8.onnx", "model_qat_int8.onnx"} <= {r["file"] for r in bench["rows"]}
 
 

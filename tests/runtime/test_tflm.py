@@ -1,0 +1,92 @@
+"""The tflm runtime: TensorFlow Lite Micro's Python interpreter on the int8 .tflite files, in bench and the gate."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_mnist.data import load_dataset, to_float
+from edge_mnist.runtime import open_model
+
+pytest.importorskip("tflite_micro", reason="pip install tflite-micro (x86-64 Linux)")
+
+
+@pytest.fixture(scope="module")
+def test_images(fixture_data_dir):
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    return to_float(data.x_test), data.y_test
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_qat_int8.tflite"])
+def test_tflm_agrees_with_litert(device_export, test_images, name):
+    """Same bytes, two interpreters (TFLM's reference kernels, LiteRT's XNNPACK): at least 99% of the
+    int8 scores are identical (rounding inside a kernel may move a few by some steps) and top-1 agrees
+    on at least 99.8% of the 500 fixture images (measured: 99.6% and 99.8% of scores, 100% of top-1)."""
+    images, _ = test_images
+    micro = open_model(device_export / name, runtime="tflm")
+    lite = open_model(device_export / name, runtime="tflite")
+    a, b = micro.predict(images), lite.predict(images)
+    assert (np.abs(a - b) < micro.output_scale / 2).mean() >= 0.99
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.998
+
+
+def test_smallest_arena_is_the_smallest(device_export):
+    from edge_mnist.runtime.tflm import _interpreter, smallest_arena
+
+    model = (device_export / "model_int8.tflite").read_bytes()
+    arena = smallest_arena(model, device_export / "model_int8.tflite")
+    assert _interpreter(model, arena) is not None
+    assert _interpreter(model, arena - 64) is None
+
+
+def test_a_model_tflm_cannot_run_is_one_line(tmp_path, device_export):
+    from edge_mnist.errors import EdgeMnistError
+
+    float_model = device_export / "model_float32.tflite"
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(float_model.read_bytes()[:4000])
+    with pytest.raises(EdgeMnistError, match="bad.tflite"):
+        open_model(bad, runtime="tflm")
+
+
+def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data_dir):
+    from edge_mnist.bench import bench
+    from edge_mnist.records import BenchResult
+
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1, progress=lambda _: None)
+    result = BenchResult.load(device_export / "bench.json", 10)
+    tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
+    assert tflm.latency_us is None and tflm.throughput_ips is None and lite.latency_us["p50"] > 0
+    assert tflm.file == lite.file and tflm.sha256 == lite.sha256
+    assert (tflm.predictions == lite.predictions).mean() >= 0.99
+    raw = json.loads((device_export / "bench.json").read_text())
+    assert {r["runtime"] for r in raw["rows"] if r["key"].endswith("@tflm")} == {"tflm"}
+
+
+def test_gate_checks_tflm_parity_and_skip_runtime_leaves_it_out(device_export, fixture_data_dir):
+    from edge_mnist.check import Criteria, evaluate
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    verdict = evaluate(device_export, data, Criteria(), skip_qat_source=True)
+    pairs = {r.artifact: r for r in verdict.results if r.criterion.startswith("parity")}
+    assert "model_int8.tflite ~ model_int8.tflite@tflm" in pairs
+    assert "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm" in pairs
+    assert pairs["model_int8.tflite ~ model_int8.tflite@tflm"].value >= 0.99
+    skipped = evaluate(device_export, data, Criteria(), skip_qat_source=True, skip_runtimes=("tflm",))
+    assert not any("@tflm" in r.artifact for r in skipped.results)
+    assert "model_int8.tflite@tflm: --skip-runtime tflm" in skipped.skipped
+
+
+def test_gate_fails_when_tflm_disagrees(device_export, fixture_data_dir, monkeypatch):
+    """A TFLM run whose answers differ from LiteRT's fails parity (the runner is made to shift every
+    top-1 by one class, as a miscompiled kernel would)."""
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.runtime.tflm import TFLMRunner
+
+    honest = TFLMRunner.run
+    monkeypatch.setattr(TFLMRunner, "run", lambda self, x: np.roll(honest(self, x), 1, axis=1))
+    verdict = evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir), Criteria(),
+                       skip_qat_source=True)
+    failed = {r.artifact for r in verdict.failed if r.criterion.startswith("parity")}
+    assert failed == {"model_int8.tflite ~ model_int8.tflite@tflm", "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm"}
