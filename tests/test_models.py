@@ -102,7 +102,7 @@ def _train_and_export(name: str, data_dir, out, batch_size: int):
 
 @pytest.mark.tf
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(set(NOTEBOOK_PARAMETERS) - set(HEAVY)))
+@pytest.mark.parametrize("name", sorted(set(NOTEBOOK_PARAMETERS) - set(HEAVY) - {"compact"}))
 def test_every_architecture_trains_exports_both_ways_and_passes_the_gate(name, medium_fashion_dir, tmp_path):
     """One epoch on 12,000 real Fashion-MNIST images (batch 32, so BatchNorm's moving statistics
     settle), then PTQ and QAT int8 to TFLite, ONNX and ORT, and the default gate on 5,000 test images."""
@@ -128,3 +128,27 @@ def test_the_heavy_architectures_export_both_ways_with_runtime_parity(name, smal
     verdict = evaluate(tmp_path, data, Criteria(), threads=1, skip_runtimes=("tflm",))
     parity = [r for r in verdict.results if r.criterion.startswith("parity")]
     assert len(parity) >= 2 and all(r.passed for r in parity), [(r.artifact, r.criterion, r.value) for r in parity]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tflm(fashion_full, tmp_path):
+    """compact as specified: 10 epochs on the full Fashion-MNIST, PTQ. The int8 file is at most 50 KB
+    and the default gate passes on all 10,000 test images, TFLM parity with LiteRT included (one
+    epoch on a subset, as the notebook models are checked above, leaves it too undertrained for the
+    per-class criterion: 4.15 pp in CI). Measured: 89.42% float, 89.41% PTQ, TFLM = LiteRT on 99.94%."""
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.data import load_dataset
+    from edge_mnist.export import export
+    from edge_mnist.train import TrainConfig, train
+
+    data = load_dataset("fashion-mnist")
+    history = train(data, tmp_path, TrainConfig(epochs=10, architecture="compact"))
+    assert history["parameters"] == NOTEBOOK_PARAMETERS["compact"] and history["test_accuracy"] >= 0.885
+    manifest = export(tmp_path, data, ("ptq",), progress=lambda *_: None)
+    assert manifest.artifacts["tflite_int8"].size_bytes <= 50 * 1024
+    assert int(manifest.artifacts["c_int8_h"].details["tflm_arena_bytes"]) < 16 * 1024
+    verdict = evaluate(tmp_path, data, Criteria(), threads=1)
+    assert verdict.passed, [f"{r.artifact}: {r.criterion} {r.value:.3g} (limit {r.limit})" for r in verdict.failed]
+    tflm = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
+    assert tflm.value >= 0.999
