@@ -1,8 +1,8 @@
 """The bench stage: accuracy and latency of every artifact in a folder under its own runtime.
 
 Needs numpy and the device runtimes only. A file is measured under every runtime its format
-lists (an int8 .tflite under LiteRT and, accuracy only, TensorFlow Lite Micro). The float Keras model is measured too when
-TensorFlow is installed; on a device without it that row is skipped and the float ONNX or
+lists (an int8 .tflite under LiteRT and, accuracy only, TensorFlow Lite Micro). The float Keras
+model is measured too when TensorFlow is installed; on a device without it that row is skipped and the float ONNX or
 TFLite model is the reference (records.BenchResult.reference).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .files import writable_folder
-from .formats import FORMATS, RUNTIMES, chosen_runs
+from .formats import FORMATS, RUNTIMES, chosen_runs, left_out
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
 from .verify import open_artifact, refuse_unlisted
@@ -74,10 +74,11 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
     refuse_unlisted(out, manifest)
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
-    present = [run for f in FORMATS if f.key in manifest.artifacts for run in chosen_runs(f, skip_runtimes)]
+    listed = [f for f in FORMATS if f.key in manifest.artifacts]
+    present = [run for f in listed for run in chosen_runs(f, skip_runtimes)]
     runners = {}
     skipped = [{"file": run.label, "reason": f"--skip-runtime {run.runtime}"}
-               for f in FORMATS if f.key in manifest.artifacts for run in f.runs if run.runtime in skip_runtimes]
+               for run in left_out(listed, skip_runtimes)]
     for run in present:  # every file is verified before anything is measured
         try:
             runners[run.key] = open_artifact(out, manifest, run.key, threads)

@@ -8,7 +8,8 @@ runtime its format lists (an int8 .tflite under LiteRT and TensorFlow Lite Micro
 embed a .tflite (the C++ source and header) must hold exactly the bytes that ran. bench.json
 is a record of what was measured, never evidence. The set of criteria follows from the
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
-omission (an optional runtime that is not installed is listed as skipped in the verdict). Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
+omission (an optional runtime that is not installed is listed as skipped in the verdict).
+Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .bench import check_dataset
 from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .formats import (FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs,
-                      parity_groups)
+                      left_out, parity_groups)
 from .records import MANIFEST_FILE, BenchResult, Manifest
 from .verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
 
@@ -287,8 +288,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     if not runs:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
     runners, skipped = _open_runs(out, manifest, runs, threads)
-    skipped += [f"{run.label}: --skip-runtime {run.runtime}" for fmt in present for run in fmt.runs
-                if run.runtime in skip_runtimes]
+    skipped += [f"{run.label}: --skip-runtime {run.runtime}" for run in left_out(present, skip_runtimes)]
     keys = list(runners)
     baseline = _baseline_accuracy(criteria.baseline, manifest, keys) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)

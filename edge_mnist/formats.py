@@ -221,6 +221,11 @@ def chosen_runs(fmt: Format, skip_runtimes: tuple[str, ...] = ()) -> tuple[Run, 
     return tuple(run for run in fmt.runs if run.runtime not in skip_runtimes)
 
 
+def left_out(formats: list[Format], skip_runtimes: tuple[str, ...]) -> list[Run]:
+    """The runs of `formats` that --skip-runtime leaves out, for the results to say so."""
+    return [run for fmt in formats for run in fmt.runs if run.runtime in skip_runtimes]
+
+
 def runtime_for(path: Path) -> Runtime:
     """The runtime that opens a file, by its suffix; a one-line error for anything else."""
     suffix = Path(path).suffix.lower()
