@@ -35,6 +35,8 @@ OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases since 1.14 read
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 INT8_MIN, INT8_MAX = -128, 127
+FLOAT32 = 0  # TFLite TensorType code
+TFLITE_NAME_TAG = "tflite:"
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType codes
 
 
@@ -129,6 +131,10 @@ class Converter:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
+    def is_float(self, index: int) -> bool:
+        """True for a float32 tensor of a mixed model (a layer kept float, quantize.mixed)."""
+        return self.graph.quant[index] is None and self.graph.types[index] == FLOAT32
+
     def quant(self, index: int) -> Quant:
         """A tensor's quantization, or a one-line error for a float tensor in an int8 graph."""
         q = self.graph.quant[index]
@@ -161,6 +167,8 @@ class Converter:
         if nchw is not None and (index in self.nchw) != nchw:
             raise EdgeMnistError(f"{self.path}: {self.graph.names[index]!r} reaches an operator in a layout this "
                                  "converter does not map (only Conv/Pool stacks, then a flatten, then Dense)")
+        if self.is_float(index):
+            return self.values[index]
         return self.dequantize(f"t{index}_in{len(self.nodes)}", self.values[index], self.quant(index))
 
     def constant(self, index: int, name: str, dtype=np.int8, layout=None, stored_float: bool = False) -> str:
@@ -171,6 +179,8 @@ class Converter:
         """
         data = self.graph.data[index]
         data = data if layout is None else data.transpose(layout)
+        if self.is_float(index):
+            return self.const(f"{name}_float", np.ascontiguousarray(data, np.float32))
         q = self.quant(index)
         axis = q.axis if layout is None else layout.index(q.axis)
         if not q.per_tensor and axis != 0:
@@ -189,7 +199,12 @@ class Converter:
         return OUTPUT_NAME if index in self.graph.outputs else f"t{index}"
 
     def requantize(self, value: str, out: int, activation: str | None) -> None:
-        """QuantizeLinear onto tensor `out`'s grid, then the fused activation as an integer Clip."""
+        """QuantizeLinear onto tensor `out`'s grid, then the fused activation as an integer Clip; a float
+        `out` (a layer kept float) gets the activation in float instead."""
+        if self.is_float(out):
+            self.values[out] = self.float_activation(value, out, activation)
+            self.describe(out)
+            return
         q, name = self.quant(out), self.output_name(out)
         zero = int(q.zero_point.reshape(-1)[0])
         low = zero if activation in ("relu", "relu6") else INT8_MIN
@@ -198,10 +213,27 @@ class Converter:
             high = min(INT8_MAX, zero + int(np.floor(6.0 / float(q.scale.reshape(-1)[0]) + 0.5)))
         if low <= INT8_MIN and high == INT8_MAX:
             self.values[out] = self.node("QuantizeLinear", [value, *self.qparams(name, q, np.int8)], name)
-            return
-        quantized = self.node("QuantizeLinear", [value, *self.qparams(f"{name}_q", q, np.int8)], f"{name}_q")
-        self.values[out] = self.node("Clip", [quantized, self.const(f"{name}_min", np.int8(low)),
-                                              self.const(f"{name}_max", np.int8(high))], name)
+        else:
+            quantized = self.node("QuantizeLinear", [value, *self.qparams(f"{name}_q", q, np.int8)], f"{name}_q")
+            self.values[out] = self.node("Clip", [quantized, self.const(f"{name}_min", np.int8(low)),
+                                                  self.const(f"{name}_max", np.int8(high))], name)
+        self.describe(out)
+
+    def describe(self, out: int) -> None:
+        """Name the .tflite tensor a node computes in its doc_string (tflite:<fused tensor name>), so the
+        ONNX file maps back to Keras layers by itself (edge-mnist debug)."""
+        node = next(n for n in reversed(self.nodes) if n.output[0] == self.values[out])
+        node.doc_string = f"{TFLITE_NAME_TAG}{self.graph.names[out]}"
+
+    def float_activation(self, value: str, out: int, activation: str | None) -> str:
+        """The fused activation of a float operator as a float Relu/Clip (or nothing)."""
+        name = self.output_name(out)
+        if activation == "relu":
+            return self.node("Relu", [value], f"{name}_relu")
+        if activation == "relu6":
+            return self.node("Clip", [value, self.const(f"{name}_min", np.float32(0)),
+                                      self.const(f"{name}_max", np.float32(6))], f"{name}_relu6")
+        return value
 
     def activation(self, options) -> str | None:
         """The fused activation of an operator; a one-line error for one not supported here."""
@@ -251,6 +283,8 @@ class Converter:
 
     def same_grid(self, a: int, c: int, op: str) -> None:
         """MaxPool and Reshape keep the grid (TFLite's rule), so no rescaling is emitted for them."""
+        if self.is_float(a) and self.is_float(c):
+            return
         qa, qc = self.quant(a), self.quant(c)
         if not (np.allclose(qa.scale, qc.scale) and np.array_equal(qa.zero_point, qc.zero_point)):
             raise EdgeMnistError(f"{self.path}: {op} changes the quantization of {self.graph.names[a]!r}; "
@@ -285,6 +319,8 @@ class Converter:
             if value.size != value.shape[-1]:
                 raise EdgeMnistError(f"{self.path}: constant {self.graph.names[index]!r} is not per channel")
             value = value.reshape(1, -1, 1, 1)
+        if self.is_float(index):
+            return self.const(f"{name}_float", value.astype(np.float32))
         return self.dequantize(name, self.const(f"{name}_q", value), self.quant(index))
 
     def elementwise(self, op: str, inputs: list[int], out: int, options) -> None:
@@ -350,6 +386,27 @@ class Converter:
             scaled = self.node("Mul", [scaled, self.const(f"op{out}_beta", np.float32(beta))], f"op{out}_scaled")
         self.requantize(self.node("Softmax", [scaled], f"op{out}_softmax", axis=-1), out, None)
 
+    def op_dequantize(self, inputs: list[int], out: int, options) -> None:
+        """DEQUANTIZE into a layer kept float, as Cast -> Sub -> Mul rather than DequantizeLinear: onnxruntime's
+        WeightBiasQuantization turns a float Conv/Gemm whose input comes from a DequantizeLinear into int8
+        with per-tensor weights of its own, which is exactly the precision the layer was kept float to avoid."""
+        x, q = inputs[0], self.quant(inputs[0])
+        if not q.per_tensor:
+            raise EdgeMnistError(f"{self.path}: DEQUANTIZE of a per-channel tensor is not supported")
+        name = f"op{out}_dequantize"
+        value = self.node("Cast", [self.values[x]], f"{name}_cast", to=1)
+        value = self.node("Sub", [value, self.const(f"{name}_zero_point", q.zero_point.astype(np.float32).reshape(()))],
+                          f"{name}_shift")
+        self.values[out] = self.node("Mul", [value, self.const(f"{name}_scale", q.scale.reshape(()))], f"{name}_scaled")
+        if x in self.nchw:
+            self.nchw.add(out)
+
+    def op_quantize(self, inputs: list[int], out: int, options) -> None:
+        """QUANTIZE out of a layer kept float: a QuantizeLinear onto the int8 grid of `out`."""
+        self.requantize(self.tensor(inputs[0]), out, None)
+        if inputs[0] in self.nchw:
+            self.nchw.add(out)
+
     def image(self, transpose_first: bool) -> str:
         """The int8 NHWC `image` input as a float NCHW value.
 
@@ -401,7 +458,8 @@ OPERATORS = {"CONV_2D": Converter.op_conv, "DEPTHWISE_CONV_2D": Converter.op_dep
              "FULLY_CONNECTED": Converter.op_fully_connected, "MAX_POOL_2D": Converter.op_max_pool,
              "RESHAPE": Converter.op_reshape, "SOFTMAX": Converter.op_softmax,
              "AVERAGE_POOL_2D": Converter.op_average_pool, "ADD": Converter.op_add, "MUL": Converter.op_mul,
-             "RELU": Converter.op_relu, "RELU6": Converter.op_relu6, "MEAN": Converter.op_mean}
+             "RELU": Converter.op_relu, "RELU6": Converter.op_relu6, "MEAN": Converter.op_mean,
+             "QUANTIZE": Converter.op_quantize, "DEQUANTIZE": Converter.op_dequantize}
 
 
 def _padding(options, in_hw: list[int], kernel: list[int], strides: list[int], dilation: list[int]) -> list[int]:

@@ -1,0 +1,122 @@
+"""Mixed int8/float TFLite: the int8 model with chosen Keras layers kept in float32.
+
+The TF converter calibrates once (`calibrated`), then TFLite's MLIR quantizer writes the int8
+model leaving out the operators it is told to (`denylisted_nodes`, named by their output
+tensors). Those tensor names are the fused names the converter gives, e.g.
+"model/conv1/Relu;model/conv1/BiasAdd;...", so `op_layers` maps every operator back to the Keras
+layer(s) it came from ("bn+probs" where a BatchNorm was folded into the next Dense). Pooling and
+reshapes keep their input's grid, so they are never chosen on their own: one runs in float when
+the layer before it does (a float layer's output is then quantized only where an int8 layer
+needs it). Input and output stay int8 with the same scale and zero point as the all-int8 model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..tfenv import filtered_stderr, import_tf
+
+PASS_THROUGH = ("MAX_POOL_2D", "RESHAPE")  # keep the input's quantization grid
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+IGNORED = ("QUANTIZE", "DEQUANTIZE")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One TFLite operator: its kind, tensors and the Keras layer label it belongs to."""
+
+    index: int
+    kind: str
+    inputs: tuple[int, ...]
+    output: int
+    name: str  # the output tensor's name, which the quantizer's denylist uses
+    layer: str  # Keras layer name(s), "+"-joined when the converter fused several
+
+    @property
+    def candidate(self) -> bool:
+        """An operator with its own output grid, which can be kept float on its own."""
+        return self.kind not in PASS_THROUGH + IGNORED
+
+
+def layer_label(tensor_name: str, layer_names: list[str]) -> str:
+    """The Keras layers named in a (fused, ';'-joined) TFLite tensor name, in model order; '' for none."""
+    parts = {part for piece in tensor_name.split(";") for part in piece.split("/")}
+    return "+".join(name for name in layer_names if name in parts)
+
+
+def op_layers(graph, layer_names: list[str]) -> list[Op]:
+    """The operators of a parsed .tflite (quantize.onnx_from_tflite.TfliteGraph) with their Keras layers;
+    an operator whose name names no layer (the final softmax's 'StatefulPartitionedCall:0', a
+    QUANTIZE) belongs to the layer that produced its input."""
+    producer: dict[int, Op] = {}
+    ops = []
+    for index, (kind, inputs, outputs, _) in enumerate(graph.ops):
+        name = graph.names[outputs[0]]
+        label = layer_label(name, layer_names)
+        if not label:
+            source = next((producer[i] for i in inputs if i in producer), None)
+            label = source.layer if source else "input"
+        op = Op(index, kind, tuple(i for i in inputs if i >= 0), outputs[0], name, label)
+        producer[outputs[0]] = op
+        ops.append(op)
+    return ops
+
+
+def candidates(ops: list[Op]) -> list[str]:
+    """Layer labels that can be kept float, in graph order."""
+    seen: list[str] = []
+    for op in ops:
+        if op.candidate and op.layer not in seen:
+            seen.append(op.layer)
+    return seen
+
+
+def denylist(ops: list[Op], float_layers: tuple[str, ...]) -> list[str]:
+    """Output tensor names of the operators to keep float: those of `float_layers`, and every pooling or
+    reshape that follows a float operator."""
+    chosen, names = set(), []
+    producer = {op.output: op for op in ops}
+    for op in ops:
+        follows = op.kind in PASS_THROUGH and any(producer.get(i) in chosen for i in op.inputs)
+        if op.kind not in IGNORED and (op.layer in float_layers or follows):
+            chosen.add(op)
+            names.append(op.name)
+    return names
+
+
+def followers(ops: list[Op], float_layers: tuple[str, ...]) -> list[str]:
+    """The pass-through layers that run in float because of `float_layers` (for the manifest's note)."""
+    kept = set(denylist(ops, float_layers))
+    return [op.layer for op in ops if op.name in kept and op.layer not in float_layers]
+
+
+def calibrated(converter) -> bytes:
+    """The float model with calibration statistics: the converter (quantize.ptq.int8_converter) run up to,
+    not including, quantization."""
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True
+    with filtered_stderr():
+        return converter.convert()
+
+
+def quantize(calibrated_model: bytes, denylisted_nodes: list[str]) -> bytes:
+    """The int8 model (int8 input and output, per-tensor Dense weights, as quantize.ptq) with the
+    operators named in `denylisted_nodes` left in float32."""
+    tf, _ = import_tf()
+    from tensorflow.lite.python import convert
+
+    with filtered_stderr():
+        return convert.mlir_quantize(calibrated_model, fully_quantize=True, input_data_type=tf.int8,
+                                     output_data_type=tf.int8, denylisted_nodes=list(denylisted_nodes),
+                                     disable_per_channel_for_dense_layers=True)
+
+
+def float_weight_elements(graph, ops: list[Op], float_layers: tuple[str, ...]) -> int:
+    """Weight elements that stay float32 when `float_layers` are kept float (bias included)."""
+    names = set(denylist(ops, float_layers))
+    return sum(int(np.prod(graph.shapes[i])) for op in ops if op.name in names and op.kind in WEIGHTED
+               for i in op.inputs[1:] if i in graph.data)
+
+
+__all__ = ["Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize", "layer_label"]
