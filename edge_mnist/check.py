@@ -244,7 +244,7 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
     return found
 
 
-def _artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
+def artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
                       class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
     """Every enabled criterion for one int8 artifact."""
     name, acc = m.file, m.accuracy
@@ -299,7 +299,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
     for key, m in measured.items():
-        results += _artifact_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
+        results += artifact_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
                                      manifest.task.class_names, criteria, baseline)
     if criteria.parity is not None:
         results += _parity_results(measured, criteria.parity)

@@ -109,6 +109,23 @@ gate_options = _options(
                  help="An earlier bench.json (e.g. last release) that int8 accuracy must not fall below."))
 
 
+fallback_options = _options(
+    click.option("--fallback", is_flag=True,
+                 help="Keep the fewest layers of the post-training int8 files float, by `debug`'s ranking, until "
+                      "the .tflite and .onnx pass the gate (its options below); exit 1 if no mix does."),
+    click.option("--max-float-layers", type=click.IntRange(1), default=None,
+                 help="With --fallback: at most this many float layers."))
+
+
+def _fallback_request(fallback: bool, max_float_layers: int | None, criteria: Criteria):
+    """--fallback options -> a fallback.Request, or None without --fallback."""
+    from .fallback import Request
+
+    if max_float_layers is not None and not fallback:
+        raise EdgeMnistError("--max-float-layers goes with --fallback")
+    return Request(criteria, max_float_layers) if fallback else None
+
+
 def _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline) -> Criteria:
     """Gate options -> validated Criteria (NaN, negative and out-of-range limits are refused)."""
     return Criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline).validate()
@@ -168,12 +185,18 @@ def _report_training(history: dict, out: Path) -> None:
 @batch_option
 @seed_option
 @model_option
-def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model):
+@fallback_options
+@gate_options
+def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, fallback,
+               max_float_layers, **gate):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
     from .export import export
     from .pipeline import load_for_folder, need_folder
     from .tfenv import import_tf
 
+    request = _fallback_request(fallback, max_float_layers, _criteria(**gate))
+    if request is not None and not int8:
+        raise EdgeMnistError("--fallback goes with --int8")
     import_tf()
     if model is not None:
         from .data import load_dataset
@@ -184,7 +207,8 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
     need_folder(out)
     data = load_for_folder(out, dataset, data_dir)
     methods = _methods(method) if int8 else ("float",)
-    manifest = export(out, data, methods, calib_samples, seed, qat_epochs, batch_size, progress=_say)
+    manifest = export(out, data, methods, calib_samples, seed, qat_epochs, batch_size, progress=_say,
+                      fallback=request)
     _say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
          f"manifest.json to {out}")
 
@@ -277,8 +301,10 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @threads_option
 @gate_options
 @skip_runtime_option
+@fallback_options
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, **training):
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, fallback,
+            max_float_layers, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check."""
     from .data import load_dataset
     from .pipeline import run
@@ -287,6 +313,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     from .train import TrainConfig
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    request = _fallback_request(fallback, max_float_layers, criteria)
     config = TrainConfig(**training)
     if model is not None and (config.architecture, config.augment, config.strategy) != ("reference_cnn", False, "default"):
         raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
@@ -295,10 +322,46 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, config, model=model, methods=_methods(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
-                 progress=_say, skip_runtimes=skip_runtimes)
+                 progress=_say, skip_runtimes=skip_runtimes, fallback=request)
     _report_training(result.history, out)
     _print_bench(result.bench, out)
     _conclude(result.verdict, md_path=md_path)
+
+
+@cli.command("debug")
+@out_option
+@dataset_option
+@data_dir_option
+@calib_option
+@seed_option
+def debug_cmd(out, dataset, data_dir, calib_samples, seed):
+    """Per-layer int8 error of DIR's post-training int8 .tflite and .onnx, by Keras layer, worst first:
+    weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
+    layer kept float. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
+    export's (they rebuild its calibration)."""
+    from .debug import DEBUG_FILE, DEBUG_PLOT, debug
+    from .pipeline import load_for_folder, need_folder
+    from .tfenv import import_tf
+
+    need_folder(out)
+    import_tf()
+    data = load_for_folder(out, dataset, data_dir)
+    for result in debug(out, data, calib_samples, seed, progress=_say):
+        click.echo(_debug_table(result))
+    click.echo(f"wrote {out / DEBUG_FILE} and {out / DEBUG_PLOT}")
+
+
+def _debug_table(result) -> str:
+    """One artifact's layers as text, worst first (fits 100 columns)."""
+    number = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+    lines = [f"{result.file} ({result.runtime}): accuracy {result.accuracy:.4f}; worst layer first",
+             f"  {'layer':<18} {'weights dB':>10} {'input dB':>9} {'output dB':>9} {'end-to-end dB':>13} "
+             f"{'accuracy if float':>17} {'gain pp':>8}"]
+    for r in result.layers:
+        lines.append(f"  {r.layer[:18]:<18} {number(r.weight_sqnr_db, '.1f'):>10} {number(r.input_sqnr_db, '.1f'):>9} "
+                     f"{number(r.output_sqnr_db, '.1f'):>9} {number(r.end_to_end_sqnr_db, '.1f'):>13} "
+                     f"{number(r.accuracy_if_float, '.4f'):>17} {number(r.accuracy_gain_pp, '+.2f'):>8}")
+    return "\n".join(lines)
 
 
 @cli.command("predict")

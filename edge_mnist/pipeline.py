@@ -61,9 +61,11 @@ class RunResult:
 def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model: Path | None = None,
         methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500, qat_epochs: int = 1, threads: int = 1,
         runs: int = 1000, warmup: int = 100, criteria: Criteria | None = None,
-        progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = ()) -> RunResult:
-    """Train by `config` (or import the user's `model` file instead), export int8 by `methods`,
-    bench every artifact and evaluate the gate."""
+        progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = (),
+        fallback=None) -> RunResult:
+    """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
+    float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact and evaluate
+    the gate."""
     from .bench import bench
     from .export import export
     from .train import train
@@ -80,7 +82,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         history = import_model(model, out, dataset)
     progress(f"[2/{len(stages)}] export ({', '.join(methods)})")
     manifest = export(out, dataset, methods, calib_samples, config.seed, qat_epochs, config.batch_size,
-                      progress=progress)
+                      progress=progress, fallback=fallback)
     progress(f"[3/{len(stages)}] bench")
     result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress,
                    skip_runtimes=skip_runtimes)

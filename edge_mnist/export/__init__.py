@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..data import Dataset, to_float
 from ..datasets import Task
-from ..errors import EdgeMnistError
+from ..errors import EdgeMnistError, GateFailed
 from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
 from ..records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
@@ -35,6 +35,7 @@ class ExportJob:
     task: Task
     metadata: dict[str, str]
     built_from_path: Path | None = None
+    int8_model: bytes | None = None  # a mixed int8 .tflite chosen by --fallback, written instead of converting
 
 
 @dataclass
@@ -129,14 +130,48 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
                           float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
 
 
+def _fallback(model, calib: np.ndarray, dataset: Dataset, request, progress):
+    """Search the float fallback (edge_mnist.fallback) for the post-training int8 files; returns the
+    Mixer and the result."""
+    from ..check import Measured
+    from ..fallback import search
+    from ..quantize.mixed import Mixer
+
+    images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    preds = model.predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
+    reference = Measured(FLOAT_KERAS, BY_KEY["keras_float32"].file, preds, float((preds == labels).mean()))
+    progress("fallback: calibrating, then trying the all-int8 model against the gate")
+    mixer = Mixer.for_model(model, calib)
+    return mixer, search(mixer, images, labels, reference, dataset.task.class_names, request.criteria,
+                         request.max_float_layers, progress)
+
+
+def _fallback_details(fmt: Format, plan) -> dict[str, str]:
+    """What the manifest and the file say about the fallback, for a post-training int8 format."""
+    if plan is None or fmt.method != "ptq" or not fmt.is_int8:
+        return {}
+    cost = plan.cost_note(fmt.runtime or "")
+    return {**plan.describe(), **({"fallback_cost": cost} if cost else {})}
+
+
+def _no_mix_passes(plan, out: Path) -> GateFailed:
+    """exit 1 with the best mix's figures: the files hold it, and the gate will fail it too."""
+    best = plan.chosen
+    return GateFailed(f"--fallback: no mix of float layers passes the gate; best: {', '.join(best.float_layers)} "
+                      f"float, accuracy " + ", ".join(f"{k} {v:.4f}" for k, v in best.accuracy.items())
+                      + f" (failed: {'; '.join(best.failed[:3])}); {out} holds that mix")
+
+
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
            seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
-           progress: Callable[[str], None] = print) -> Manifest:
+           progress: Callable[[str], None] = print, fallback=None) -> Manifest:
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
     whole (files.staged), so an interruption leaves the previous complete set. bench.json and
     emulate.json leave with the old set: they measured files that are replaced.
+    `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
+    float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     """
     from ..keras_io import load_keras
     from ..quantize.calibration import calibration_images
@@ -151,6 +186,9 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     accuracy = evaluate_keras(model, dataset, str(out / reference.file))
     manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
     calib = calibration_images(dataset, calib_samples, seed)
+    if fallback is not None and "ptq" not in methods:
+        raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
+    mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
     with staged(out, drop=(BENCH_FILE, EMULATE_FILE), last=(MANIFEST_FILE,)) as stage:
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
@@ -160,10 +198,16 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         for fmt in formats:
             progress(f"exporting {fmt.file}")
             built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
+            notes = _fallback_details(fmt, plan)
             job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
-                            artifact_metadata(fmt, dataset.task, accuracy), built_from)
+                            {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
+            if plan is not None and fmt.key == "tflite_int8":
+                job.int8_model = mixer.tflite(plan.chosen.float_layers)
             manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+            manifest.artifacts[fmt.key].details.update(notes)
         manifest.save(stage)
+    if plan is not None and not plan.passed:
+        raise _no_mix_passes(plan, out)
     return manifest
 
 

@@ -50,9 +50,13 @@ def export_int8(job: ExportJob) -> Exported:
     from ..runtime.tflite import TFLiteRunner
     from . import io_quantization
 
-    with filtered_stderr():
-        data = int8_converter(job.model, job.calib).convert()
+    if job.int8_model is None:
+        with filtered_stderr():
+            data = int8_converter(job.model, job.calib).convert()
+        converter = f"tf.lite.TFLiteConverter {tf.__version__}, full-integer int8"
+    else:
+        data = job.int8_model
+        converter = f"tf.lite.TFLiteConverter {tf.__version__} calibration + MLIR quantizer, int8 with float layers"
     io_quant = io_quantization(TFLiteRunner(job.path, content=data))
     atomic_write_bytes(job.path, with_metadata(data, {**job.metadata, **io_quant}))
-    return Exported(converter=f"tf.lite.TFLiteConverter {tf.__version__}, full-integer int8",
-                    quantization=f"{len(job.calib)} calibration images")
+    return Exported(converter=converter, quantization=f"{len(job.calib)} calibration images")

@@ -11,7 +11,8 @@ needs it). Input and output stay int8 with the same scale and zero point as the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -119,4 +120,70 @@ def float_weight_elements(graph, ops: list[Op], float_layers: tuple[str, ...]) -
                for i in op.inputs[1:] if i in graph.data)
 
 
-__all__ = ["Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize", "layer_label"]
+@dataclass
+class Mixer:
+    """Builds and runs mixes of one calibrated model: the .tflite with some layers float, and the ONNX
+    converted from it (quantize.onnx_from_tflite), as export would write them."""
+
+    calibrated_model: bytes
+    layer_names: list[str]
+    graph: object = None
+    ops: list[Op] = field(default_factory=list)
+    _built: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        """Parse the calibrated model once and map its operators to the Keras layers."""
+        from .onnx_from_tflite import read_tflite
+
+        self.graph = read_tflite(self.calibrated_model, Path("calibrated.tflite"))
+        self.ops = op_layers(self.graph, self.layer_names)
+
+    @classmethod
+    def for_model(cls, model, calib: np.ndarray) -> "Mixer":
+        """Calibrate `model` (a tf_keras model) on `calib` with the converter settings of quantize.ptq."""
+        from .ptq import int8_converter
+
+        return cls(calibrated(int8_converter(model, calib)), [layer.name for layer in model.layers])
+
+    @property
+    def candidates(self) -> list[str]:
+        """Layers that can be kept float, in graph order."""
+        return candidates(self.ops)
+
+    def tflite(self, float_layers: tuple[str, ...] = ()) -> bytes:
+        """The .tflite with `float_layers` kept float (all int8 for none)."""
+        key = ("tflite", tuple(sorted(float_layers)))
+        if key not in self._built:
+            self._built[key] = quantize(self.calibrated_model, denylist(self.ops, float_layers))
+        return self._built[key]
+
+    def onnx(self, float_layers: tuple[str, ...] = (), metadata: dict[str, str] | None = None) -> bytes:
+        """The int8 ONNX converted from that .tflite."""
+        from ..export import io_quantization
+        from ..runtime.tflite import TFLiteRunner
+        from .onnx_from_tflite import convert
+
+        model = self.tflite(float_layers)
+        path = Path("mixed.tflite")
+        return convert(model, path, {**(metadata or {}), **io_quantization(TFLiteRunner(path, content=model))}
+                       ).SerializeToString()
+
+    def runners(self, float_layers: tuple[str, ...] = ()) -> dict[str, object]:
+        """A LiteRT and an onnxruntime runner of the mix, keyed by runtime."""
+        from ..runtime.onnx import OnnxRunner
+        from ..runtime.tflite import TFLiteRunner
+
+        name = "+".join(float_layers) or "int8"
+        return {"tflite": TFLiteRunner(Path(f"{name}.tflite"), content=self.tflite(float_layers)),
+                "onnx": OnnxRunner(Path(f"{name}.onnx"), content=self.onnx(float_layers))}
+
+    def float_weights(self, float_layers: tuple[str, ...]) -> int:
+        """Weight elements left float32 by `float_layers`."""
+        return float_weight_elements(self.graph, self.ops, float_layers)
+
+    def integer_weights(self) -> int:
+        """Weight elements of the weighted operators when all of them are int8."""
+        return float_weight_elements(self.graph, self.ops, tuple(self.candidates))
+
+
+__all__ = ["Mixer", "Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize", "layer_label"]

@@ -1,0 +1,164 @@
+"""Automatic float fallback for `export --int8 --fallback`: the fewest Keras layers kept float so the
+post-training int8 artifacts pass the gate.
+
+The all-int8 model is tried first. While the .tflite or the .onnx converted from it fails any of
+the gate's criteria (check.artifact_results, and parity between the two), the next layer of the
+debugger's ranking (debug.analyse, worst first) is kept float too, and both are rebuilt and
+re-measured on the test set: greedy, one layer per step. A layer whose float weights would make
+the file mostly float is passed over (that is the float model, not an int8 artifact). When no mix
+passes, the result says so and carries the best mix's figures; export then exits 1. The cost of
+the float layers is measured in the same run: file size, and p50 latency interleaved with the
+all-int8 model under LiteRT and onnxruntime on one thread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .check import Criteria, Measured, Result, artifact_results, parity
+
+RUNTIME_FILES = {"tflite": "model_int8.tflite", "onnx": "model_int8.onnx"}
+
+
+@dataclass
+class Request:
+    """What `--fallback` asks for: the gate to pass and, optionally, at most this many float layers."""
+
+    criteria: Criteria
+    max_float_layers: int | None = None
+
+
+@dataclass
+class Step:
+    """One mix tried: its float layers, the accuracy per runtime and the criteria that failed."""
+
+    float_layers: tuple[str, ...]
+    accuracy: dict[str, float]
+    failed: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """True when every criterion passed for both files."""
+        return not self.failed
+
+
+@dataclass
+class Fallback:
+    """What the search chose and what it costs."""
+
+    steps: list[Step]
+    ranking: list[str]
+    followers: list[str] = field(default_factory=list)
+    cost: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> Step:
+        """The first passing mix, else the best one (highest worst-runtime accuracy)."""
+        passing = [s for s in self.steps if s.passed]
+        return passing[0] if passing else max(self.steps, key=lambda s: min(s.accuracy.values()))
+
+    @property
+    def passed(self) -> bool:
+        """True when some mix passed the gate."""
+        return self.chosen.passed
+
+    def describe(self) -> dict[str, str]:
+        """Manifest details (and file metadata) of the chosen mix."""
+        step = self.chosen
+        if not step.float_layers:
+            return {"fallback": "not needed: the all-int8 model passes the gate"}
+        details = {"float_layers": ", ".join(step.float_layers),
+                   "fallback": ("passes the gate" if step.passed else "NO MIX PASSES THE GATE; best mix kept")
+                   + f" after {len(self.steps)} step(s), by the debugger's ranking {', '.join(self.ranking)}"}
+        if self.followers:
+            details["float_followers"] = ", ".join(self.followers)
+        return details
+
+    def cost_note(self, runtime: str) -> str:
+        """'size +X B (+Y%), p50 +Z us (+W%) against all-int8' for one runtime."""
+        c = self.cost.get(runtime)
+        if not c:
+            return ""
+        return (f"size {c['size_bytes']:+,.0f} B ({c['size_pct']:+.1f}%), p50 {c['p50_us']:+.1f} us "
+                f"({c['p50_pct']:+.1f}%) against all-int8, {c['runtime']} on 1 thread, measured at export")
+
+
+def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, reference: Measured,
+                 class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...]) -> Step:
+    """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both."""
+    measured, results = {}, []
+    for runtime, runner in runners.items():
+        preds = runner.predict(images).argmax(1).astype(np.int64)
+        measured[runtime] = Measured(runtime, RUNTIME_FILES[runtime], preds, float((preds == labels).mean()))
+        results += artifact_results(measured[runtime], reference.accuracy, reference.predictions, labels,
+                                    class_names, criteria, {})
+    if criteria.parity is not None:
+        results.append(parity("tflite ~ onnx", measured["tflite"].predictions, measured["onnx"].predictions,
+                              criteria.parity))
+    return Step(float_layers, {k: m.accuracy for k, m in measured.items()}, [_short(r) for r in results if not r.passed])
+
+
+def _short(result: Result) -> str:
+    """'model_int8.onnx accuracy drop vs float (pp) 11.62 > 0.5' for a failed criterion."""
+    return f"{result.artifact} {result.criterion} {result.value:.4g} (limit {result.limit:g})"
+
+
+def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, class_names: tuple[str, ...],
+           criteria: Criteria, max_float_layers: int | None = None,
+           progress: Callable[[str], None] = print) -> Fallback:
+    """Greedy float fallback over the debugger's ranking (module docstring)."""
+    from .debug import analyse
+    from .quantize.mixed import followers
+
+    def step(layers: tuple[str, ...]) -> Step:
+        result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
+        progress(f"fallback: {', '.join(layers) or 'all int8'} -> " + ", ".join(
+            f"{k} {v:.4f}" for k, v in result.accuracy.items()) + (" PASS" if result.passed else " fail"))
+        return result
+
+    steps = [step(())]
+    if steps[0].passed:
+        return Fallback(steps, [])
+    runner = mixer.runners()["tflite"]
+    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, RUNTIME_FILES["tflite"], progress)
+    ranking, layers = table.ranking(), ()
+    for layer in ranking:
+        if steps[-1].passed or (max_float_layers is not None and len(layers) >= max_float_layers):
+            break
+        trial = (*layers, layer)
+        if mixer.runners(trial)["tflite"].precision != "int8":
+            progress(f"fallback: keeping {layer} float would make the file mostly float; passed over")
+            continue
+        layers = trial
+        steps.append(step(layers))
+    result = Fallback(steps, ranking)
+    result.followers = followers(mixer.ops, result.chosen.float_layers)
+    result.cost = measure_cost(mixer, result.chosen.float_layers)
+    return result
+
+
+def measure_cost(mixer, float_layers: tuple[str, ...], rounds: int = 5, runs: int = 200) -> dict:
+    """Size and p50 latency of the mix against the all-int8 model, per runtime, interleaved in one run."""
+    from .timing import interleaved_p50
+
+    if not float_layers:
+        return {}
+    image = np.zeros((1, *mixer.graph.shapes[mixer.graph.inputs[0]][1:]), np.float32)
+    all_int8, mix = mixer.runners(), mixer.runners(float_layers)
+    sizes = {"tflite": (len(mixer.tflite()), len(mixer.tflite(float_layers))),
+             "onnx": (len(mixer.onnx()), len(mixer.onnx(float_layers)))}
+    cost = {}
+    for runtime, name in (("tflite", "LiteRT"), ("onnx", "onnxruntime")):
+        calls = {"int8": all_int8[runtime].bound_call(image), "mix": mix[runtime].bound_call(image)}
+        blocks = interleaved_p50(calls, rounds, {"int8": runs, "mix": runs})
+        base, mixed = float(np.median(blocks["int8"])), float(np.median(blocks["mix"]))
+        small, large = sizes[runtime]
+        cost[runtime] = {"runtime": name, "size_bytes": large - small, "size_pct": (large - small) / small * 100,
+                         "p50_us": mixed - base, "p50_pct": (mixed - base) / base * 100,
+                         "p50_int8_us": base, "p50_mix_us": mixed}
+    return cost
+
+
+__all__ = ["Request", "search", "Fallback", "Step", "evaluate_mix", "measure_cost"]
