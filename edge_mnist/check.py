@@ -138,6 +138,7 @@ class Verdict:
     dataset: str
     criteria: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    float_layers: dict[str, str] = field(default_factory=dict)  # mixed artifacts (format key -> float layers)
 
     @property
     def failed(self) -> list[Result]:
@@ -153,7 +154,7 @@ class Verdict:
         """JSON object for --json."""
         return {"verdict": "PASS" if self.passed else "FAIL", "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
-                "criteria": self.criteria, "skipped": self.skipped, "results": [asdict(r) for r in self.results]}
+                "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers, "results": [asdict(r) for r in self.results]}
 
 
 @dataclass
@@ -307,7 +308,8 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     skipped += [f"disagreement and per-class drop of {RUNS[k].label} vs its QAT source (--skip-qat-source)"
                 for k in keys if qat is None and RUNS[k].fmt.source == QAT_KERAS]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
-    return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped)
+    return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped,
+                   manifest.float_layers())
 
 
 __all__ = ["Criteria", "Result", "Verdict", "evaluate"]

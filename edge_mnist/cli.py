@@ -234,11 +234,15 @@ def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
 
 def _print_bench(result, out: Path) -> None:
     """The bench table and how it was measured."""
-    from .report import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, table
+    from .records import Manifest
+    from .report import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
 
-    click.echo(table(BENCH_HEADERS, bench_rows(result)))
+    float_layers = Manifest.load(out).float_layers()
+    click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
     if any(row.latency_us is None for row in result.rows):
         click.echo(UNTIMED_NOTE)
+    if float_layers:
+        click.echo(mixed_note(float_layers))
     click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "
                f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
 

@@ -213,8 +213,9 @@ def layer_table(graph, ops, float_graph, float_ops, float_values: dict, actual: 
 
 
 def rank(rows: list[LayerDebug]) -> list[LayerDebug]:
-    """Worst first: lowest SQNR touched, then the larger accuracy gain from keeping it float."""
-    return sorted(rows, key=lambda r: (r.score, -(r.accuracy_gain_pp or 0.0)))
+    """Worst first: lowest SQNR touched, then the larger accuracy gain from keeping it float. Pooling and
+    reshapes come last: they keep the grid of the layer before them, which is where the error is made."""
+    return sorted(rows, key=lambda r: (not r.can_stay_float, r.score, -(r.accuracy_gain_pp or 0.0)))
 
 
 def _clean(value):

@@ -55,9 +55,8 @@ class Fallback:
 
     @property
     def chosen(self) -> Step:
-        """The first passing mix, else the best one (highest worst-runtime accuracy)."""
-        passing = [s for s in self.steps if s.passed]
-        return passing[0] if passing else max(self.steps, key=lambda s: min(s.accuracy.values()))
+        """The first passing mix, else the best one: fewest failed criteria, then highest worst-runtime accuracy."""
+        return min(self.steps, key=lambda s: (len(s.failed), -min(s.accuracy.values())))
 
     @property
     def passed(self) -> bool:

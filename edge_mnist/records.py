@@ -265,6 +265,10 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=tool_versions)
     created: str = field(default_factory=now)
 
+    def float_layers(self) -> dict[str, str]:
+        """Format key -> the layers `export --fallback` kept float, for each mixed int8/float artifact."""
+        return {key: a.details["float_layers"] for key, a in self.artifacts.items() if a.details.get("float_layers")}
+
     def to_json(self) -> dict:
         """JSON object in registry order."""
         ordered = [self.artifacts[f.key].to_json() for f in formats.FORMATS if f.key in self.artifacts]

@@ -25,15 +25,30 @@ BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreeme
                  "batch256 img/s"]
 
 
-def bench_rows(result) -> list[list[str]]:
-    """One display row per artifact of a BenchResult."""
-    rows = []
+MIXED = "int8+float"
+
+
+def mixed_note(float_layers: dict[str, str]) -> str:
+    """The line saying which files are mixed int8/float and which layers they keep float ('' for none)."""
+    from .formats import BY_KEY
+
+    by_layers: dict[str, list[str]] = {}
+    for key, layers in float_layers.items():
+        by_layers.setdefault(layers, []).append(BY_KEY[key].file)
+    return "\n".join(f"{MIXED} (export --fallback): {', '.join(files)} keep {layers} in float"
+                     for layers, files in by_layers.items())
+
+
+def bench_rows(result, float_layers: dict[str, str] | None = None) -> list[list[str]]:
+    """One display row per artifact of a BenchResult; artifacts in `float_layers` (format key -> layers)
+    show as mixed."""
+    rows, mixed = [], float_layers or {}
     for r in result.rows:
         lat = r.latency_us
         agree = "-" if r.agreement is None else f"{r.agreement * 100:.2f}%"
         timing = (["not timed", "-", "-", "-"] if lat is None else
                   [f"{lat['p50']:.0f}", f"{lat['p90']:.0f}", f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
-        rows.append([r.file, r.runtime, r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
+        rows.append([r.file, r.runtime, MIXED if r.fmt.key in mixed else r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
                      f"{r.accuracy * 100:.2f}%", agree, *timing])
     return rows
 
@@ -71,9 +86,10 @@ def summary(verdict) -> str:
     """The closing line of `check`."""
     word = "PASS" if verdict.passed else "FAIL"
     skipped = "".join(f"\nskipped: {s}" for s in verdict.skipped)
+    mixed = mixed_note(verdict.float_layers)
     return (f"{word}: {len(verdict.results) - len(verdict.failed)}/{len(verdict.results)} criteria passed on "
             f"{verdict.n_samples} images; reference {verdict.reference} = {verdict.reference_accuracy:.4f}"
-            f"{skipped}")
+            f"{skipped}" + (f"\n{mixed}" if mixed else ""))
 
 
 def protected_files() -> set[str]:

@@ -1,0 +1,72 @@
+"""A model that really breaks post-training int8, through `debug` and `export --fallback` (README figures).
+
+    python benchmarks/fallback.py --source export --out /tmp/fallback
+
+Takes the trained reference CNN of --source (model_float32.keras), scales one output channel of
+conv1 up by --factor and the matching input channel of conv2 down by the same factor. The float
+model computes the same function (ReLU and MaxPool commute with a positive scale), but conv1's
+per-tensor int8 activations now spend their 256 steps on that one channel. Then the real commands:
+`export --int8 --model` (plain PTQ) and `check` (must fail), `debug` (must name conv1 first),
+`export --int8 --fallback`, `bench` and `check` (must pass). Prints each command's figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def outlier_channel(model, conv: str = "conv1", after: str = "conv2", channel: int = 3, factor: float = 300.0):
+    """`model` (tf_keras) with `conv`'s output channel `channel` scaled by `factor` and `after`'s matching
+    input channel by 1/factor: the same float function, ruinous for per-tensor int8 activations."""
+    first, second = model.get_layer(conv), model.get_layer(after)
+    kernel, bias = first.get_weights()
+    kernel[..., channel] *= factor
+    bias[channel] *= factor
+    first.set_weights([kernel, bias])
+    kernel, bias = second.get_weights()
+    kernel[:, :, channel, :] /= factor
+    second.set_weights([kernel, bias])
+    return model
+
+
+def edge_mnist(*args) -> subprocess.CompletedProcess:
+    """Run the real CLI; its output is shown as it is."""
+    proc = subprocess.run([sys.executable, "-m", "edge_mnist.cli", *map(str, args)], capture_output=True, text=True)
+    print(f"$ edge-mnist {' '.join(map(str, args))}  (exit {proc.returncode})\n{proc.stdout}", flush=True)
+    return proc
+
+
+def main() -> None:
+    """Make the broken model, then debug it and export it with and without --fallback."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path("export"), help="Folder with a trained reference CNN.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--factor", type=float, default=300.0)
+    args = parser.parse_args()
+    from edge_mnist.keras_io import load_keras, save_keras
+    from edge_mnist.tfenv import import_tf
+
+    import_tf()
+    args.out.mkdir(parents=True, exist_ok=True)
+    broken = args.out / "broken.keras"
+    save_keras(outlier_channel(load_keras(args.source / "model_float32.keras"), factor=args.factor), broken)
+    dataset = json.loads((args.source / "history.json").read_text())["dataset"]
+    plain, mixed = args.out / "plain", args.out / "fallback"
+    common = ("--dataset", dataset, "--model", broken)
+    edge_mnist("export", "--int8", "--out", plain, *common)
+    edge_mnist("check", "--out", plain, "--skip-runtime", "tflm")
+    edge_mnist("debug", "--out", plain)
+    edge_mnist("export", "--int8", "--fallback", "--out", mixed, *common)
+    edge_mnist("bench", "--out", mixed, "--skip-runtime", "tflm")
+    edge_mnist("check", "--out", mixed)
+    manifest = json.loads((mixed / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        if artifact["details"].get("float_layers"):
+            print(artifact["file"], artifact["size_bytes"], json.dumps(artifact["details"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

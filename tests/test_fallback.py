@@ -1,0 +1,199 @@
+"""debug and export --fallback on a model that really breaks post-training int8.
+
+The reference CNN of the session's tiny export with conv1's channel 3 scaled up 300x and conv2's
+matching inputs scaled down (benchmarks/fallback.py): the same float function, but conv1's
+per-tensor int8 activations are ruined. Plain PTQ must fail the gate, debug must name conv1,
+and --fallback must pass with conv1 and conv2 float, for the .tflite and the .onnx alike.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.fallback import outlier_channel
+from tests.conftest import run_process
+
+pytestmark = pytest.mark.tf
+
+CALIB = 100  # the calibration size these folders are exported with (debug must be given the same)
+
+
+def quiet(*_):
+    """Progress sink."""
+
+
+@pytest.fixture(scope="module")
+def data(medium_fashion_dir):
+    from edge_mnist.data import load_dataset
+
+    return load_dataset("fashion-mnist", medium_fashion_dir)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """The reference CNN trained one epoch on 12,000 images: 500 test images per class keep the gate's
+    per-class criterion meaningful (the session's tiny export has 100)."""
+    from edge_mnist.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("trained")
+    train(data, out, TrainConfig(epochs=1, batch_size=64))
+    return out
+
+
+@pytest.fixture(scope="module")
+def broken(trained, tmp_path_factory):
+    """The outlier-channel model as a user's .keras file."""
+    from edge_mnist.keras_io import load_keras, save_keras
+
+    path = tmp_path_factory.mktemp("broken") / "broken.keras"
+    save_keras(outlier_channel(load_keras(trained / "model_float32.keras")), path)
+    return path
+
+
+def imported(source, out, data, fallback=None):
+    """`export --int8 --model source` into `out`, in process."""
+    from edge_mnist.export import export
+    from edge_mnist.user_model import import_model
+
+    import_model(source, out, data)
+    export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=fallback)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain(broken, data, tmp_path_factory):
+    """The broken model exported with plain PTQ."""
+    return imported(broken, tmp_path_factory.mktemp("plain"), data)
+
+
+@pytest.fixture(scope="module")
+def mixed(broken, data, tmp_path_factory):
+    """The broken model exported with --fallback."""
+    from edge_mnist.check import Criteria
+    from edge_mnist.fallback import Request
+
+    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
+
+
+def test_the_outlier_model_computes_the_same_float_function(trained, broken, data):
+    from edge_mnist.data import to_float
+    from edge_mnist.keras_io import load_keras
+
+    x = to_float(data.x_test[:200])
+    before = load_keras(trained / "model_float32.keras").predict(x, verbose=0)
+    after = load_keras(broken).predict(x, verbose=0)
+    np.testing.assert_allclose(after, before, atol=1e-4)
+
+
+def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
+    from edge_mnist.check import Criteria, evaluate
+
+    verdict = evaluate(plain, data, Criteria(), skip_runtimes=("tflm",))
+    failed = {r.artifact for r in verdict.failed}
+    assert {"model_int8.tflite", "model_int8.onnx", "model_int8.ort"} <= failed
+
+
+def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, data):
+    from edge_mnist.debug import DEBUG_FILE, DEBUG_PLOT, debug
+
+    results = debug(plain, data, calib_samples=CALIB, progress=quiet)
+    assert [r.file for r in results] == ["model_int8.tflite", "model_int8.onnx"]
+    for result in results:
+        assert result.layers[0].layer == "conv1"
+        assert result.ranking()[:2] == ["conv1", "conv2"]
+        by_name = {row.layer: row for row in result.layers}
+        assert by_name["conv1"].output_sqnr_db < 10 < by_name["dense1"].output_sqnr_db
+        assert by_name["conv1"].weight_sqnr_db > 30  # the weights are fine: the activation grid is not
+        assert by_name["bn+probs"].operators == ["FULLY_CONNECTED", "SOFTMAX"]  # a folded BatchNorm is named
+        assert by_name["conv1"].accuracy_if_float is not None and by_name["pool1"].accuracy_if_float is None
+    record = json.loads((plain / DEBUG_FILE).read_text())
+    assert record["artifacts"][1]["ranking"][0] == "conv1"
+    assert (plain / DEBUG_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_debug_prints_the_table_worst_first(plain, data, medium_fashion_dir):
+    from click.testing import CliRunner
+
+    from edge_mnist.cli import cli
+
+    result = CliRunner().invoke(cli, ["debug", "--out", str(plain), "--data-dir", str(medium_fashion_dir),
+                                      "--calib-samples", str(CALIB)])
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("model_int8.onnx (onnx)")
+    assert len(tables) == 2
+    for table in tables:
+        rows = [line.split()[0] for line in table.splitlines() if line.startswith("  ") and "dB" not in line]
+        assert rows[0] == "conv1"
+    assert max(len(line) for line in result.stdout.splitlines() if not line.startswith("wrote ")) <= 100
+
+
+def test_debug_refuses_another_calibration(plain, data):
+    from edge_mnist.debug import debug
+    from edge_mnist.errors import EdgeMnistError
+
+    with pytest.raises(EdgeMnistError, match="--calib-samples and --seed"):
+        debug(plain, data, calib_samples=CALIB + 1, progress=quiet)
+
+
+def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, data):
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.records import Manifest
+    from edge_mnist.runtime.tflite import TFLiteRunner
+
+    manifest = Manifest.load(mixed)
+    float_layers = manifest.float_layers()
+    assert float_layers["tflite_int8"] == float_layers["onnx_int8"] == float_layers["ort_int8"] == "conv1, conv2"
+    for key in ("tflite_int8", "onnx_int8"):
+        details = manifest.artifacts[key].details
+        assert details["fallback"].startswith("passes the gate")
+        assert "p50" in details["fallback_cost"] and "size +" in details["fallback_cost"]
+    tflite = TFLiteRunner(mixed / "model_int8.tflite")
+    assert tflite.precision == "int8" and "float32" in tflite.tensor_dtypes()
+    assert tflite.metadata["float_layers"] == "conv1, conv2"  # the file says so itself
+    verdict = evaluate(mixed, data, Criteria(), skip_runtimes=("tflm",))
+    assert verdict.passed, [r for r in verdict.failed]
+    assert verdict.float_layers["tflite_int8"] == "conv1, conv2"
+    parity = [r for r in verdict.results if r.criterion == "parity (same class)"]
+    assert parity and all(r.value == 1.0 for r in parity)  # onnxruntime keeps the float layers float
+
+
+def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fashion_dir, tmp_path):
+    out = tmp_path / "capped"
+    proc = run_process(["export", "--int8", "--model", broken, "--fallback", "--max-float-layers", "1",
+                        "--calib-samples", CALIB, "--dataset", "fashion-mnist", "--data-dir", medium_fashion_dir,
+                        "--out", out], timeout=600)
+    assert proc.returncode == 1, proc.stderr[-800:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no mix of float layers passes the gate; best: conv1 float" in last and "Traceback" not in proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    details = {a["key"]: a["details"] for a in manifest["artifacts"]}
+    assert details["tflite_int8"]["fallback"].startswith("NO MIX PASSES THE GATE")
+    check = run_process(["check", "--out", out, "--data-dir", medium_fashion_dir, "--skip-runtime", "tflm"])
+    assert check.returncode == 1
+
+
+def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
+    from edge_mnist.check import Criteria
+    from edge_mnist.export import export
+    from edge_mnist.fallback import Request
+
+    out = tmp_path / "healthy"
+    shutil.copytree(trained, out)
+    manifest = export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=Request(Criteria()))
+    assert manifest.float_layers() == {}
+    assert manifest.artifacts["tflite_int8"].details["fallback"].startswith("not needed")
+
+
+def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
+    from edge_mnist.check import Criteria
+    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.export import export
+    from edge_mnist.fallback import Request
+
+    out = tmp_path / "qat"
+    shutil.copytree(trained, out)
+    with pytest.raises(EdgeMnistError, match="post-training"):
+        export(out, data, ("qat",), calib_samples=CALIB, progress=quiet, fallback=Request(Criteria()))
