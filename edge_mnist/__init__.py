@@ -8,18 +8,20 @@ The public API is the stage verbs, each a function of the module named for it:
     check(out, criteria) -> Verdict      edge_mnist.check
     predict(out, images)                 edge_mnist.predict
     emulate(out, dataset) -> Emulation   edge_mnist.emulate    (int8 artifacts on an emulated Pi; needs root)
+    debug(out, dataset)                  edge_mnist.debug      (per-layer int8 error; TensorFlow, imported when called)
     run(out, dataset, ...)               edge_mnist.pipeline   (all of the above)
 
 Importing this package never imports TensorFlow. Because the verbs share their modules' names,
 `edge_mnist.bench` is the function; reach a module's other names with
 `from edge_mnist.bench import machine_info`.
 """
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from .bench import bench  # noqa: E402
 from .check import Criteria, Verdict  # noqa: E402
 from .check import evaluate as check  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
+from .debug import debug  # noqa: E402
 from .datasets import DATASETS, Task  # noqa: E402
 from .emulate import Emulation, emulate  # noqa: E402
 from .errors import EdgeMnistError, GateFailed  # noqa: E402
@@ -34,4 +36,4 @@ from .train import TrainConfig, train  # noqa: E402
 
 __all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
            "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__",
-           "bench", "check", "emulate", "export", "load_dataset", "open_model", "predict", "run", "train"]
+           "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict", "run", "train"]

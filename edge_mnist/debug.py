@@ -326,7 +326,7 @@ def plot_debug(results: list[ArtifactDebug], float_accuracy: float, path: Path) 
                           for r in rows])
         ax.set_title(f"{result.file}: accuracy {result.accuracy:.2%}, float model {float_accuracy:.2%}")
         ax.set_xlabel("SQNR (dB), higher is better")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

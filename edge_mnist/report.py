@@ -34,7 +34,8 @@ def mixed_note(float_layers: dict[str, str]) -> str:
 
     by_layers: dict[str, list[str]] = {}
     for key, layers in float_layers.items():
-        by_layers.setdefault(layers, []).append(BY_KEY[key].file)
+        if BY_KEY[key].runnable:  # the C++ files are the .tflite's bytes
+            by_layers.setdefault(layers, []).append(BY_KEY[key].file)
     return "\n".join(f"{MIXED} (export --fallback): {', '.join(files)} keep {layers} in float"
                      for layers, files in by_layers.items())
 
