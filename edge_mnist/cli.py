@@ -457,7 +457,7 @@ def main(argv=None) -> None:
     except (EdgeMnistError, GateFailed) as exc:
         if debug:
             raise
-        click.echo(f"edge-mnist: {'check failed' if isinstance(exc, GateFailed) else 'error'}: {exc}", err=True)
+        click.echo(f"edge-mnist: {exc.label if isinstance(exc, GateFailed) else 'error'}: {exc}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:  # the environment: a full disk, a permission, a missing folder
         if debug:

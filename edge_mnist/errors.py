@@ -8,9 +8,14 @@ class EdgeMnistError(Exception):
 
 
 class GateFailed(Exception):
-    """An accuracy criterion of `check` failed. The CLI exits 1."""
+    """An accuracy criterion of `check` failed (or no float fallback passes it). The CLI exits 1."""
 
     exit_code = 1
+
+    def __init__(self, message: str, label: str = "check failed"):
+        """`label` leads the CLI's one-line message ("check failed", "fallback failed")."""
+        super().__init__(message)
+        self.label = label
 
 
 class MissingDependency(EdgeMnistError):

@@ -43,6 +43,11 @@ class Step:
         """True when every criterion passed for both files."""
         return not self.failed
 
+    @property
+    def label(self) -> str:
+        """'conv1, conv2 float' or 'all int8'."""
+        return f"{', '.join(self.float_layers)} float" if self.float_layers else "all int8"
+
 
 @dataclass
 class Fallback:
@@ -55,8 +60,9 @@ class Fallback:
 
     @property
     def chosen(self) -> Step:
-        """The first passing mix, else the best one: fewest failed criteria, then highest worst-runtime accuracy."""
-        return min(self.steps, key=lambda s: (len(s.failed), -min(s.accuracy.values())))
+        """The first passing mix, else the best one: fewest failed criteria, then highest worst-runtime accuracy,
+        then fewest float layers (all-int8 can be the best of a failing search)."""
+        return min(self.steps, key=lambda s: (len(s.failed), -min(s.accuracy.values()), len(s.float_layers)))
 
     @property
     def passed(self) -> bool:
@@ -66,11 +72,13 @@ class Fallback:
     def describe(self) -> dict[str, str]:
         """Manifest details (and file metadata) of the chosen mix."""
         step = self.chosen
-        if not step.float_layers:
+        if step.passed and not step.float_layers:
             return {"fallback": "not needed: the all-int8 model passes the gate"}
-        details = {"float_layers": ", ".join(step.float_layers),
-                   "fallback": ("passes the gate" if step.passed else "NO MIX PASSES THE GATE; best mix kept")
-                   + f" after {len(self.steps)} step(s), by the debugger's ranking {', '.join(self.ranking)}"}
+        verdict = "passes the gate" if step.passed else f"NO MIX PASSES THE GATE; best mix kept ({step.label})"
+        details = {"fallback": f"{verdict} after {len(self.steps)} step(s), by the debugger's ranking "
+                               f"{', '.join(self.ranking)}"}
+        if step.float_layers:
+            details["float_layers"] = ", ".join(step.float_layers)
         if self.followers:
             details["float_followers"] = ", ".join(self.followers)
         return details
@@ -113,7 +121,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
 
     def step(layers: tuple[str, ...]) -> Step:
         result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
-        progress(f"fallback: {', '.join(layers) or 'all int8'} -> " + ", ".join(
+        progress(f"fallback: {result.label} -> " + ", ".join(
             f"{k} {v:.4f}" for k, v in result.accuracy.items()) + (" PASS" if result.passed else " fail"))
         return result
 

@@ -96,28 +96,12 @@ def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
     assert {"model_int8.tflite", "model_int8.onnx", "model_int8.ort"} <= failed
 
 
-def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, data):
-    from edge_mnist.debug import DEBUG_FILE, DEBUG_PLOT, debug
-
-    results = debug(plain, data, calib_samples=CALIB, progress=quiet)
-    assert [r.file for r in results] == ["model_int8.tflite", "model_int8.onnx"]
-    for result in results:
-        assert result.layers[0].layer == "conv1"
-        assert result.ranking()[:2] == ["conv1", "conv2"]
-        by_name = {row.layer: row for row in result.layers}
-        assert by_name["conv1"].output_sqnr_db < 10 < by_name["dense1"].output_sqnr_db
-        assert by_name["conv1"].weight_sqnr_db > 30  # the weights are fine: the activation grid is not
-        assert by_name["bn+probs"].operators == ["FULLY_CONNECTED", "SOFTMAX"]  # a folded BatchNorm is named
-        assert by_name["conv1"].accuracy_if_float is not None and by_name["pool1"].accuracy_if_float is None
-    record = json.loads((plain / DEBUG_FILE).read_text())
-    assert record["artifacts"][1]["ranking"][0] == "conv1"
-    assert (plain / DEBUG_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_debug_prints_the_table_worst_first(plain, data, medium_fashion_dir):
+def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, medium_fashion_dir):
+    """`edge-mnist debug`: the table, debug.json and debug.png of both post-training files."""
     from click.testing import CliRunner
 
     from edge_mnist.cli import cli
+    from edge_mnist.debug import DEBUG_FILE, DEBUG_PLOT
 
     result = CliRunner().invoke(cli, ["debug", "--out", str(plain), "--data-dir", str(medium_fashion_dir),
                                       "--calib-samples", str(CALIB)])
@@ -126,8 +110,18 @@ def test_debug_prints_the_table_worst_first(plain, data, medium_fashion_dir):
     assert len(tables) == 2
     for table in tables:
         rows = [line.split()[0] for line in table.splitlines() if line.startswith("  ") and "dB" not in line]
-        assert rows[0] == "conv1"
+        assert rows[:2] == ["conv1", "conv2"]
     assert max(len(line) for line in result.stdout.splitlines() if not line.startswith("wrote ")) <= 100
+    record = json.loads((plain / DEBUG_FILE).read_text())
+    assert [a["file"] for a in record["artifacts"]] == ["model_int8.tflite", "model_int8.onnx"]
+    for artifact in record["artifacts"]:
+        assert artifact["ranking"][:2] == ["conv1", "conv2"]
+        by_name = {row["layer"]: row for row in artifact["layers"]}
+        assert by_name["conv1"]["output_sqnr_db"] < 10 < by_name["dense1"]["output_sqnr_db"]
+        assert by_name["conv1"]["weight_sqnr_db"] > 30  # the weights are fine: the activation grid is not
+        assert by_name["bn+probs"]["operators"] == ["FULLY_CONNECTED", "SOFTMAX"]  # a folded BatchNorm is named
+        assert by_name["conv1"]["accuracy_if_float"] is not None and by_name["pool1"]["accuracy_if_float"] is None
+    assert (plain / DEBUG_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_debug_refuses_another_calibration(plain, data):
@@ -160,14 +154,17 @@ def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, d
     assert parity and all(r.value == 1.0 for r in parity)  # onnxruntime keeps the float layers float
 
 
-def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fashion_dir, tmp_path):
+def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fashion_dir, tmp_path, capsys):
+    from edge_mnist.cli import main
+
     out = tmp_path / "capped"
-    proc = run_process(["export", "--int8", "--model", broken, "--fallback", "--max-float-layers", "1",
-                        "--calib-samples", CALIB, "--dataset", "fashion-mnist", "--data-dir", medium_fashion_dir,
-                        "--out", out], timeout=600)
-    assert proc.returncode == 1, proc.stderr[-800:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "no mix of float layers passes the gate; best: conv1 float" in last and "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--int8", "--model", str(broken), "--fallback", "--max-float-layers", "1", "--calib-samples",
+              str(CALIB), "--dataset", "fashion-mnist", "--data-dir", str(medium_fashion_dir), "--out", str(out)])
+    assert exited.value.code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("edge-mnist: fallback failed: no mix of float layers passes the gate; best: ")
+    assert "accuracy tflite 0." in last and "onnx 0." in last and "failed: model_int8" in last
     manifest = json.loads((out / "manifest.json").read_text())
     details = {a["key"]: a["details"] for a in manifest["artifacts"]}
     assert details["tflite_int8"]["fallback"].startswith("NO MIX PASSES THE GATE")
@@ -197,3 +194,16 @@ def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
     shutil.copytree(trained, out)
     with pytest.raises(EdgeMnistError, match="post-training"):
         export(out, data, ("qat",), calib_samples=CALIB, progress=quiet, fallback=Request(Criteria()))
+
+
+def test_a_failing_search_never_reads_as_passing_even_when_all_int8_is_the_best_mix():
+    from edge_mnist.fallback import Fallback, Step
+
+    int8 = Step((), {"tflite": 0.80, "onnx": 0.80}, ["model_int8.tflite disagreement 13 (limit 2)"])
+    worse = Step(("conv1",), {"tflite": 0.79, "onnx": 0.79}, ["model_int8.tflite disagreement 14 (limit 2)"])
+    search = Fallback([int8, worse], ["conv1", "conv2"])
+    assert search.chosen is int8 and not search.passed
+    assert search.describe()["fallback"].startswith("NO MIX PASSES THE GATE; best mix kept (all int8)")
+    assert "float_layers" not in search.describe()
+    passing = Step(("conv1", "conv2"), {"tflite": 0.89, "onnx": 0.89}, [])
+    assert Fallback([int8, worse, passing], ["conv1", "conv2"]).describe()["float_layers"] == "conv1, conv2"

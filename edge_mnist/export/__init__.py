@@ -157,9 +157,9 @@ def _fallback_details(fmt: Format, plan) -> dict[str, str]:
 def _no_mix_passes(plan, out: Path) -> GateFailed:
     """exit 1 with the best mix's figures: the files hold it, and the gate will fail it too."""
     best = plan.chosen
-    return GateFailed(f"--fallback: no mix of float layers passes the gate; best: {', '.join(best.float_layers)} "
-                      f"float, accuracy " + ", ".join(f"{k} {v:.4f}" for k, v in best.accuracy.items())
-                      + f" (failed: {'; '.join(best.failed[:3])}); {out} holds that mix")
+    return GateFailed("no mix of float layers passes the gate; best: {}, accuracy {} (failed: {}); {} holds that mix"
+                      .format(best.label, ", ".join(f"{k} {v:.4f}" for k, v in best.accuracy.items()),
+                              "; ".join(best.failed[:3]), out), label="fallback failed")
 
 
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
