@@ -27,6 +27,7 @@ from .errors import EdgeMnistError
 from .files import atomic_output, atomic_write_json, writable_folder
 from .formats import BY_KEY
 from .records import Manifest
+from .runtime.base import quantize
 
 DEBUG_FILE, DEBUG_PLOT = "debug.json", "debug.png"
 DEBUG_IMAGES = 500  # test images the activation statistics use
@@ -119,8 +120,8 @@ def tflite_tensors(model: bytes, images: np.ndarray) -> dict[str, np.ndarray]:
     it.resize_tensor_input(detail["index"], [len(images), *images.shape[1:]])
     it.allocate_tensors()
     scale, zero = detail["quantization"]
-    feed = images if detail["dtype"] == np.float32 else np.clip(np.round(images / scale) + zero, -128, 127)
-    it.set_tensor(detail["index"], feed.astype(detail["dtype"]))
+    it.set_tensor(detail["index"], images if detail["dtype"] == np.float32 else quantize(images, scale, zero,
+                                                                                          detail["dtype"]))
     it.invoke()
     found = {}
     for t in it.get_tensor_details():
@@ -155,7 +156,7 @@ def onnx_tensors(model: bytes, images: np.ndarray, input_scale: float, input_zer
     outputs = [o.name for o in proto.graph.output]
     proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in tapped if n not in outputs)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed = np.clip(np.round(images / input_scale) + input_zero_point, -128, 127).astype(np.int8)
+    feed = quantize(images, input_scale, input_zero_point, np.int8)
     values = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": feed})))
     found = {}
     for value_name, (tensor_name, grid) in tapped.items():
@@ -230,23 +231,25 @@ def _clean(value):
 
 
 def analyse(mixer, artifact: bytes, runtime: str, images: np.ndarray, labels: np.ndarray, runner, name: str,
-            progress=print) -> ArtifactDebug:
+            progress=print, float_values: dict | None = None) -> ArtifactDebug:
     """The ranked per-layer table of one int8 artifact made from `mixer`'s calibrated model (quantize.mixed):
-    statistics on the first DEBUG_IMAGES test images, accuracies on all of them."""
+    statistics on the first DEBUG_IMAGES test images, accuracies on all of them. `float_values`: the
+    calibrated model's tensors on those images, when the caller already has them."""
     from .quantize.mixed import op_layers
     from .quantize.onnx_from_tflite import read_tflite
 
     sample = images[:DEBUG_IMAGES]
     graph = read_tflite(mixer.tflite(), Path(name))
     ops = op_layers(graph, mixer.layer_names)
-    float_values = tflite_tensors(mixer.calibrated_model, sample)
+    if float_values is None:
+        float_values = tflite_tensors(mixer.calibrated_model, sample)
     actual = (tflite_tensors(artifact, sample) if runtime == "tflite" else
               onnx_tensors(artifact, sample, runner.input_scale, runner.input_zero_point))
     accuracy = float((runner.predict(images).argmax(1) == labels).mean())
     rows = layer_table(graph, ops, mixer.graph, mixer.ops, float_values, actual)
     for row in (r for r in rows if r.can_stay_float):
         progress(f"  {name}: accuracy with {row.layer} kept float")
-        mix = mixer.runners((row.layer,))[runtime]
+        mix = mixer.runner((row.layer,), runtime)
         row.accuracy_if_float = float((mix.predict(images).argmax(1) == labels).mean())
         row.accuracy_gain_pp = (row.accuracy_if_float - accuracy) * 100
     return ArtifactDebug(name, runtime, accuracy, rank(rows))
@@ -273,6 +276,7 @@ def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
     progress("calibrating the float model as export did")
     mixer = Mixer.for_model(model, calibration_images(dataset, calib_samples, seed))
     images, labels = to_float(dataset.x_test), dataset.y_test
+    float_values = tflite_tensors(mixer.calibrated_model, images[:DEBUG_IMAGES])
     results = []
     for key in present:
         fmt, artifact = BY_KEY[key], manifest.artifacts[key]
@@ -281,7 +285,7 @@ def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
             _same_model(mixer, content, out / fmt.file)
         progress(f"debugging {fmt.file}")
         results.append(analyse(mixer, content, fmt.runtime, images, labels, open_artifact(out, manifest, key),
-                               fmt.file, progress))
+                               fmt.file, progress, float_values))
     save_debug(out, results, manifest.float_accuracy)
     return results
 

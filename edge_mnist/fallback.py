@@ -128,14 +128,14 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     steps = [step(())]
     if steps[0].passed:
         return Fallback(steps, [])
-    runner = mixer.runners()["tflite"]
+    runner = mixer.runner((), "tflite")
     table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, RUNTIME_FILES["tflite"], progress)
     ranking, layers = table.ranking(), ()
     for layer in ranking:
         if steps[-1].passed or (max_float_layers is not None and len(layers) >= max_float_layers):
             break
         trial = (*layers, layer)
-        if mixer.runners(trial)["tflite"].precision != "int8":
+        if mixer.runner(trial, "tflite").precision != "int8":
             progress(f"fallback: keeping {layer} float would make the file mostly float; passed over")
             continue
         layers = trial

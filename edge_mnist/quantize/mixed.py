@@ -20,7 +20,6 @@ import numpy as np
 from ..tfenv import filtered_stderr, import_tf
 
 PASS_THROUGH = ("MAX_POOL_2D", "RESHAPE")  # keep the input's quantization grid
-WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 IGNORED = ("QUANTIZE", "DEQUANTIZE")
 
 
@@ -115,13 +114,6 @@ def quantize(calibrated_model: bytes, denylisted_nodes: list[str]) -> bytes:
                                      disable_per_channel_for_dense_layers=True)
 
 
-def float_weight_elements(graph, ops: list[Op], float_layers: tuple[str, ...]) -> int:
-    """Weight elements that stay float32 when `float_layers` are kept float (bias included)."""
-    names = set(denylist(ops, float_layers))
-    return sum(int(np.prod(graph.shapes[i])) for op in ops if op.name in names and op.kind in WEIGHTED
-               for i in op.inputs[1:] if i in graph.data)
-
-
 @dataclass
 class Mixer:
     """Builds and runs mixes of one calibrated model: the .tflite with some layers float, and the ONNX
@@ -159,33 +151,32 @@ class Mixer:
             self._built[key] = quantize(self.calibrated_model, denylist(self.ops, float_layers))
         return self._built[key]
 
-    def onnx(self, float_layers: tuple[str, ...] = (), metadata: dict[str, str] | None = None) -> bytes:
-        """The int8 ONNX converted from that .tflite."""
+    def onnx(self, float_layers: tuple[str, ...] = ()) -> bytes:
+        """The int8 ONNX converted from that .tflite (converted once per mix)."""
         from ..export import io_quantization
         from ..runtime.tflite import TFLiteRunner
         from .onnx_from_tflite import convert
 
-        model = self.tflite(float_layers)
-        path = Path("mixed.tflite")
-        return convert(model, path, {**(metadata or {}), **io_quantization(TFLiteRunner(path, content=model))}
-                       ).SerializeToString()
+        key = ("onnx", tuple(sorted(float_layers)))
+        if key not in self._built:
+            model, path = self.tflite(float_layers), Path("mixed.tflite")
+            self._built[key] = convert(model, path, io_quantization(TFLiteRunner(path, content=model))
+                                       ).SerializeToString()
+        return self._built[key]
 
-    def runners(self, float_layers: tuple[str, ...] = ()) -> dict[str, object]:
-        """A LiteRT and an onnxruntime runner of the mix, keyed by runtime."""
+    def runner(self, float_layers: tuple[str, ...], runtime: str):
+        """A LiteRT ("tflite") or onnxruntime ("onnx") runner of the mix."""
         from ..runtime.onnx import OnnxRunner
         from ..runtime.tflite import TFLiteRunner
 
         name = "+".join(float_layers) or "int8"
-        return {"tflite": TFLiteRunner(Path(f"{name}.tflite"), content=self.tflite(float_layers)),
-                "onnx": OnnxRunner(Path(f"{name}.onnx"), content=self.onnx(float_layers))}
+        if runtime == "tflite":
+            return TFLiteRunner(Path(f"{name}.tflite"), content=self.tflite(float_layers))
+        return OnnxRunner(Path(f"{name}.onnx"), content=self.onnx(float_layers))
 
-    def float_weights(self, float_layers: tuple[str, ...]) -> int:
-        """Weight elements left float32 by `float_layers`."""
-        return float_weight_elements(self.graph, self.ops, float_layers)
-
-    def integer_weights(self) -> int:
-        """Weight elements of the weighted operators when all of them are int8."""
-        return float_weight_elements(self.graph, self.ops, tuple(self.candidates))
+    def runners(self, float_layers: tuple[str, ...] = ()) -> dict[str, object]:
+        """A LiteRT and an onnxruntime runner of the mix, keyed by runtime."""
+        return {runtime: self.runner(float_layers, runtime) for runtime in ("tflite", "onnx")}
 
 
 __all__ = ["Mixer", "Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize", "layer_label"]
