@@ -19,6 +19,7 @@ from .errors import EdgeMnistError, MissingDependency
 from .files import writable_folder
 from .formats import FORMATS, RUNTIMES, chosen_runs, left_out
 from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
+from .progress import say, silent, step
 from .timing import latency_us, throughput_ips
 from .verify import open_artifact, refuse_unlisted
 
@@ -40,15 +41,26 @@ def machine_info() -> dict:
             "flags": flags}
 
 
+PREDICT_CHUNK = 500  # images per progress update of the accuracy pass
+
+
 def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: int, batch: int = 256,
-            timed: bool = True) -> dict:
+            timed: bool = True, shown=None) -> dict:
     """Accuracy, predictions, single-image latency and batch throughput of one opened model
-    (timing left out, None, when `timed` is False)."""
-    preds = runner.predict(images).argmax(1)
+    (timing left out, None, when `timed` is False). `shown` (a progress bar over the test images
+    plus the warm-up and timed runs) is advanced between passes, never inside the timed loop."""
+    shown = shown or silent()
+    preds = []
+    for start in range(0, len(images), PREDICT_CHUNK):
+        preds.append(runner.predict(images[start:start + PREDICT_CHUNK]).argmax(1))
+        shown.update(len(preds[-1]))
+    preds = np.concatenate(preds)
+    latency = latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup) if timed else None
+    shown.update(runs + warmup if timed else 0)
     return {
         "accuracy": float((preds == labels).mean()),
         "predictions": preds.astype(np.int64),
-        "latency_us": latency_us(runner.bound_call(images[:1]), runs=runs, warmup=warmup) if timed else None,
+        "latency_us": latency,
         "throughput_ips": throughput_ips(runner.bound_call(images[:batch]), batch=min(batch, len(images)))
         if timed else None,
     }
@@ -65,7 +77,7 @@ def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
 
 
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,
-          progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = ()) -> BenchResult:
+          progress: Callable[[str], None] = say, skip_runtimes: tuple[str, ...] = ()) -> BenchResult:
     """Measure every runnable artifact listed in DIR/manifest.json (under every runtime of its format,
     but the optional ones in `skip_runtimes`) and write DIR/bench.json atomically."""
     out = Path(out)
@@ -88,10 +100,11 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
     rows = []
     for run in (r for r in present if r.key in runners):
         timed = RUNTIMES[run.runtime].timed
-        progress(f"measuring {run.fmt.file} ({run.runtime}, {run.fmt.precision}{'' if timed else ', accuracy only'})")
         artifact = manifest.artifacts[run.fmt.key]
-        rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes,
-                             **measure(runners[run.key], images, labels, runs, warmup, timed=timed)))
+        desc = f"{run.fmt.file} ({run.runtime}{'' if timed else ', accuracy only'})"
+        with step(desc, len(images) + (runs + warmup if timed else 0)) as shown:
+            figures = measure(runners[run.key], images, labels, runs, warmup, timed=timed, shown=shown)
+        rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes, **figures))
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
     result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,

@@ -9,7 +9,8 @@ embed a .tflite (the C++ source and header) must hold exactly the bytes that ran
 is a record of what was measured, never evidence. The set of criteria follows from the
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
 omission (an optional runtime that is not installed is listed as skipped in the verdict).
-Exit codes (via the CLI): 0 pass, 1 a criterion failed, 2 bad input.
+Exit codes (via the CLI): 0 pass, 1 a check failed, 2 bad input. Each check's value and limit
+are in its UNITS entry; report.py phrases them for people.
 """
 from __future__ import annotations
 
@@ -25,10 +26,23 @@ from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .formats import (FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs,
                       left_out, parity_groups)
-from .records import MANIFEST_FILE, BenchResult, Manifest
+from .records import MANIFEST_FILE, BenchResult, Manifest, now
 from .verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
+
+# Each check's id in the JSON report (stable, for CI scripts) and the unit of its value and limit there.
+DROP = "accuracy drop vs float (pp)"
+RELATIVE = "relative accuracy drop (%)"
+MINIMUM = "accuracy (min)"
+DISAGREEMENT = "disagreement with source model (%)"
+CLASS_DROP = "worst per-class drop vs source (pp)"
+BASELINE = "accuracy drop vs baseline (pp)"
+PARITY = "parity (same class)"
+EMBEDS = "describes the .tflite it embeds (problems)"
+UNITS = {DROP: "pp", RELATIVE: "%", MINIMUM: "fraction", DISAGREEMENT: "%", CLASS_DROP: "pp", BASELINE: "pp",
+         PARITY: "fraction", EMBEDS: "problems"}
+PAIR = " ~ "  # joins the two files of a parity result's artifact
 
 
 @dataclass
@@ -58,7 +72,10 @@ class Criteria:
 
 @dataclass
 class Result:
-    """One criterion evaluated on one artifact (or one pair, for parity)."""
+    """One check on one artifact (or on a pair, "a ~ b", for parity). `criterion` is its id in the JSON
+    report, value and limit are in UNITS[criterion]; `context` holds the other figures its sentence shows
+    (report.describe: the accuracies compared, the class, the embedded file) and `detail` a note for the
+    end of that sentence (the images two files disagree on, a C++ file's problems)."""
 
     artifact: str
     criterion: str
@@ -66,34 +83,51 @@ class Result:
     limit: float
     passed: bool
     detail: str = ""
+    context: dict = field(default_factory=dict)
 
     def __post_init__(self):
         """Plain Python types, so results serialize to JSON whatever numpy handed us."""
         self.value, self.limit, self.passed = float(self.value), float(self.limit), bool(self.passed)
 
+    @property
+    def unit(self) -> str:
+        """What value and limit are measured in: pp, %, fraction or problems."""
+        return UNITS[self.criterion]
+
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        """The two files a parity result compares, else None."""
+        first, _, second = self.artifact.partition(PAIR)
+        return (first, second) if second else None
+
+    def to_json(self) -> dict:
+        """JSON object: the fields and the unit."""
+        return {**asdict(self), "unit": self.unit}
+
 
 def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float) -> Result:
     """Pass when accuracy is at most `tolerance_pp` percentage points below the reference."""
     drop = (reference - accuracy) * 100
-    return Result(name, "accuracy drop vs float (pp)", drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  f"{accuracy:.4f} vs {reference:.4f}")
+    return Result(name, DROP, drop, tolerance_pp, drop <= tolerance_pp + EPS,
+                  context={"accuracy": accuracy, "reference": reference})
 
 
 def relative_drop(name: str, accuracy: float, reference: float, max_pct: float) -> Result:
     """Pass when the drop is at most `max_pct` percent of the reference accuracy."""
     rel = (reference - accuracy) / reference * 100 if reference > 0 else math.inf
-    return Result(name, "relative accuracy drop (%)", rel, max_pct, rel <= max_pct + EPS)
+    return Result(name, RELATIVE, rel, max_pct, rel <= max_pct + EPS,
+                  context={"accuracy": accuracy, "reference": reference})
 
 
 def minimum_accuracy(name: str, accuracy: float, minimum: float) -> Result:
     """Pass when accuracy is at least `minimum` (a fraction)."""
-    return Result(name, "accuracy (min)", accuracy, minimum, accuracy >= minimum - EPS)
+    return Result(name, MINIMUM, accuracy, minimum, accuracy >= minimum - EPS)
 
 
 def disagreement(name: str, preds: np.ndarray, source: np.ndarray, max_pct: float) -> Result:
     """Pass when at most `max_pct` % of the images get another class than from the source model."""
     pct = float((preds != source).mean() * 100)
-    return Result(name, "disagreement with source model (%)", pct, max_pct, pct <= max_pct + EPS)
+    return Result(name, DISAGREEMENT, pct, max_pct, pct <= max_pct + EPS)
 
 
 def class_accuracy(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -107,15 +141,15 @@ def class_drop(name: str, preds: np.ndarray, source: np.ndarray, labels: np.ndar
     """Pass when no class loses more than `max_pp` points of accuracy against the source model."""
     drops = (class_accuracy(source, labels, len(class_names)) - class_accuracy(preds, labels, len(class_names))) * 100
     worst = int(np.nanargmax(drops))
-    return Result(name, "worst per-class drop vs source (pp)", drops[worst], max_pp, drops[worst] <= max_pp + EPS,
-                  f"class {class_names[worst]}")
+    return Result(name, CLASS_DROP, drops[worst], max_pp, drops[worst] <= max_pp + EPS,
+                  context={"class": class_names[worst]})
 
 
 def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float) -> Result:
     """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release."""
     drop = (baseline - accuracy) * 100
-    return Result(name, "accuracy drop vs baseline (pp)", drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  f"baseline {baseline:.4f}")
+    return Result(name, BASELINE, drop, tolerance_pp, drop <= tolerance_pp + EPS,
+                  context={"accuracy": accuracy, "baseline": baseline})
 
 
 def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float) -> Result:
@@ -123,8 +157,8 @@ def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float) -> Result:
     agree = float((a == b).mean())
     bad = np.flatnonzero(a != b)
     shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
-    return Result(name, "parity (same class)", agree, minimum, agree >= minimum - EPS,
-                  f"disagree on {len(bad)}: {shown}" if len(bad) else "")
+    return Result(name, PARITY, agree, minimum, agree >= minimum - EPS,
+                  f"they disagree on {len(bad)} image{'' if len(bad) == 1 else 's'}: {shown}" if len(bad) else "")
 
 
 @dataclass
@@ -139,22 +173,26 @@ class Verdict:
     criteria: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     float_layers: dict[str, str] = field(default_factory=dict)  # mixed artifacts (format key -> float layers)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # file label -> test-set classes
+    accuracies: dict[str, float] = field(default_factory=dict)  # file label -> accuracy, the reference's too
+    created: str = field(default_factory=now)
 
     @property
     def failed(self) -> list[Result]:
-        """The criteria that did not pass."""
+        """The checks that did not pass."""
         return [r for r in self.results if not r.passed]
 
     @property
     def passed(self) -> bool:
-        """True when every criterion passed."""
+        """True when every check passed."""
         return not self.failed
 
     def to_json(self) -> dict:
-        """JSON object for --json."""
-        return {"verdict": "PASS" if self.passed else "FAIL", "reference": self.reference,
+        """JSON object for --json (full precision; report.verdict_json rounds it for the reports)."""
+        return {"verdict": "PASS" if self.passed else "FAIL", "created": self.created, "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
-                "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers, "results": [asdict(r) for r in self.results]}
+                "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers,
+                "accuracies": self.accuracies, "results": [r.to_json() for r in self.results]}
 
 
 @dataclass
@@ -198,8 +236,8 @@ def _embedded_results(out: Path, manifest: Manifest, runners: dict) -> list[Resu
         module, func = fmt.verifier.split(":")
         problems = getattr(importlib.import_module(module), func)(out / artifact.file, content, manifest.task,
                                                                  runners[fmt.built_from])
-        results.append(Result(fmt.file, f"describes {tflite.file} (problems)", len(problems), 0, not problems,
-                              "; ".join(problems)))
+        results.append(Result(fmt.file, EMBEDS, len(problems), 0, not problems, "; ".join(problems),
+                              {"embeds": tflite.file}))
     return results
 
 
@@ -229,7 +267,7 @@ def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, ski
     except MissingDependency as exc:
         raise EdgeMnistError(f"disagreement and per-class drop of the QAT artifacts need their source model "
                              f"{manifest.qat.keras_file}, which needs TensorFlow ({exc}); install it, or pass "
-                             "--skip-qat-source to leave those two criteria out for QAT artifacts") from exc
+                             "--skip-qat-source to leave those two checks out for QAT artifacts") from exc
 
 
 def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[str, float]:
@@ -240,14 +278,14 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
     found = {row.key: row.accuracy for row in baseline.rows}
     missing = [RUNS[k].label for k in keys if k not in found]
     if missing:
-        raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline criterion "
+        raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline check "
                              "cannot be evaluated for it")
     return found
 
 
 def artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
                       class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
-    """Every enabled criterion for one int8 artifact."""
+    """Every enabled check for one int8 artifact."""
     name, acc = m.file, m.accuracy
     out = []
     if c.tolerance_pp is not None:
@@ -308,8 +346,10 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     skipped += [f"disagreement and per-class drop of {RUNS[k].label} vs its QAT source (--skip-qat-source)"
                 for k in keys if qat is None and RUNS[k].fmt.source == QAT_KERAS]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
+    predictions = {reference.file: reference.predictions, **{m.file: m.predictions for m in measured.values()}}
     return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped,
-                   manifest.float_layers())
+                   manifest.float_layers(), predictions,
+                   accuracies={m.file: m.accuracy for m in (reference, *measured.values())})
 
 
 __all__ = ["Criteria", "Result", "Verdict", "evaluate"]

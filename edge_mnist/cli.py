@@ -21,6 +21,7 @@ from .errors import EdgeMnistError, GateFailed
 from .formats import METHODS, OPTIONAL_RUNTIMES
 from .models import ARCHITECTURES
 from .pipeline import DEFAULT_DATASET
+from .progress import say, set_quiet
 from .records import BENCH_FILE, EMULATE_FILE
 from .train import STRATEGIES
 
@@ -30,8 +31,8 @@ METHOD_CHOICES = [m for m in METHODS if m != "float"] + ["both"]
 
 
 def _say(msg: str) -> None:
-    """Progress to stderr so stdout stays for results."""
-    click.echo(msg, err=True)
+    """Progress to stderr so stdout stays for results (silent under --quiet)."""
+    say(msg)
 
 
 def _methods(method: str) -> tuple[str, ...]:
@@ -41,9 +42,27 @@ def _methods(method: str) -> tuple[str, ...]:
 
 out_option = click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
                           help="Artifact folder.")
-dataset_option = click.option("--dataset", type=click.Choice(list(DATASETS)), default=None,
-                              help="Dataset. train/run: default mnist. Other commands: the folder's own; "
-                                   "another one is an error.")
+class _CommandHelp(click.Option):
+    """An option several commands share whose help text is each command's own: `helps` maps a command name
+    to its text, "*" to the text for the others."""
+
+    def __init__(self, *args, helps: dict[str, str], **kwargs):
+        """Keep the texts; click's own help is set when the help is shown."""
+        super().__init__(*args, **kwargs)
+        self.helps = helps
+
+    def get_help_record(self, ctx):
+        """The help line with the text of the command being shown."""
+        self.help = self.helps.get(ctx.info_name, self.helps["*"])
+        return super().get_help_record(ctx)
+
+
+FOLDER_DATASET = "The folder's dataset (recorded at training) is used; naming another one is an error."
+dataset_option = click.option("--dataset", type=click.Choice(list(DATASETS)), default=None, cls=_CommandHelp, helps={
+    "train": f"Dataset to train on (default: {DEFAULT_DATASET}).",
+    "run": f"Dataset to train on, or to import --model for (default: {DEFAULT_DATASET}).",
+    "export": f"{FOLDER_DATASET} With --model: the dataset the model is for (default: {DEFAULT_DATASET}).",
+    "*": FOLDER_DATASET})
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                                help="Folder with the dataset's .npz or its four IDX .gz files (offline use).")
 threads_option = click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -74,7 +93,9 @@ def _options(*options):
 
 training_options = _options(
     out_option, dataset_option, data_dir_option,
-    click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, help="Training epochs."),
+    click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, cls=_CommandHelp, helps={
+        "run": "Passes over the training set (not used with --model, which is imported, not trained).",
+        "*": "Passes over the training set."}),
     batch_option, seed_option,
     click.option("--arch", "architecture", type=click.Choice(list(ARCHITECTURES)), default="reference_cnn",
                  show_default=True, help="Architecture to train (listed below)."),
@@ -94,19 +115,21 @@ model_option = click.option("--model", "model", type=click.Path(path_type=Path),
 
 gate_options = _options(
     click.option("--tolerance", type=float, default=GATE.tolerance_pp, show_default=True,
-                 help="Max accuracy drop of an int8 artifact below float, in percentage points."),
+                 help="Max accuracy drop of an int8 artifact below float, in percentage points (pp)."),
     click.option("--relative", type=float, default=GATE.relative_pct,
-                 help="Max accuracy drop relative to float, in percent."),
+                 help="Max accuracy drop relative to float, in percent of the float accuracy."),
     click.option("--min-accuracy", type=float, default=GATE.min_accuracy,
-                 help="Accuracy floor for int8 artifacts, a fraction 0..1."),
+                 help="Minimum accuracy of every int8 artifact, a fraction 0..1 (0.9 means 90.00%)."),
     click.option("--max-disagreement", type=float, default=GATE.max_disagreement_pct, show_default=True,
                  help="Max percent of test images where an int8 artifact and its source model disagree."),
     click.option("--max-class-drop", type=float, default=GATE.max_class_drop_pp, show_default=True,
                  help="Max accuracy drop of any single class, in percentage points."),
     click.option("--parity", type=float, default=GATE.parity, show_default=True,
-                 help="Min fraction 0..1 of images on which the int8 artifacts of one group agree."),
+                 help="Min share of images on which the int8 artifacts of one group agree, a fraction 0..1 "
+                      "(0.99 means 99.00%)."),
     click.option("--baseline", type=click.Path(path_type=Path), default=None,
-                 help="An earlier bench.json (e.g. last release) that int8 accuracy must not fall below."))
+                 help="An earlier bench.json (e.g. the last release's): each int8 artifact may fall at most "
+                      "--tolerance below its accuracy there."))
 
 
 fallback_options = _options(
@@ -133,9 +156,15 @@ def _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_dro
 
 @click.group()
 @click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logging.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage messages on stderr; results and "
+                                                  "errors are still printed.")
 @click.version_option(package_name="edge-mnist")
-def cli(debug):
-    """Train, int8-quantize, export, benchmark and gate the reference MNIST CNN for edge devices."""
+def cli(debug, quiet):
+    """Train, int8-quantize, export, benchmark and gate the reference MNIST CNN for edge devices.
+
+    Progress goes to stderr: bars with rate and ETA on a terminal, a plain line every few seconds
+    in a log."""
+    set_quiet(quiet)
     if debug:
         os.environ["EDGE_MNIST_DEBUG"] = "1"
 
@@ -247,6 +276,9 @@ def _print_bench(result, out: Path) -> None:
                f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
 
 
+STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
+
+
 @cli.command("check")
 @out_option
 @dataset_option
@@ -257,21 +289,30 @@ def _print_bench(result, out: Path) -> None:
               help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
                    "(for a device without TensorFlow); said in the verdict.")
 @skip_runtime_option
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), is_flag=False, flag_value=STDOUT,
+              default=None, metavar="[PATH]",
+              help="The verdict as JSON (6 significant digits): --json alone prints it instead of the text, like "
+                   "predict's and info's --json; --json PATH writes it to a file for CI (DIR/check.json is "
+                   "shown by `edge-mnist info`).")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
 def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
               parity, baseline, skip_qat_source, skip_runtimes, json_path, junit_path, md_path):
     """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
-    artifact is within the limits, 1 when one is not, 2 on bad input."""
+    artifact is within the limits, 1 when one is not, 2 on bad input.
+
+    Prints each file's checks as sentences ("accuracy 81.00% vs float 80.80%: drop 0.20 pp, tolerance
+    0.50 pp"): accuracies and shares of images in %, accuracy differences in percentage points (pp),
+    with 2 decimals (more where needed to tell a value from its limit). --min-accuracy and --parity
+    are given as fractions (0.9 is shown as 90.00%)."""
     from .check import evaluate
     from .pipeline import load_for_folder, need_folder
     from .report import prepare_report_path
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
-    json_path, junit_path, md_path = (prepare_report_path(p, out, _say)
+    json_path, junit_path, md_path = (p if p == STDOUT else prepare_report_path(p, out, _say)
                                       for p in (json_path, junit_path, md_path or _step_summary()))
     verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source, skip_runtimes)
     _conclude(verdict, json_path, junit_path, md_path)
@@ -284,16 +325,15 @@ def _step_summary() -> Path | None:
 
 
 def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
-    """Print the gate's table and verdict, write its reports, and raise GateFailed on a failure."""
-    from .report import CHECK_HEADERS, check_rows, summary, table, write_reports
+    """Print the gate's verdict (as text, or as JSON for a bare --json), write its report files, and raise
+    GateFailed on a failure."""
+    from .report import check_text, failure_line, verdict_json, write_reports
 
-    click.echo(table(CHECK_HEADERS, check_rows(verdict.results)))
-    click.echo(summary(verdict))
-    write_reports(verdict, json_path, junit_path, md_path)
+    to_stdout = json_path == STDOUT
+    click.echo(json.dumps(verdict_json(verdict), indent=2) if to_stdout else check_text(verdict))
+    write_reports(verdict, None if to_stdout else json_path, junit_path, md_path)
     if not verdict.passed:
-        failed = verdict.failed
-        raise GateFailed(f"{len(failed)} of {len(verdict.results)} criteria failed: " + "; ".join(
-            f"{r.artifact} {r.criterion} {r.value:.4g} (limit {r.limit:.4g})" for r in failed[:3]))
+        raise GateFailed(failure_line(verdict))
 
 
 @cli.command("run", epilog=ARCH_EPILOG)
@@ -309,7 +349,7 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
             min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, fallback,
             max_float_layers, **training):
-    """The main job: train (or import --model) -> export --int8 -> bench -> check."""
+    """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
     from .data import load_dataset
     from .pipeline import run
     from .report import prepare_report_path
@@ -329,7 +369,27 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
                  progress=_say, skip_runtimes=skip_runtimes, fallback=request)
     _report_training(result.history, out)
     _print_bench(result.bench, out)
+    _say(f"wrote {result.report} (open it in a browser)")
     _conclude(result.verdict, md_path=md_path)
+
+
+@cli.command("report")
+@out_option
+@dataset_option
+@data_dir_option
+@threads_option
+@gate_options
+@skip_runtime_option
+def report_cmd(out, dataset, data_dir, threads, skip_runtimes, **gate):
+    """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
+    options below) and the pictures, all in one file; the PNGs are also left in DIR."""
+    from .page import report
+    from .pipeline import load_for_folder, need_folder
+
+    criteria = _criteria(**gate)
+    need_folder(out)
+    path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes)
+    click.echo(f"gate {'PASS' if verdict.passed else 'FAIL'}; wrote {path}")
 
 
 @cli.command("debug")
@@ -370,21 +430,30 @@ def _debug_table(result) -> str:
 
 @cli.command("predict")
 @out_option
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True)
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="Model file to run (default: DIR/model_int8.tflite). A file that is not an artifact of DIR's "
                    "manifest runs unverified, and is said to be.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
-def predict_cmd(out, images, model, threads, as_json):
-    """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read."""
-    from .predict import predict
+@click.option("--top", type=click.IntRange(1), default=None,
+              help="Also list the K most likely classes, best first, with names and probabilities.")
+@click.option("--save-preprocessed", "save_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder to save the 28x28 image each input became, exactly as the model got it "
+                   "(photo.jpg -> photo.28x28.png; never over an input).")
+def predict_cmd(out, images, model, threads, as_json, top, save_dir):
+    """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read.
+
+    IMAGES are files, folders (their image files, sorted) or quoted patterns such as 'photos/*.jpg'.
+    Photos of dark ink on paper are flattened (uneven light), thresholded, cut to the digit or item
+    and centred like the training data; --save-preprocessed shows the result."""
+    from .predict import describe, predict
 
     if model is None:
         from .pipeline import need_folder
 
         need_folder(out)
-    results, verified = predict(out, list(images), model, threads)
+    results, verified = predict(out, list(images), model, threads, top, save_dir)
     if not verified:
         _say(f"warning: {model} is not an artifact of {out}/manifest.json with a matching sha256; running it "
              "unverified")
@@ -392,9 +461,9 @@ def predict_cmd(out, images, model, threads, as_json):
         if as_json:
             click.echo(json.dumps(item))
         elif "error" in item:
-            _say(f"edge-mnist: error: {item['error']}")
+            click.echo(f"edge-mnist: error: {item['error']}", err=True)
         else:
-            click.echo(f"{item['file']}: {item['label']} (class {item['class']}, p={item['probability']:.3f})")
+            click.echo(describe(item))
     failed = sum("error" in item for item in results)
     if failed:
         raise EdgeMnistError(f"{failed} of {len(results)} images could not be classified (see above)")
@@ -441,6 +510,24 @@ def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
         raise GateFailed(f"{len(result.failed)} of {len(result.rows)} emulated runs below top-1 agreement "
                          f"{parity:.4g}: " + "; ".join(f"{r.file} on {r.board} {r.agreement:.4g}"
                                                         for r in result.failed[:3]))
+
+
+@cli.command("info")
+@out_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object instead of text.")
+def info_cmd(out, as_json):
+    """What an export folder holds, from its records (no model is run): each model file with its format,
+    method, size and whether it is still as exported (size and sha256 against manifest.json); the dataset,
+    its test-set fingerprint and the architecture; the accuracies recorded at export, by bench (bench.json)
+    and by the gate (DIR/check.json, from `check --json DIR/check.json`); and that recorded gate verdict
+    with its date. Exit 2 when DIR or its manifest is missing or unreadable."""
+    from .info import gather, render
+    from .pipeline import need_folder
+    from .report import rounded
+
+    need_folder(out)
+    info = gather(out)
+    click.echo(json.dumps(rounded(info.to_json()), indent=2) if as_json else render(info))
 
 
 def main(argv=None) -> None:

@@ -41,6 +41,7 @@ from .check import EPS
 from .data import Dataset, to_float
 from .errors import EdgeMnistError
 from .files import atomic_write_json, writable_folder
+from .progress import step
 from .records import EMULATE_FILE, MANIFEST_FILE, SCHEMA, Manifest, now, tool_versions
 from .verify import open_artifact, refuse_unlisted
 
@@ -543,6 +544,28 @@ def known_cpus(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def _run_guests(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray, threads: int,
+                cpus: tuple[str, ...], env: tuple, host_seconds: dict, host: tuple, parity: float,
+                progress: Callable[[str], None], shown) -> tuple[list, dict]:
+    """Run the artifacts on each emulated CPU and compare with the host's outputs: (rows, guest reports)."""
+    cache, tarball, site = env
+    host_outputs, scales = host
+    rows, guests = [], {}
+    with guest(cache, tarball, site) as g:
+        for name in cpus:
+            cpu = CPUS[name]
+            progress(f"running {len(keys)} int8 artifacts on an emulated {cpu.board} ({cpu.name}, qemu-user)")
+            outputs, report = run_on(g, cpu, out, keys, images, threads)
+            guests[cpu.name] = {"board": cpu.board, **report}
+            for key in keys:
+                artifact = manifest.artifacts[key]
+                rows.append(Row(cpu.board, cpu.name, key, artifact.file, artifact.fmt.runtime, artifact.sha256,
+                                **compare(host_outputs[key], outputs[key], scales[key]),
+                                seconds=report["seconds"][key], host_seconds=host_seconds[key], limit=parity))
+            shown.update(1)
+    return rows, guests
+
+
 def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, threads: int = 1,
             parity: float = 0.99, mirror: str | None = None,
             progress: Callable[[str], None] = print) -> Emulation:
@@ -562,25 +585,19 @@ def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, t
     require_environment(cache, progress)
     writable_folder(out)
     images = to_float(dataset.x_test)
-    progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
-    host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
-    mirror = mirror or apt_mirror() or DEFAULT_MIRROR
-    with _locked(cache):
-        _sweep(cache / "runs")
-        tarball = build_rootfs(cache, mirror, progress)
-        site, pins = build_site(cache, progress)
-    rows, guests = [], {}
-    with guest(cache, tarball, site) as g:
-        for name in cpus:
-            cpu = CPUS[name]
-            progress(f"running {len(keys)} int8 artifacts on an emulated {cpu.board} ({cpu.name}, qemu-user)")
-            outputs, report = run_on(g, cpu, out, keys, images, threads)
-            guests[cpu.name] = {"board": cpu.board, **report}
-            for key in keys:
-                artifact = manifest.artifacts[key]
-                rows.append(Row(cpu.board, cpu.name, key, artifact.file, artifact.fmt.runtime, artifact.sha256,
-                                **compare(host[key], outputs[key], scales[key]), seconds=report["seconds"][key],
-                                host_seconds=host_seconds[key], limit=parity))
+    with step("emulate", 3 + len(cpus), unit="step") as shown:
+        progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
+        host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
+        shown.update(1)
+        mirror = mirror or apt_mirror() or DEFAULT_MIRROR
+        with _locked(cache):
+            _sweep(cache / "runs")
+            tarball = build_rootfs(cache, mirror, progress)
+            shown.update(1)
+            site, pins = build_site(cache, progress)
+            shown.update(1)
+        rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
+                           (host, scales), parity, progress, shown)
     setup = {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
              "cache": str(cache), "threads": threads}
     result = Emulation(dataset.name, len(images), parity, rows, {"machine": machine_info(),

@@ -1,4 +1,4 @@
-"""The main job as a library call: train -> export --int8 -> bench -> check, and the folder's dataset.
+"""The main job as a library call: train -> export --int8 -> bench -> check -> report, and the folder's dataset.
 
 The CLI's `run` is a thin wrapper over `run`; the stage functions stay usable one by one.
 """
@@ -56,6 +56,7 @@ class RunResult:
     manifest: Manifest
     bench: BenchResult
     verdict: Verdict
+    report: Path
 
 
 def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model: Path | None = None,
@@ -64,15 +65,16 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = (),
         fallback=None) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
-    float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact and evaluate
-    the gate."""
+    float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact, evaluate
+    the gate and write DIR/report.html."""
     from .bench import bench
     from .export import export
+    from .page import write_report
     from .train import train
 
     config = config or TrainConfig()
     criteria = (criteria or Criteria()).validate()
-    stages = ("train" if model is None else "import", "export", "bench", "check")
+    stages = ("train" if model is None else "import", "export", "bench", "check", "report")
     progress(f"[1/{len(stages)}] {stages[0]}")
     if model is None:
         history = train(dataset, out, config)
@@ -87,5 +89,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress,
                    skip_runtimes=skip_runtimes)
     progress(f"[4/{len(stages)}] check")
-    return RunResult(history, manifest, result, evaluate(out, dataset, criteria, threads,
-                                                          skip_runtimes=skip_runtimes))
+    verdict = evaluate(out, dataset, criteria, threads, skip_runtimes=skip_runtimes)
+    progress(f"[5/{len(stages)}] report")
+    page = write_report(out, manifest, dataset, result, verdict)
+    return RunResult(history, manifest, result, verdict, page)

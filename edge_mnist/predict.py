@@ -2,12 +2,17 @@
 
 MNIST digits were size-normalized to fit a 20x20 box (aspect ratio kept) and centred by
 centre of mass in a 28x28 frame, white on black. A phone photo of a digit on paper is the
-opposite (dark on light, off-centre), so we: grayscale, invert a light background, crop to
-the ink, fit the task's box (Task.fit_box; Fashion-MNIST items fill the frame), centre by
-mass. Needs Pillow and numpy only.
+opposite (dark on light, off-centre, unevenly lit, noisy), so we: grayscale, invert a light
+background, subtract the paper's own brightness (a quadratic surface fitted to the paper),
+threshold with Otsu, keep the object's connected components (no specks, no page edges), and
+fit what is left, as flattened ink intensity rather than a mask, into the task's box
+(Task.fit_box; Fashion-MNIST items fill the frame), centred by mass. Images already in the
+training format are used as they are. Needs Pillow and numpy only; a 2048-pixel photo takes
+well under a second.
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 
@@ -25,15 +30,28 @@ DEFAULT_MODEL = BY_KEY["tflite_int8"].file
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger images are refused before decoding
 MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
 BLANK_RANGE = 0.05  # an image whose pixels span less than this (of full scale) holds nothing to classify
+WORK_SIDE = 768  # photos are reduced to this for thresholding and labelling: the frame is 28 pixels
+SURFACE_SIDE = 64  # the background surface is fitted on a copy this small: lighting varies slowly
+SURFACE_ROUNDS = 3  # fit, drop the ink, refit
+STATS_SAMPLE = 50_000  # medians and percentiles are taken over at most this many evenly spaced pixels
+NOISE_FLOOR = 4  # paper-noise deviations above the paper that a threshold between ink and paper must exceed
+MIN_CONTRAST_TO_NOISE = 6  # ink must stand this many paper-noise deviations above the paper: an empty page is blank
+INK_PERCENTILE = 90  # the ink level that becomes 1.0 (MNIST strokes are saturated, 255, at their core)
+MIN_OBJECT_PIXELS, MIN_OBJECT_FRACTION = 4, 1e-4  # smaller marks are never taken for the object
+PART_FRACTION = 0.02  # another component is a stroke of the object if at least this much of its area...
+NEAR_FRACTION = 0.3  # ...and no further from it than this much of its size
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")  # taken from folders
 
 
 def load_image(path: Path) -> np.ndarray:
     """A PNG/JPEG (any mode) or a 2-D .npy array as float32 grayscale in [0, 1]; blank images are refused."""
     path = Path(path)
     if path.is_dir():
-        raise EdgeMnistError(f"{path}: is a folder; pass the image files in it")
+        raise EdgeMnistError(f"{path}: is a folder; pass the image files in it" if _folder_images(path) else
+                             f"{path}: folder holds no image files ({' '.join(IMAGE_SUFFIXES)})")
     if not path.is_file():
-        raise EdgeMnistError(f"{path}: image not found")
+        raise EdgeMnistError(f"{path}: no file matches the pattern" if _is_pattern(str(path)) else
+                             f"{path}: image not found")
     img = _load_npy(path) if path.suffix.lower() == ".npy" else _load_picture(path)
     if float(img.max() - img.min()) < BLANK_RANGE:
         raise EdgeMnistError(f"{path}: no digit or object found (blank image)")
@@ -99,10 +117,20 @@ def _grayscale(img) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
-def _light_background(img: np.ndarray) -> bool:
-    """True when the border is brighter than mid-grey: dark ink on paper."""
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return float(np.median(border)) > 0.5
+def _light_background(img: np.ndarray, task: Task) -> bool:
+    """True for dark ink on light paper. The background is the image's median for a task whose objects
+    are thin strokes (ink is a minority of any photo of a digit, whatever the page edges do), and the
+    border's for a task whose objects fill the frame; it is light when above the middle of the range."""
+    low, high = np.percentile(_thin(img), [1, 99])
+    fills_frame = task.fit_box >= min(task.input_shape[:2])
+    sample = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]) if fills_frame else _thin(img)
+    return float(np.median(sample)) > (low + high) / 2
+
+
+def _thin(values: np.ndarray) -> np.ndarray:
+    """An evenly spaced sample of at most STATS_SAMPLE values, for medians and percentiles."""
+    flat = values.ravel()
+    return flat[::max(1, flat.size // STATS_SAMPLE)]
 
 
 def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -112,24 +140,193 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img, mode="F").resize((shape[1], shape[0]), Image.Resampling.LANCZOS))
 
 
-def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray:
-    """Grayscale float image -> the task's frame, white on black, cropped, fitted and centred like the training data."""
-    height, width = task.input_shape[:2]
-    if img.shape == (height, width) and not _light_background(img):
-        return img.astype(np.float32)
-    if _light_background(img):
-        img = 1.0 - img
-    img = np.clip(img - np.median(img), 0, None)
-    if img.max() <= 0.05:
+def _shrink(img: np.ndarray, side: int) -> np.ndarray:
+    """The image reduced so its longer side is at most `side` (never enlarged)."""
+    scale = side / max(img.shape)
+    if scale >= 1:
+        return img
+    return _resize(img, (max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale))))
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold (the split of a 256-bin histogram with the largest between-class variance);
+    where a range of splits ties (a gap between ink and paper), the middle of that range."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-6:
+        return high
+    counts, edges = np.histogram(values, 256, (low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weighted = counts * centres
+    below = np.cumsum(counts)[:-1].astype(np.float64)
+    above = counts.sum() - below
+    mass_below = np.cumsum(weighted)[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.nan_to_num(below * above * (mass_below / below - (weighted.sum() - mass_below) / above) ** 2)
+    best = np.flatnonzero(spread >= spread.max() * (1 - 1e-9))
+    return float(edges[(best[0] + best[-1]) // 2 + 1])
+
+
+def _ink_threshold(flat: np.ndarray) -> float:
+    """Otsu's threshold of the flattened image; when the object is so small a part of the image that
+    Otsu splits the paper's noise instead (it lands under NOISE_FLOOR deviations above the paper),
+    Otsu's threshold of the pixels above that floor."""
+    paper, noise = _level_and_noise(flat)
+    floor = paper + NOISE_FLOOR * noise
+    threshold = _otsu(flat)
+    if threshold >= floor:
+        return threshold
+    above = flat[flat > floor]
+    return _otsu(above) if above.size else floor
+
+
+def _surface_terms(shape: tuple[int, int]) -> list[np.ndarray]:
+    """1, x, y, x², xy, y² over the image (coordinates in -1..1), broadcastable to `shape`."""
+    y = np.linspace(-1, 1, shape[0], dtype=np.float32)[:, None]
+    x = np.linspace(-1, 1, shape[1], dtype=np.float32)[None, :]
+    return [np.ones((1, 1), np.float32), x, y, x * x, x * y, y * y]
+
+
+def _background(ink: np.ndarray) -> np.ndarray:
+    """The paper's own brightness under uneven light (a gradient, vignetting), as a quadratic surface
+    fitted to the paper pixels of a small copy: fit, call everything above Otsu's threshold of the
+    residual ink, refit without it. A surface, unlike a blur or a closing, does not eat objects
+    wider than its window, so Fashion-MNIST items that fill the frame survive it."""
+    small = _shrink(ink, SURFACE_SIDE)
+    design = np.stack([np.broadcast_to(t, small.shape).ravel() for t in _surface_terms(small.shape)], axis=1)
+    values = small.ravel()
+    paper = np.ones(values.shape, bool)
+    for _ in range(SURFACE_ROUNDS):
+        used = design[paper].astype(np.float64)
+        coef = np.linalg.lstsq(used.T @ used, used.T @ values[paper], rcond=None)[0]  # normal equations
+        residual = values - design @ coef
+        paper = residual <= _otsu(residual)
+        if paper.sum() < design.shape[1] * 4:
+            break
+    return sum(c * t for c, t in zip(coef.astype(np.float32), _surface_terms(ink.shape)))
+
+
+def _neighbour_pairs(node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Node numbers of every pair of 8-connected mask pixels (`node` is -1 off the mask)."""
+    h, w = node.shape
+    firsts, seconds = [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        first = node[:h - dy, max(0, -dx):w - max(0, dx)]
+        second = node[dy:, max(0, dx):w - max(0, -dx)]
+        both = (first >= 0) & (second >= 0)
+        firsts.append(first[both])
+        seconds.append(second[both])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components (8-connected) of a boolean mask: (label per pixel, -1 off the mask; count).
+
+    Vectorised union-find: every round hooks the root of each linked pair onto the smaller root and
+    then halves paths until every node points at its root; pairs already in one tree are dropped."""
+    node = np.full(mask.shape, -1, np.int64)
+    node[mask] = np.arange(np.count_nonzero(mask))
+    first, second = _neighbour_pairs(node)
+    parent = np.arange(np.count_nonzero(mask))
+    while first.size:
+        a, b = parent[first], parent[second]
+        apart = a != b
+        first, second, a, b = first[apart], second[apart], a[apart], b[apart]
+        np.minimum.at(parent, np.maximum(a, b), np.minimum(a, b))
+        while not np.array_equal(parent[parent], parent):
+            parent = parent[parent]
+    roots, labels = np.unique(parent, return_inverse=True)
+    out = np.full(mask.shape, -1, np.int64)
+    out[mask] = labels
+    return out, len(roots)
+
+
+def _object_mask(mask: np.ndarray) -> np.ndarray | None:
+    """The object's pixels: the largest component not touching the border (page edges, the table)
+    unless nothing else is there, with the components that are large and near enough to be its
+    other strokes; specks and far-off marks are left out. None for an empty mask."""
+    labels, count = _components(mask)
+    if count == 0:
+        return None
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    own = labels[mask]
+    area = np.bincount(own, minlength=count)
+    top, left = np.full(count, h), np.full(count, w)
+    bottom, right = np.full(count, -1), np.full(count, -1)
+    for extreme, edge, coord in ((np.minimum, top, ys), (np.minimum, left, xs), (np.maximum, bottom, ys),
+                                 (np.maximum, right, xs)):
+        extreme.at(edge, own, coord)
+    border = (top == 0) | (left == 0) | (bottom == h - 1) | (right == w - 1)
+    inside = ~border & (area >= max(MIN_OBJECT_PIXELS, MIN_OBJECT_FRACTION * mask.size))
+    main = int(np.argmax(np.where(inside, area, -1))) if inside.any() else int(np.argmax(area))
+    size = max(bottom[main] - top[main], right[main] - left[main]) + 1
+    gap = np.maximum.reduce([top - bottom[main], top[main] - bottom, left - right[main], left[main] - right])
+    keep = (area >= PART_FRACTION * area[main]) & (gap <= NEAR_FRACTION * size) & (~border | border[main])
+    keep[main] = True
+    return np.append(keep, False)[labels]
+
+
+def _level_and_noise(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x the median absolute deviation) of the paper's pixels."""
+    if values.size == 0:
+        return 0.0, 0.0
+    sample = _thin(values)
+    level = float(np.median(sample))
+    return level, 1.4826 * float(np.median(np.abs(sample - level)))
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one pixel in all eight directions."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    wide = grown.copy()
+    wide[:, 1:] |= grown[:, :-1]
+    wide[:, :-1] |= grown[:, 1:]
+    return wide
+
+
+def _object_crop(img: np.ndarray, task: Task, source: str) -> np.ndarray:
+    """The object cut out of a photo as ink intensity, white on black: background flattened, scaled so
+    paper is 0 and the ink's 90th percentile 1 (not clipped yet, so resizing averages the noise),
+    stray marks near it erased. Works on a copy at most WORK_SIDE pixels across."""
+    work = _shrink(img, WORK_SIDE)
+    ink = 1.0 - work if _light_background(work, task) else work
+    flat = ink - _background(ink)
+    mask = flat > _ink_threshold(flat)
+    keep = _object_mask(mask)
+    paper, noise = _level_and_noise(flat[~mask])
+    level = float(np.percentile(_thin(flat[keep]), INK_PERCENTILE)) if keep is not None else paper
+    if level - paper < max(BLANK_RANGE, MIN_CONTRAST_TO_NOISE * noise):
         raise EdgeMnistError(f"{source}: no digit or object found (blank image)")
-    rows, cols = np.nonzero(img > 0.1 * img.max())
-    crop = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    obj = (flat - paper) / (level - paper)
+    obj[_dilate(mask & ~keep) & ~_dilate(keep)] = 0.0
+    rows, cols = np.nonzero(keep)
+    return obj[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def _fit(crop: np.ndarray, task: Task) -> np.ndarray:
+    """The crop fitted into the task's box (aspect kept) and placed in its frame as the training data:
+    MNIST by centre of mass, Fashion-MNIST centred; brightest pixel 1, on the data's 256 grey levels."""
+    height, width = task.input_shape[:2]
     scale = task.fit_box / max(crop.shape)
-    fitted = np.clip(_resize(crop, (max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))), 0, None)
+    size = (max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))
+    fitted = np.clip(_resize(np.ascontiguousarray(crop, np.float32), size), 0, 1)
     canvas = np.zeros((height, width), np.float32)
     top, left = _placement(fitted, (height, width), centre_of_mass=task.fit_box < min(height, width))
     canvas[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
-    return canvas / canvas.max()
+    return np.round(canvas / max(float(canvas.max()), 1e-6) * 255) / 255
+
+
+def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray:
+    """Grayscale float image -> the task's frame as the model was trained on it (white on black, 0..1).
+
+    An image already in that format is used as it is; a photo or scan is flattened, thresholded,
+    reduced to its object, fitted and centred (_object_crop, _fit)."""
+    height, width = task.input_shape[:2]
+    if img.shape == (height, width) and not _light_background(img, task):
+        return img.astype(np.float32)
+    return _fit(_object_crop(img, task, source), task).astype(np.float32)
 
 
 def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool) -> tuple[int, int]:
@@ -146,22 +343,119 @@ def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool)
     return top, left
 
 
-def predict_files(runner, paths: list[Path], task: Task) -> list[dict]:
-    """Preprocess each file and classify the readable ones in one batch; a file that fails gets an error entry."""
+def expand_images(args: list) -> list[Path]:
+    """IMAGES as given -> the files to classify, in order. A folder stands for the image files in it
+    and a pattern such as 'photos/*.jpg' for the files it matches, both sorted by name (a quoted
+    pattern, or one from a shell that does not expand it, reaches us as it is). An empty folder or a
+    pattern that matches nothing stays itself, so it gets its own error line."""
+    import glob
+
+    paths = []
+    for arg in map(str, args):
+        path = Path(arg)
+        if path.is_dir():
+            paths += _folder_images(path) or [path]
+        elif not path.exists() and _is_pattern(arg):
+            paths += [Path(p) for p in sorted(glob.glob(arg, recursive=True)) if Path(p).is_file()] or [path]
+        else:
+            paths.append(path)
+    return paths
+
+
+def _is_pattern(arg: str) -> bool:
+    """True for an argument with glob wildcards."""
+    return any(char in arg for char in "*?[")
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    """The image files directly in a folder (by suffix, hidden files left out), sorted by name."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
+
+
+def _scored(probs: np.ndarray, index: int, task: Task) -> dict:
+    """One class of a prediction: number, name and probability."""
+    return {"class": int(index), "label": task.class_names[int(index)], "probability": float(probs[index])}
+
+
+def _ranked(probs: np.ndarray, task: Task, top: int | None) -> dict:
+    """The best class, and with `top` the `top` best in order (ties by class number)."""
+    order = np.argsort(-probs, kind="stable")
+    item = _scored(probs, order[0], task)
+    if top:
+        item["top"] = [_scored(probs, i, task) for i in order[:top]]
+    return item
+
+
+def describe(item: dict) -> str:
+    """A classified file as predict's text line: the file, then its best class (or --top's, best first)."""
+    classes = item.get("top") or [item]
+    return f"{item['file']}: " + "; ".join(f"{c['label']} (class {c['class']}, p={c['probability']:.3f})"
+                                           for c in classes)
+
+
+class PreprocessedWriter:
+    """Writes each model input as an 8-bit PNG into a folder, named after its file (photo.jpg ->
+    photo.28x28.png); a name taken earlier in the run or by an input file gets -2, -3... so no input
+    and no earlier output of the run is ever overwritten. The PNG holds exactly what the model got:
+    preprocess puts photos on the training data's 256 grey levels."""
+
+    def __init__(self, folder: Path, inputs: list[Path]):
+        self.folder = Path(folder)
+        self.taken = {p.resolve() for p in inputs}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgeMnistError(f"{self.folder}: cannot make the --save-preprocessed folder "
+                                 f"({exc.strerror or exc})") from exc
+
+    def write(self, image: np.ndarray, source: Path) -> Path:
+        """Save one model input; returns the path written."""
+        import io
+
+        from PIL import Image
+
+        from .files import atomic_write_bytes
+
+        target = self._free_name(source.stem, f"{image.shape[0]}x{image.shape[1]}.png")
+        buffer = io.BytesIO()
+        Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, "PNG")
+        atomic_write_bytes(target, buffer.getvalue())
+        return target
+
+    def _free_name(self, stem: str, ending: str) -> Path:
+        """folder/stem.ending, or stem-2.ending, stem-3.ending... whichever is not yet taken."""
+        names = (f"{stem}.{ending}" if n == 1 else f"{stem}-{n}.{ending}" for n in itertools.count(1))
+        target = next(self.folder / name for name in names if (self.folder / name).resolve() not in self.taken)
+        self.taken.add(target.resolve())
+        return target
+
+
+def predict_files(runner, paths: list[Path], task: Task, top: int | None = None,
+                  writer: PreprocessedWriter | None = None) -> list[dict]:
+    """Preprocess each file and classify the readable ones in one batch; a file that fails gets an error entry.
+    With `top`, each entry also lists the `top` best classes; with `writer`, each model input is saved
+    and its path recorded as "preprocessed"."""
     images, results = [], []
     for path in paths:
         try:
-            images.append(preprocess(load_image(path), task, str(path)))
-            results.append({"file": str(path)})
+            image = preprocess(load_image(path), task, str(path))
         except EdgeMnistError as exc:
             results.append({"file": str(path), "error": str(exc)})
+            continue
+        images.append(image)
+        results.append({"file": str(path)})
+        if writer is not None:
+            results[-1]["preprocessed"] = str(writer.write(image, path))
     if images:
         probs = iter(runner.predict(np.stack(images)[..., None]))
         for item in results:
             if "error" not in item:
-                pr = next(probs)
-                item.update({"class": int(pr.argmax()), "label": task.class_names[int(pr.argmax())],
-                             "probability": float(pr.max())})
+                item.update(_ranked(next(probs), task, top and min(top, task.num_classes)))
     return results
 
 
@@ -198,11 +492,16 @@ def _task_from_metadata(runner) -> Task:
         raise EdgeMnistError(f"{runner.path}: metadata task is not valid JSON ({exc})") from exc
 
 
-def predict(out: Path, images: list[Path], model: Path | None = None, threads: int = 1) -> tuple[list[dict], bool]:
-    """Classify image files with an artifact of DIR (default: the PTQ int8 TFLite model) or another model file.
+def predict(out: Path, images: list, model: Path | None = None, threads: int = 1, top: int | None = None,
+            save_dir: Path | None = None) -> tuple[list[dict], bool]:
+    """Classify image files (folders and wildcard patterns expanded, see expand_images) with an artifact
+    of DIR (default: the PTQ int8 TFLite model) or another model file.
 
     Returns one entry per file (with "error" for a file that could not be read) and whether the
-    model was verified against DIR's manifest.
+    model was verified against DIR's manifest. `top` adds the best classes to each entry;
+    `save_dir` receives each model input as a PNG (PreprocessedWriter).
     """
     runner, task, verified = open_for_predict(out, model, threads)
-    return predict_files(runner, [Path(p) for p in images], task), verified
+    paths = expand_images(images)
+    writer = PreprocessedWriter(save_dir, paths) if save_dir is not None else None
+    return predict_files(runner, paths, task, top, writer), verified

@@ -31,6 +31,7 @@ SCHEMA = 2
 MANIFEST_FILE = "manifest.json"
 BENCH_FILE = "bench.json"
 EMULATE_FILE = "emulate.json"
+REPORT_FILE = "report.html"
 LATENCY_KEYS = ("p50", "p90", "p99")
 MAX_JSON_BYTES = 64 << 20
 _VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,17 +10,18 @@ import numpy as np
 
 from .data import Dataset, to_float
 from .errors import EdgeMnistError
-from .files import atomic_output, atomic_write_json, sha256_file, staged, writable_folder
+from .files import atomic_write_json, sha256_file, staged, writable_folder
 from .formats import BY_KEY, FORMATS, QAT_KERAS_FILE
-from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE
+from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
+from .plots import ARTIFACT_PLOTS, CURVES_FILE, training_curves
+from .progress import keras_callback
 from .tfenv import import_tf
 
 KERAS_FILE = BY_KEY["keras_float32"].file
 HISTORY_FILE = "history.json"
-CURVES_FILE = "training_curves.png"
 # What a new model makes stale: everything exported from or measured on the previous one.
-STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (QAT_KERAS_FILE, MANIFEST_FILE,
-                                                                                  BENCH_FILE, EMULATE_FILE)
+STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (
+    QAT_KERAS_FILE, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, REPORT_FILE, *ARTIFACT_PLOTS)
 
 
 @dataclass
@@ -168,12 +168,13 @@ def epoch_timer(keras):
 
 
 def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learning_rate: float,
-        feed: str = "tf.data", augment: bool = False) -> dict:
+        feed: str = "tf.data", augment: bool = False, label: str = "train") -> dict:
     """Compile and fit `model` on the training split; return per-epoch metrics and timings.
 
     feed="tf.data" is what `edge-mnist train` uses; feed="arrays" hands Keras the in-memory
     float arrays instead, the reference benchmarks/suite.py compares the pipeline's speed with.
-    `batch_size` is the global batch (split across replicas under a strategy).
+    `batch_size` is the global batch (split across replicas under a strategy). Progress is one
+    bar per epoch named `label` (edge_mnist.progress), in place of Keras's own output.
     """
     if feed not in ("tf.data", "arrays"):
         raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")
@@ -182,7 +183,8 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     test_ds = make_pipeline(dataset.x_test, dataset.y_test, 1024, seed, shuffle=False)
     timer = epoch_timer(keras)
-    common = dict(epochs=epochs, validation_data=test_ds, callbacks=[timer], verbose=1 if sys.stdout.isatty() else 2)
+    shown = keras_callback(keras, label, len(dataset.x_train), batch_size)
+    common = dict(epochs=epochs, validation_data=test_ds, callbacks=[timer, shown], verbose=0)
     if feed == "arrays":
         history = model.fit(to_float(dataset.x_train), dataset.y_train.astype(np.int32), batch_size=batch_size,
                             shuffle=True, **common)
@@ -234,9 +236,14 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
     with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
         save_keras(final, stage / KERAS_FILE)
         history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
-        plot_curves(metrics, stage / CURVES_FILE)
+        training_curves(metrics, stage / CURVES_FILE, curves_title(dataset.name, config.architecture, float_accuracy))
         atomic_write_json(stage / HISTORY_FILE, history)
     return history
+
+
+def curves_title(dataset: str, architecture: str, accuracy: float) -> str:
+    """The training curves' title: what was trained on what, and how well."""
+    return f"{dataset} · {architecture} · float test accuracy {accuracy:.4f}"
 
 
 def evaluate_keras(model, dataset: Dataset, source: str = "model") -> float:
@@ -248,26 +255,3 @@ def evaluate_keras(model, dataset: Dataset, source: str = "model") -> float:
     if float(np.ptp(probs, axis=0).max()) < 1e-6:
         raise EdgeMnistError(f"{source}: the model gives the same output for every test image (constant model)")
     return float((probs.argmax(1) == dataset.y_test).mean())
-
-
-def plot_curves(metrics: dict, path: Path) -> None:
-    """Loss and accuracy per epoch (train and test) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(metrics["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, metrics[key], "o-", label="train")
-        if f"val_{key}" in metrics:
-            ax.plot(epochs, metrics[f"val_{key}"], "s--", label="test")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

@@ -21,6 +21,7 @@ from edge_mnist.errors import EdgeMnistError
 from edge_mnist.data import load_dataset
 from edge_mnist.files import sha256_file
 from edge_mnist.records import Manifest
+from edge_mnist.report import describe
 
 pytestmark = pytest.mark.device
 
@@ -62,7 +63,7 @@ def test_class_drop_boundary_names_the_class(wrong, passed):
     preds = wrong_on(wrong, start=300)  # class 3 only
     result = class_drop("m", preds, LABELS, LABELS, TASK.class_names, max_pp=3.0)
     assert result.passed is passed and result.value == pytest.approx(wrong)
-    assert result.detail == "class Dress"
+    assert result.context["class"] == "Dress" and describe(result).startswith("worst class Dress vs its source")
 
 
 @pytest.mark.parametrize("accuracy, passed", [(0.895, True), (0.894, False)])
@@ -74,7 +75,7 @@ def test_baseline_drop_boundary(accuracy, passed):
 def test_parity_boundary_lists_the_images(differ, passed):
     result = parity("a ~ b", LABELS, wrong_on(differ, start=5), minimum=0.99)
     assert result.passed is passed
-    assert result.detail.startswith(f"disagree on {differ}: 5, 6, 7")
+    assert result.detail.startswith(f"they disagree on {differ} images: 5, 6, 7")
 
 
 @pytest.mark.parametrize("field, value", [("tolerance_pp", math.nan), ("tolerance_pp", -0.1), ("parity", -1.0),

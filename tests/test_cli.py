@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -39,14 +40,15 @@ def test_check_passes_on_fresh_export(export_copy, small_fashion_dir, tmp_path):
     assert report["verdict"] == "PASS" and report["n_samples"] == 1000
     assert {"accuracy drop vs float (pp)", "parity (same class)"} <= {r["criterion"] for r in report["results"]}
     assert 'failures="0"' in (tmp_path / "c.xml").read_text()
-    assert "| artifact | criterion |" in (tmp_path / "c.md").read_text()
+    assert "| file | result | check |" in (tmp_path / "c.md").read_text()
 
 
 def test_check_fails_when_no_disagreement_is_allowed(export_copy, small_fashion_dir):
     code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir),
                               "--max-disagreement", "0"])
     assert code == 1
-    assert "FAIL" in out and "check failed" in err and "disagreement with source model" in err
+    assert "FAIL  differs from its source model on " in out and "maximum 0.00%" in out
+    assert re.search(r"check failed: \d+ of \d+ checks failed, in model_", err), err
 
 
 @pytest.mark.parametrize("option, value", [("--tolerance", "nan"), ("--tolerance", "-1"), ("--parity", "-1"),
@@ -111,7 +113,8 @@ def test_baseline_regression_fails(export_copy, small_fashion_dir, tmp_path):
     (tmp_path / "release.json").write_text(json.dumps(baseline))
     code, out, _ = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE,
                             "--baseline", str(tmp_path / "release.json")])
-    assert code == 1 and "accuracy drop vs baseline" in out
+    assert code == 1 and re.search(r"FAIL  accuracy \d+\.\d\d% vs baseline \d+\.\d\d%: drop \d+\.\d\d pp, "
+                                   r"tolerance 5\.00 pp", out), out
 
 
 def test_missing_folder_and_dataset_errors(tmp_path):

@@ -21,7 +21,10 @@ from ..datasets import Task
 from ..errors import EdgeMnistError, GateFailed
 from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
-from ..records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
+from ..plots import ARTIFACT_PLOTS
+from ..progress import step
+from ..records import (BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest, QatRecord,
+                       expect)
 
 
 @dataclass
@@ -168,8 +171,9 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
-    whole (files.staged), so an interruption leaves the previous complete set. bench.json and
-    emulate.json leave with the old set: they measured files that are replaced.
+    whole (files.staged), so an interruption leaves the previous complete set. bench.json,
+    emulate.json, report.html and the artifacts' pictures leave with the old set: they describe files
+    that are replaced.
     `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     """
@@ -189,22 +193,24 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     if fallback is not None and "ptq" not in methods:
         raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
     mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
-    with staged(out, drop=(BENCH_FILE, EMULATE_FILE), last=(MANIFEST_FILE,)) as stage:
+    with staged(out, drop=(BENCH_FILE, EMULATE_FILE, REPORT_FILE, *ARTIFACT_PLOTS), last=(MANIFEST_FILE,)) as stage:
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
         if "qat" in methods:
             sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
                                                      progress)
-        for fmt in formats:
-            progress(f"exporting {fmt.file}")
-            built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
-            notes = _fallback_details(fmt, plan)
-            job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
-                            {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
-            if plan is not None and fmt.key == "tflite_int8":
-                job.int8_model = mixer.tflite(plan.chosen.float_layers)
-            manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
-            manifest.artifacts[fmt.key].details.update(notes)
+        with step("export", len(formats), unit="file") as shown:
+            for fmt in formats:
+                progress(f"exporting {fmt.file}")
+                built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
+                notes = _fallback_details(fmt, plan)
+                job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
+                                {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
+                if plan is not None and fmt.key == "tflite_int8":
+                    job.int8_model = mixer.tflite(plan.chosen.float_layers)
+                manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+                manifest.artifacts[fmt.key].details.update(notes)
+                shown.update(1, last=fmt.file)
         manifest.save(stage)
     if plan is not None and not plan.passed:
         raise _no_mix_passes(plan, out)

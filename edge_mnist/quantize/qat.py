@@ -101,5 +101,5 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
     if calib is not None and not calibrate_ranges(qat, activation_ranges(folded, calib)):
         raise EdgeMnistError(f"{model.name}: no tfmot activation range variable was found to calibrate "
                              "(tfmot's variable names changed?); QAT would start from [-6, 6]")
-    metrics = fit(qat, dataset, epochs, batch_size, seed, learning_rate)
+    metrics = fit(qat, dataset, epochs, batch_size, seed, learning_rate, label="QAT fine-tune")
     return qat, metrics

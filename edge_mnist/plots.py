@@ -1,0 +1,183 @@
+"""Pictures of a model and its artifacts (matplotlib, PNG): what `report` embeds and `train` writes.
+
+Each function takes plain arrays and figures, writes one PNG atomically and returns its path, so
+the report can draw from whatever measured them (the gate's own predictions, bench.json's
+timings). matplotlib is imported lazily with the Agg backend: no display needed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MissingDependency
+from .files import atomic_output
+
+CURVES_FILE = "training_curves.png"
+CONFUSION_FILE = "confusion_float.png"
+DISAGREEMENT_FILE = "int8_disagreement.png"
+LATENCY_FILE = "latency_vs_size.png"
+MISCLASSIFIED_FILE = "misclassified.png"
+SAMPLES_FILE = "dataset_samples.png"
+PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE, SAMPLES_FILE)
+ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE)  # stale after a new export
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingDependency("pictures need matplotlib: pip install 'edge-mnist[report]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Write the figure as PNG in one atomic step and free it."""
+    plt = _pyplot()
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def training_curves(metrics: dict, path: Path, title: str, qat_metrics: dict | None = None) -> Path:
+    """Loss and accuracy per epoch, train and test, on integer epochs; the QAT fine-tune's epochs follow
+    the float training's on the same axes, shaded."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    n_float = len(metrics.get("loss", []))
+    phases = [("", metrics, 1)]
+    if qat_metrics and qat_metrics.get("loss"):
+        phases.append(("QAT ", qat_metrics, n_float + 1))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, values, first in phases:
+            epochs = np.arange(first, first + len(values.get(key, [])))
+            ax.plot(epochs, values.get(key, []), "o-", label=f"{prefix}train")
+            if f"val_{key}" in values:
+                ax.plot(epochs, values[f"val_{key}"], "s--", label=f"{prefix}test")
+        if len(phases) > 1:
+            ax.axvspan(n_float + 0.5, n_float + len(qat_metrics["loss"]) + 0.5, color="tab:orange", alpha=0.08,
+                       label="QAT fine-tune")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _matrix(ax, counts: np.ndarray, class_names: list[str], xlabel: str, ylabel: str, normalise_rows: bool) -> None:
+    """Draw a class-by-class count matrix with the counts written in the cells."""
+    shade = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalise_rows else counts / max(counts.max(), 1)
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(ticks, class_names, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if shade[i, j] > 0.6 else "black")
+
+
+def confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j]: images of class i predicted as j."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (labels, preds), 1)
+    return counts
+
+
+def confusion(labels: np.ndarray, preds: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
+    """The confusion matrix of one model on the test set (rows: true class), shaded by row."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    _matrix(ax, confusion_counts(labels, preds, len(class_names)), class_names, "predicted", "true", True)
+    ax.set_title(f"{title}: accuracy {(labels == preds).mean():.4f}")
+    return _save(fig, path)
+
+
+def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_names: list[str], path: Path,
+                 reference_name: str) -> Path:
+    """For each int8 artifact, the images where it and the float model give different classes,
+    counted by (float class, int8 class)."""
+    plt = _pyplot()
+    n = max(len(artifacts), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 5 * rows), squeeze=False)
+    for ax, (name, preds) in zip(axes.flat, artifacts.items()):
+        counts = confusion_counts(reference, preds, len(class_names))
+        np.fill_diagonal(counts, 0)
+        _matrix(ax, counts, class_names, f"{name} class", f"{reference_name} class" if ax in axes[:, 0] else "", False)
+        ax.set_title(f"{name}: {counts.sum()} of {len(preds)} differ ({100 * counts.sum() / len(preds):.2f}%)",
+                     fontsize=9)
+    for ax in list(axes.flat)[len(artifacts):]:
+        ax.axis("off")
+    fig.suptitle(f"Where each int8 artifact disagrees with {reference_name}")
+    return _save(fig, path)
+
+
+def latency_vs_size(points: list[dict], path: Path, title: str) -> Path:
+    """Median latency against file size for every timed artifact, both axes logarithmic (a float Keras
+    model and an int8 file differ by orders of magnitude); the bar above each point reaches p99.
+    Each point: {"name", "size_bytes", "p50", "p99", "int8"}; circles are int8, squares float."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colours = plt.get_cmap("tab10")
+    for i, p in enumerate(points):
+        ax.errorbar([p["size_bytes"] / 1024], [p["p50"]], yerr=[[0], [max(p["p99"] - p["p50"], 0)]],
+                    fmt="o" if p["int8"] else "s", color=colours(i % 10), capsize=4, markersize=7,
+                    label=f"{p['name']}: p50 {p['p50']:,.0f} µs, p99 {p['p99']:,.0f} µs")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("file size (KiB)")
+    ax.set_ylabel("single-image latency (µs): p50, bar to p99")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def image_grid(images: np.ndarray, captions: list[str], path: Path, title: str, columns: int = 10,
+               colours: list[str] | None = None) -> Path:
+    """Images (N, H, W) in a grid, each with its caption, grey on white as the data is stored (white ink on black)."""
+    plt = _pyplot()
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.35 * columns, 1.55 * rows + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
+            ax.set_title(captions[i], fontsize=7, color=(colours or ["black"] * len(images))[i])
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def misclassified(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, class_names: list[str], path: Path,
+                  title: str, limit: int = 40) -> Path:
+    """The first `limit` test images the model gets wrong, captioned "true → predicted" by class name."""
+    wrong = np.flatnonzero(labels != preds)[:limit]
+    captions = [f"{class_names[labels[i]]}\n→ {class_names[preds[i]]}" for i in wrong]
+    return image_grid(images[wrong], captions, path, f"{title}: {int((labels != preds).sum())} of {len(labels)} "
+                      f"test images misclassified (first {len(wrong)})", colours=["firebrick"] * len(wrong))
+
+
+def samples(images: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path, title: str,
+            per_class: int = 4) -> Path:
+    """`per_class` images of every class, one class per column."""
+    picked = [np.flatnonzero(labels == c)[:per_class] for c in range(len(class_names))]
+    order = [idx[r] for r in range(per_class) for idx in picked if r < len(idx)]
+    captions = [class_names[labels[i]] for i in order]
+    return image_grid(images[order], captions, path, title, columns=len(class_names))
+
+
+__all__ = ["PLOT_FILES", "confusion", "confusion_counts", "disagreement", "image_grid", "latency_vs_size",
+           "misclassified", "samples", "training_curves"]

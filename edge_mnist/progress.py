@@ -1,0 +1,172 @@
+"""Progress for long steps: a tqdm bar with rate and ETA on a terminal, plain periodic lines in a log.
+
+Everything goes to stderr, so stdout keeps only results. When stderr is not a terminal (CI logs,
+pipes) a bar's carriage returns would make one unreadable line, so a step prints a plain line at
+most every PLAIN_INTERVAL_S seconds and one when it ends. `--quiet` (set_quiet) silences both the
+bars and the stage messages; errors and results are still printed.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+PLAIN_INTERVAL_S = 10.0
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence progress bars and messages (the CLI's --quiet)."""
+    _state["quiet"] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    """Whether --quiet is in effect."""
+    return _state["quiet"]
+
+
+def say(msg: str) -> None:
+    """A stage message on stderr (nothing under --quiet); on a terminal it goes above any open bar."""
+    if _state["quiet"]:
+        return
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        tqdm.write(msg, file=sys.stderr)
+    else:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as m:ss (or h:mm:ss)."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _Silent:
+    """The bar under --quiet: counts, prints nothing."""
+
+    def __init__(self, total: int):
+        self.total, self.n = total, 0
+
+    def update(self, n: int = 1, **postfix) -> None:
+        """Advance by n."""
+        self.n += n
+
+    def close(self) -> None:
+        """Nothing to finish."""
+
+
+class _Lines(_Silent):
+    """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds."""
+
+    def __init__(self, desc: str, total: int, unit: str):
+        super().__init__(total)
+        self.desc, self.unit = desc, unit
+        self.start = self.last = time.perf_counter()
+        self.postfix: dict = {}
+
+    def update(self, n: int = 1, **postfix) -> None:
+        """Advance by n; print a line when the interval has passed."""
+        super().update(n)
+        self.postfix.update(postfix)
+        now = time.perf_counter()
+        if now - self.last >= PLAIN_INTERVAL_S and self.n < self.total:
+            self.last = now
+            print(self._line(now, done=False), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """The closing line: how much, how long, how fast."""
+        print(self._line(time.perf_counter(), done=True), file=sys.stderr, flush=True)
+
+    def _line(self, now: float, done: bool) -> str:
+        """One progress line."""
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.n / elapsed
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        if done:
+            return f"{self.desc}: {self.n:,} {self.unit} in {_clock(elapsed)} ({rate:,.0f} {self.unit}/s){extra}"
+        eta = (self.total - self.n) / rate if rate > 0 else 0.0
+        return (f"{self.desc}: {100 * self.n / max(self.total, 1):.0f}% ({self.n:,}/{self.total:,} {self.unit}), "
+                f"{rate:,.0f} {self.unit}/s, ETA {_clock(eta)}{extra}")
+
+
+class _Bar(_Silent):
+    """The bar on a terminal: tqdm with count, rate and ETA."""
+
+    def __init__(self, desc: str, total: int, unit: str):
+        from tqdm import tqdm
+
+        super().__init__(total)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr, dynamic_ncols=True,
+                        leave=True)
+
+    def update(self, n: int = 1, **postfix) -> None:
+        """Advance by n, showing the latest figures beside the bar."""
+        super().update(n)
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        """Leave the finished bar on screen."""
+        self.bar.close()
+
+
+def silent() -> _Silent:
+    """A bar that shows nothing: for library calls that run without a visible step."""
+    return _Silent(0)
+
+
+def bar(desc: str, total: int, unit: str = "img"):
+    """A progress bar for `total` units of work: tqdm on a terminal, plain lines otherwise, silent when quiet.
+    Call .update(n, **figures) and .close(); or use `step`."""
+    if _state["quiet"]:
+        return _Silent(total)
+    if sys.stderr.isatty():
+        return _Bar(desc, total, unit)
+    return _Lines(desc, total, unit)
+
+
+@contextmanager
+def step(desc: str, total: int, unit: str = "img") -> Iterator:
+    """`bar` as a context manager: closed (its last line printed) when the block ends, also on an error."""
+    progress = bar(desc, total, unit)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+def keras_callback(keras, desc: str, n_images: int, batch_size: int):
+    """A Keras callback drawing one bar per epoch (images, images/s, ETA, running loss and accuracy) that
+    ends with the epoch's test figures; it replaces Keras's own verbose output."""
+
+    class KerasProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.epochs = self.params.get("epochs", 1)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.bar, self.seen = bar(f"{desc} epoch {epoch + 1}/{self.epochs}", n_images), 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            step_images = min(batch_size, n_images - self.seen)
+            self.seen += step_images
+            self.bar.update(step_images, **_figures(logs))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.update(0, **_figures(logs))
+            self.bar.close()
+
+    return KerasProgress()
+
+
+def _figures(logs) -> dict[str, str]:
+    """Keras logs -> short rounded figures for display (loss, accuracy, test loss, test accuracy)."""
+    names = {"loss": "loss", "accuracy": "accuracy", "val_loss": "test loss", "val_accuracy": "test accuracy"}
+    return {names[k]: f"{float(v):.4f}" for k, v in (logs or {}).items() if k in names}
+
+
+__all__ = ["bar", "step", "silent", "say", "set_quiet", "is_quiet", "keras_callback", "PLAIN_INTERVAL_S"]

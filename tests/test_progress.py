@@ -1,0 +1,77 @@
+"""progress.py: plain periodic lines in a log, a tqdm bar on a terminal, silence under --quiet."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from edge_mnist import progress
+
+pytestmark = pytest.mark.device
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _loud():
+    """Every test starts and ends without --quiet."""
+    progress.set_quiet(False)
+    yield
+    progress.set_quiet(False)
+
+
+def test_a_log_gets_plain_lines_with_rate_and_eta_and_a_closing_line(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)
+    with progress.step("bench x", 100) as shown:
+        shown.update(40, loss="0.5")
+        shown.update(60)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert re.fullmatch(r"bench x: 40% \(40/100 img\), [\d,]+ img/s, ETA \d+:\d\d, loss 0\.5", lines[0]), lines
+    assert re.fullmatch(r"bench x: 100 img in \d+:\d\d \([\d,]+ img/s\), loss 0\.5", lines[-1]), lines
+    assert len(lines) == 2  # no periodic line once the work is complete, only the closing one
+
+
+def test_a_log_is_not_flooded_between_intervals(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 3600.0)
+    with progress.step("train epoch 1/1", 60_000) as shown:
+        for _ in range(400):
+            shown.update(150)
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_a_terminal_gets_a_tqdm_bar_with_count_rate_and_figures(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with progress.step("export", 4, unit="file") as shown:
+        for name in ("a.tflite", "a.onnx", "b.tflite", "b.onnx"):
+            shown.update(1, last=name)
+    text = terminal.getvalue()
+    assert "\r" in text and "export: 100%" in text and "4/4" in text and "last=b.onnx" in text
+    assert "file/s" in text
+
+
+def test_quiet_silences_bars_and_messages(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)
+    progress.set_quiet(True)
+    with progress.step("bench", 10) as shown:
+        shown.update(5)
+        shown.update(5)
+    progress.say("a stage message")
+    assert capsys.readouterr().err == "" and shown.n == 10
+
+
+def test_cli_quiet_keeps_results_on_stdout_and_drops_progress(device_export, fixture_data_dir):
+    from tests.test_cli import run_cli
+
+    code, out, err = run_cli(["--quiet", "bench", "--out", str(device_export), "--data-dir", str(fixture_data_dir),
+                              "--runs", "3", "--warmup", "0", "--skip-runtime", "tflm"])
+    assert code == 0 and err == ""
+    assert "model_int8.tflite" in out and "wrote" in out
