@@ -585,7 +585,7 @@ def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, t
     require_environment(cache, progress)
     writable_folder(out)
     images = to_float(dataset.x_test)
-    with step("emulate", 3 + len(cpus), unit="step") as shown:
+    with step("emulate", 3 + len(cpus), unit="steps") as shown:
         progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
         host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
         shown.update(1)

@@ -118,13 +118,16 @@ def _grayscale(img) -> np.ndarray:
 
 
 def _light_background(img: np.ndarray, task: Task) -> bool:
-    """True for dark ink on light paper. The background is the image's median for a task whose objects
-    are thin strokes (ink is a minority of any photo of a digit, whatever the page edges do), and the
-    border's for a task whose objects fill the frame; it is light when above the middle of the range."""
-    low, high = np.percentile(_thin(img), [1, 99])
+    """True for dark ink on light paper: the image's extremes reach further below its background than
+    above it. The background is the image's median for a task whose objects are thin strokes (ink is
+    a minority of any photo of a digit, whatever the page edges do), and the border's for a task
+    whose objects fill the frame. Extremes rather than the middle of the range, which a lighting
+    gradient across the page moves as much as a small digit does."""
+    sample = _thin(img)
+    low, high = np.percentile(sample, [0.1, 99.9])
     fills_frame = task.fit_box >= min(task.input_shape[:2])
-    sample = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]) if fills_frame else _thin(img)
-    return float(np.median(sample)) > (low + high) / 2
+    background = float(np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]) if fills_frame else sample))
+    return background - low > high - background
 
 
 def _thin(values: np.ndarray) -> np.ndarray:

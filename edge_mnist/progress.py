@@ -65,6 +65,7 @@ class _Lines(_Silent):
     def __init__(self, desc: str, total: int, unit: str):
         super().__init__(total)
         self.desc, self.unit = desc, unit
+        self.show_rate = unit == "img"  # images/s means something; files/s or steps/s would not
         self.start = self.last = time.perf_counter()
         self.postfix: dict = {}
 
@@ -86,11 +87,12 @@ class _Lines(_Silent):
         elapsed = max(now - self.start, 1e-9)
         rate = self.n / elapsed
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        speed = f"{rate:,.0f} {self.unit}/s" if self.show_rate else ""
         if done:
-            return f"{self.desc}: {self.n:,} {self.unit} in {_clock(elapsed)} ({rate:,.0f} {self.unit}/s){extra}"
+            return f"{self.desc}: {self.n:,} {self.unit} in {_clock(elapsed)}{f' ({speed})' if speed else ''}{extra}"
         eta = (self.total - self.n) / rate if rate > 0 else 0.0
         return (f"{self.desc}: {100 * self.n / max(self.total, 1):.0f}% ({self.n:,}/{self.total:,} {self.unit}), "
-                f"{rate:,.0f} {self.unit}/s, ETA {_clock(eta)}{extra}")
+                f"{speed + ', ' if speed else ''}ETA {_clock(eta)}{extra}")
 
 
 class _Bar(_Silent):

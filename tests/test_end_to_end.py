@@ -116,3 +116,21 @@ def test_float_model_gated_against_is_the_unmodified_one(full_run):
     assert sha256_file(out / "model_float32.keras") == manifest["keras_sha256"]
     names = [type(layer).__name__ for layer in load_keras(out / "model_float32.keras").layers]
     assert "BatchNormalization" in names
+
+
+def test_the_log_shows_stages_and_progress_and_the_report_is_written(full_run):
+    """Not a terminal: plain progress lines (no carriage returns), one per epoch, export and bench artifact."""
+    import re
+
+    out, proc = full_run
+    log = proc.stderr
+    assert "\r" not in log
+    assert [f"[{i}/5] {name}" for i, name in enumerate(("train", "export", "bench", "check", "report"), 1)] == \
+        re.findall(r"\[\d/5\] \w+", log)
+    for epoch in ("train epoch 1/2", "train epoch 2/2", "QAT fine-tune epoch 1/1"):
+        assert re.search(rf"^{epoch}: 60,000 img in \d+:\d\d \([\d,]+ img/s\), .*test accuracy 0\.\d{{4}}$", log,
+                         re.M), epoch
+    assert re.search(r"^export: 1[0-9] files in ", log, re.M)
+    assert re.search(r"^model_int8\.tflite \(tflite\): 11,100 img in ", log, re.M)  # 10,000 + 1,000 runs + 100
+    page = (out / "report.html").read_text()
+    assert '<span id="verdict-word">PASS</span>' in page and page.count("data:image/png;base64,") == 6

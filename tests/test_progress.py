@@ -50,12 +50,12 @@ def test_a_log_is_not_flooded_between_intervals(monkeypatch, capsys):
 def test_a_terminal_gets_a_tqdm_bar_with_count_rate_and_figures(monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    with progress.step("export", 4, unit="file") as shown:
+    with progress.step("export", 4, unit="files") as shown:
         for name in ("a.tflite", "a.onnx", "b.tflite", "b.onnx"):
             shown.update(1, last=name)
     text = terminal.getvalue()
     assert "\r" in text and "export: 100%" in text and "4/4" in text and "last=b.onnx" in text
-    assert "file/s" in text
+    assert "files/s" in text
 
 
 def test_quiet_silences_bars_and_messages(monkeypatch, capsys):

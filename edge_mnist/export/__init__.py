@@ -199,7 +199,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         if "qat" in methods:
             sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
                                                      progress)
-        with step("export", len(formats), unit="file") as shown:
+        with step("export", len(formats), unit="files") as shown:
             for fmt in formats:
                 progress(f"exporting {fmt.file}")
                 built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
