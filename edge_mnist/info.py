@@ -4,7 +4,7 @@ The manifest lists the models; each file's size and sha256 are compared with it 
 no runtime), so "ok" means the file is the one exported. Accuracies are only those recorded,
 each named with its record: the float and QAT Keras models' at export (manifest.json), each
 run's from the last bench (bench.json) and from the last gate verdict saved in the folder
-(check.json, written by `edge-mnist check --json DIR/check.json`), which is also shown. A
+(check.json, written by `edge-mnist run` or `check --json DIR/check.json`), which is also shown. A
 record older than the export is marked stale; an unreadable optional record is named with its
 problem instead of stopping the summary. A missing folder or manifest is bad input (exit 2).
 Nothing heavy is imported: it runs on a device.
@@ -17,11 +17,10 @@ from pathlib import Path
 from . import formats
 from .errors import EdgeMnistError
 from .files import sha256_file
-from .records import BENCH_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
+from .records import BENCH_FILE, CHECK_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
 from .report import fit, percent, plural, table
 from .train import HISTORY_FILE
 
-CHECK_FILE = "check.json"  # where `check --json DIR/check.json` leaves the verdict for `info`
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",
          ".h": "C++ header", ".cc": "C++ source", ".config": "ops config"}
 

@@ -11,7 +11,7 @@ from typing import Callable
 from .check import Criteria, Verdict, evaluate
 from .data import Dataset, load_dataset
 from .errors import EdgeMnistError
-from .records import MANIFEST_FILE, BenchResult, Manifest, read_record
+from .records import CHECK_FILE, MANIFEST_FILE, BenchResult, Manifest, read_record
 from .train import TrainConfig
 
 DEFAULT_DATASET = "mnist"
@@ -66,10 +66,12 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         fallback=None) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
     float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact, evaluate
-    the gate and write DIR/report.html."""
+    the gate (recorded in DIR/check.json)
+    and write DIR/report.html."""
     from .bench import bench
     from .export import export
     from .page import write_report
+    from .report import write_reports
     from .train import train
 
     config = config or TrainConfig()
@@ -90,6 +92,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
                    skip_runtimes=skip_runtimes)
     progress(f"[4/{len(stages)}] check")
     verdict = evaluate(out, dataset, criteria, threads, skip_runtimes=skip_runtimes)
+    write_reports(verdict, json_path=Path(out) / CHECK_FILE)
     progress(f"[5/{len(stages)}] report")
     page = write_report(out, manifest, dataset, result, verdict)
     return RunResult(history, manifest, result, verdict, page)

@@ -32,7 +32,7 @@ MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
 BLANK_RANGE = 0.05  # an image whose pixels span less than this (of full scale) holds nothing to classify
 WORK_SIDE = 768  # photos are reduced to this for thresholding and labelling: the frame is 28 pixels
 SURFACE_SIDE = 64  # the background surface is fitted on a copy this small: lighting varies slowly
-SURFACE_ROUNDS = 3  # fit, drop the ink, refit
+SURFACE_ROUNDS = (3, 3, 6)  # terms fitted per round (plane, plane, quadratic), each without the last round's ink
 STATS_SAMPLE = 50_000  # medians and percentiles are taken over at most this many evenly spaced pixels
 NOISE_FLOOR = 4  # paper-noise deviations above the paper that a threshold between ink and paper must exceed
 MIN_CONTRAST_TO_NOISE = 6  # ink must stand this many paper-noise deviations above the paper: an empty page is blank
@@ -169,17 +169,31 @@ def _otsu(values: np.ndarray) -> float:
     return float(edges[(best[0] + best[-1]) // 2 + 1])
 
 
-def _ink_threshold(flat: np.ndarray) -> float:
+def _ink_threshold(flat: np.ndarray, noise: float) -> float:
     """Otsu's threshold of the flattened image; when the object is so small a part of the image that
-    Otsu splits the paper's noise instead (it lands under NOISE_FLOOR deviations above the paper),
-    Otsu's threshold of the pixels above that floor."""
-    paper, noise = _level_and_noise(flat)
-    floor = paper + NOISE_FLOOR * noise
+    Otsu splits the paper's noise instead (it lands under NOISE_FLOOR noise deviations above the
+    paper below it), Otsu's threshold of the pixels above that floor."""
     threshold = _otsu(flat)
+    floor = _median(flat[flat <= threshold]) + NOISE_FLOOR * noise
     if threshold >= floor:
         return threshold
     above = flat[flat > floor]
     return _otsu(above) if above.size else floor
+
+
+def _median(values: np.ndarray) -> float:
+    """Median of a sample of the values (0 for none)."""
+    return float(np.median(_thin(values))) if values.size else 0.0
+
+
+def _noise(flat: np.ndarray) -> float:
+    """The pixel noise's standard deviation, from differences between horizontal neighbours (1.4826 x
+    their median absolute deviation / sqrt 2): blind to the content, which is smooth at that scale,
+    however much of the image an object covers."""
+    if flat.shape[1] < 2:
+        return 0.0
+    diffs = _thin(np.diff(flat, axis=1))
+    return 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2)
 
 
 def _surface_terms(shape: tuple[int, int]) -> list[np.ndarray]:
@@ -192,15 +206,18 @@ def _surface_terms(shape: tuple[int, int]) -> list[np.ndarray]:
 def _background(ink: np.ndarray) -> np.ndarray:
     """The paper's own brightness under uneven light (a gradient, vignetting), as a quadratic surface
     fitted to the paper pixels of a small copy: fit, call everything above Otsu's threshold of the
-    residual ink, refit without it. A surface, unlike a blur or a closing, does not eat objects
-    wider than its window, so Fashion-MNIST items that fill the frame survive it."""
+    residual ink, refit without it. The first rounds fit a plane, which cannot bulge under a large
+    object in the middle the way a quadratic fitted to all pixels does. A surface, unlike a blur or
+    a closing, does not eat objects wider than its window, so Fashion-MNIST items that fill the
+    frame survive it."""
     small = _shrink(ink, SURFACE_SIDE)
     design = np.stack([np.broadcast_to(t, small.shape).ravel() for t in _surface_terms(small.shape)], axis=1)
     values = small.ravel()
     paper = np.ones(values.shape, bool)
-    for _ in range(SURFACE_ROUNDS):
-        used = design[paper].astype(np.float64)
-        coef = np.linalg.lstsq(used.T @ used, used.T @ values[paper], rcond=None)[0]  # normal equations
+    for terms in SURFACE_ROUNDS:
+        used = design[paper, :terms].astype(np.float64)
+        coef = np.zeros(design.shape[1])
+        coef[:terms] = np.linalg.lstsq(used.T @ used, used.T @ values[paper], rcond=None)[0]  # normal equations
         residual = values - design @ coef
         paper = residual <= _otsu(residual)
         if paper.sum() < design.shape[1] * 4:
@@ -269,15 +286,6 @@ def _object_mask(mask: np.ndarray) -> np.ndarray | None:
     return np.append(keep, False)[labels]
 
 
-def _level_and_noise(values: np.ndarray) -> tuple[float, float]:
-    """Median and robust standard deviation (1.4826 x the median absolute deviation) of the paper's pixels."""
-    if values.size == 0:
-        return 0.0, 0.0
-    sample = _thin(values)
-    level = float(np.median(sample))
-    return level, 1.4826 * float(np.median(np.abs(sample - level)))
-
-
 def _dilate(mask: np.ndarray) -> np.ndarray:
     """The mask grown by one pixel in all eight directions."""
     grown = mask.copy()
@@ -296,9 +304,10 @@ def _object_crop(img: np.ndarray, task: Task, source: str) -> np.ndarray:
     work = _shrink(img, WORK_SIDE)
     ink = 1.0 - work if _light_background(work, task) else work
     flat = ink - _background(ink)
-    mask = flat > _ink_threshold(flat)
+    noise = _noise(flat)
+    mask = flat > _ink_threshold(flat, noise)
     keep = _object_mask(mask)
-    paper, noise = _level_and_noise(flat[~mask])
+    paper = _median(flat[~mask])
     level = float(np.percentile(_thin(flat[keep]), INK_PERCENTILE)) if keep is not None else paper
     if level - paper < max(BLANK_RANGE, MIN_CONTRAST_TO_NOISE * noise):
         raise EdgeMnistError(f"{source}: no digit or object found (blank image)")

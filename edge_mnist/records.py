@@ -32,6 +32,7 @@ MANIFEST_FILE = "manifest.json"
 BENCH_FILE = "bench.json"
 EMULATE_FILE = "emulate.json"
 REPORT_FILE = "report.html"
+CHECK_FILE = "check.json"  # the gate verdict `run` records (and `check --json DIR/check.json`), read by `info`
 LATENCY_KEYS = ("p50", "p90", "p99")
 MAX_JSON_BYTES = 64 << 20
 _VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
