@@ -436,10 +436,10 @@ def _debug_table(result) -> str:
                    "manifest runs unverified, and is said to be.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
-@click.option("--top", type=click.IntRange(1), default=None,
+@click.option("--top", type=click.IntRange(1), default=None, metavar="K",
               help="Also list the K most likely classes, best first, with names and probabilities.")
 @click.option("--save-preprocessed", "save_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder to save the 28x28 image each input became, exactly as the model got it "
+              metavar="DIR", help="Folder to save the 28x28 image each input became, exactly as the model got it "
                    "(photo.jpg -> photo.28x28.png; never over an input).")
 def predict_cmd(out, images, model, threads, as_json, top, save_dir):
     """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read.

@@ -134,3 +134,4 @@ def test_the_log_shows_stages_and_progress_and_the_report_is_written(full_run):
     assert re.search(r"^model_int8\.tflite \(tflite\): 11,100 img in ", log, re.M)  # 10,000 + 1,000 runs + 100
     page = (out / "report.html").read_text()
     assert '<span id="verdict-word">PASS</span>' in page and page.count("data:image/png;base64,") == 6
+    assert json.loads((out / "check.json").read_text())["verdict"] == "PASS"  # recorded for `info`
