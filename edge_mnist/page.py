@@ -132,8 +132,8 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
         "<h2>Benchmark</h2>", _table(BENCH_HEADERS, bench_rows(bench, manifest.float_layers())),
         f'<p class="note">{html.escape(_timing_note(bench))}</p>',
         *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
-        "<h2>Gate checks</h2>", _table(CHECK_HEADERS, check_rows(verdict.results)),
         "<h2>Pictures</h2>", *(_figure(caption, path) for caption, path in figures),
+        "<h2>Every gate check</h2>", _table(CHECK_HEADERS, check_rows(verdict.results)),
         "</body></html>", ""])
 
 

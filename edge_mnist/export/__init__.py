@@ -210,7 +210,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                     job.int8_model = mixer.tflite(plan.chosen.float_layers)
                 manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
                 manifest.artifacts[fmt.key].details.update(notes)
-                shown.update(1, last=fmt.file)
+                shown.update(1)
         manifest.save(stage)
     if plan is not None and not plan.passed:
         raise _no_mix_passes(plan, out)
