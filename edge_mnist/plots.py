@@ -122,6 +122,7 @@ def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_
     for ax in list(axes.flat)[len(artifacts):]:
         ax.axis("off")
     fig.suptitle(f"Where each int8 artifact disagrees with {reference_name}")
+    fig.subplots_adjust(hspace=0.45, wspace=0.35)
     return _save(fig, path)
 
 

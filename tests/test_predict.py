@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.photos import phone_photo  # the renderer of the photo benchmark
 from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import EdgeMnistError
 from edge_mnist.predict import load_image, preprocess
@@ -55,23 +56,6 @@ def mnist_digits():
 
     data = load_dataset("mnist", FIXTURES / "mnist-digits")
     return data.x_test, data.y_test
-
-
-def phone_photo(digit: np.ndarray, rng, gradient: float = 50, page: tuple[int, int] = (360, 480),
-                scale: int = 9) -> Image.Image:
-    """A white-on-black 28x28 digit as a phone would photograph it written on paper: dark ink,
-    `scale` times larger, turned up to 5 degrees, somewhere off-centre on a page whose light falls
-    off by `gradient` grey levels from one corner to the other, with sensor noise (sigma 6 levels)."""
-    size = 28 * scale
-    big = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
-    big = big.rotate(rng.uniform(-5, 5), Image.Resampling.BILINEAR)
-    ink = np.zeros(page, np.float32)
-    top, left = rng.integers(4, page[0] - size - 4), rng.integers(4, page[1] - size - 4)
-    ink[top:top + size, left:left + size] = np.asarray(big, np.float32) / 255
-    ys, xs = np.indices(page)
-    ramp = (xs / page[1] + ys / page[0]) / 2
-    pixels = (230 - gradient * ramp) * (1 - 0.8 * ink) + rng.normal(0, 6, page)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def predict_json(*args) -> tuple[int, list[dict], str]:
