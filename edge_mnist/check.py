@@ -10,7 +10,7 @@ is a record of what was measured, never evidence. The set of criteria follows fr
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
 omission (an optional runtime that is not installed is listed as skipped in the verdict).
 Exit codes (via the CLI): 0 pass, 1 a check failed, 2 bad input. Each check's value and limit
-are in its UNITS entry; report.py phrases them for people.
+are in its UNITS entry; tables.py phrases them for people.
 """
 from __future__ import annotations
 

@@ -264,7 +264,7 @@ def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
 def _print_bench(result, out: Path) -> None:
     """The bench table and how it was measured."""
     from .records import Manifest
-    from .report import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
+    from .tables import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
 
     float_layers = Manifest.load(out).float_layers()
     click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
@@ -308,7 +308,7 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     are given as fractions (0.9 is shown as 90.00%)."""
     from .check import evaluate
     from .pipeline import load_for_folder, need_folder
-    from .report import prepare_report_path
+    from .tables import prepare_report_path
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
@@ -327,7 +327,7 @@ def _step_summary() -> Path | None:
 def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
     """Print the gate's verdict (as text, or as JSON for a bare --json), write its report files, and raise
     GateFailed on a failure."""
-    from .report import check_text, failure_line, verdict_json, write_reports
+    from .tables import check_text, failure_line, verdict_json, write_reports
 
     to_stdout = json_path == STDOUT
     click.echo(json.dumps(verdict_json(verdict), indent=2) if to_stdout else check_text(verdict))
@@ -352,7 +352,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
     from .data import load_dataset
     from .pipeline import run
-    from .report import prepare_report_path
+    from .tables import prepare_report_path
     from .tfenv import import_tf
     from .train import TrainConfig
 
@@ -383,7 +383,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
 def report_cmd(out, dataset, data_dir, threads, skip_runtimes, **gate):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
-    from .page import report
+    from .report import report
     from .pipeline import load_for_folder, need_folder
 
     criteria = _criteria(**gate)
@@ -496,7 +496,7 @@ def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
     emulation cannot run."""
     from .emulate import NOTE, emulate
     from .pipeline import load_for_folder, need_folder
-    from .report import EMULATE_HEADERS, emulate_rows, table
+    from .tables import EMULATE_HEADERS, emulate_rows, table
 
     parity = Criteria(parity=parity).validate().parity
     need_folder(out)
@@ -523,7 +523,7 @@ def info_cmd(out, as_json):
     with its date. Exit 2 when DIR or its manifest is missing or unreadable."""
     from .info import gather, render
     from .pipeline import need_folder
-    from .report import rounded
+    from .tables import rounded
 
     need_folder(out)
     info = gather(out)

@@ -110,7 +110,7 @@ def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, referenc
 def _short(result: Result) -> str:
     """A failed check in the words of `check`'s output: 'model_int8.onnx: accuracy 77.29% vs float 89.40%:
     drop 12.11 pp, tolerance 0.50 pp'."""
-    from .report import describe
+    from .tables import describe
 
     return f"{result.artifact}: {describe(result)}"
 

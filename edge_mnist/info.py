@@ -18,7 +18,7 @@ from . import formats
 from .errors import EdgeMnistError
 from .files import sha256_file
 from .records import BENCH_FILE, CHECK_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
-from .report import fit, percent, plural, table
+from .tables import fit, percent, plural, table
 from .train import HISTORY_FILE
 
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",

@@ -70,8 +70,8 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     and write DIR/report.html."""
     from .bench import bench
     from .export import export
-    from .page import write_report
-    from .report import write_reports
+    from .report import write_report
+    from .tables import write_reports
     from .train import train
 
     config = config or TrainConfig()

@@ -102,8 +102,8 @@ class _Bar(_Silent):
         from tqdm import tqdm
 
         super().__init__(total)
-        self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr, dynamic_ncols=True,
-                        leave=True)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr,
+                        dynamic_ncols=True, leave=True)
 
     def update(self, n: int = 1, **postfix) -> None:
         """Advance by n, showing the latest figures beside the bar."""

@@ -1,293 +1,160 @@
-"""Presentation: plain tables for the terminal, Markdown for CI summaries, JUnit XML and JSON for CI UIs."""
+"""The report stage: one self-contained DIR/report.html (pictures embedded) and the PNGs beside it.
+
+The gate's verdict on the page is re-derived from the artifacts (check.evaluate runs every int8
+file and the float model); its predictions also draw the confusion matrix, the disagreement
+matrices and the misclassified images. Latency and size come from DIR/bench.json, a record of
+what `bench` timed, accepted only when it measured the files DIR holds now.
+"""
 from __future__ import annotations
 
-import functools
-import textwrap
+import base64
+import html
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
-from .files import atomic_write_bytes, atomic_write_json
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned fixed-width text table."""
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*headers), fmt.format(*["-" * w for w in widths])]
-    return "\n".join(lines + [fmt.format(*map(str, r)) for r in rows])
-
-
-def markdown(headers: list[str], rows: list[list[str]]) -> str:
-    """GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
-
-
-BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreement", "p50 us", "p90 us", "p99 us",
-                 "batch256 img/s"]
-
-
-MIXED = "int8+float"
-
-
-def mixed_note(float_layers: dict[str, str]) -> str:
-    """The line saying which files are mixed int8/float and which layers they keep float ('' for none)."""
-    from .formats import BY_KEY
-
-    by_layers: dict[str, list[str]] = {}
-    for key, layers in float_layers.items():
-        if BY_KEY[key].runnable:  # the C++ files are the .tflite's bytes
-            by_layers.setdefault(layers, []).append(BY_KEY[key].file)
-    return "\n".join(f"{MIXED} (export --fallback): {', '.join(files)} keep {layers} in float"
-                     for layers, files in by_layers.items())
-
-
-def bench_rows(result, float_layers: dict[str, str] | None = None) -> list[list[str]]:
-    """One display row per artifact of a BenchResult; artifacts in `float_layers` (format key -> layers)
-    show as mixed."""
-    rows, mixed = [], float_layers or {}
-    for r in result.rows:
-        lat = r.latency_us
-        agree = "-" if r.agreement is None else f"{r.agreement * 100:.2f}%"
-        timing = (["not timed", "-", "-", "-"] if lat is None else
-                  [f"{lat['p50']:.0f}", f"{lat['p90']:.0f}", f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
-        rows.append([r.file, r.runtime, MIXED if r.fmt.key in mixed else r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
-                     f"{r.accuracy * 100:.2f}%", agree, *timing])
-    return rows
-
-
-UNTIMED_NOTE = ("not timed: TFLM's reference kernels on this host say nothing about a microcontroller's speed; "
-                "its row proves accuracy and parity")
-
-
-WIDTH = 100  # columns of the gate's text: a CI log or an 80-100 column terminal
-CHECK_HEADERS = ["file", "result", "check"]
-
-
-def plural(count: int, word: str) -> str:
-    """'1 check', '5 checks'."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def fit(line: str, indent: int = 2) -> str:
-    """`line` wrapped to WIDTH columns; continuation lines indented by `indent` spaces."""
-    return textwrap.fill(line, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
-
-
-def percent(fraction: float) -> str:
-    """A fraction as a percentage with 2 decimals: 0.808 -> '80.80%'."""
-    return f"{fraction * 100:.2f}%"
-
-
-def apart(value: float, limit: float, places: int = 2) -> tuple[str, str]:
-    """value and limit with `places` decimals, or more (up to 6) when that would print a value that is not
-    its limit as the limit: a failing line never reads 'drop 0.50 pp, tolerance 0.50 pp'."""
-    from .check import EPS
-
-    while True:
-        shown = f"{value:.{places}f}", f"{limit:.{places}f}"
-        if shown[0] != shown[1] or abs(value - limit) <= EPS or places == 6:
-            return shown
-        places += 1
-
-
-def _bounded(value: float, limit: float, unit: str, bound: str, of: str = "") -> str:
-    """'2.00% of images, maximum 3.00%' for a value and its limit, both in `unit` (' pp' or '%')."""
-    shown, limit_shown = apart(value, limit)
-    return f"{shown}{unit}{of}, {bound} {limit_shown}{unit}"
-
-
-def _drop(value: float, limit: float, unit: str, bound: str = "tolerance", name: str = "drop") -> str:
-    """'drop 1.20 pp, tolerance 0.50 pp', or 'no drop (+0.20 pp), tolerance 0.50 pp' when it rose."""
-    if value > 0:
-        return f"{name} {_bounded(value, limit, unit, bound)}"
-    rise = f" (+{-value:.2f}{unit})" if value < 0 else ""
-    return f"no {name}{rise}, {bound} {apart(value, limit)[1]}{unit}"
-
-
-def _compared(r, other: str, what: str) -> str:
-    """'accuracy 81.00% vs float 80.80%' from a result's context."""
-    return f"accuracy {percent(r.context['accuracy'])} vs {what} {percent(r.context[other])}"
-
-
-def _class_drop(r) -> str:
-    """The class that lost most accuracy against the source model, named, or that none did."""
-    if r.value <= 0:
-        return f"no class drops vs its source model, maximum {apart(r.value, r.limit)[1]} pp"
-    return f"worst class {r.context['class']} vs its source model: {_drop(r.value, r.limit, ' pp', 'maximum')}"
-
-
-def _embeds(r) -> str:
-    """What the gate found comparing a C++ file with the .tflite it embeds."""
-    if r.passed:
-        return f"embeds {r.context['embeds']} byte for byte and describes it correctly"
-    return f"{plural(int(r.value), 'problem')} with the {r.context['embeds']} it embeds"
-
-
-@functools.cache
-def _sentences() -> dict:
-    """Each check id -> the sentence for one of its results. One unit per kind (stated in `check --help`):
-    accuracies and shares of images in %, accuracy differences in percentage points."""
-    from .check import BASELINE, CLASS_DROP, DISAGREEMENT, DROP, EMBEDS, MINIMUM, PARITY, RELATIVE
-
-    images = " of images"
-    return {
-        DROP: lambda r: f"{_compared(r, 'reference', 'float')}: {_drop(r.value, r.limit, ' pp')}",
-        RELATIVE: lambda r: (f"{_compared(r, 'reference', 'float')}: "
-                             f"{_drop(r.value, r.limit, '%', 'maximum', 'relative drop')}"),
-        MINIMUM: lambda r: f"accuracy {_bounded(r.value * 100, r.limit * 100, '%', 'minimum')}",
-        DISAGREEMENT: lambda r: f"differs from its source model on {_bounded(r.value, r.limit, '%', 'maximum', images)}",
-        CLASS_DROP: _class_drop,
-        BASELINE: lambda r: f"{_compared(r, 'baseline', 'baseline')}: {_drop(r.value, r.limit, ' pp')}",
-        PARITY: lambda r: (f"same class as {r.pair[0]} on "
-                           f"{_bounded(r.value * 100, r.limit * 100, '%', 'minimum', images)}"),
-        EMBEDS: _embeds,
-    }
-
-
-def describe(result) -> str:
-    """One check as a sentence: what was measured against which limit, then its note (e.g. the images)."""
-    return _sentences()[result.criterion](result) + (f"; {result.detail}" if result.detail else "")
-
-
-def file_of(result) -> str:
-    """The file a result is listed under: its artifact, or for parity the second file of the pair."""
-    return result.pair[1] if result.pair else result.artifact
-
-
-def _status(result) -> str:
-    """PASS or FAIL."""
-    return "PASS" if result.passed else "FAIL"
-
-
-def check_rows(results) -> list[list[str]]:
-    """One row per check for the Markdown report: file, PASS/FAIL, the sentence."""
-    return [[file_of(r), _status(r), describe(r)] for r in results]
-
-
-def check_text(verdict) -> str:
-    """The gate's verdict for the terminal, every line at most WIDTH columns: each file's name, its checks
-    under it, then the summary."""
-    from .formats import BY_KEY
-
-    mixed = {BY_KEY[key].file for key in verdict.float_layers}
-    by_file: dict[str, list] = {}
-    for r in verdict.results:
-        by_file.setdefault(file_of(r), []).append(r)
-    lines = []
-    for name, results in by_file.items():
-        lines.append(name + (f"  ({MIXED})" if name.split("@")[0] in mixed else ""))
-        lines += [fit(f"  {_status(r)}  {describe(r)}", indent=8) for r in results]
-    return "\n".join(lines + [summary(verdict)])
-
-
-def failure_line(verdict) -> str:
-    """Why `check` exits 1, short enough for one line: how many checks failed, and where."""
-    files = list(dict.fromkeys(file_of(r) for r in verdict.failed))
-    others = f" and {plural(len(files) - 1, 'other file')}" if len(files) > 1 else ""
-    return f"{len(verdict.failed)} of {plural(len(verdict.results), 'check')} failed, in {files[0]}{others}"
-
-
-def rounded(obj, digits: int = 6):
-    """A JSON-ready object with every float rounded to `digits` significant digits (80.80000000000001 -> 80.8)."""
-    if isinstance(obj, float):
-        return float(f"{obj:.{digits}g}")
-    if isinstance(obj, dict):
-        return {k: rounded(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [rounded(v, digits) for v in obj]
-    return obj
-
-
-def verdict_json(verdict) -> dict:
-    """The verdict's JSON report: Verdict.to_json with floats rounded to 6 significant digits."""
-    return rounded(verdict.to_json())
-
-
-EMULATE_HEADERS = ["device", "artifact", "top-1 agreement", "images", "top-1 differ", "max abs diff", "time"]
-
-
-def emulate_rows(result) -> list[list[str]]:
-    """One display row per emulated CPU and artifact of an Emulation."""
-    rows = []
-    for r in result.rows:
-        diff = f"{r.max_abs_diff:.3g}"
-        if r.max_abs_diff > 0:
-            steps = "" if r.max_steps is None else f"{r.max_steps:.3g} int8 step{'' if r.max_steps == 1 else 's'}; "
-            diff += f" ({steps}{r.outputs_differ} image{'' if r.outputs_differ == 1 else 's'})"
-        rows.append([f"{r.board} ({r.cpu})", r.file, f"{r.agreement * 100:.2f}%", str(r.n_samples), str(r.top1_differ),
-                     diff, f"{r.seconds:.1f} s"])
-    return rows
-
-
-def summary_lines(verdict) -> list[str]:
-    """The closing lines of `check`, unwrapped: the verdict with its counts in words, then what was skipped
-    and which files are mixed int8/float."""
-    failed, total = len(verdict.failed), len(verdict.results)
-    head = (f"PASS: all {plural(total, 'check')} passed" if verdict.passed
-            else f"FAIL: {plural(failed, 'check')} failed and {total - failed} passed")
-    lines = [f"{head} on {verdict.n_samples} images; reference {verdict.reference}, "
-             f"accuracy {percent(verdict.reference_accuracy)}"]
-    return lines + [f"skipped: {s}" for s in verdict.skipped] + mixed_note(verdict.float_layers).splitlines()
-
-
-def summary(verdict) -> str:
-    """The closing lines of `check` for the terminal, each at most WIDTH columns."""
-    return "\n".join(fit(line) for line in summary_lines(verdict))
-
-
-def protected_files() -> set[str]:
-    """Files of an artifact folder a report must never overwrite: every artifact and record."""
-    from .formats import FORMATS, QAT_KERAS_FILE
-    from .plots import PLOT_FILES
-    from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
-    from .train import HISTORY_FILE
-
-    return {f.file for f in FORMATS} | {QAT_KERAS_FILE, BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, HISTORY_FILE,
-                                        REPORT_FILE, *PLOT_FILES}
-
-
-def prepare_report_path(path: Path | None, out: Path, say) -> Path | None:
-    """Check a report path before any work: not one of DIR's artifacts or records, not a folder;
-    its parent folders are created (and said so)."""
-    from .errors import EdgeMnistError
-
-    if path is None:
-        return None
-    path = Path(path)
-    if path.name in protected_files() and path.absolute().parent.resolve() == Path(out).absolute().resolve():
-        raise EdgeMnistError(f"{path}: is one of the artifact folder's own files; write the report elsewhere")
-    if path.is_dir():
-        raise EdgeMnistError(f"{path}: is a folder; give a file name for the report")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True)
-        say(f"created folder {path.parent} for {path.name}")
-    return path
-
-
-def write_reports(verdict, json_path: Path | None = None, junit_path: Path | None = None,
-                  md_path: Path | None = None) -> None:
-    """The gate's reports: JSON, JUnit XML, and a Markdown section appended (e.g. to a CI step summary)."""
-    if json_path:
-        atomic_write_json(Path(json_path), verdict_json(verdict))
-    if junit_path:
-        junit(verdict.results, Path(junit_path))
-    if md_path:
-        with open(md_path, "a") as handle:
-            handle.write(f"### edge-mnist check: {'PASS' if verdict.passed else 'FAIL'}\n\n"
-                         f"{markdown(CHECK_HEADERS, check_rows(verdict.results))}\n\n"
-                         + "".join(f"- {line}\n" for line in summary_lines(verdict)) + "\n")
-
-
-def junit(results, path: Path) -> None:
-    """JUnit XML: one testcase per check and artifact (named by the check's JSON id, so a CI's history of a
-    case survives new figures), a failure message in the words of the text output."""
-    failures = sum(not r.passed for r in results)
-    cases = []
-    for r in results:
-        name = quoteattr(f"{r.artifact}: {r.criterion}")
-        body = "" if r.passed else f"<failure message={quoteattr(describe(r))}/>"
-        cases.append(f"  <testcase classname=\"edge_mnist.check\" name={name}>{body}</testcase>")
-    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="edge-mnist check" tests="{len(results)}" '
-           f'failures="{failures}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n")
-    atomic_write_bytes(Path(path), xml.encode())
+import numpy as np
+
+from . import plots
+from .data import Dataset
+from .errors import EdgeMnistError
+from .files import atomic_write_bytes
+from .records import BENCH_FILE, REPORT_FILE, BenchResult, Manifest, now, read_record
+from .tables import BENCH_HEADERS, CHECK_HEADERS, UNTIMED_NOTE, bench_rows, check_rows, mixed_note, summary
+from .train import HISTORY_FILE
+
+
+def load_bench(out: Path, manifest: Manifest) -> BenchResult:
+    """DIR/bench.json, refused when it measured other files or other test data than DIR holds now."""
+    path = Path(out) / BENCH_FILE
+    if not path.is_file():
+        raise EdgeMnistError(f"{path}: not found; run `edge-mnist bench --out {out}` first")
+    result = BenchResult.load(path, manifest.task.num_classes)
+    if result.dataset_fingerprint != manifest.dataset_fingerprint:
+        raise EdgeMnistError(f"{path}: measured other test data than the folder was exported with; run bench again")
+    for row in result.rows:
+        artifact = manifest.artifacts.get(row.fmt.key)
+        if artifact is None or artifact.sha256 != row.sha256:
+            raise EdgeMnistError(f"{path}: {row.file} was measured before the current file was written; "
+                                 "run bench again")
+    return result
+
+
+def _history(out: Path) -> dict:
+    """DIR/history.json (training or import record), or {} when the folder has none."""
+    path = Path(out) / HISTORY_FILE
+    return read_record(path, "training history") if path.is_file() else {}
+
+
+def model_name(history: dict) -> str:
+    """The architecture trained, or the imported file's name."""
+    if "source_model" in history:
+        return f"imported {Path(str(history['source_model'].get('path', 'model'))).name}"
+    return str(history.get("config", {}).get("architecture", "unknown architecture"))
+
+
+def draw(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict) -> list[tuple[str, Path]]:
+    """Write every picture into DIR; returns (caption, path) in page order."""
+    out = Path(out)
+    names, labels = list(dataset.task.class_names), dataset.y_test.astype(np.int64)
+    history = _history(out)
+    reference = verdict.predictions[verdict.reference]
+    int8 = {k: v for k, v in verdict.predictions.items() if k != verdict.reference}
+    drawn = []
+    metrics = history.get("history", {})
+    if metrics.get("loss"):
+        qat = manifest.qat.history if manifest.qat else None
+        title = f"{dataset.name} · {model_name(history)} · float test accuracy {manifest.float_accuracy:.4f}"
+        drawn.append(("Training curves (float training, then the QAT fine-tune when exported with QAT)",
+                      plots.training_curves(metrics, out / plots.CURVES_FILE, title, qat)))
+    drawn += [
+        ("Confusion matrix of the float model", plots.confusion(labels, reference, names, out / plots.CONFUSION_FILE,
+                                                                verdict.reference)),
+        ("Where each int8 artifact disagrees with the float model",
+         plots.disagreement(reference, int8, names, out / plots.DISAGREEMENT_FILE, verdict.reference)),
+        ("Latency against size", plots.latency_vs_size(_latency_points(bench), out / plots.LATENCY_FILE,
+                                                       _timing_note(bench))),
+        ("Misclassified test images (float model)",
+         plots.misclassified(dataset.x_test, labels, reference, names, out / plots.MISCLASSIFIED_FILE,
+                             verdict.reference)),
+        ("The dataset", plots.samples(dataset.x_test, labels, names, out / plots.SAMPLES_FILE,
+                                      f"{dataset.name} test images, {len(names)} classes")),
+    ]
+    return drawn
+
+
+def _latency_points(bench: BenchResult) -> list[dict]:
+    """Every timed bench row as a point for plots.latency_vs_size."""
+    return [{"name": f"{r.file} ({r.runtime})", "size_bytes": r.size_bytes, "p50": r.latency_us["p50"],
+             "p99": r.latency_us["p99"], "int8": r.fmt.is_int8} for r in bench.rows if r.latency_us]
+
+
+def _timing_note(bench: BenchResult) -> str:
+    """How and where bench timed the artifacts."""
+    return (f"{bench.machine.get('cpu', 'unknown CPU')}, {bench.threads} thread(s), {bench.timing['runs']} runs "
+            f"after {bench.timing['warmup']} warm-up (bench.json, {bench.created})")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table, every cell escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(caption: str, path: Path) -> str:
+    """A PNG embedded as a data: URI, so the page needs no other file."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em;
+text-align:left}th{background:#f3f3f3}#verdict{padding:.8em 1.2em;border-radius:6px;margin:1em 0}
+#verdict.pass{background:#e6f4ea;border:2px solid #2e7d32}#verdict.fail{background:#fdecea;border:2px solid #c62828}
+#verdict pre{white-space:pre-wrap;margin:.3em 0}figure{margin:1.5em 0}img{max-width:100%}
+figcaption{color:#555;font-size:.9em}.note{color:#555;font-size:.85em}"""
+
+
+def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, figures: list[tuple[str, Path]],
+           history: dict) -> str:
+    """The whole page as one HTML string."""
+    word = "PASS" if verdict.passed else "FAIL"
+    mixed = mixed_note(manifest.float_layers())
+    notes = [UNTIMED_NOTE] if any(r.latency_us is None for r in bench.rows) else []
+    notes += [mixed] if mixed else []
+    title = f"edge-mnist report: {dataset.name} · {model_name(history)}"
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">Written {now()}; {verdict.n_samples} test images from '
+        f"{html.escape(str(dataset.source))}.</p>",
+        f'<section id="verdict" class="{word.lower()}"><h2>Gate: <span id="verdict-word">{word}</span></h2>'
+        f"<pre>{html.escape(summary(verdict))}</pre></section>",
+        "<h2>Benchmark</h2>", _table(BENCH_HEADERS, bench_rows(bench, manifest.float_layers())),
+        f'<p class="note">{html.escape(_timing_note(bench))}</p>',
+        *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+        "<h2>Pictures</h2>", *(_figure(caption, path) for caption, path in figures),
+        "<h2>Every gate check</h2>", _table(CHECK_HEADERS, check_rows(verdict.results)),
+        "</body></html>", ""])
+
+
+def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict) -> Path:
+    """Draw the pictures and write DIR/report.html (atomically); returns its path."""
+    out = Path(out)
+    figures = draw(out, manifest, dataset, bench, verdict)
+    page = render(manifest, dataset, bench, verdict, figures, _history(out))
+    atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
+    return out / REPORT_FILE
+
+
+def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtimes: tuple[str, ...] = ()):
+    """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict)."""
+    from .check import evaluate
+
+    manifest = Manifest.load(out)
+    bench = load_bench(out, manifest)
+    verdict = evaluate(out, dataset, criteria, threads, skip_runtimes=skip_runtimes)
+    return write_report(out, manifest, dataset, bench, verdict), verdict
+
+
+__all__ = ["REPORT_FILE", "load_bench", "report", "write_report"]

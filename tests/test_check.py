@@ -21,7 +21,7 @@ from edge_mnist.errors import EdgeMnistError
 from edge_mnist.data import load_dataset
 from edge_mnist.files import sha256_file
 from edge_mnist.records import Manifest
-from edge_mnist.report import describe
+from edge_mnist.tables import describe
 
 pytestmark = pytest.mark.device
 

@@ -21,7 +21,7 @@ from edge_mnist.check import EMBEDS, Result, Verdict, accuracy_drop, class_drop,
 from edge_mnist.cli import STDOUT, _conclude, main
 from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import GateFailed
-from edge_mnist.report import WIDTH, check_text, describe, write_reports
+from edge_mnist.tables import WIDTH, check_text, describe, write_reports
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device

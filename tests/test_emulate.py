@@ -149,7 +149,7 @@ def test_outputs_of_another_shape_are_refused(int8_outputs):
 @pytest.mark.device
 def test_the_guest_gets_the_runtime_only_install_at_this_hosts_versions():
     pins = dict(p.split("==") for p in runtime_requirements())
-    assert {name.lower() for name in pins} == {"numpy", "click", "onnxruntime", "ai-edge-litert", "pillow"}
+    assert {name.lower() for name in pins} == {"numpy", "click", "onnxruntime", "ai-edge-litert", "pillow", "tqdm"}
     assert all(version == metadata.version(name) for name, version in pins.items())
 
 
@@ -172,7 +172,8 @@ def world_readable_export():
 
 
 # Root's Python lives in a folder only root can read, so the child imports as root, then becomes nobody for good.
-AS_NOBODY = ("import os, sys, edge_mnist.cli, edge_mnist.emulate, edge_mnist.pipeline, edge_mnist.report; "
+AS_NOBODY = ("import os, sys, edge_mnist.cli, edge_mnist.emulate, edge_mnist.pipeline, edge_mnist.report, "
+             "edge_mnist.tables; "
              "os.setgroups([]); os.setgid(65534); os.setuid(65534); edge_mnist.cli.main(sys.argv[1:])")
 
 

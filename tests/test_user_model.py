@@ -44,7 +44,8 @@ def test_a_trained_keras3_residual_model_runs_the_main_job_and_passes(medium, me
     trained(keras3_residual(), medium, epochs=2).save(source)
     out = tmp_path / "export"
     proc = run_process(["run", "--model", source, "--method", "both", "--dataset", "fashion-mnist",
-                        "--data-dir", medium_fashion_dir, "--out", out, "--threads", "1"], timeout=900)
+                        "--data-dir", medium_fashion_dir, "--out", out, "--threads", "1", "--skip-runtime", "tflm"],
+                       timeout=900)  # TFLM's parity is tested on full data by test_end_to_end and test_models
     assert proc.returncode == 0, proc.stderr[-1500:]
     history = json.loads((out / "history.json").read_text())
     assert history["source_model"]["keras_version"].startswith("3")

@@ -1,4 +1,4 @@
-"""page.py and plots.py: `edge-mnist report` writes one self-contained report.html and the PNGs beside it."""
+"""report.py and plots.py: `edge-mnist report` writes one self-contained report.html and the PNGs beside it."""
 from __future__ import annotations
 
 import base64
@@ -61,12 +61,19 @@ def test_report_embeds_every_picture_and_the_gate_verdict(reported):
     assert "T-shirt/top" in page or "Ankle boot" in page  # class names, not numbers, in the checks
 
 
-def test_report_fails_the_verdict_it_re_derives_not_the_one_recorded(export_copy, small_fashion_dir):
-    code, _, err = run_cli(["report", "--out", str(export_copy), "--data-dir", str(small_fashion_dir),
-                            "--tolerance", "0", "--max-disagreement", "0", "--min-accuracy", "0.99"])
-    assert code == 0, err
-    page = (export_copy / "report.html").read_text()
+def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported, small_fashion_dir):
+    """The same folder and bench record, stricter limits: the gate run for the page fails, and so does the page."""
+    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.data import load_dataset
+    from edge_mnist.records import Manifest
+    from edge_mnist.report import load_bench, render
+
+    manifest = Manifest.load(reported)
+    data = load_dataset("fashion-mnist", small_fashion_dir)
+    verdict = evaluate(reported, data, Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99))
+    page = render(manifest, data, load_bench(reported, manifest), verdict, [], {})
     assert '<span id="verdict-word">FAIL</span>' in page and 'class="fail"' in page
+    assert "accuracy" in page and "minimum 99.00%" in page
 
 
 def test_report_refuses_a_bench_record_of_other_files(export_copy, small_fashion_dir):
