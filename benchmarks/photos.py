@@ -171,7 +171,8 @@ def measure(args) -> dict:
     return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info(),
             "versions": tool_versions(), "model": str(MODEL_DIR.relative_to(ROOT) / "model_int8.tflite"),
             "digits": len(digits), "seed": args.seed, "timed": args.timed, "large": args.large, "harsh": args.harsh,
-            "jobs": args.jobs, "target_ratio": TARGET, "rows": rows, "timing": timed, "wall_seconds": time.perf_counter() - start}
+            "jobs": args.jobs, "target_ratio": TARGET, "rows": rows, "timing": timed,
+            "wall_seconds": time.perf_counter() - start}
 
 
 def markdown(result: dict) -> str:

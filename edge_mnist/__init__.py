@@ -38,4 +38,5 @@ from .train import TrainConfig, train  # noqa: E402
 
 __all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
            "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__",
-           "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict", "report", "run", "train"]
+           "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict", "report", "run",
+           "train"]

@@ -18,8 +18,9 @@ from .data import Dataset, to_float
 from .errors import EdgeMnistError, MissingDependency
 from .files import writable_folder
 from .formats import FORMATS, RUNTIMES, chosen_runs, left_out
-from .records import MANIFEST_FILE, BenchResult, BenchRow, Manifest
+from .plots import LATENCY_FILE
 from .progress import say, silent, step
+from .records import MANIFEST_FILE, REPORT_FILE, BenchResult, BenchRow, Manifest
 from .timing import latency_us, throughput_ips
 from .verify import open_artifact, refuse_unlisted
 
@@ -79,7 +80,8 @@ def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,
           progress: Callable[[str], None] = say, skip_runtimes: tuple[str, ...] = ()) -> BenchResult:
     """Measure every runnable artifact listed in DIR/manifest.json (under every runtime of its format,
-    but the optional ones in `skip_runtimes`) and write DIR/bench.json atomically."""
+    but the optional ones in `skip_runtimes`) and write DIR/bench.json atomically; the report page and
+    latency picture of earlier timings are removed (`report` draws them anew)."""
     out = Path(out)
     writable_folder(out)
     manifest = Manifest.load(out)
@@ -111,6 +113,8 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
                          {"runs": runs, "warmup": warmup}, machine_info(), rows, skipped)
     result.add_agreement(manifest)
     result.save(out)
+    for stale in (out / REPORT_FILE, out / LATENCY_FILE):  # they show the previous timings
+        stale.unlink(missing_ok=True)
     return result
 
 

@@ -74,7 +74,7 @@ class Criteria:
 class Result:
     """One check on one artifact (or on a pair, "a ~ b", for parity). `criterion` is its id in the JSON
     report, value and limit are in UNITS[criterion]; `context` holds the other figures its sentence shows
-    (report.describe: the accuracies compared, the class, the embedded file) and `detail` a note for the
+    (tables.describe: the accuracies compared, the class, the embedded file) and `detail` a note for the
     end of that sentence (the images two files disagree on, a C++ file's problems)."""
 
     artifact: str
@@ -188,7 +188,7 @@ class Verdict:
         return not self.failed
 
     def to_json(self) -> dict:
-        """JSON object for --json (full precision; report.verdict_json rounds it for the reports)."""
+        """JSON object for --json (full precision; tables.verdict_json rounds it for the reports)."""
         return {"verdict": "PASS" if self.passed else "FAIL", "created": self.created, "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
                 "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers,

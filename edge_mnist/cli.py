@@ -42,6 +42,8 @@ def _methods(method: str) -> tuple[str, ...]:
 
 out_option = click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
                           help="Artifact folder.")
+
+
 class _CommandHelp(click.Option):
     """An option several commands share whose help text is each command's own: `helps` maps a command name
     to its text, "*" to the text for the others."""
@@ -71,6 +73,10 @@ skip_runtime_option = click.option(
     "--skip-runtime", "skip_runtimes", multiple=True, type=click.Choice(list(OPTIONAL_RUNTIMES)),
     help="Leave an optional runtime out (tflm: TensorFlow Lite Micro's reference kernels take milliseconds "
          "per image); said in the results.")
+skip_qat_source_option = click.option(
+    "--skip-qat-source", is_flag=True,
+    help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
+         "(for a device without TensorFlow); said in the verdict.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and sampling.")
 method_option = click.option("--method", type=click.Choice(METHOD_CHOICES), default="ptq", show_default=True,
                              help="int8 by post-training quantization, quantization-aware training, or both.")
@@ -285,9 +291,7 @@ STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
 @data_dir_option
 @threads_option
 @gate_options
-@click.option("--skip-qat-source", is_flag=True,
-              help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
-                   "(for a device without TensorFlow); said in the verdict.")
+@skip_qat_source_option
 @skip_runtime_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path), is_flag=False, flag_value=STDOUT,
               default=None, metavar="[PATH]",
@@ -379,8 +383,9 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
 @data_dir_option
 @threads_option
 @gate_options
+@skip_qat_source_option
 @skip_runtime_option
-def report_cmd(out, dataset, data_dir, threads, skip_runtimes, **gate):
+def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, **gate):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
     from .report import report
@@ -388,7 +393,8 @@ def report_cmd(out, dataset, data_dir, threads, skip_runtimes, **gate):
 
     criteria = _criteria(**gate)
     need_folder(out)
-    path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes)
+    path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes,
+                           skip_qat_source)
     click.echo(f"gate {'PASS' if verdict.passed else 'FAIL'}; wrote {path}")
 
 
@@ -455,8 +461,8 @@ def predict_cmd(out, images, model, threads, as_json, top, save_dir):
         need_folder(out)
     results, verified = predict(out, list(images), model, threads, top, save_dir)
     if not verified:
-        _say(f"warning: {model} is not an artifact of {out}/manifest.json with a matching sha256; running it "
-             "unverified")
+        click.echo(f"warning: {model} is not an artifact of {out}/manifest.json with a matching sha256; running it "
+                   "unverified", err=True)  # a warning, not progress: --quiet keeps it
     for item in results:
         if as_json:
             click.echo(json.dumps(item))

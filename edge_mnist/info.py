@@ -207,7 +207,7 @@ def _verdict_lines(verdict: dict | None) -> list[str]:
 
 
 def render(info: Info) -> str:
-    """The summary as text, every line at most report.WIDTH columns."""
+    """The summary as text, every line at most tables.WIDTH columns."""
     models = table(["file", "format", "precision", "method", "size", "sha256"],
                    [[m.file, m.kind, m.precision, m.method, _size(m.size_bytes), m.sha256] for m in info.models])
     accuracies = table(["model", "accuracy", "recorded in"],

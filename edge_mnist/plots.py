@@ -2,7 +2,7 @@
 
 Each function takes plain arrays and figures, writes one PNG atomically and returns its path, so
 the report can draw from whatever measured them (the gate's own predictions, bench.json's
-timings). matplotlib is imported lazily with the Agg backend: no display needed.
+timings). matplotlib is imported lazily and drawn on its Agg canvas directly (no pyplot, no display).
 """
 from __future__ import annotations
 
@@ -23,35 +23,41 @@ PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISC
 ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE)  # stale after a new export
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+def require_matplotlib() -> None:
+    """Fail early, with the remedy, on an install without matplotlib (a device's runtime-only install)."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise MissingDependency("pictures need matplotlib: pip install 'edge-mnist[report]'") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+
+def _figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (8, 5)):
+    """A Figure with its Agg canvas and a rows x cols array of axes. pyplot is not used, so drawing
+    here never changes the backend or state of a caller's pyplot (a notebook's inline plots)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols, squeeze=False)
 
 
 def _save(fig, path: Path) -> Path:
-    """Write the figure as PNG in one atomic step and free it."""
-    plt = _pyplot()
+    """Write the figure as PNG in one atomic step."""
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    plt.close(fig)
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 
 def training_curves(metrics: dict, path: Path, title: str, qat_metrics: dict | None = None) -> Path:
     """Loss and accuracy per epoch, train and test, on integer epochs; the QAT fine-tune's epochs follow
     the float training's on the same axes, shaded."""
+    fig, grid = _figure(1, 2, (10, 3.8))
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes = grid[0]
     n_float = len(metrics.get("loss", []))
     phases = [("", metrics, 1)]
     if qat_metrics and qat_metrics.get("loss"):
@@ -97,10 +103,10 @@ def confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
 
 def confusion(labels: np.ndarray, preds: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
     """The confusion matrix of one model on the test set (rows: true class), shaded by row."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    fig, grid = _figure(figsize=(6.5, 6))
+    ax = grid[0, 0]
     _matrix(ax, confusion_counts(labels, preds, len(class_names)), class_names, "predicted", "true", True)
-    ax.set_title(f"{title}: accuracy {(labels == preds).mean():.4f}")
+    ax.set_title(f"{title}: accuracy {100 * (labels == preds).mean():.2f}%")
     return _save(fig, path)
 
 
@@ -108,11 +114,10 @@ def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_
                  reference_name: str) -> Path:
     """For each int8 artifact, the images where it and the float model give different classes,
     counted by (float class, int8 class)."""
-    plt = _pyplot()
     n = max(len(artifacts), 1)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 5 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, (5.2 * cols, 5.3 * rows))
     for ax, (name, preds) in zip(axes.flat, artifacts.items()):
         counts = confusion_counts(reference, preds, len(class_names))
         np.fill_diagonal(counts, 0)
@@ -122,7 +127,6 @@ def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_
     for ax in list(axes.flat)[len(artifacts):]:
         ax.axis("off")
     fig.suptitle(f"Where each int8 artifact disagrees with {reference_name}")
-    fig.subplots_adjust(hspace=0.45, wspace=0.35)
     return _save(fig, path)
 
 
@@ -130,17 +134,18 @@ def latency_vs_size(points: list[dict], path: Path, title: str) -> Path:
     """Median latency against file size for every timed artifact, both axes logarithmic (a float Keras
     model and an int8 file differ by orders of magnitude); the bar above each point reaches p99.
     Each point: {"name", "size_bytes", "p50", "p99", "int8"}; circles are int8, squares float."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
-    colours = plt.get_cmap("tab10")
+    from matplotlib import colormaps
+
+    fig, grid = _figure(figsize=(9, 5))
+    ax, colours = grid[0, 0], colormaps["tab10"]
     for i, p in enumerate(points):
-        ax.errorbar([p["size_bytes"] / 1024], [p["p50"]], yerr=[[0], [max(p["p99"] - p["p50"], 0)]],
+        ax.errorbar([p["size_bytes"] / 1e6], [p["p50"]], yerr=[[0], [max(p["p99"] - p["p50"], 0)]],
                     fmt="o" if p["int8"] else "s", color=colours(i % 10), capsize=4, markersize=7,
-                    label=f"{p['name']}: p50 {p['p50']:,.0f} µs, p99 {p['p99']:,.0f} µs")
+                    label=f"{p['name']}: p50 {p['p50']:,.0f} us, p99 {p['p99']:,.0f} us")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("file size (KiB)")
-    ax.set_ylabel("single-image latency (µs): p50, bar to p99")
+    ax.set_xlabel("file size (MB), as in the bench table")
+    ax.set_ylabel("single-image latency (us): p50, bar to p99")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize=9)
@@ -149,10 +154,9 @@ def latency_vs_size(points: list[dict], path: Path, title: str) -> Path:
 
 def image_grid(images: np.ndarray, captions: list[str], path: Path, title: str, columns: int = 10,
                colours: list[str] | None = None) -> Path:
-    """Images (N, H, W) in a grid, each with its caption, grey on white as the data is stored (white ink on black)."""
-    plt = _pyplot()
+    """Images (N, H, W) in a grid, each with its caption, shown as the data stores them (white ink on black)."""
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.35 * columns, 1.55 * rows + 0.5), squeeze=False)
+    fig, axes = _figure(rows, columns, (1.35 * columns, 1.55 * rows + 0.5))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):

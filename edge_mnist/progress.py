@@ -58,6 +58,9 @@ class _Silent:
     def close(self) -> None:
         """Nothing to finish."""
 
+    def stop(self) -> None:
+        """The step failed: nothing to say (the error is printed by whoever handles it)."""
+
 
 class _Lines(_Silent):
     """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds."""
@@ -82,6 +85,10 @@ class _Lines(_Silent):
         """The closing line: how much, how long, how fast."""
         print(self._line(time.perf_counter(), done=True), file=sys.stderr, flush=True)
 
+    def stop(self) -> None:
+        """The step failed: say where it stopped, never "done"."""
+        print(f"{self.desc}: stopped at {self.n:,}/{self.total:,} {self.unit}", file=sys.stderr, flush=True)
+
     def _line(self, now: float, done: bool) -> str:
         """One progress line."""
         elapsed = max(now - self.start, 1e-9)
@@ -102,8 +109,10 @@ class _Bar(_Silent):
         from tqdm import tqdm
 
         super().__init__(total)
+        layout = {} if unit == "img" else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} {unit} "
+                                                          "[{elapsed}<{remaining}{postfix}]"}
         self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr,
-                        dynamic_ncols=True, leave=True)
+                        dynamic_ncols=True, leave=True, **layout)  # a rate means something for images only
 
     def update(self, n: int = 1, **postfix) -> None:
         """Advance by n, showing the latest figures beside the bar."""
@@ -114,6 +123,10 @@ class _Bar(_Silent):
 
     def close(self) -> None:
         """Leave the finished bar on screen."""
+        self.bar.close()
+
+    def stop(self) -> None:
+        """The step failed: leave the bar where it stopped."""
         self.bar.close()
 
 
@@ -134,12 +147,15 @@ def bar(desc: str, total: int, unit: str = "img"):
 
 @contextmanager
 def step(desc: str, total: int, unit: str = "img") -> Iterator:
-    """`bar` as a context manager: closed (its last line printed) when the block ends, also on an error."""
+    """`bar` as a context manager: closed (its last line printed) when the block ends; when it raises,
+    the bar says where it stopped instead of reporting the step done."""
     progress = bar(desc, total, unit)
     try:
         yield progress
-    finally:
-        progress.close()
+    except BaseException:
+        progress.stop()
+        raise
+    progress.close()
 
 
 def keras_callback(keras, desc: str, n_images: int, batch_size: int):
@@ -147,18 +163,24 @@ def keras_callback(keras, desc: str, n_images: int, batch_size: int):
     ends with the epoch's test figures; it replaces Keras's own verbose output."""
 
     class KerasProgress(keras.callbacks.Callback):
+        """The bars of one fit() call."""
+
         def on_train_begin(self, logs=None):
+            """Learn the epoch count from fit()'s parameters."""
             self.epochs = self.params.get("epochs", 1)
 
         def on_epoch_begin(self, epoch, logs=None):
+            """A new bar over the training images."""
             self.bar, self.seen = bar(f"{desc} epoch {epoch + 1}/{self.epochs}", n_images), 0
 
         def on_train_batch_end(self, batch, logs=None):
+            """Advance by one batch (the last may be short), with the running loss and accuracy."""
             step_images = min(batch_size, n_images - self.seen)
             self.seen += step_images
             self.bar.update(step_images, **_figures(logs))
 
         def on_epoch_end(self, epoch, logs=None):
+            """Close the bar with the epoch's test figures."""
             self.bar.update(0, **_figures(logs))
             self.bar.close()
 

@@ -16,10 +16,10 @@ import numpy as np
 from . import plots
 from .data import Dataset
 from .errors import EdgeMnistError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, writable_folder
 from .records import BENCH_FILE, REPORT_FILE, BenchResult, Manifest, now, read_record
 from .tables import BENCH_HEADERS, CHECK_HEADERS, UNTIMED_NOTE, bench_rows, check_rows, mixed_note, summary
-from .train import HISTORY_FILE
+from .train import HISTORY_FILE, curves_title
 
 
 def load_bench(out: Path, manifest: Manifest) -> BenchResult:
@@ -62,7 +62,7 @@ def draw(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, ve
     metrics = history.get("history", {})
     if metrics.get("loss"):
         qat = manifest.qat.history if manifest.qat else None
-        title = f"{dataset.name} · {model_name(history)} · float test accuracy {manifest.float_accuracy:.4f}"
+        title = curves_title(dataset.name, model_name(history), manifest.float_accuracy)
         drawn.append(("Training curves (float training, then the QAT fine-tune when exported with QAT)",
                       plots.training_curves(metrics, out / plots.CURVES_FILE, title, qat)))
     drawn += [
@@ -147,13 +147,17 @@ def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchRe
     return out / REPORT_FILE
 
 
-def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtimes: tuple[str, ...] = ()):
-    """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict)."""
+def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtimes: tuple[str, ...] = (),
+           skip_qat_source: bool = False):
+    """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict). What could stop
+    it afterwards (no matplotlib, a folder it cannot write, a stale bench.json) is checked first."""
     from .check import evaluate
 
+    plots.require_matplotlib()
+    writable_folder(out)
     manifest = Manifest.load(out)
     bench = load_bench(out, manifest)
-    verdict = evaluate(out, dataset, criteria, threads, skip_runtimes=skip_runtimes)
+    verdict = evaluate(out, dataset, criteria, threads, skip_qat_source=skip_qat_source, skip_runtimes=skip_runtimes)
     return write_report(out, manifest, dataset, bench, verdict), verdict
 
 

@@ -51,7 +51,8 @@ def bench_rows(result, float_layers: dict[str, str] | None = None) -> list[list[
         agree = "-" if r.agreement is None else f"{r.agreement * 100:.2f}%"
         timing = (["not timed", "-", "-", "-"] if lat is None else
                   [f"{lat['p50']:.0f}", f"{lat['p90']:.0f}", f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
-        rows.append([r.file, r.runtime, MIXED if r.fmt.key in mixed else r.fmt.precision, f"{r.size_bytes / 1e6:.2f} MB",
+        precision = MIXED if r.fmt.key in mixed else r.fmt.precision
+        rows.append([r.file, r.runtime, precision, f"{r.size_bytes / 1e6:.2f} MB",
                      f"{r.accuracy * 100:.2f}%", agree, *timing])
     return rows
 
@@ -136,7 +137,8 @@ def _sentences() -> dict:
         RELATIVE: lambda r: (f"{_compared(r, 'reference', 'float')}: "
                              f"{_drop(r.value, r.limit, '%', 'maximum', 'relative drop')}"),
         MINIMUM: lambda r: f"accuracy {_bounded(r.value * 100, r.limit * 100, '%', 'minimum')}",
-        DISAGREEMENT: lambda r: f"differs from its source model on {_bounded(r.value, r.limit, '%', 'maximum', images)}",
+        DISAGREEMENT: lambda r: "differs from its source model on "
+                                f"{_bounded(r.value, r.limit, '%', 'maximum', images)}",
         CLASS_DROP: _class_drop,
         BASELINE: lambda r: f"{_compared(r, 'baseline', 'baseline')}: {_drop(r.value, r.limit, ' pp')}",
         PARITY: lambda r: (f"same class as {r.pair[0]} on "

@@ -12,16 +12,17 @@ from .data import Dataset, to_float
 from .errors import EdgeMnistError
 from .files import atomic_write_json, sha256_file, staged, writable_folder
 from .formats import BY_KEY, FORMATS, QAT_KERAS_FILE
-from .records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
-from .plots import ARTIFACT_PLOTS, CURVES_FILE, training_curves
+from .plots import CURVES_FILE, PLOT_FILES, training_curves
 from .progress import keras_callback
+from .records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
 from .tfenv import import_tf
 
 KERAS_FILE = BY_KEY["keras_float32"].file
 HISTORY_FILE = "history.json"
 # What a new model makes stale: everything exported from or measured on the previous one.
 STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (
-    QAT_KERAS_FILE, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, REPORT_FILE, *ARTIFACT_PLOTS)
+    QAT_KERAS_FILE, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE,
+    *(name for name in PLOT_FILES if name != CURVES_FILE))
 
 
 @dataclass
@@ -243,7 +244,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
 
 def curves_title(dataset: str, architecture: str, accuracy: float) -> str:
     """The training curves' title: what was trained on what, and how well."""
-    return f"{dataset} · {architecture} · float test accuracy {accuracy:.4f}"
+    return f"{dataset} · {architecture} · float test accuracy {100 * accuracy:.2f}%"
 
 
 def evaluate_keras(model, dataset: Dataset, source: str = "model") -> float:

@@ -6,8 +6,6 @@ gives the text, the stderr line and DIR/check.json that the tests read; the wide
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.check import EMBEDS, Result, Verdict, accuracy_drop, class_drop, minimum_accuracy, parity
-from edge_mnist.cli import STDOUT, _conclude, main
+from edge_mnist.cli import STDOUT, _conclude
 from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import GateFailed
 from edge_mnist.tables import WIDTH, check_text, describe, write_reports
@@ -31,15 +29,10 @@ LABELS = np.repeat(np.arange(10), 100)
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """`edge-mnist argv` through main(): (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-    return code, out.getvalue(), err.getvalue()
+    """`edge-mnist argv` through main() (tests.test_cli.run_cli, paths as strings): (exit code, stdout, stderr)."""
+    from tests.test_cli import run_cli as run
+
+    return run([str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +149,8 @@ def test_info_summarises_models_dataset_accuracies_and_the_recorded_verdict(fail
     assert "architecture: tiny_cnn" in out
     assert re.search(r"^  model_float32\.keras +80\.80% +manifest\.json, ", out, re.M)
     assert re.search(r"^  model_int8\.tflite +81\.00% +check\.json, 20\d\d-", out, re.M)
-    assert re.search(r"^gate verdict as recorded in check\.json \(20\d\d-.*\):\n  FAIL: \d+ of \d+ checks failed", out, re.M)
+    assert re.search(r"^gate verdict as recorded in check\.json \(20\d\d-.*\):\n  FAIL: \d+ of \d+ checks failed", out,
+                     re.M)
 
 
 def test_info_json_and_a_modified_file(failed_check, tmp_path):
@@ -189,7 +183,7 @@ def test_info_on_bad_input_is_one_line_and_exit_2(device_export, damage, message
 def test_info_imports_no_tensorflow(device_export):
     code = ("import sys\nfrom edge_mnist.cli import main\ntry:\n    main(['info', '--out', sys.argv[1]])\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx'} & set(sys.modules)\nassert not heavy, heavy\n")
+            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx', 'matplotlib'} & set(sys.modules)\nassert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code, str(device_export)], capture_output=True, text=True,
                           timeout=120, cwd=FIXTURES.parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]

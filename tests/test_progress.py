@@ -54,8 +54,22 @@ def test_a_terminal_gets_a_tqdm_bar_with_count_rate_and_figures(monkeypatch):
         for name in ("a.tflite", "a.onnx", "b.tflite", "b.onnx"):
             shown.update(1, last=name)
     text = terminal.getvalue()
-    assert "\r" in text and "export: 100%" in text and "4/4" in text and "last=b.onnx" in text
-    assert "files/s" in text
+    assert "\r" in text and "export: 100%" in text and "4/4 files" in text and "last=b.onnx" in text
+    assert "files/s" not in text  # a rate is shown for images only
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with progress.step("bench", 20_000) as shown:
+        shown.update(20_000)
+    assert "img/s" in terminal.getvalue() and "20.0k/20.0k" in terminal.getvalue()
+
+
+def test_a_failing_step_says_where_it_stopped_not_that_it_finished(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 3600.0)
+    with pytest.raises(RuntimeError):
+        with progress.step("model_int8.onnx (onnx)", 11_100) as shown:
+            shown.update(500)
+            raise RuntimeError("runtime crashed")
+    assert capsys.readouterr().err == "model_int8.onnx (onnx): stopped at 500/11,100 img\n"
 
 
 def test_quiet_silences_bars_and_messages(monkeypatch, capsys):

@@ -80,9 +80,10 @@ def test_report_refuses_a_bench_record_of_other_files(export_copy, small_fashion
     record = json.loads((export_copy / "bench.json").read_text())
     record["rows"][1]["sha256"] = "0" * 64
     (export_copy / "bench.json").write_text(json.dumps(record))
+    (export_copy / "report.html").write_text("an earlier report")
     code, _, err = run_cli(["report", "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
     assert code == 2 and "bench.json" in err and "run bench again" in err and len(err.strip().splitlines()) == 1
-    assert not (export_copy / "report.html").exists()
+    assert (export_copy / "report.html").read_text() == "an earlier report"  # nothing written on bad input
     (export_copy / "bench.json").unlink()
     code, _, err = run_cli(["report", "--out", str(export_copy), "--data-dir", str(small_fashion_dir)])
     assert code == 2 and "edge-mnist bench" in err

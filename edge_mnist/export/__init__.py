@@ -23,8 +23,8 @@ from ..files import sha256_file, staged, writable_folder
 from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
 from ..plots import ARTIFACT_PLOTS
 from ..progress import step
-from ..records import (BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest, QatRecord,
-                       expect)
+from ..records import (BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest,
+                       QatRecord, expect)
 
 
 @dataclass
@@ -172,8 +172,8 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
     whole (files.staged), so an interruption leaves the previous complete set. bench.json,
-    emulate.json, report.html and the artifacts' pictures leave with the old set: they describe files
-    that are replaced.
+    emulate.json, check.json, report.html and the artifacts' pictures leave with the old set: they
+    describe files that are replaced.
     `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     """
@@ -193,7 +193,8 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     if fallback is not None and "ptq" not in methods:
         raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
     mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
-    with staged(out, drop=(BENCH_FILE, EMULATE_FILE, REPORT_FILE, *ARTIFACT_PLOTS), last=(MANIFEST_FILE,)) as stage:
+    with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
+                last=(MANIFEST_FILE,)) as stage:
         manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
         sources = {FLOAT_KERAS: model}
         if "qat" in methods:
