@@ -8,6 +8,7 @@ bars and the stage messages; errors and results are still printed.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -63,7 +64,12 @@ class _Silent:
 
 
 class _Lines(_Silent):
-    """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds."""
+    """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds.
+
+    A line is printed on an update once the interval has passed, and by a heartbeat thread when no
+    update comes for an interval (a step that is one long call, such as building emulate's root
+    filesystem), so a log never falls silent for longer than the interval.
+    """
 
     def __init__(self, desc: str, total: int, unit: str):
         super().__init__(total)
@@ -71,23 +77,45 @@ class _Lines(_Silent):
         self.show_rate = unit == "img"  # images/s means something; files/s or steps/s would not
         self.start = self.last = time.perf_counter()
         self.postfix: dict = {}
+        self._lock, self._done = threading.Lock(), threading.Event()
+        self._heartbeat = None
+        if PLAIN_INTERVAL_S > 0:
+            self._heartbeat = threading.Thread(target=self._beat, args=(PLAIN_INTERVAL_S,), daemon=True)
+            self._heartbeat.start()
 
     def update(self, n: int = 1, **postfix) -> None:
         """Advance by n; print a line when the interval has passed."""
         super().update(n)
         self.postfix.update(postfix)
-        now = time.perf_counter()
-        if now - self.last >= PLAIN_INTERVAL_S and self.n < self.total:
-            self.last = now
-            print(self._line(now, done=False), file=sys.stderr, flush=True)
+        self._maybe_print()
+
+    def _maybe_print(self) -> None:
+        """Print the running line if the interval has passed since the last one."""
+        with self._lock:
+            now = time.perf_counter()
+            if now - self.last >= PLAIN_INTERVAL_S and self.n < self.total and not self._done.is_set():
+                self.last = now
+                print(self._line(now, done=False), file=sys.stderr, flush=True)
+
+    def _beat(self, interval: float) -> None:
+        """The heartbeat thread: a line whenever an interval passes without one."""
+        while not self._done.wait(interval):
+            self._maybe_print()
+
+    def _finish(self, line: str) -> None:
+        """Stop the heartbeat, then print the last line."""
+        self._done.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """The closing line: how much, how long, how fast."""
-        print(self._line(time.perf_counter(), done=True), file=sys.stderr, flush=True)
+        self._finish(self._line(time.perf_counter(), done=True))
 
     def stop(self) -> None:
         """The step failed: say where it stopped, never "done"."""
-        print(f"{self.desc}: stopped at {self.n:,}/{self.total:,} {self.unit}", file=sys.stderr, flush=True)
+        self._finish(f"{self.desc}: stopped at {self.n:,}/{self.total:,} {self.unit}")
 
     def _line(self, now: float, done: bool) -> str:
         """One progress line."""
@@ -97,9 +125,9 @@ class _Lines(_Silent):
         speed = f"{rate:,.0f} {self.unit}/s" if self.show_rate else ""
         if done:
             return f"{self.desc}: {self.n:,} {self.unit} in {_clock(elapsed)}{f' ({speed})' if speed else ''}{extra}"
-        eta = (self.total - self.n) / rate if rate > 0 else 0.0
+        eta = _clock((self.total - self.n) / rate) if rate > 0 else "?"
         return (f"{self.desc}: {100 * self.n / max(self.total, 1):.0f}% ({self.n:,}/{self.total:,} {self.unit}), "
-                f"{speed + ', ' if speed else ''}ETA {_clock(eta)}{extra}")
+                f"{speed + ', ' if speed else ''}ETA {eta}{extra}")
 
 
 class _Bar(_Silent):
@@ -183,6 +211,13 @@ def keras_callback(keras, desc: str, n_images: int, batch_size: int):
             """Close the bar with the epoch's test figures."""
             self.bar.update(0, **_figures(logs))
             self.bar.close()
+            self.bar = None
+
+        def stop(self):
+            """fit() raised: an epoch's open bar says where it stopped."""
+            if getattr(self, "bar", None) is not None:
+                self.bar.stop()
+                self.bar = None
 
     return KerasProgress()
 

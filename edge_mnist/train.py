@@ -186,12 +186,16 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
     timer = epoch_timer(keras)
     shown = keras_callback(keras, label, len(dataset.x_train), batch_size)
     common = dict(epochs=epochs, validation_data=test_ds, callbacks=[timer, shown], verbose=0)
-    if feed == "arrays":
-        history = model.fit(to_float(dataset.x_train), dataset.y_train.astype(np.int32), batch_size=batch_size,
-                            shuffle=True, **common)
-    else:
-        history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True,
-                                          augment=augment), **common)
+    try:
+        if feed == "arrays":
+            history = model.fit(to_float(dataset.x_train), dataset.y_train.astype(np.int32), batch_size=batch_size,
+                                shuffle=True, **common)
+        else:
+            history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True,
+                                              augment=augment), **common)
+    except BaseException:
+        shown.stop()  # an epoch cut short says where it stopped, and its heartbeat ends
+        raise
     metrics = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics["epoch_seconds"] = timer.seconds
     metrics["train_seconds"] = timer.train_seconds

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 
@@ -45,6 +46,17 @@ def test_a_log_is_not_flooded_between_intervals(monkeypatch, capsys):
         for _ in range(400):
             shown.update(150)
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_a_long_silent_step_still_gets_periodic_lines(monkeypatch, capsys):
+    """A step that is one long call (emulate's root filesystem build) gets heartbeat lines, then its closing line."""
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.05)
+    with progress.step("emulate", 5, unit="steps") as shown:
+        time.sleep(0.3)
+        shown.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count("emulate: 0% (0/5 steps), ETA ?") >= 2, lines
+    assert lines[-1].startswith("emulate: 1 steps in ") and "steps/s" not in lines[-1]
 
 
 def test_a_terminal_gets_a_tqdm_bar_with_count_rate_and_figures(monkeypatch):
