@@ -282,17 +282,14 @@ def _print_bench(result, out: Path) -> None:
                f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
 
 
+# What `check` and `report` share: the folder, its data, and how the gate runs on it.
+gate_run_options = _options(out_option, dataset_option, data_dir_option, threads_option, gate_options,
+                            skip_qat_source_option, skip_runtime_option)
 STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
 
 
 @cli.command("check")
-@out_option
-@dataset_option
-@data_dir_option
-@threads_option
-@gate_options
-@skip_qat_source_option
-@skip_runtime_option
+@gate_run_options
 @click.option("--json", "json_path", type=click.Path(path_type=Path), is_flag=False, flag_value=STDOUT,
               default=None, metavar="[PATH]",
               help="The verdict as JSON (6 significant digits): --json alone prints it instead of the text, like "
@@ -378,13 +375,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
 
 
 @cli.command("report")
-@out_option
-@dataset_option
-@data_dir_option
-@threads_option
-@gate_options
-@skip_qat_source_option
-@skip_runtime_option
+@gate_run_options
 def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, **gate):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
