@@ -14,15 +14,15 @@ from typing import Callable
 
 import numpy as np
 
-from .data import Dataset, to_float
-from .errors import EdgeMnistError, MissingDependency
-from .files import writable_folder
-from .formats import FORMATS, RUNTIMES, chosen_runs, left_out
-from .plots import LATENCY_FILE
-from .progress import say, silent, step
-from .records import MANIFEST_FILE, REPORT_FILE, BenchResult, BenchRow, Manifest
-from .timing import latency_us, throughput_ips
-from .verify import open_artifact, refuse_unlisted
+from edge_mnist.data import Dataset, to_float
+from edge_mnist.errors import EdgeMnistError, MissingDependency
+from edge_mnist.files import writable_folder
+from edge_mnist.formats import FORMATS, RUNTIMES, chosen_runs, left_out
+from edge_mnist.plots import LATENCY_FILE
+from edge_mnist.progress import say, silent, step
+from edge_mnist.records import MANIFEST_FILE, REPORT_FILE, BenchResult, BenchRow, Manifest
+from edge_mnist.timing import latency_us, throughput_ips
+from edge_mnist.verify import open_artifact, refuse_unlisted
 
 
 def machine_info() -> dict:

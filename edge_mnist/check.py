@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import check_dataset
-from .data import Dataset, to_float
-from .errors import EdgeMnistError, MissingDependency
-from .formats import (FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs,
-                      left_out, parity_groups)
-from .records import MANIFEST_FILE, BenchResult, Manifest, now
-from .verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
+from edge_mnist.bench import check_dataset
+from edge_mnist.data import Dataset, to_float
+from edge_mnist.errors import EdgeMnistError, MissingDependency
+from edge_mnist.formats import FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs, left_out, parity_groups
+from edge_mnist.records import MANIFEST_FILE, BenchResult, Manifest, now
+from edge_mnist.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
 
 EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
-from .datasets import KERAS_BASE_URL, DatasetSpec, Task
-from .errors import EdgeMnistError
-from .files import atomic_write_bytes
+from edge_mnist import datasets
+from edge_mnist.datasets import KERAS_BASE_URL, DatasetSpec, Task
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_write_bytes
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, to_float
-from .errors import EdgeMnistError
-from .files import atomic_output, atomic_write_json, writable_folder
-from .formats import BY_KEY
-from .records import Manifest
-from .runtime.base import quantize
+from edge_mnist.data import Dataset, to_float
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_output, atomic_write_json, writable_folder
+from edge_mnist.formats import BY_KEY
+from edge_mnist.records import Manifest
+from edge_mnist.runtime.base import quantize
 
 DEBUG_FILE, DEBUG_PLOT = "debug.json", "debug.png"
 DEBUG_IMAGES = 500  # test images the activation statistics use
@@ -111,7 +111,7 @@ def tflite_tensors(model: bytes, images: np.ndarray) -> dict[str, np.ndarray]:
     which is what keeps the intermediate tensors)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from .tfenv import filtered_stderr
+    from edge_mnist.tfenv import filtered_stderr
 
     with filtered_stderr():
         it = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
@@ -141,7 +141,7 @@ def onnx_tensors(model: bytes, images: np.ndarray, input_scale: float, input_zer
     import onnx
     import onnxruntime as ort
 
-    from .quantize.onnx_from_tflite import TFLITE_NAME_TAG
+    from edge_mnist.quantize.onnx_from_tflite import TFLITE_NAME_TAG
 
     proto = onnx.load_from_string(model)
     producers = {n.output[0]: n for n in proto.graph.node}
@@ -235,8 +235,8 @@ def analyse(mixer, artifact: bytes, runtime: str, images: np.ndarray, labels: np
     """The ranked per-layer table of one int8 artifact made from `mixer`'s calibrated model (quantize.mixed):
     statistics on the first DEBUG_IMAGES test images, accuracies on all of them. `float_values`: the
     calibrated model's tensors on those images, when the caller already has them."""
-    from .quantize.mixed import op_layers
-    from .quantize.onnx_from_tflite import read_tflite
+    from edge_mnist.quantize.mixed import op_layers
+    from edge_mnist.quantize.onnx_from_tflite import read_tflite
 
     sample = images[:DEBUG_IMAGES]
     graph = read_tflite(mixer.tflite(), Path(name))
@@ -258,12 +258,12 @@ def analyse(mixer, artifact: bytes, runtime: str, images: np.ndarray, labels: np
 def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
           progress=print) -> list[ArtifactDebug]:
     """The per-layer table of every post-training int8 artifact in DIR; writes DIR/debug.json and DIR/debug.png."""
-    from .bench import check_dataset
-    from .export import recorded_keras_sha256
-    from .keras_io import load_keras
-    from .quantize.calibration import calibration_images
-    from .quantize.mixed import Mixer
-    from .verify import open_artifact, read_verified
+    from edge_mnist.bench import check_dataset
+    from edge_mnist.export import recorded_keras_sha256
+    from edge_mnist.keras_io import load_keras
+    from edge_mnist.quantize.calibration import calibration_images
+    from edge_mnist.quantize.mixed import Mixer
+    from edge_mnist.verify import open_artifact, read_verified
 
     out = Path(out)
     writable_folder(out)
@@ -292,7 +292,7 @@ def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
 
 def _same_model(mixer, content: bytes, path: Path) -> None:
     """The rebuilt all-int8 model must carry the artifact's quantization, or the calibration differs from export's."""
-    from .quantize.onnx_from_tflite import read_tflite
+    from edge_mnist.quantize.onnx_from_tflite import read_tflite
 
     rebuilt, shipped = read_tflite(mixer.tflite(), path), read_tflite(content, path)
     grids = lambda g: [(g.names[i], None if q is None else np.round(q.scale, 9).tolist())  # noqa: E731

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .check import Criteria, Measured, Result, artifact_results, parity
+from edge_mnist.check import Criteria, Measured, Result, artifact_results, parity
 
 RUNTIME_FILES = {"tflite": "model_int8.tflite", "onnx": "model_int8.onnx"}
 
@@ -110,7 +110,7 @@ def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, referenc
 def _short(result: Result) -> str:
     """A failed check in the words of `check`'s output: 'model_int8.onnx: accuracy 77.29% vs float 89.40%:
     drop 12.11 pp, tolerance 0.50 pp'."""
-    from .tables import describe
+    from edge_mnist.tables import describe
 
     return f"{result.artifact}: {describe(result)}"
 
@@ -119,8 +119,8 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
            criteria: Criteria, max_float_layers: int | None = None,
            progress: Callable[[str], None] = print) -> Fallback:
     """Greedy float fallback over the debugger's ranking (module docstring)."""
-    from .debug import analyse
-    from .quantize.mixed import followers
+    from edge_mnist.debug import analyse
+    from edge_mnist.quantize.mixed import followers
 
     def step(layers: tuple[str, ...]) -> Step:
         result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
@@ -151,7 +151,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
 
 def measure_cost(mixer, float_layers: tuple[str, ...], rounds: int = 5, runs: int = 200) -> dict:
     """Size and p50 latency of the mix against the all-int8 model, per runtime, interleaved in one run."""
-    from .timing import interleaved_p50
+    from edge_mnist.timing import interleaved_p50
 
     if not float_layers:
         return {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EdgeMnistError
+from edge_mnist.errors import EdgeMnistError
 
 FLOAT_KERAS = "float_keras"  # the trained float Keras model (built_from value)
 QAT_KERAS = "qat_keras"  # the QAT fine-tuned copy of it, made by `export --method qat`

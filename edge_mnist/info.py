@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import formats
-from .errors import EdgeMnistError
-from .files import sha256_file
-from .records import BENCH_FILE, CHECK_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
-from .tables import fit, percent, plural, table
-from .train import HISTORY_FILE
+from edge_mnist import formats
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import sha256_file
+from edge_mnist.records import BENCH_FILE, CHECK_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
+from edge_mnist.tables import fit, percent, plural, table
+from edge_mnist.train import HISTORY_FILE
 
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",
          ".h": "C++ header", ".cc": "C++ source", ".config": "ops config"}

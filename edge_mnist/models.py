@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .datasets import Task
-from .errors import EdgeMnistError
-from .tfenv import import_tf
+from edge_mnist.datasets import Task
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.tfenv import import_tf
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .check import Criteria, Verdict, evaluate
-from .data import Dataset, load_dataset
-from .errors import EdgeMnistError
-from .records import CHECK_FILE, MANIFEST_FILE, BenchResult, Manifest, read_record
-from .train import TrainConfig
+from edge_mnist.check import Criteria, Verdict, evaluate
+from edge_mnist.data import Dataset, load_dataset
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.records import CHECK_FILE, MANIFEST_FILE, BenchResult, Manifest, read_record
+from edge_mnist.train import TrainConfig
 
 DEFAULT_DATASET = "mnist"
 
@@ -22,7 +22,7 @@ def folder_dataset(out: Path) -> str | None:
     out = Path(out)
     if (out / MANIFEST_FILE).is_file():
         return Manifest.load(out).task.dataset
-    from .train import HISTORY_FILE
+    from edge_mnist.train import HISTORY_FILE
 
     if (out / HISTORY_FILE).is_file():
         name = read_record(out / HISTORY_FILE, "training history").get("dataset")
@@ -68,11 +68,11 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact, evaluate
     the gate (recorded in DIR/check.json)
     and write DIR/report.html."""
-    from .bench import bench
-    from .export import export
-    from .report import write_report
-    from .tables import write_reports
-    from .train import train
+    from edge_mnist.bench import bench
+    from edge_mnist.export import export
+    from edge_mnist.report import write_report
+    from edge_mnist.tables import write_reports
+    from edge_mnist.train import train
 
     config = config or TrainConfig()
     criteria = (criteria or Criteria()).validate()
@@ -81,7 +81,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     if model is None:
         history = train(dataset, out, config)
     else:
-        from .user_model import import_model
+        from edge_mnist.user_model import import_model
 
         history = import_model(model, out, dataset)
     progress(f"[2/{len(stages)}] export ({', '.join(methods)})")

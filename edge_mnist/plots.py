@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingDependency
-from .files import atomic_output
+from edge_mnist.errors import MissingDependency
+from edge_mnist.files import atomic_output
 
 CURVES_FILE = "training_curves.png"
 CONFUSION_FILE = "confusion_float.png"

@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import formats
-from .datasets import Task, task_from_json
-from .errors import EdgeMnistError
-from .files import atomic_write_json
+from edge_mnist import formats
+from edge_mnist.datasets import Task, task_from_json
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_write_json
 
 SCHEMA = 2
 MANIFEST_FILE = "manifest.json"
@@ -107,7 +107,7 @@ def now() -> str:
 
 def tool_versions() -> dict[str, str]:
     """Versions of edge-mnist and of the installed packages that shape an artifact."""
-    from . import __version__
+    from edge_mnist import __version__
 
     versions = {"python": platform.python_version(), "edge-mnist": __version__}
     for name in _VERSIONED:

@@ -53,7 +53,7 @@ def filtered_stderr(debug: bool = False):
 
 def import_tf(debug: bool = False):
     """Return (tensorflow, tf_keras), configured for this toolkit; one-line error if missing."""
-    from .errors import require
+    from edge_mnist.errors import require
 
     setup_env()
     with filtered_stderr(debug):

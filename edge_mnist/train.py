@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, to_float
-from .errors import EdgeMnistError
-from .files import atomic_write_json, sha256_file, staged, writable_folder
-from .formats import BY_KEY, FORMATS, QAT_KERAS_FILE
-from .plots import CURVES_FILE, PLOT_FILES, training_curves
-from .progress import keras_callback
-from .records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
-from .tfenv import import_tf
+from edge_mnist.data import Dataset, to_float
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.formats import BY_KEY, FORMATS, QAT_KERAS_FILE
+from edge_mnist.plots import CURVES_FILE, PLOT_FILES, training_curves
+from edge_mnist.progress import keras_callback
+from edge_mnist.records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
+from edge_mnist.tfenv import import_tf
 
 KERAS_FILE = BY_KEY["keras_float32"].file
 HISTORY_FILE = "history.json"
@@ -210,8 +210,8 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
     from the previous model leave with it (files.staged): the folder never mixes two models.
     """
     tf, keras = import_tf()
-    from .keras_io import inference_copy, save_keras
-    from .models import build
+    from edge_mnist.keras_io import inference_copy, save_keras
+    from edge_mnist.models import build
 
     out = Path(out)
     writable_folder(out)

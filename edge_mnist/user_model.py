@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset
-from .errors import EdgeMnistError
-from .files import atomic_write_json, sha256_file, staged, writable_folder
-from .keras_io import known_classes, refuse_unsafe, stored_config
-from .tfenv import import_tf
+from edge_mnist.data import Dataset
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.keras_io import known_classes, refuse_unsafe, stored_config
+from edge_mnist.tfenv import import_tf
 
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
                     "ReLU", "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
@@ -157,7 +157,7 @@ def rebuild_in_tf_keras(config: dict, path: Path):
 
 def _from_keras3(path: Path, config: dict):
     """Load a Keras 3 file with Keras 3 (keras_io's safe loader) and return the same model in tf_keras."""
-    from .keras_io import load_keras3
+    from edge_mnist.keras_io import load_keras3
 
     original = load_keras3(path)
     model = rebuild_in_tf_keras(config, path)
@@ -199,7 +199,7 @@ def check_io(model, dataset: Dataset, path: Path) -> None:
 
 def load_user_model(path: Path, dataset: Dataset):
     """A user's .keras/.h5 model, checked and as tf_keras, ending in softmax."""
-    from .keras_io import load_keras
+    from edge_mnist.keras_io import load_keras
 
     _, tfk = import_tf()
     path = Path(path)
@@ -221,8 +221,8 @@ def import_model(source: Path, out: Path, dataset: Dataset) -> dict:
     The previous model's artifacts and records leave in the same swap (as after training), so
     the folder never mixes two models.
     """
-    from .keras_io import save_keras
-    from .train import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING, evaluate_keras
+    from edge_mnist.keras_io import save_keras
+    from edge_mnist.train import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING, evaluate_keras
 
     tf, _ = import_tf()
     out = Path(out)

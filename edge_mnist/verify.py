@@ -12,10 +12,10 @@ import hashlib
 import math
 from pathlib import Path
 
-from .errors import EdgeMnistError
-from .formats import BY_KEY, FORMATS, RUNS, RUNTIMES
-from .records import MANIFEST_FILE, Artifact, Manifest
-from .runtime import Runner, open_model
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.formats import BY_KEY, FORMATS, RUNS, RUNTIMES
+from edge_mnist.records import MANIFEST_FILE, Artifact, Manifest
+from edge_mnist.runtime import Runner, open_model
 
 
 def read_verified(path: Path, sha256: str, size_bytes: int | None = None) -> bytes:

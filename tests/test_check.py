@@ -14,8 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_mnist.check import (Criteria, accuracy_drop, baseline_drop, class_drop, disagreement, evaluate,
-                              minimum_accuracy, parity, relative_drop)
+from edge_mnist.check import Criteria, accuracy_drop, baseline_drop, class_drop, disagreement, evaluate, minimum_accuracy, parity, relative_drop
 from edge_mnist.datasets import DATASETS
 from edge_mnist.errors import EdgeMnistError
 from edge_mnist.data import load_dataset

@@ -15,16 +15,15 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
-from ..data import Dataset, to_float
-from ..datasets import Task
-from ..errors import EdgeMnistError, GateFailed
-from ..files import sha256_file, staged, writable_folder
-from ..formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
-from ..plots import ARTIFACT_PLOTS
-from ..progress import step
-from ..records import (BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest,
-                       QatRecord, expect)
+from edge_mnist import __version__
+from edge_mnist.data import Dataset, to_float
+from edge_mnist.datasets import Task
+from edge_mnist.errors import EdgeMnistError, GateFailed
+from edge_mnist.files import sha256_file, staged, writable_folder
+from edge_mnist.formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
+from edge_mnist.plots import ARTIFACT_PLOTS
+from edge_mnist.progress import step
+from edge_mnist.records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
 
 
 @dataclass
@@ -71,7 +70,7 @@ def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> 
     """Manifest entry for one written file, its input read back with the runtime that runs it."""
     spec = InputSpec([-1, *task.input_shape], "float32")
     if fmt.runnable and not RUNTIMES[fmt.runtime].needs_tensorflow:
-        from ..runtime import open_model
+        from edge_mnist.runtime import open_model
 
         runner = open_model(path, task=task, runtime=fmt.runtime)
         if runner.input_dtype != np.float32:
@@ -107,8 +106,8 @@ def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accura
 def recorded_keras_sha256(out: Path) -> str | None:
     """The sha256 the toolkit recorded for DIR's float Keras model (training history, else manifest);
     None for a model the toolkit did not write."""
-    from ..records import read_record
-    from ..train import HISTORY_FILE
+    from edge_mnist.records import read_record
+    from edge_mnist.train import HISTORY_FILE
 
     history = Path(out) / HISTORY_FILE
     if history.is_file():
@@ -122,8 +121,8 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
          progress) -> tuple[object, QatRecord]:
     """Fine-tune a QAT copy of the float model (ranges calibrated on `calib` first), save it and
     record its test-set predictions."""
-    from ..keras_io import save_keras
-    from ..quantize.qat import qat_finetune
+    from edge_mnist.keras_io import save_keras
+    from edge_mnist.quantize.qat import qat_finetune
 
     progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
     qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed, calib)
@@ -136,9 +135,9 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
 def _fallback(model, calib: np.ndarray, dataset: Dataset, request, progress):
     """Search the float fallback (edge_mnist.fallback) for the post-training int8 files; returns the
     Mixer and the result."""
-    from ..check import Measured
-    from ..fallback import search
-    from ..quantize.mixed import Mixer
+    from edge_mnist.check import Measured
+    from edge_mnist.fallback import search
+    from edge_mnist.quantize.mixed import Mixer
 
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     preds = model.predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
@@ -177,9 +176,9 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     """
-    from ..keras_io import load_keras
-    from ..quantize.calibration import calibration_images
-    from ..train import evaluate_keras
+    from edge_mnist.keras_io import load_keras
+    from edge_mnist.quantize.calibration import calibration_images
+    from edge_mnist.train import evaluate_keras
 
     out = Path(out)
     writable_folder(out)

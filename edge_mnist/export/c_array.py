@@ -15,11 +15,11 @@ import hashlib
 import re
 from pathlib import Path
 
-from .. import __version__
-from ..datasets import Task
-from ..errors import EdgeMnistError
-from ..files import atomic_write_bytes
-from . import ExportJob, Exported
+from edge_mnist import __version__
+from edge_mnist.datasets import Task
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.files import atomic_write_bytes
+from edge_mnist.export import ExportJob, Exported
 
 BYTES_PER_LINE = 16
 ARENA_ROUND = 1024  # the header's suggested arena: the measured minimum rounded up to this
@@ -51,7 +51,7 @@ def byte_lines(data: bytes) -> str:
 def activation_peak(model: bytes, path: Path) -> int:
     """Bytes of the largest set of activation tensors alive at once, walking the operators in order
     (no in-place reuse): the floor of any arena planner, independent of runtime bookkeeping."""
-    from ..runtime.tflite import graph_tensors
+    from edge_mnist.runtime.tflite import graph_tensors
 
     sizes, nodes, inputs, outputs = graph_tensors(model, path)
     last = len(nodes)
@@ -137,9 +137,9 @@ def export_source(job: ExportJob) -> Exported:
 
 def export_header(job: ExportJob) -> Exported:
     """Write the C++ header; measure the smallest TFLM arena when tflite-micro is installed."""
-    from ..errors import MissingDependency
-    from ..runtime.tflite import TFLiteRunner
-    from ..runtime.tflm import smallest_arena, tflm_version
+    from edge_mnist.errors import MissingDependency
+    from edge_mnist.runtime.tflite import TFLiteRunner
+    from edge_mnist.runtime.tflm import smallest_arena, tflm_version
 
     name, tflite = _tflite(job)
     runner = TFLiteRunner(job.built_from_path, content=tflite)

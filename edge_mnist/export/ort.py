@@ -15,8 +15,8 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ..files import atomic_write_bytes
-from . import ExportJob, Exported
+from edge_mnist.files import atomic_write_bytes
+from edge_mnist.export import ExportJob, Exported
 
 
 def _quiet() -> None:
@@ -30,7 +30,7 @@ def export_ort(job: ExportJob) -> Exported:
     import onnxruntime
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
-    from .onnx import with_props
+    from edge_mnist.export.onnx import with_props
 
     proto = with_props(onnx.load_from_string(job.built_from_path.read_bytes()), job.metadata)
     _quiet()

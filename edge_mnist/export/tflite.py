@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 
-from ..files import atomic_write_bytes
-from ..runtime.tflite import METADATA_NAME
-from ..tfenv import filtered_stderr, import_tf
-from . import ExportJob, Exported
+from edge_mnist.files import atomic_write_bytes
+from edge_mnist.runtime.tflite import METADATA_NAME
+from edge_mnist.tfenv import filtered_stderr, import_tf
+from edge_mnist.export import ExportJob, Exported
 
 
 def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
@@ -35,7 +35,7 @@ def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
 def export_float(job: ExportJob) -> Exported:
     """Plain float32 TFLite, the float baseline on LiteRT."""
     tf, _ = import_tf()
-    from ..quantize.ptq import converter_for
+    from edge_mnist.quantize.ptq import converter_for
 
     with filtered_stderr():
         data = converter_for(job.model).convert()
@@ -46,9 +46,9 @@ def export_float(job: ExportJob) -> Exported:
 def export_int8(job: ExportJob) -> Exported:
     """Full-integer int8 (quantize.ptq); for a QAT model its learned ranges are kept."""
     tf, _ = import_tf()
-    from ..quantize.ptq import int8_converter
-    from ..runtime.tflite import TFLiteRunner
-    from . import io_quantization
+    from edge_mnist.quantize.ptq import int8_converter
+    from edge_mnist.runtime.tflite import TFLiteRunner
+    from edge_mnist.export import io_quantization
 
     if job.int8_model is None:
         with filtered_stderr():

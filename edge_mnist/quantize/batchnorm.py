@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgeMnistError
-from ..tfenv import import_tf
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.tfenv import import_tf
 
 
 def fold_batchnorm(model, through_relu: bool = False):

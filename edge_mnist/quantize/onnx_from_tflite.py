@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeMnistError
-from ..runtime.tflite import TFLITE_TYPES
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.runtime.tflite import TFLITE_TYPES
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases since 1.14 read

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tfenv import import_tf
+from edge_mnist.tfenv import import_tf
 
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import EdgeMnistError, require
-from ..tfenv import import_tf
+from edge_mnist.data import Dataset
+from edge_mnist.errors import EdgeMnistError, require
+from edge_mnist.tfenv import import_tf
 
 LEARNING_RATE = 1e-4  # fine-tuning from a trained model: a tenth of training's default
 RANGE_SUFFIXES = {"pre_activation": ("pre_activation_min", "pre_activation_max"),
@@ -86,8 +86,8 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
     from those images (module docstring); without it, from tfmot's [-6, 6].
     """
     _, keras = import_tf()
-    from ..train import fit
-    from .batchnorm import fold_batchnorm
+    from edge_mnist.train import fit
+    from edge_mnist.quantize.batchnorm import fold_batchnorm
 
     tfmot = require("tensorflow_model_optimization", "train")
     keras.utils.set_random_seed(seed)

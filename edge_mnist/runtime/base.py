@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..datasets import Task
-from ..errors import EdgeMnistError
+from edge_mnist.datasets import Task
+from edge_mnist.errors import EdgeMnistError
 
 SUPPORTED_INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
 

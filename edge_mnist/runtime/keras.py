@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Runner, image_signature
+from edge_mnist.runtime.base import Runner, image_signature
 
 
 class KerasRunner(Runner):
@@ -19,8 +19,8 @@ class KerasRunner(Runner):
 
     def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
         """Load with the safe Keras loader; `content` is unused (Keras reads files), its sha256 checked by the caller."""
-        from ..keras_io import load_keras
-        from ..tfenv import import_tf
+        from edge_mnist.keras_io import load_keras
+        from edge_mnist.tfenv import import_tf
 
         tf, _ = import_tf()
         self.path, self.threads, self.metadata = Path(path), threads, {}

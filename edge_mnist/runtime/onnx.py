@@ -6,9 +6,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import EdgeMnistError, require
-from .base import Runner, check_images, image_signature, read_model
-from .onnx_graph import is_ort_format, refuse_external_data, summarize, summarize_ort
+from edge_mnist.errors import EdgeMnistError, require
+from edge_mnist.runtime.base import Runner, check_images, image_signature, read_model
+from edge_mnist.runtime.onnx_graph import is_ort_format, refuse_external_data, summarize, summarize_ort
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgeMnistError
-from .base import live_constants, weight_precision
+from edge_mnist.errors import EdgeMnistError
+from edge_mnist.runtime.base import live_constants, weight_precision
 
 # Field numbers from onnx.proto3.
 MODEL_GRAPH, MODEL_FUNCTIONS, FUNCTION_NODE = 7, 25, 7

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeMnistError, require
-from ..tfenv import filtered_stderr
-from .base import Runner, image_signature, live_constants, read_model, weight_precision
+from edge_mnist.errors import EdgeMnistError, require
+from edge_mnist.tfenv import filtered_stderr
+from edge_mnist.runtime.base import Runner, image_signature, live_constants, read_model, weight_precision
 
 
 METADATA_NAME = "edge_mnist"

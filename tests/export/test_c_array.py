@@ -9,8 +9,7 @@ import subprocess
 
 import pytest
 
-from edge_mnist.export.c_array import (activation_peak, c_string, read_array, read_labels, verify_header,
-                                       verify_source)
+from edge_mnist.export.c_array import activation_peak, c_string, read_array, read_labels, verify_header, verify_source
 from edge_mnist.records import Manifest
 from edge_mnist.runtime.tflite import TFLiteRunner
 
