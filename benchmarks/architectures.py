@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge_mnist.models import ARCHITECTURES
+from edge_mnist.registry.models import ARCHITECTURES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("architecture", "parameters", "epochs", "float", "PTQ int8", "QAT int8", "int8 size",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.timing import interleaved_p50
 from edge_mnist.data import load_dataset, to_float
+from edge_mnist.folder.records import Manifest
 from edge_mnist.quantize.onnx_from_tflite import convert
-from edge_mnist.records import Manifest
 from edge_mnist.runtime.onnx import session_options
 from edge_mnist.runtime.tflite import TFLiteRunner
-from edge_mnist.timing import interleaved_p50
 
 
 def ours(float_stem: bool):

@@ -98,8 +98,8 @@ def accuracy(paths: list[Path], labels: np.ndarray) -> dict:
 def preprocess_ms(paths: list[Path]) -> dict:
     """Milliseconds per photo of predict's per-file step, preprocess(load_image(file)): one
     warm-up call, then each photo timed once, garbage collector paused."""
-    from edge_mnist.datasets import DATASETS
     from edge_mnist.predict import load_image, preprocess
+    from edge_mnist.registry.datasets import DATASETS
 
     task = DATASETS["mnist"].task
     preprocess(load_image(paths[0]), task, str(paths[0]))
@@ -138,7 +138,7 @@ def measure(args) -> dict:
 
     from edge_mnist.bench import machine_info
     from edge_mnist.data import load_dataset
-    from edge_mnist.records import tool_versions
+    from edge_mnist.folder.records import tool_versions
 
     data = load_dataset("mnist", DIGITS)
     digits, labels = data.x_test[:args.digits], data.y_test[:args.digits]

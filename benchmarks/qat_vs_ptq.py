@@ -26,8 +26,8 @@ import numpy as np
 
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.quantize.calibration import calibration_images
-from edge_mnist.quantize.onnx_from_tflite import read_tflite
 from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.runtime.tflite_graph import read_tflite
 
 
 def int8_accuracy(model, calib: np.ndarray, data) -> tuple[float, list[int]]:
@@ -51,10 +51,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--qat-epochs", type=int, default=1)
     args = ap.parse_args()
-    from edge_mnist.keras_io import inference_copy
-    from edge_mnist.models import build
-    from edge_mnist.quantize.qat import LEARNING_RATE as QAT_LEARNING_RATE, qat_finetune
-    from edge_mnist.tfenv import import_tf
+    from edge_mnist.core.tfenv import import_tf
+    from edge_mnist.quantize.qat import LEARNING_RATE as QAT_LEARNING_RATE
+    from edge_mnist.quantize.qat import qat_finetune
+    from edge_mnist.registry.models import build
+    from edge_mnist.runtime.keras_io import inference_copy
     from edge_mnist.train import TrainConfig, evaluate_keras, fit
 
     _, keras = import_tf()

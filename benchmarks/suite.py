@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.bench import machine_info
-from edge_mnist.records import Manifest, tool_versions
-from edge_mnist.verify import read_verified
+from edge_mnist.core.timing import interleaved_p50, latency_us, load_seconds, throughput_ips
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.formats import FORMATS
+from edge_mnist.folder.records import Manifest, tool_versions
+from edge_mnist.folder.verify import read_verified
+from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
-from edge_mnist.timing import interleaved_p50, latency_us, load_seconds, throughput_ips
 
 # Multiply-accumulates of the reference CNN per image: conv1 26*26*32*9, conv2 11*11*64*9*32,
 # dense1 1600*512, dense2 512*10.
@@ -97,8 +97,8 @@ def measure_training(dataset: str, epochs: int, rounds: int, batch_size: int = 1
     Each fit runs `epochs` + 1 epochs and the first (graph tracing) is dropped; validation is
     excluded from the timed pass (train.epoch_timer).
     """
-    from edge_mnist.models import build
-    from edge_mnist.tfenv import import_tf
+    from edge_mnist.core.tfenv import import_tf
+    from edge_mnist.registry.models import build
     from edge_mnist.train import fit
 
     _, keras = import_tf()

@@ -19,19 +19,19 @@ Importing this package never imports TensorFlow. Because the verbs share their m
 __version__ = "0.6.0"
 
 from edge_mnist.bench import bench  # noqa: E402
-from edge_mnist.check import Criteria, Verdict  # noqa: E402
 from edge_mnist.check import evaluate as check  # noqa: E402
+from edge_mnist.core.errors import EdgeMnistError, GateFailed  # noqa: E402
 from edge_mnist.data import Dataset, load_dataset  # noqa: E402
 from edge_mnist.debug import debug  # noqa: E402
-from edge_mnist.datasets import DATASETS, Task  # noqa: E402
 from edge_mnist.emulate import Emulation, emulate  # noqa: E402
-from edge_mnist.errors import EdgeMnistError, GateFailed  # noqa: E402
 from edge_mnist.export import export  # noqa: E402
-from edge_mnist.formats import FORMATS, RUNTIMES, Format  # noqa: E402
-from edge_mnist.models import ARCHITECTURES  # noqa: E402
+from edge_mnist.folder.records import BenchResult, Manifest  # noqa: E402
+from edge_mnist.gate import Criteria, Verdict  # noqa: E402
 from edge_mnist.pipeline import run  # noqa: E402
 from edge_mnist.predict import predict  # noqa: E402
-from edge_mnist.records import BenchResult, Manifest  # noqa: E402
+from edge_mnist.registry.datasets import DATASETS, Task  # noqa: E402
+from edge_mnist.registry.formats import FORMATS, RUNTIMES, Format  # noqa: E402
+from edge_mnist.registry.models import ARCHITECTURES  # noqa: E402
 from edge_mnist.report import report  # noqa: E402
 from edge_mnist.runtime import open_model  # noqa: E402
 from edge_mnist.train import TrainConfig, train  # noqa: E402

@@ -14,15 +14,15 @@ from typing import Callable
 
 import numpy as np
 
-from edge_mnist.data import Dataset, to_float
-from edge_mnist.errors import EdgeMnistError, MissingDependency
-from edge_mnist.files import writable_folder
-from edge_mnist.formats import FORMATS, RUNTIMES, chosen_runs, left_out
-from edge_mnist.plots import LATENCY_FILE
-from edge_mnist.progress import say, silent, step
-from edge_mnist.records import MANIFEST_FILE, REPORT_FILE, BenchResult, BenchRow, Manifest
-from edge_mnist.timing import latency_us, throughput_ips
-from edge_mnist.verify import open_artifact, refuse_unlisted
+from edge_mnist.core.errors import EdgeMnistError, MissingDependency
+from edge_mnist.core.files import writable_folder
+from edge_mnist.core.progress import say, silent, step
+from edge_mnist.core.timing import latency_us, throughput_ips
+from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.folder.layout import LATENCY_FILE, MANIFEST_FILE, REPORT_FILE
+from edge_mnist.folder.records import BenchResult, BenchRow, Manifest
+from edge_mnist.folder.verify import open_artifact, refuse_unlisted
+from edge_mnist.registry.formats import FORMATS, RUNTIMES, chosen_runs, left_out
 
 
 def machine_info() -> dict:
@@ -65,16 +65,6 @@ def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: i
         "throughput_ips": throughput_ips(runner.bound_call(images[:batch]), batch=min(batch, len(images)))
         if timed else None,
     }
-
-
-def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
-    """The test data must be the data the folder was exported with."""
-    if manifest.task.dataset != dataset.name:
-        raise EdgeMnistError(f"{where}: the folder holds {manifest.task.dataset} models, not {dataset.name}; "
-                             f"pass --dataset {manifest.task.dataset} or leave --dataset out")
-    if manifest.dataset_fingerprint != dataset.test_fingerprint():
-        raise EdgeMnistError(f"{where}: artifacts were exported with other {dataset.name} test data than "
-                             f"{dataset.source}; pass the same --data-dir")
 
 
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,

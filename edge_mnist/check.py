@@ -15,193 +15,28 @@ are in its UNITS entry; tables.py phrases them for people.
 from __future__ import annotations
 
 import importlib
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.bench import check_dataset
-from edge_mnist.data import Dataset, to_float
-from edge_mnist.errors import EdgeMnistError, MissingDependency
-from edge_mnist.formats import FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, RUNTIMES, Run, chosen_runs, left_out, parity_groups
-from edge_mnist.records import MANIFEST_FILE, BenchResult, Manifest, now
-from edge_mnist.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-
-EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a limit
-
-# Each check's id in the JSON report (stable, for CI scripts) and the unit of its value and limit there.
-DROP = "accuracy drop vs float (pp)"
-RELATIVE = "relative accuracy drop (%)"
-MINIMUM = "accuracy (min)"
-DISAGREEMENT = "disagreement with source model (%)"
-CLASS_DROP = "worst per-class drop vs source (pp)"
-BASELINE = "accuracy drop vs baseline (pp)"
-PARITY = "parity (same class)"
-EMBEDS = "describes the .tflite it embeds (problems)"
-UNITS = {DROP: "pp", RELATIVE: "%", MINIMUM: "fraction", DISAGREEMENT: "%", CLASS_DROP: "pp", BASELINE: "pp",
-         PARITY: "fraction", EMBEDS: "problems"}
-PAIR = " ~ "  # joins the two files of a parity result's artifact
-
-
-@dataclass
-class Criteria:
-    """Limits of the gate (the one place their defaults are defined); None disables a criterion."""
-
-    tolerance_pp: float | None = 0.5
-    relative_pct: float | None = None
-    min_accuracy: float | None = None
-    max_disagreement_pct: float | None = 2.0
-    max_class_drop_pp: float | None = 3.0
-    parity: float | None = 0.99
-    baseline: Path | None = None
-
-    def validate(self) -> "Criteria":
-        """Refuse NaN, negative or out-of-range limits before any work is done."""
-        ranges = {"tolerance_pp": (0, 100), "relative_pct": (0, 100), "min_accuracy": (0, 1),
-                  "max_disagreement_pct": (0, 100), "max_class_drop_pp": (0, 100), "parity": (0, 1)}
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or not low <= value <= high):
-                raise EdgeMnistError(f"check: {name} must be a number in [{low}, {high}], not {value}")
-        if self.baseline is not None and self.tolerance_pp is None:
-            raise EdgeMnistError("check: --baseline compares with --tolerance, which is turned off")
-        return self
-
-
-@dataclass
-class Result:
-    """One check on one artifact (or on a pair, "a ~ b", for parity). `criterion` is its id in the JSON
-    report, value and limit are in UNITS[criterion]; `context` holds the other figures its sentence shows
-    (tables.describe: the accuracies compared, the class, the embedded file) and `detail` a note for the
-    end of that sentence (the images two files disagree on, a C++ file's problems)."""
-
-    artifact: str
-    criterion: str
-    value: float
-    limit: float
-    passed: bool
-    detail: str = ""
-    context: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        """Plain Python types, so results serialize to JSON whatever numpy handed us."""
-        self.value, self.limit, self.passed = float(self.value), float(self.limit), bool(self.passed)
-
-    @property
-    def unit(self) -> str:
-        """What value and limit are measured in: pp, %, fraction or problems."""
-        return UNITS[self.criterion]
-
-    @property
-    def pair(self) -> tuple[str, str] | None:
-        """The two files a parity result compares, else None."""
-        first, _, second = self.artifact.partition(PAIR)
-        return (first, second) if second else None
-
-    def to_json(self) -> dict:
-        """JSON object: the fields and the unit."""
-        return {**asdict(self), "unit": self.unit}
-
-
-def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float) -> Result:
-    """Pass when accuracy is at most `tolerance_pp` percentage points below the reference."""
-    drop = (reference - accuracy) * 100
-    return Result(name, DROP, drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  context={"accuracy": accuracy, "reference": reference})
-
-
-def relative_drop(name: str, accuracy: float, reference: float, max_pct: float) -> Result:
-    """Pass when the drop is at most `max_pct` percent of the reference accuracy."""
-    rel = (reference - accuracy) / reference * 100 if reference > 0 else math.inf
-    return Result(name, RELATIVE, rel, max_pct, rel <= max_pct + EPS,
-                  context={"accuracy": accuracy, "reference": reference})
-
-
-def minimum_accuracy(name: str, accuracy: float, minimum: float) -> Result:
-    """Pass when accuracy is at least `minimum` (a fraction)."""
-    return Result(name, MINIMUM, accuracy, minimum, accuracy >= minimum - EPS)
-
-
-def disagreement(name: str, preds: np.ndarray, source: np.ndarray, max_pct: float) -> Result:
-    """Pass when at most `max_pct` % of the images get another class than from the source model."""
-    pct = float((preds != source).mean() * 100)
-    return Result(name, DISAGREEMENT, pct, max_pct, pct <= max_pct + EPS)
-
-
-def class_accuracy(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Accuracy per class (NaN for a class with no samples)."""
-    return np.array([(preds[labels == c] == c).mean() if (labels == c).any() else np.nan
-                     for c in range(num_classes)])
-
-
-def class_drop(name: str, preds: np.ndarray, source: np.ndarray, labels: np.ndarray,
-               class_names: tuple[str, ...], max_pp: float) -> Result:
-    """Pass when no class loses more than `max_pp` points of accuracy against the source model."""
-    drops = (class_accuracy(source, labels, len(class_names)) - class_accuracy(preds, labels, len(class_names))) * 100
-    worst = int(np.nanargmax(drops))
-    return Result(name, CLASS_DROP, drops[worst], max_pp, drops[worst] <= max_pp + EPS,
-                  context={"class": class_names[worst]})
-
-
-def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float) -> Result:
-    """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release."""
-    drop = (baseline - accuracy) * 100
-    return Result(name, BASELINE, drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  context={"accuracy": accuracy, "baseline": baseline})
-
-
-def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float) -> Result:
-    """Pass when two artifacts of one parity group predict the same class on at least `minimum` of the images."""
-    agree = float((a == b).mean())
-    bad = np.flatnonzero(a != b)
-    shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
-    return Result(name, PARITY, agree, minimum, agree >= minimum - EPS,
-                  f"they disagree on {len(bad)} image{'' if len(bad) == 1 else 's'}: {shown}" if len(bad) else "")
-
-
-@dataclass
-class Verdict:
-    """Everything `check` decided, for the terminal and the reports."""
-
-    results: list[Result]
-    reference: str
-    reference_accuracy: float
-    n_samples: int
-    dataset: str
-    criteria: dict = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    float_layers: dict[str, str] = field(default_factory=dict)  # mixed artifacts (format key -> float layers)
-    predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # file label -> test-set classes
-    accuracies: dict[str, float] = field(default_factory=dict)  # file label -> accuracy, the reference's too
-    created: str = field(default_factory=now)
-
-    @property
-    def failed(self) -> list[Result]:
-        """The checks that did not pass."""
-        return [r for r in self.results if not r.passed]
-
-    @property
-    def passed(self) -> bool:
-        """True when every check passed."""
-        return not self.failed
-
-    def to_json(self) -> dict:
-        """JSON object for --json (full precision; tables.verdict_json rounds it for the reports)."""
-        return {"verdict": "PASS" if self.passed else "FAIL", "created": self.created, "reference": self.reference,
-                "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
-                "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers,
-                "accuracies": self.accuracies, "results": [r.to_json() for r in self.results]}
-
-
-@dataclass
-class Measured:
-    """One model run by the gate on the test set."""
-
-    key: str
-    file: str
-    predictions: np.ndarray
-    accuracy: float
+from edge_mnist.core.errors import EdgeMnistError, MissingDependency
+from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.folder.layout import MANIFEST_FILE
+from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
+from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, _parity_results, artifact_results
+from edge_mnist.registry.formats import (
+    FLOAT_KERAS,
+    FORMATS,
+    QAT_KERAS,
+    REFERENCE_ORDER,
+    RUNS,
+    RUNTIMES,
+    Run,
+    chosen_runs,
+    left_out,
+)
 
 
 def _run(runner, key: str, images: np.ndarray, labels: np.ndarray) -> Measured:
@@ -217,7 +52,7 @@ def _open_runs(out: Path, manifest: Manifest, runs: list[Run], threads: int) -> 
     for run in runs:
         try:
             runners[run.key] = open_artifact(out, manifest, run.key, threads)
-        except MissingDependency as exc:
+        except MissingDependency:
             if not RUNTIMES[run.runtime].optional:
                 raise
             skipped.append(f"{run.label}: the {run.runtime} runtime is not installed ({RUNTIMES[run.runtime].install})")
@@ -280,36 +115,6 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
         raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline check "
                              "cannot be evaluated for it")
     return found
-
-
-def artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
-                      class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
-    """Every enabled check for one int8 artifact."""
-    name, acc = m.file, m.accuracy
-    out = []
-    if c.tolerance_pp is not None:
-        out.append(accuracy_drop(name, acc, reference, c.tolerance_pp))
-    if c.relative_pct is not None:
-        out.append(relative_drop(name, acc, reference, c.relative_pct))
-    if c.min_accuracy is not None:
-        out.append(minimum_accuracy(name, acc, c.min_accuracy))
-    if source is not None and c.max_disagreement_pct is not None:
-        out.append(disagreement(name, m.predictions, source, c.max_disagreement_pct))
-    if source is not None and c.max_class_drop_pp is not None:
-        out.append(class_drop(name, m.predictions, source, labels, class_names, c.max_class_drop_pp))
-    if baseline:
-        out.append(baseline_drop(name, acc, baseline[m.key], c.tolerance_pp))
-    return out
-
-
-def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:
-    """Each parity group's first artifact against every other member."""
-    results = []
-    for members in parity_groups(list(measured)).values():
-        first = measured[members[0].key]
-        for other in (measured[m.key] for m in members[1:]):
-            results.append(parity(f"{first.file} ~ {other.file}", first.predictions, other.predictions, minimum))
-    return results
 
 
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,

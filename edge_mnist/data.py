@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist import datasets
-from edge_mnist.datasets import KERAS_BASE_URL, DatasetSpec, Task
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_bytes
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.core.jsonio import read_record
+from edge_mnist.folder.layout import HISTORY_FILE, MANIFEST_FILE
+from edge_mnist.folder.records import Manifest
+from edge_mnist.registry import datasets
+from edge_mnist.registry.datasets import KERAS_BASE_URL, DatasetSpec, Task
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -235,3 +238,46 @@ def _remedies(spec: DatasetSpec, why: str) -> str:
         offline = [s for s in datasets.DATASETS.values() if s.apt_package]
         tips += [f"or use --dataset {s.name} (apt-get install {s.apt_package})" for s in offline]
     return f"{spec.name} unavailable ({why}): " + "; ".join(tips)
+
+
+DEFAULT_DATASET = "mnist"
+
+
+def folder_dataset(out: Path) -> str | None:
+    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
+    out = Path(out)
+    if (out / MANIFEST_FILE).is_file():
+        return Manifest.load(out).task.dataset
+
+    if (out / HISTORY_FILE).is_file():
+        name = read_record(out / HISTORY_FILE, "training history").get("dataset")
+        if not isinstance(name, str):
+            raise EdgeMnistError(f"{out / HISTORY_FILE}: dataset: expected a string")
+        return name
+    return None
+
+
+def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
+    """The folder's own dataset; asking for another one is an error naming both."""
+    recorded = folder_dataset(out)
+    if recorded and requested and recorded != requested:
+        raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "
+                             f"leave --dataset out or pass --dataset {recorded}")
+    return load_dataset(requested or recorded or DEFAULT_DATASET, data_dir)
+
+
+def need_folder(out: Path) -> None:
+    """Commands that read an artifact folder need it to exist."""
+    if not Path(out).is_dir():
+        raise EdgeMnistError(f"{out}: artifact folder does not exist (run `edge-mnist train` there first, "
+                             "or pass --out)")
+
+
+def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
+    """The test data must be the data the folder was exported with."""
+    if manifest.task.dataset != dataset.name:
+        raise EdgeMnistError(f"{where}: the folder holds {manifest.task.dataset} models, not {dataset.name}; "
+                             f"pass --dataset {manifest.task.dataset} or leave --dataset out")
+    if manifest.dataset_fingerprint != dataset.test_fingerprint():
+        raise EdgeMnistError(f"{where}: artifacts were exported with other {dataset.name} test data than "
+                             f"{dataset.source}; pass the same --data-dir")

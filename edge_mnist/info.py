@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_mnist import formats
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import sha256_file
-from edge_mnist.records import BENCH_FILE, CHECK_FILE, MANIFEST_FILE, Artifact, BenchResult, Manifest, expect, read_record
-from edge_mnist.tables import fit, percent, plural, table
-from edge_mnist.train import HISTORY_FILE
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import sha256_file
+from edge_mnist.core.jsonio import expect, read_record
+from edge_mnist.folder.layout import BENCH_FILE, CHECK_FILE, HISTORY_FILE, MANIFEST_FILE
+from edge_mnist.folder.records import Artifact, BenchResult, Manifest
+from edge_mnist.registry import formats
+from edge_mnist.render.tables import fit, percent, plural, table
 
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",
          ".h": "C++ header", ".cc": "C++ source", ".config": "ops config"}

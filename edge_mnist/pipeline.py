@@ -8,44 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge_mnist.check import Criteria, Verdict, evaluate
-from edge_mnist.data import Dataset, load_dataset
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.records import CHECK_FILE, MANIFEST_FILE, BenchResult, Manifest, read_record
-from edge_mnist.train import TrainConfig
-
-DEFAULT_DATASET = "mnist"
-
-
-def folder_dataset(out: Path) -> str | None:
-    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
-    out = Path(out)
-    if (out / MANIFEST_FILE).is_file():
-        return Manifest.load(out).task.dataset
-    from edge_mnist.train import HISTORY_FILE
-
-    if (out / HISTORY_FILE).is_file():
-        name = read_record(out / HISTORY_FILE, "training history").get("dataset")
-        if not isinstance(name, str):
-            raise EdgeMnistError(f"{out / HISTORY_FILE}: dataset: expected a string")
-        return name
-    return None
-
-
-def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
-    """The folder's own dataset; asking for another one is an error naming both."""
-    recorded = folder_dataset(out)
-    if recorded and requested and recorded != requested:
-        raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "
-                             f"leave --dataset out or pass --dataset {recorded}")
-    return load_dataset(requested or recorded or DEFAULT_DATASET, data_dir)
-
-
-def need_folder(out: Path) -> None:
-    """Commands that read an artifact folder need it to exist."""
-    if not Path(out).is_dir():
-        raise EdgeMnistError(f"{out}: artifact folder does not exist (run `edge-mnist train` there first, "
-                             "or pass --out)")
+from edge_mnist.bench import bench
+from edge_mnist.check import evaluate
+from edge_mnist.data import Dataset
+from edge_mnist.export import export
+from edge_mnist.folder.layout import CHECK_FILE
+from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.gate import Criteria, Verdict
+from edge_mnist.render.tables import write_reports
+from edge_mnist.report import write_report
+from edge_mnist.train import TrainConfig, train
+from edge_mnist.train.user_model import import_model
 
 
 @dataclass
@@ -68,11 +41,6 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact, evaluate
     the gate (recorded in DIR/check.json)
     and write DIR/report.html."""
-    from edge_mnist.bench import bench
-    from edge_mnist.export import export
-    from edge_mnist.report import write_report
-    from edge_mnist.tables import write_reports
-    from edge_mnist.train import train
 
     config = config or TrainConfig()
     criteria = (criteria or Criteria()).validate()
@@ -81,7 +49,6 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     if model is None:
         history = train(dataset, out, config)
     else:
-        from edge_mnist.user_model import import_model
 
         history = import_model(model, out, dataset)
     progress(f"[2/{len(stages)}] export ({', '.join(methods)})")

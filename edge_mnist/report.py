@@ -13,13 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist import plots
+from edge_mnist.check import evaluate
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_bytes, writable_folder
+from edge_mnist.core.jsonio import now, read_record
 from edge_mnist.data import Dataset
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_bytes, writable_folder
-from edge_mnist.records import BENCH_FILE, REPORT_FILE, BenchResult, Manifest, now, read_record
-from edge_mnist.tables import BENCH_HEADERS, CHECK_HEADERS, UNTIMED_NOTE, bench_rows, check_rows, mixed_note, summary
-from edge_mnist.train import HISTORY_FILE, curves_title
+from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, REPORT_FILE
+from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.render import plots
+from edge_mnist.render.tables import (
+    BENCH_HEADERS,
+    CHECK_HEADERS,
+    UNTIMED_NOTE,
+    bench_rows,
+    check_rows,
+    mixed_note,
+    summary,
+)
+from edge_mnist.train import curves_title
 
 
 def load_bench(out: Path, manifest: Manifest) -> BenchResult:
@@ -151,7 +162,6 @@ def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtime
            skip_qat_source: bool = False):
     """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict). What could stop
     it afterwards (no matplotlib, a folder it cannot write, a stale bench.json) is checked first."""
-    from edge_mnist.check import evaluate
 
     plots.require_matplotlib()
     writable_folder(out)

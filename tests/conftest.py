@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.data import IDX_FILES, read_idx_dir
-from edge_mnist.datasets import DEBIAN_FASHION_DIR
+from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -7,20 +7,29 @@ and size updated to match, so only running the models can catch it.
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import math
 
 import numpy as np
 import pytest
 
-from edge_mnist.check import Criteria, accuracy_drop, baseline_drop, class_drop, disagreement, evaluate, minimum_accuracy, parity, relative_drop
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.check import evaluate
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import sha256_file
 from edge_mnist.data import load_dataset
-from edge_mnist.files import sha256_file
-from edge_mnist.records import Manifest
-from edge_mnist.tables import describe
+from edge_mnist.folder.records import Manifest
+from edge_mnist.gate import (
+    Criteria,
+    accuracy_drop,
+    baseline_drop,
+    class_drop,
+    disagreement,
+    minimum_accuracy,
+    parity,
+    relative_drop,
+)
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.render.tables import describe
 
 pytestmark = pytest.mark.device
 

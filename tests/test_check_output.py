@@ -15,11 +15,11 @@ import sys
 import numpy as np
 import pytest
 
-from edge_mnist.check import EMBEDS, Result, Verdict, accuracy_drop, class_drop, minimum_accuracy, parity
 from edge_mnist.cli import STDOUT, _conclude
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import GateFailed
-from edge_mnist.tables import WIDTH, check_text, describe, write_reports
+from edge_mnist.core.errors import GateFailed
+from edge_mnist.gate import EMBEDS, Result, Verdict, accuracy_drop, class_drop, minimum_accuracy, parity
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.render.tables import WIDTH, check_text, describe, write_reports
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device
@@ -111,7 +111,7 @@ def wide_verdict() -> Verdict:
 def test_the_widest_layouts_fit_100_columns():
     text = check_text(wide_verdict())
     assert max(len(line) for line in text.splitlines()) <= WIDTH
-    assert f"\nmodel_qat_int8.tflite@tflm  (int8+float)\n" in f"\n{text}"
+    assert "\nmodel_qat_int8.tflite@tflm  (int8+float)\n" in f"\n{text}"
     words = " ".join(text.split())  # the long lines wrap
     assert "they disagree on 35 images: 5, 6, 7" in words and "2 problems with the model_qat_int8.tflite" in words
 

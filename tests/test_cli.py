@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.cli import main
-from edge_mnist.files import sha256_file
+from edge_mnist.core.files import sha256_file
 
 pytestmark = pytest.mark.tf
 

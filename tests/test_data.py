@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_mnist import data
-from edge_mnist.datasets import DATASETS, DEBIAN_FASHION_DIR
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.datasets import DATASETS, DEBIAN_FASHION_DIR
 from tests.conftest import synthetic_arrays, write_idx, write_idx_dir
 
 pytestmark = pytest.mark.device

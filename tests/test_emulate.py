@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.emulate import CPUS, Row, apt_mirror, cache_dir, compare, cpuinfo, runtime_requirements
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.formats import FORMATS
-from edge_mnist.records import Manifest
+from edge_mnist.folder.records import Manifest
+from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
 from tests.conftest import FIXTURES, run_process
 from tests.test_exit_codes import one_line_error

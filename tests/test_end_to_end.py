@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,8 +60,8 @@ def test_tflm_agrees_with_litert_on_the_test_set(full_run):
 
 def test_manifest_lists_every_artifact(full_run):
     out, _ = full_run
-    from edge_mnist.formats import FORMATS
-    from edge_mnist.records import Manifest
+    from edge_mnist.folder.records import Manifest
+    from edge_mnist.registry.formats import FORMATS
 
     manifest = Manifest.load(out)
     assert manifest.task.dataset == "fashion-mnist" and manifest.float_accuracy >= 0.87
@@ -76,7 +76,7 @@ def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
     out, _ = full_run
     from edge_mnist.data import load_dataset, to_float
     from edge_mnist.runtime import open_model
-    from edge_mnist.keras_io import load_keras
+    from edge_mnist.runtime.keras_io import load_keras
 
     x = to_float(load_dataset("fashion-mnist").x_test)
     qat_keras = load_keras(out / "model_qat.h5").predict(x, batch_size=1024, verbose=0).argmax(1)
@@ -97,7 +97,7 @@ def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
 def test_fresh_int8_files_have_relu_zero_points_at_the_minimum_and_per_tensor_dense(full_run, name):
     """What this run's exporters made, not the committed fixture: calibrated QAT ranges start at 0
     after every ReLU, and Dense weights carry one scale (the converter flag is a private TF one)."""
-    from edge_mnist.quantize.onnx_from_tflite import read_tflite
+    from edge_mnist.runtime.tflite_graph import read_tflite
 
     path = full_run[0] / name
     graph = read_tflite(path.read_bytes(), path)
@@ -109,8 +109,8 @@ def test_fresh_int8_files_have_relu_zero_points_at_the_minimum_and_per_tensor_de
 
 def test_float_model_gated_against_is_the_unmodified_one(full_run):
     out, _ = full_run
-    from edge_mnist.files import sha256_file
-    from edge_mnist.keras_io import load_keras
+    from edge_mnist.core.files import sha256_file
+    from edge_mnist.runtime.keras_io import load_keras
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert sha256_file(out / "model_float32.keras") == manifest["keras_sha256"]

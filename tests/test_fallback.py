@@ -46,7 +46,7 @@ def trained(data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def broken(trained, tmp_path_factory):
     """The outlier-channel model as a user's .keras file."""
-    from edge_mnist.keras_io import load_keras, save_keras
+    from edge_mnist.runtime.keras_io import load_keras, save_keras
 
     path = tmp_path_factory.mktemp("broken") / "broken.keras"
     save_keras(outlier_channel(load_keras(trained / "model_float32.keras")), path)
@@ -56,7 +56,7 @@ def broken(trained, tmp_path_factory):
 def imported(source, out, data, fallback=None):
     """`export --int8 --model source` into `out`, in process."""
     from edge_mnist.export import export
-    from edge_mnist.user_model import import_model
+    from edge_mnist.train.user_model import import_model
 
     import_model(source, out, data)
     export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=fallback)
@@ -72,15 +72,15 @@ def plain(broken, data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def mixed(broken, data, tmp_path_factory):
     """The broken model exported with --fallback."""
-    from edge_mnist.check import Criteria
-    from edge_mnist.fallback import Request
+    from edge_mnist.gate import Criteria
+    from edge_mnist.quantize.fallback import Request
 
     return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
 
 
 def test_the_outlier_model_computes_the_same_float_function(trained, broken, data):
     from edge_mnist.data import to_float
-    from edge_mnist.keras_io import load_keras
+    from edge_mnist.runtime.keras_io import load_keras
 
     x = to_float(data.x_test[:200])
     before = load_keras(trained / "model_float32.keras").predict(x, verbose=0)
@@ -89,7 +89,8 @@ def test_the_outlier_model_computes_the_same_float_function(trained, broken, dat
 
 
 def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
 
     verdict = evaluate(plain, data, Criteria(), skip_runtimes=("tflm",))
     failed = {r.artifact for r in verdict.failed}
@@ -101,7 +102,7 @@ def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, medium_fa
     from click.testing import CliRunner
 
     from edge_mnist.cli import cli
-    from edge_mnist.debug import DEBUG_FILE, DEBUG_PLOT
+    from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT
 
     result = CliRunner().invoke(cli, ["debug", "--out", str(plain), "--data-dir", str(medium_fashion_dir),
                                       "--calib-samples", str(CALIB)])
@@ -125,16 +126,17 @@ def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, medium_fa
 
 
 def test_debug_refuses_another_calibration(plain, data):
+    from edge_mnist.core.errors import EdgeMnistError
     from edge_mnist.debug import debug
-    from edge_mnist.errors import EdgeMnistError
 
     with pytest.raises(EdgeMnistError, match="--calib-samples and --seed"):
         debug(plain, data, calib_samples=CALIB + 1, progress=quiet)
 
 
 def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, data):
-    from edge_mnist.check import Criteria, evaluate
-    from edge_mnist.records import Manifest
+    from edge_mnist.check import evaluate
+    from edge_mnist.folder.records import Manifest
+    from edge_mnist.gate import Criteria
     from edge_mnist.runtime.tflite import TFLiteRunner
 
     manifest = Manifest.load(mixed)
@@ -173,9 +175,9 @@ def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fash
 
 
 def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
-    from edge_mnist.check import Criteria
     from edge_mnist.export import export
-    from edge_mnist.fallback import Request
+    from edge_mnist.gate import Criteria
+    from edge_mnist.quantize.fallback import Request
 
     out = tmp_path / "healthy"
     shutil.copytree(trained, out)
@@ -185,10 +187,10 @@ def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
 
 
 def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
-    from edge_mnist.check import Criteria
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
     from edge_mnist.export import export
-    from edge_mnist.fallback import Request
+    from edge_mnist.gate import Criteria
+    from edge_mnist.quantize.fallback import Request
 
     out = tmp_path / "qat"
     shutil.copytree(trained, out)
@@ -197,7 +199,7 @@ def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
 
 
 def test_a_failing_search_never_reads_as_passing_even_when_all_int8_is_the_best_mix():
-    from edge_mnist.fallback import Fallback, Step
+    from edge_mnist.quantize.fallback import Fallback, Step
 
     int8 = Step((), {"tflite": 0.80, "onnx": 0.80}, ["model_int8.tflite disagreement 13 (limit 2)"])
     worse = Step(("conv1",), {"tflite": 0.79, "onnx": 0.79}, ["model_int8.tflite disagreement 14 (limit 2)"])

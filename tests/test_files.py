@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from edge_mnist import files
+from edge_mnist.core import files
 
 pytestmark = pytest.mark.device
 
@@ -21,7 +21,7 @@ def test_crash_during_write_keeps_old_content(tmp_path, monkeypatch):
     target = tmp_path / "model.onnx"
     target.write_bytes(b"old")
 
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
 
     def boom(*_):
         raise OSError(28, "No space left on device")
@@ -103,7 +103,7 @@ def test_written_files_follow_the_umask_not_the_temp_file_mode(tmp_path):
 
 
 def test_a_folder_that_is_a_file_is_refused(tmp_path):
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
 
     (tmp_path / "export").write_text("x")
     with pytest.raises(EdgeMnistError, match="export: exists and is not a folder"):
@@ -121,7 +121,7 @@ def test_a_symlinked_folder_is_swapped_at_its_target(tmp_path):
 
 
 def test_dot_names_the_current_folder_and_root_is_refused(tmp_path, monkeypatch):
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
 
     out = make_set(tmp_path / "export", **{"manifest.json": "old"})
     monkeypatch.chdir(out)

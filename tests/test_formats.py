@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import pytest
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.formats import BY_KEY, FLOAT_KERAS, FORMATS, QAT_KERAS, REFERENCE_ORDER, RUNS, chosen_runs, for_methods, parity_groups, runtime_for
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.formats import (
+    BY_KEY,
+    FLOAT_KERAS,
+    FORMATS,
+    QAT_KERAS,
+    REFERENCE_ORDER,
+    RUNS,
+    chosen_runs,
+    for_methods,
+    parity_groups,
+    runtime_for,
+)
 
 pytestmark = pytest.mark.device
 

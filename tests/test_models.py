@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.models import ARCHITECTURES, build
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.registry.models import ARCHITECTURES, build
 
 TASK = DATASETS["mnist"].task
 
@@ -66,7 +66,7 @@ def test_every_architecture_is_listed_in_help():
 
 @pytest.mark.tf
 def test_output_follows_the_task():
-    from edge_mnist.datasets import Task
+    from edge_mnist.registry.datasets import Task
 
     letters = Task("letters", (28, 28, 1), tuple("abcdefghijklmnopqrstuvwxyz"), 20)
     assert build("reference_cnn", letters).output_shape == (None, 26)
@@ -112,7 +112,8 @@ def _train_and_export(name: str, data_dir, out, batch_size: int):
 def test_every_architecture_trains_exports_both_ways_and_passes_the_gate(name, medium_fashion_dir, tmp_path):
     """One epoch on 12,000 real Fashion-MNIST images (batch 32, so BatchNorm's moving statistics
     settle), then PTQ and QAT int8 to TFLite, ONNX and ORT, and the default gate on 5,000 test images."""
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
 
     data, history = _train_and_export(name, medium_fashion_dir, tmp_path, batch_size=32)
     assert history["test_accuracy"] > 0.6
@@ -128,7 +129,8 @@ def test_every_architecture_trains_exports_both_ways_and_passes_the_gate(name, m
 def test_the_heavy_architectures_export_both_ways_with_runtime_parity(name, small_fashion_dir, tmp_path):
     """7x7 and 5x5 'same' convolutions, BatchNorm before a 'same' conv and before Flatten: every int8
     file exports, and the .tflite, .onnx and .ort of each method agree (the gate's parity criteria)."""
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
 
     data, _ = _train_and_export(name, small_fashion_dir, tmp_path, batch_size=32)
     verdict = evaluate(tmp_path, data, Criteria(), threads=1, skip_runtimes=("tflm",))
@@ -143,9 +145,10 @@ def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tf
     and the default gate passes on all 10,000 test images, TFLM parity with LiteRT included (one
     epoch on a subset, as the notebook models are checked above, leaves it too undertrained for the
     per-class criterion: 4.15 pp in CI). Measured: 89.42% float, 89.41% PTQ, TFLM = LiteRT on 99.94%."""
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
     from edge_mnist.data import load_dataset
     from edge_mnist.export import export
+    from edge_mnist.gate import Criteria
     from edge_mnist.train import TrainConfig, train
 
     data = load_dataset("fashion-mnist")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.pipeline import folder_dataset, load_for_folder
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.data import folder_dataset, load_for_folder
 
 pytestmark = pytest.mark.device
 

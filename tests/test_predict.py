@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from benchmarks.photos import phone_photo  # the renderer of the photo benchmark
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.predict import load_image, preprocess
+from edge_mnist.registry.datasets import DATASETS
 from tests.conftest import FIXTURES
 from tests.test_cli import run_cli
 

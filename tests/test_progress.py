@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edge_mnist import progress
+from edge_mnist.core import progress
 
 pytestmark = pytest.mark.device
 

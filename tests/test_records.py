@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.records import BenchResult, Manifest
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.folder.records import BenchResult, Manifest
 
 pytestmark = pytest.mark.device
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_mnist.plots import PLOT_FILES, confusion_counts
+from edge_mnist.folder.layout import PLOT_FILES
+from edge_mnist.render.plots import confusion_counts
 from tests.test_cli import LOOSE, run_cli
 
 pytestmark = pytest.mark.tf
@@ -63,9 +64,10 @@ def test_report_embeds_every_picture_and_the_gate_verdict(reported):
 
 def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported, small_fashion_dir):
     """The same folder and bench record, stricter limits: the gate run for the page fails, and so does the page."""
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
     from edge_mnist.data import load_dataset
-    from edge_mnist.records import Manifest
+    from edge_mnist.folder.records import Manifest
+    from edge_mnist.gate import Criteria
     from edge_mnist.report import load_bench, render
 
     manifest = Manifest.load(reported)

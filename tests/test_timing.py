@@ -6,7 +6,7 @@ from itertools import groupby
 
 import pytest
 
-from edge_mnist.timing import interleaved_p50, latency_us
+from edge_mnist.core.timing import interleaved_p50, latency_us
 
 pytestmark = pytest.mark.device
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.tf
 
 
 def test_mixed_precision_falls_back_to_float32_without_gpu():
-    from edge_mnist.tfenv import import_tf
+    from edge_mnist.core.tfenv import import_tf
     from edge_mnist.train import select_device
 
     tf, keras = import_tf()
@@ -52,8 +52,8 @@ def test_training_writes_model_history_and_curves(tiny_export):
 
 
 def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifacts(device_export, fixture_data_dir):
+    from edge_mnist.core.files import sha256_file
     from edge_mnist.data import load_dataset
-    from edge_mnist.files import sha256_file
     from edge_mnist.train import TrainConfig, train
 
     history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export, TrainConfig(epochs=1, batch_size=32))
@@ -67,8 +67,9 @@ def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifac
 def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_export, fixture_data_dir):
     import signal
 
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
     from edge_mnist.data import load_dataset
+    from edge_mnist.gate import Criteria
     from tests.conftest import run_process
     from tests.export.test_interrupt import digest
 
@@ -81,11 +82,11 @@ def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_expor
 
 
 def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_data_dir):
+    from edge_mnist.core.errors import EdgeMnistError
+    from edge_mnist.core.tfenv import import_tf
     from edge_mnist.data import load_dataset
-    from edge_mnist.errors import EdgeMnistError
     from edge_mnist.export import export
-    from edge_mnist.keras_io import save_keras
-    from edge_mnist.tfenv import import_tf
+    from edge_mnist.runtime.keras_io import save_keras
 
     _, keras = import_tf()
     data = load_dataset("fashion-mnist", fixture_data_dir)

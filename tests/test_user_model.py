@@ -61,7 +61,7 @@ def test_a_trained_keras3_residual_model_runs_the_main_job_and_passes(medium, me
 @pytest.mark.parametrize("kind", ["functional", "sequential"])
 def test_the_tf_keras_copy_computes_what_the_keras3_model_computes(medium, tmp_path, kind):
     from edge_mnist.data import to_float
-    from edge_mnist.user_model import load_user_model
+    from edge_mnist.train.user_model import load_user_model
 
     keras = keras3()
     if kind == "functional":
@@ -88,7 +88,7 @@ def test_the_tf_keras_copy_computes_what_the_keras3_model_computes(medium, tmp_p
 
 
 def test_a_tf_keras_h5_model_exports(medium_fashion_dir, tmp_path, medium):
-    from edge_mnist.models import build
+    from edge_mnist.registry.models import build
 
     model = build("mlp", medium.task)
     model.save(tmp_path / "mlp.h5")
@@ -127,7 +127,7 @@ def _swish(keras):
 ])
 def test_an_unusable_model_is_one_line_exit_2_and_the_folder_is_untouched(make, message, device_export, tmp_path,
                                                                             fixture_data_dir):
-    from edge_mnist.files import sha256_file
+    from edge_mnist.core.files import sha256_file
 
     make(keras3()).save(tmp_path / "bad.keras")
     before = {p.name: sha256_file(p) for p in device_export.iterdir() if p.is_file()}
@@ -143,8 +143,8 @@ def test_an_unusable_model_is_one_line_exit_2_and_the_folder_is_untouched(make, 
 
 
 def test_a_keras3_lambda_is_refused_before_anything_runs(tmp_path, medium):
-    from edge_mnist.errors import EdgeMnistError
-    from edge_mnist.user_model import load_user_model
+    from edge_mnist.core.errors import EdgeMnistError
+    from edge_mnist.train.user_model import load_user_model
 
     keras = keras3()
     image = keras.Input((28, 28, 1))

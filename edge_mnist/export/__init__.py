@@ -6,88 +6,27 @@ takes an ExportJob, writes job.path and returns an Exported record.
 """
 from __future__ import annotations
 
-import importlib
-import json
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from edge_mnist import __version__
+from edge_mnist.core.errors import EdgeMnistError, GateFailed
+from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
-from edge_mnist.datasets import Task
-from edge_mnist.errors import EdgeMnistError, GateFailed
-from edge_mnist.files import sha256_file, staged, writable_folder
-from edge_mnist.formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, RUNTIMES, Format, for_methods
-from edge_mnist.plots import ARTIFACT_PLOTS
-from edge_mnist.progress import step
-from edge_mnist.records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE, Artifact, InputSpec, Manifest, QatRecord, expect
-
-
-@dataclass
-class ExportJob:
-    """What an exporter needs: the Keras model to convert, calibration images and where to write."""
-
-    model: object
-    calib: np.ndarray
-    path: Path
-    fmt: Format
-    task: Task
-    metadata: dict[str, str]
-    built_from_path: Path | None = None
-    int8_model: bytes | None = None  # a mixed int8 .tflite chosen by --fallback, written instead of converting
-
-
-@dataclass
-class Exported:
-    """What an exporter reports about the file it wrote."""
-
-    converter: str
-    quantization: str = ""
-    measured: dict[str, str] | None = None  # figures measured on the written file, kept in the manifest
-
-
-def artifact_metadata(fmt: Format, task: Task, float_accuracy: float) -> dict[str, str]:
-    """The description every artifact carries inside the file (where its format has room for it):
-    labels, dataset, input shape and preprocessing (in `task`), the float model's test accuracy and
-    versions; int8 exporters add the input and output quantization (io_quantization)."""
-    return {"edge_mnist.format": fmt.key, "edge_mnist.version": __version__, "precision": fmt.precision,
-            "method": fmt.method, "dataset": task.dataset, "labels": json.dumps(list(task.class_names)),
-            "input_shape": json.dumps(list(task.input_shape)), "preprocessing": task.pixel_scale,
-            "float_accuracy": f"{float_accuracy:.6f}", "task": json.dumps(task.to_json()), "notes": fmt.notes}
-
-
-def io_quantization(runner) -> dict[str, str]:
-    """An integer model's input and output scale and zero point, as metadata strings."""
-    return {"input_scale": repr(float(runner.input_scale)), "input_zero_point": str(int(runner.input_zero_point)),
-            "output_scale": repr(float(runner.output_scale)),
-            "output_zero_point": str(int(runner.output_zero_point))}
-
-
-def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> Artifact:
-    """Manifest entry for one written file, its input read back with the runtime that runs it."""
-    spec = InputSpec([-1, *task.input_shape], "float32")
-    if fmt.runnable and not RUNTIMES[fmt.runtime].needs_tensorflow:
-        from edge_mnist.runtime import open_model
-
-        runner = open_model(path, task=task, runtime=fmt.runtime)
-        if runner.input_dtype != np.float32:
-            spec = InputSpec(spec.shape, runner.input_dtype.name, float(runner.input_scale),
-                             int(runner.input_zero_point))
-    details = {"converter": exported.converter, "quantization": exported.quantization,
-               **(exported.measured or {})} if exported else {}
-    return Artifact(fmt.key, fmt.file, sha256_file(path), path.stat().st_size, spec,
-                    {k: v for k, v in details.items() if v})
-
-
-def run_exporter(fmt: Format, job: ExportJob) -> Exported:
-    """Import the exporter the registry names for `fmt` and run it."""
-    module, func = fmt.exporter.split(":")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return getattr(importlib.import_module(module), func)(job)
+from edge_mnist.export.job import ExportJob, artifact_metadata, describe, run_exporter
+from edge_mnist.folder.layout import ARTIFACT_PLOTS, BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
+from edge_mnist.folder.records import Manifest, QatRecord
+from edge_mnist.folder.verify import recorded_keras_sha256
+from edge_mnist.gate import Measured
+from edge_mnist.quantize.calibration import calibration_images
+from edge_mnist.quantize.fallback import search
+from edge_mnist.quantize.mixed import Mixer
+from edge_mnist.quantize.qat import qat_finetune
+from edge_mnist.registry.formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, Format, for_methods
+from edge_mnist.runtime.keras_io import load_keras, save_keras
+from edge_mnist.train import evaluate_keras
 
 
 def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accuracy: float) -> Manifest:
@@ -103,26 +42,10 @@ def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accura
     return old
 
 
-def recorded_keras_sha256(out: Path) -> str | None:
-    """The sha256 the toolkit recorded for DIR's float Keras model (training history, else manifest);
-    None for a model the toolkit did not write."""
-    from edge_mnist.records import read_record
-    from edge_mnist.train import HISTORY_FILE
-
-    history = Path(out) / HISTORY_FILE
-    if history.is_file():
-        recorded = read_record(history, "training history").get("keras_sha256")
-        if recorded is not None:
-            return expect(recorded, str, f"{history}: keras_sha256")
-    return Manifest.load(out).keras_sha256 if (Path(out) / MANIFEST_FILE).is_file() else None
-
-
 def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, batch_size: int, seed: int,
          progress) -> tuple[object, QatRecord]:
     """Fine-tune a QAT copy of the float model (ranges calibrated on `calib` first), save it and
     record its test-set predictions."""
-    from edge_mnist.keras_io import save_keras
-    from edge_mnist.quantize.qat import qat_finetune
 
     progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
     qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed, calib)
@@ -135,9 +58,6 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
 def _fallback(model, calib: np.ndarray, dataset: Dataset, request, progress):
     """Search the float fallback (edge_mnist.fallback) for the post-training int8 files; returns the
     Mixer and the result."""
-    from edge_mnist.check import Measured
-    from edge_mnist.fallback import search
-    from edge_mnist.quantize.mixed import Mixer
 
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     preds = model.predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
@@ -176,9 +96,6 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     """
-    from edge_mnist.keras_io import load_keras
-    from edge_mnist.quantize.calibration import calibration_images
-    from edge_mnist.train import evaluate_keras
 
     out = Path(out)
     writable_folder(out)

@@ -15,11 +15,14 @@ import hashlib
 import re
 from pathlib import Path
 
-from edge_mnist import __version__
-from edge_mnist.datasets import Task
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_bytes
-from edge_mnist.export import ExportJob, Exported
+from edge_mnist.core.errors import EdgeMnistError, MissingDependency
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.core.version import __version__
+from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.registry.datasets import Task
+from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.runtime.tflite_graph import graph_tensors
+from edge_mnist.runtime.tflm import smallest_arena, tflm_version
 
 BYTES_PER_LINE = 16
 ARENA_ROUND = 1024  # the header's suggested arena: the measured minimum rounded up to this
@@ -51,7 +54,6 @@ def byte_lines(data: bytes) -> str:
 def activation_peak(model: bytes, path: Path) -> int:
     """Bytes of the largest set of activation tensors alive at once, walking the operators in order
     (no in-place reuse): the floor of any arena planner, independent of runtime bookkeeping."""
-    from edge_mnist.runtime.tflite import graph_tensors
 
     sizes, nodes, inputs, outputs = graph_tensors(model, path)
     last = len(nodes)
@@ -137,9 +139,6 @@ def export_source(job: ExportJob) -> Exported:
 
 def export_header(job: ExportJob) -> Exported:
     """Write the C++ header; measure the smallest TFLM arena when tflite-micro is installed."""
-    from edge_mnist.errors import MissingDependency
-    from edge_mnist.runtime.tflite import TFLiteRunner
-    from edge_mnist.runtime.tflm import smallest_arena, tflm_version
 
     name, tflite = _tflite(job)
     runner = TFLiteRunner(job.built_from_path, content=tflite)

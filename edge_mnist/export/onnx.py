@@ -5,12 +5,14 @@ travels with the model into any onnxruntime application.
 """
 from __future__ import annotations
 
-from edge_mnist.files import atomic_write_bytes
-from edge_mnist.tfenv import filtered_stderr, import_tf
-from edge_mnist.export import ExportJob, Exported
-
-OPSET = 17
-INPUT_NAME = "image"
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.core.tfenv import filtered_stderr, import_tf
+from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.quantize.onnx_from_tflite import convert
+from edge_mnist.quantize.ptq import named
+from edge_mnist.registry.formats import INPUT_NAME
+from edge_mnist.runtime.base import io_quantization
+from edge_mnist.runtime.tflite import TFLiteRunner
 
 
 def keras_to_onnx(model, input_shape: tuple[int, ...]):
@@ -19,12 +21,11 @@ def keras_to_onnx(model, input_shape: tuple[int, ...]):
     tf, _ = import_tf()
     import tf2onnx
 
-    from edge_mnist.quantize.ptq import named
 
     model = named(model)
     spec = (tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME),)
     with filtered_stderr():
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
     return proto
 
 
@@ -50,9 +51,6 @@ def export_float(job: ExportJob) -> Exported:
 def export_int8(job: ExportJob) -> Exported:
     """int8 ONNX converted from the int8 .tflite this format is built from: the same integer model,
     in the QDQ shapes a default onnxruntime session fuses (quantize.onnx_from_tflite)."""
-    from edge_mnist.quantize.onnx_from_tflite import convert
-    from edge_mnist.runtime.tflite import TFLiteRunner
-    from edge_mnist.export import io_quantization
 
     model = job.built_from_path.read_bytes()
     io_quant = io_quantization(TFLiteRunner(job.built_from_path, content=model))

@@ -15,8 +15,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from edge_mnist.files import atomic_write_bytes
-from edge_mnist.export import ExportJob, Exported
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.export.onnx import with_props
 
 
 def _quiet() -> None:
@@ -30,7 +31,6 @@ def export_ort(job: ExportJob) -> Exported:
     import onnxruntime
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
-    from edge_mnist.export.onnx import with_props
 
     proto = with_props(onnx.load_from_string(job.built_from_path.read_bytes()), job.metadata)
     _quiet()

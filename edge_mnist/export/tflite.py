@@ -6,36 +6,18 @@ and edge_mnist.runtime.tflite reads it back.
 """
 from __future__ import annotations
 
-import json
-
-import numpy as np
-
-from edge_mnist.files import atomic_write_bytes
-from edge_mnist.runtime.tflite import METADATA_NAME
-from edge_mnist.tfenv import filtered_stderr, import_tf
-from edge_mnist.export import ExportJob, Exported
-
-
-def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
-    """The .tflite flatbuffer with `metadata` added (or replaced) as a JSON metadata entry."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
-    obj.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(obj.buffers) - 1
-    kept = [m for m in (obj.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
-    obj.metadata = kept + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.core.tfenv import filtered_stderr, import_tf
+from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.quantize.ptq import converter_for, int8_converter
+from edge_mnist.runtime.base import io_quantization
+from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.runtime.tflite_graph import with_metadata
 
 
 def export_float(job: ExportJob) -> Exported:
     """Plain float32 TFLite, the float baseline on LiteRT."""
     tf, _ = import_tf()
-    from edge_mnist.quantize.ptq import converter_for
 
     with filtered_stderr():
         data = converter_for(job.model).convert()
@@ -46,9 +28,6 @@ def export_float(job: ExportJob) -> Exported:
 def export_int8(job: ExportJob) -> Exported:
     """Full-integer int8 (quantize.ptq); for a QAT model its learned ranges are kept."""
     tf, _ = import_tf()
-    from edge_mnist.quantize.ptq import int8_converter
-    from edge_mnist.runtime.tflite import TFLiteRunner
-    from edge_mnist.export import io_quantization
 
     if job.int8_model is None:
         with filtered_stderr():

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.tfenv import import_tf
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.tfenv import import_tf
+from edge_mnist.registry.formats import INPUT_NAME
 
 
 def fold_batchnorm(model, through_relu: bool = False):
@@ -42,7 +43,7 @@ def fold_batchnorm(model, through_relu: bool = False):
         kept.append((clone, weights))
     if pending is not None:
         raise EdgeMnistError(f"{model.name}: a BatchNormalization with no following Dense cannot be folded")
-    folded = keras.Sequential([keras.layers.Input(model.input_shape[1:], name="image")] + [c for c, _ in kept],
+    folded = keras.Sequential([keras.layers.Input(model.input_shape[1:], name=INPUT_NAME)] + [c for c, _ in kept],
                               name=f"{model.name}_bnfolded")
     for clone, weights in kept:
         clone.set_weights(weights)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import Dataset, to_float
-from edge_mnist.errors import EdgeMnistError
 
 
 def calibration_images(dataset: Dataset, samples: int, seed: int) -> np.ndarray:

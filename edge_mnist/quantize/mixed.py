@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.tfenv import filtered_stderr, import_tf
+from edge_mnist.core.tfenv import filtered_stderr, import_tf
+from edge_mnist.quantize.onnx_from_tflite import convert
+from edge_mnist.quantize.ptq import int8_converter
+from edge_mnist.runtime.base import io_quantization
+from edge_mnist.runtime.onnx import OnnxRunner
+from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.runtime.tflite_graph import read_tflite
 
 PASS_THROUGH = ("MAX_POOL_2D", "RESHAPE")  # keep the input's quantization grid
 IGNORED = ("QUANTIZE", "DEQUANTIZE")
@@ -127,7 +133,6 @@ class Mixer:
 
     def __post_init__(self):
         """Parse the calibrated model once and map its operators to the Keras layers."""
-        from edge_mnist.quantize.onnx_from_tflite import read_tflite
 
         self.graph = read_tflite(self.calibrated_model, Path("calibrated.tflite"))
         self.ops = op_layers(self.graph, self.layer_names)
@@ -135,7 +140,6 @@ class Mixer:
     @classmethod
     def for_model(cls, model, calib: np.ndarray) -> "Mixer":
         """Calibrate `model` (a tf_keras model) on `calib` with the converter settings of quantize.ptq."""
-        from edge_mnist.quantize.ptq import int8_converter
 
         return cls(calibrated(int8_converter(model, calib)), [layer.name for layer in model.layers])
 
@@ -153,9 +157,6 @@ class Mixer:
 
     def onnx(self, float_layers: tuple[str, ...] = ()) -> bytes:
         """The int8 ONNX converted from that .tflite (converted once per mix)."""
-        from edge_mnist.export import io_quantization
-        from edge_mnist.runtime.tflite import TFLiteRunner
-        from edge_mnist.quantize.onnx_from_tflite import convert
 
         key = ("onnx", tuple(sorted(float_layers)))
         if key not in self._built:
@@ -166,8 +167,6 @@ class Mixer:
 
     def runner(self, float_layers: tuple[str, ...], runtime: str):
         """A LiteRT ("tflite") or onnxruntime ("onnx") runner of the mix."""
-        from edge_mnist.runtime.onnx import OnnxRunner
-        from edge_mnist.runtime.tflite import TFLiteRunner
 
         name = "+".join(float_layers) or "int8"
         if runtime == "tflite":

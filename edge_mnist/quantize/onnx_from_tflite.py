@@ -23,87 +23,19 @@ one-line error naming the operator.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.runtime.tflite import TFLITE_TYPES
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.formats import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
+from edge_mnist.runtime.tflite_graph import TFLITE_TYPES, Quant, TfliteGraph, read_tflite
 
-OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases since 1.14 read
-INPUT_NAME, OUTPUT_NAME = "image", "probs"
 INT8_MIN, INT8_MAX = -128, 127
 FLOAT32 = 0  # TFLite TensorType code
 TFLITE_NAME_TAG = "tflite:"
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType codes
-
-
-@dataclass
-class Quant:
-    """One tensor's quantization: scale(s), zero point(s) and the per-channel axis of the .tflite."""
-
-    scale: np.ndarray
-    zero_point: np.ndarray
-    axis: int = 0
-
-    @property
-    def per_tensor(self) -> bool:
-        """One scale for the whole tensor."""
-        return self.scale.size == 1
-
-
-@dataclass
-class TfliteGraph:
-    """The parts of a .tflite subgraph this converter reads: tensors, operators, I/O."""
-
-    names: list[str]
-    shapes: list[list[int]]
-    types: list[int]
-    quant: list[Quant | None]
-    data: dict[int, np.ndarray]
-    ops: list[tuple[str, list[int], list[int], object]]
-    inputs: list[int]
-    outputs: list[int]
-
-
-def read_tflite(model: bytes, path: Path) -> TfliteGraph:
-    """The first subgraph of a .tflite flatbuffer, with constant data as numpy arrays."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    try:
-        return _parse(flatbuffer_utils.convert_bytearray_to_object(bytearray(model)), schema, path)
-    except EdgeMnistError:
-        raise
-    except Exception as exc:  # the flatbuffer reader raises whatever the bytes provoke
-        raise EdgeMnistError(f"{path}: unreadable TFLite model ({type(exc).__name__}: {str(exc)[:120]})") from exc
-
-
-def _parse(obj, schema, path: Path) -> TfliteGraph:
-    """The TfliteGraph of a parsed flatbuffer object (read_tflite turns any failure into one line)."""
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    graph = obj.subgraphs[0]
-    quant, data = [], {}
-    for i, tensor in enumerate(graph.tensors):
-        q = tensor.quantization
-        quant.append(None if q is None or q.scale is None or len(q.scale) == 0 else
-                     Quant(np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64), q.quantizedDimension))
-        buffer = obj.buffers[tensor.buffer]
-        if buffer.data is not None and len(buffer.data):
-            dtype = TFLITE_TYPES.get(tensor.type)
-            if dtype not in ("float32", "int32", "int8"):
-                raise EdgeMnistError(f"{path}: constant {tensor.name!r} has unsupported TFLite type {tensor.type}")
-            data[i] = np.frombuffer(bytes(buffer.data), dtype).reshape(tensor.shape)
-    ops = []
-    for op in graph.operators:
-        code = obj.operatorCodes[op.opcodeIndex]
-        ops.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?"), list(op.inputs),
-                    list(op.outputs), op.builtinOptions))
-    return TfliteGraph([t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors],
-                       [[int(d) for d in t.shape] for t in graph.tensors], [t.type for t in graph.tensors], quant, data,
-                       ops, list(graph.inputs), list(graph.outputs))
 
 
 class Converter:
@@ -419,8 +351,8 @@ class Converter:
             raise EdgeMnistError(f"{self.path}: expected one int8 NHWC image input; export a full-integer model")
         if transpose_first:
             nchw = self.node("Transpose", [INPUT_NAME], "image_nchw", perm=[0, 3, 1, 2])
-            return self.dequantize("image", nchw, self.quant(index))
-        return self.node("Transpose", [self.dequantize("image", INPUT_NAME, self.quant(index))], "image_nchw",
+            return self.dequantize(INPUT_NAME, nchw, self.quant(index))
+        return self.node("Transpose", [self.dequantize(INPUT_NAME, INPUT_NAME, self.quant(index))], "image_nchw",
                          perm=[0, 3, 1, 2])
 
     def stem(self) -> int:
@@ -495,6 +427,9 @@ def convert(model: bytes, path: Path, metadata: dict[str, str], float_stem: bool
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise EdgeMnistError(f"{path}: expected one input and one output, found {len(graph.inputs)} and "
                              f"{len(graph.outputs)}")
+    for i, array in graph.data.items():
+        if TFLITE_TYPES.get(graph.types[i]) not in ("float32", "int32", "int8"):
+            raise EdgeMnistError(f"{path}: constant {graph.names[i]!r} has unsupported TFLite type {graph.types[i]}")
     conv = Converter(graph, path)
     try:
         _walk(conv, float_stem)
@@ -508,7 +443,7 @@ def convert(model: bytes, path: Path, metadata: dict[str, str], float_stem: bool
         conv.nodes, "edge_mnist_int8",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT8, shape(graph.inputs[0]))],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.INT8, shape(index))], conv.initializers)
-    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edge-mnist")
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="edge-mnist")
     proto.ir_version = IR_VERSION
     helper.set_model_props(proto, metadata)
     checker.check_model(proto)

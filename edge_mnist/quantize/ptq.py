@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_mnist.tfenv import import_tf
-
-INPUT_NAME, OUTPUT_NAME = "image", "probs"
+from edge_mnist.core.tfenv import import_tf
+from edge_mnist.registry.formats import INPUT_NAME, OUTPUT_NAME
 
 
 def named(model):

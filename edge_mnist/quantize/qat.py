@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_mnist.core.errors import EdgeMnistError, require
+from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset
-from edge_mnist.errors import EdgeMnistError, require
-from edge_mnist.tfenv import import_tf
+from edge_mnist.quantize.batchnorm import fold_batchnorm
+from edge_mnist.train import fit
 
 LEARNING_RATE = 1e-4  # fine-tuning from a trained model: a tenth of training's default
 RANGE_SUFFIXES = {"pre_activation": ("pre_activation_min", "pre_activation_max"),
@@ -86,8 +88,6 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
     from those images (module docstring); without it, from tfmot's [-6, 6].
     """
     _, keras = import_tf()
-    from edge_mnist.train import fit
-    from edge_mnist.quantize.batchnorm import fold_batchnorm
 
     tfmot = require("tensorflow_model_optimization", "train")
     keras.utils.set_random_seed(seed)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edge_mnist.datasets import Task
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.formats import RUNTIMES, runtime_for
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.datasets import Task
+from edge_mnist.registry.formats import RUNTIMES, runtime_for
 from edge_mnist.runtime.base import Runner, check_images
 
 __all__ = ["Runner", "open_model", "check_images"]

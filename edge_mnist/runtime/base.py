@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from edge_mnist.datasets import Task
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry.datasets import Task
 
 SUPPORTED_INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
 
@@ -156,3 +156,10 @@ class Runner:
         """A zero-argument call running one prepared input: the unit the latency timer measures."""
         prepared = self.prepare(check_images(x, str(self.path), self.input_shape))
         return lambda: self.run(prepared)
+
+
+def io_quantization(runner) -> dict[str, str]:
+    """An integer model's input and output scale and zero point, as metadata strings."""
+    return {"input_scale": repr(float(runner.input_scale)), "input_zero_point": str(int(runner.input_zero_point)),
+            "output_scale": repr(float(runner.output_scale)),
+            "output_zero_point": str(int(runner.output_zero_point))}

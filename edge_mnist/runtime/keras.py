@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.tfenv import import_tf
 from edge_mnist.runtime.base import Runner, image_signature
+from edge_mnist.runtime.keras_io import load_keras
 
 
 class KerasRunner(Runner):
@@ -19,8 +21,6 @@ class KerasRunner(Runner):
 
     def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
         """Load with the safe Keras loader; `content` is unused (Keras reads files), its sha256 checked by the caller."""
-        from edge_mnist.keras_io import load_keras
-        from edge_mnist.tfenv import import_tf
 
         tf, _ = import_tf()
         self.path, self.threads, self.metadata = Path(path), threads, {}

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError, require
+from edge_mnist.core.errors import EdgeMnistError, require
 from edge_mnist.runtime.base import Runner, check_images, image_signature, read_model
 from edge_mnist.runtime.onnx_graph import is_ort_format, refuse_external_data, summarize, summarize_ort
 

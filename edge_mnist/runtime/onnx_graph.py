@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.runtime.base import live_constants, weight_precision
 
 # Field numbers from onnx.proto3.

@@ -1,90 +1,14 @@
 """LiteRT (ai-edge-litert) runner for .tflite files; XNNPACK is used on CPU where available."""
 from __future__ import annotations
 
-import json
-import struct
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError, require
-from edge_mnist.tfenv import filtered_stderr
-from edge_mnist.runtime.base import Runner, image_signature, live_constants, read_model, weight_precision
-
-
-METADATA_NAME = "edge_mnist"
-
-
-def read_metadata(model: bytes, path: Path) -> dict[str, str]:
-    """The JSON metadata entry edge-mnist writes into a .tflite flatbuffer ({} when there is none)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    try:
-        root = schema.Model.GetRootAs(model, 0)
-        for i in range(root.MetadataLength()):
-            entry = root.Metadata(i)
-            if entry.Name() == METADATA_NAME.encode():
-                data = root.Buffers(entry.Buffer()).DataAsNumpy()
-                found = json.loads(bytes(data).decode())
-                if not isinstance(found, dict):
-                    raise ValueError("not a JSON object")
-                return {str(k): str(v) for k, v in found.items()}
-    except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, RecursionError,
-            struct.error) as exc:
-        raise EdgeMnistError(f"{path}: unreadable {METADATA_NAME} metadata ({str(exc)[:120]})") from exc
-    return {}
-
-
-TFLITE_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8",
-                10: "float64"}
-
-
-TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "int16": 2, "int8": 1, "float64": 8}
-
-
-def _graph(model: bytes, path: Path):
-    """(root, first subgraph, constants {tensor: (dtype, elements)}, nodes [(inputs, outputs)]) of a .tflite."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    try:
-        root = schema.Model.GetRootAs(model, 0)
-        graph = root.Subgraphs(0)
-        constants = {}
-        for i in range(graph.TensorsLength()):
-            tensor = graph.Tensors(i)
-            buffer = root.Buffers(tensor.Buffer()) if tensor.Buffer() < root.BuffersLength() else None
-            if buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 0):
-                constants[i] = (TFLITE_TYPES.get(tensor.Type(), "other"), _elements(tensor))
-        nodes = [([int(t) for t in op.InputsAsNumpy()], [int(t) for t in op.OutputsAsNumpy()])
-                 for op in (graph.Operators(j) for j in range(graph.OperatorsLength()))]
-        return root, graph, constants, nodes
-    except (ValueError, IndexError, AttributeError, TypeError, struct.error) as exc:
-        raise EdgeMnistError(f"{path}: unreadable TFLite graph ({exc})") from exc
-
-
-def _elements(tensor) -> int:
-    """Number of elements of a flatbuffer tensor (a scalar has one)."""
-    shape = tensor.ShapeAsNumpy()
-    return int(np.prod(shape)) if isinstance(shape, np.ndarray) and len(shape) else 1
-
-
-def live_weights(model: bytes, path: Path) -> Counter:
-    """Elements per dtype of the constant tensors the first subgraph's outputs depend on."""
-    _, graph, constants, nodes = _graph(model, path)
-    return live_constants(nodes, [int(t) for t in graph.OutputsAsNumpy()], constants)
-
-
-def graph_tensors(model: bytes, path: Path) -> tuple[dict[int, int], list, list[int], list[int]]:
-    """({activation tensor: bytes}, nodes [(inputs, outputs)], graph inputs, graph outputs) of the first
-    subgraph; activations are the tensors without constant data (index -1 marks an absent optional input)."""
-    _, graph, constants, nodes = _graph(model, path)
-    sizes = {}
-    for i in range(graph.TensorsLength()):
-        if i not in constants:
-            tensor = graph.Tensors(i)
-            sizes[i] = _elements(tensor) * TYPE_BYTES.get(TFLITE_TYPES.get(tensor.Type(), ""), 4)
-    return sizes, nodes, [int(t) for t in graph.InputsAsNumpy()], [int(t) for t in graph.OutputsAsNumpy()]
+from edge_mnist.core.errors import EdgeMnistError, require
+from edge_mnist.core.tfenv import filtered_stderr
+from edge_mnist.runtime.base import Runner, image_signature, read_model, weight_precision
+from edge_mnist.runtime.tflite_graph import live_weights, read_metadata
 
 
 class TFLiteRunner(Runner):

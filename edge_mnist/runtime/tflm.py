@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.errors import EdgeMnistError, require
+from edge_mnist.core.errors import EdgeMnistError, require
 from edge_mnist.runtime.base import Runner, image_signature, read_model, weight_precision
-from edge_mnist.runtime.tflite import TFLiteRunner, live_weights, read_metadata
+from edge_mnist.runtime.tflite import TFLiteRunner
+from edge_mnist.runtime.tflite_graph import live_weights, read_metadata
 
 ARENA_LIMIT = 64 * 1024 * 1024  # no model of ours needs more; a bigger need is a broken file
 

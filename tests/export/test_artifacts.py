@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.formats import FORMATS
-from edge_mnist.records import Manifest
+from edge_mnist.folder.records import Manifest
+from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
 from edge_mnist.runtime.onnx_graph import summarize, summarize_ort
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from edge_mnist.export.c_array import activation_peak, c_string, read_array, read_labels, verify_header, verify_source
-from edge_mnist.records import Manifest
+from edge_mnist.folder.records import Manifest
 from edge_mnist.runtime.tflite import TFLiteRunner
 
 pytestmark = pytest.mark.device
@@ -119,8 +119,9 @@ def _tamper(folder, file, old: str, new: str) -> None:
 ])
 def test_gate_fails_a_c_file_that_does_not_match_the_gated_tflite(device_export, fixture_data_dir, file, old, new,
                                                                   problem):
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
     from edge_mnist.data import load_dataset
+    from edge_mnist.gate import Criteria
 
     _tamper(device_export, file, old, new)
     verdict = evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir),
@@ -132,9 +133,10 @@ def test_gate_fails_a_c_file_that_does_not_match_the_gated_tflite(device_export,
 
 
 def test_a_c_file_changed_after_export_is_bad_input(device_export, fixture_data_dir):
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.core.errors import EdgeMnistError
     from edge_mnist.data import load_dataset
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.gate import Criteria
 
     path = device_export / "model_int8.cc"
     path.write_bytes(path.read_bytes().replace(b"0x4c, 0x33", b"0x4c, 0x34", 1))

@@ -13,8 +13,9 @@ import signal
 import pytest
 
 from edge_mnist.bench import bench
-from edge_mnist.check import Criteria, evaluate
+from edge_mnist.check import evaluate
 from edge_mnist.data import load_dataset
+from edge_mnist.gate import Criteria
 from tests.conftest import run_process
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.export.tflite import with_metadata
 from edge_mnist.runtime import open_model
+from edge_mnist.runtime.tflite_graph import with_metadata
 
 pytestmark = pytest.mark.device
 
@@ -29,7 +29,7 @@ def test_replacing_metadata_keeps_predictions_and_one_entry(device_export, fixtu
 
 
 def test_corrupt_metadata_is_a_one_line_error(device_export, tmp_path):
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
 
     data = bytearray(with_metadata((device_export / "model_int8.tflite").read_bytes(), {"k": "v" * 40}))
     at = bytes(data).index(b'{"k": "vvvv')
@@ -43,7 +43,7 @@ def test_corrupt_metadata_is_a_one_line_error(device_export, tmp_path):
 def test_dense_weights_have_one_scale_and_conv_weights_one_per_channel(device_export, name):
     """Per-tensor Dense weights keep onnxruntime's integer GEMM on its fast path in the ONNX files
     made from these integers; per-channel convolution weights keep the accuracy."""
-    from edge_mnist.quantize.onnx_from_tflite import read_tflite
+    from edge_mnist.runtime.tflite_graph import read_tflite
 
     path = device_export / name
     graph = read_tflite(path.read_bytes(), path)

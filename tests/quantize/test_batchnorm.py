@@ -9,8 +9,8 @@ pytestmark = pytest.mark.tf
 
 def model_with_random_batchnorm(gamma_sign: float = 1.0):
     """The reference CNN with random BatchNorm statistics (so the fold has something to do)."""
-    from edge_mnist.datasets import DATASETS
-    from edge_mnist.models import build
+    from edge_mnist.registry.datasets import DATASETS
+    from edge_mnist.registry.models import build
 
     model = build("reference_cnn", DATASETS["mnist"].task)
     rng = np.random.default_rng(0)
@@ -48,9 +48,9 @@ def test_fold_through_relu_keeps_dense10_weights_only_when_every_scale_is_positi
 
 def test_trailing_batchnorm_folds_back_only_into_a_linear_layer():
     """After a linear Dense the BatchNorm goes into it; after a ReLU Dense its shift has nowhere to go."""
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
+    from edge_mnist.core.tfenv import import_tf
     from edge_mnist.quantize.batchnorm import fold_batchnorm
-    from edge_mnist.tfenv import import_tf
 
     _, keras = import_tf()
     linear = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
@@ -70,9 +70,9 @@ def test_trailing_batchnorm_folds_back_only_into_a_linear_layer():
 def test_every_architecture_folds_exactly(arch, sign):
     """BatchNorm after a ReLU conv, after a MaxPool, before Flatten and before a 'same' conv: the
     folded model computes the same function, with positive and with negative BatchNorm scales."""
-    from edge_mnist.datasets import DATASETS
-    from edge_mnist.models import build
     from edge_mnist.quantize.batchnorm import fold_batchnorm
+    from edge_mnist.registry.datasets import DATASETS
+    from edge_mnist.registry.models import build
 
     model = build(arch, DATASETS["mnist"].task)
     rng = np.random.default_rng(3)

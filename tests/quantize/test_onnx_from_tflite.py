@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 
 pytestmark = pytest.mark.tf
 
 
 def int8_tflite(layers, calib: np.ndarray) -> bytes:
     """A full-integer .tflite of a small Sequential model (untrained weights are enough to compare runtimes)."""
+    from edge_mnist.core.tfenv import import_tf
     from edge_mnist.quantize.ptq import int8_converter
-    from edge_mnist.tfenv import import_tf
 
     _, keras = import_tf()
     keras.utils.set_random_seed(0)
@@ -30,11 +30,10 @@ def images(fixture_data_dir):
 @pytest.mark.parametrize("float_stem", [True, False])
 def test_depthwise_same_padding_stride_2_and_relu6_match_litert(images, tmp_path, float_stem):
     import onnxruntime as ort
+    from onnx import helper
 
     from edge_mnist.quantize.onnx_from_tflite import convert
     from edge_mnist.runtime import open_model
-
-    from onnx import helper
 
     data = int8_tflite(lambda L: [L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(),
                                   L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu6"),
@@ -80,10 +79,11 @@ def test_residual_add_batchnorm_pooling_and_relu6_match_litert(images, tmp_path)
     LiteRT's winner leads by 3 steps or more (this untrained model has many near-ties)."""
     import onnxruntime as ort
 
-    from edge_mnist.quantize.onnx_from_tflite import convert, read_tflite
+    from edge_mnist.core.tfenv import import_tf
+    from edge_mnist.quantize.onnx_from_tflite import convert
     from edge_mnist.quantize.ptq import int8_converter
     from edge_mnist.runtime import open_model
-    from edge_mnist.tfenv import import_tf
+    from edge_mnist.runtime.tflite_graph import read_tflite
 
     _, keras = import_tf()
     keras.utils.set_random_seed(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_mnist.quantize.onnx_from_tflite import read_tflite
+from edge_mnist.runtime.tflite_graph import read_tflite
 
 pytestmark = pytest.mark.device
 

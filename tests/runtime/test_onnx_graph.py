@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.runtime.onnx_graph import summarize
 
 pytestmark = pytest.mark.device

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.runtime import check_images, open_model
 
 pytestmark = pytest.mark.device
@@ -51,7 +51,7 @@ def test_onnx_bound_call_matches_session_run(device_export, test_images, batch):
 
 
 def test_model_of_another_task_is_refused(device_export):
-    from edge_mnist.datasets import Task
+    from edge_mnist.registry.datasets import Task
 
     task = Task("letters", (28, 28, 1), tuple("abcdefghijklmnopqrstuvwxyz"), 20)
     with pytest.raises(EdgeMnistError, match="model_int8.tflite: model takes \\[28, 28, 1\\] and gives 10 classes"):

@@ -41,7 +41,7 @@ def test_smallest_arena_is_the_smallest(device_export):
 
 
 def test_a_model_tflm_cannot_run_is_one_line(tmp_path, device_export):
-    from edge_mnist.errors import EdgeMnistError
+    from edge_mnist.core.errors import EdgeMnistError
 
     float_model = device_export / "model_float32.tflite"
     bad = tmp_path / "bad.tflite"
@@ -52,7 +52,7 @@ def test_a_model_tflm_cannot_run_is_one_line(tmp_path, device_export):
 
 def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data_dir):
     from edge_mnist.bench import bench
-    from edge_mnist.records import BenchResult
+    from edge_mnist.folder.records import BenchResult
 
     bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1, progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
@@ -65,7 +65,8 @@ def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data
 
 
 def test_gate_checks_tflm_parity_and_skip_runtime_leaves_it_out(device_export, fixture_data_dir):
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
     verdict = evaluate(device_export, data, Criteria(), skip_qat_source=True)
@@ -81,7 +82,8 @@ def test_gate_checks_tflm_parity_and_skip_runtime_leaves_it_out(device_export, f
 def test_gate_fails_when_tflm_disagrees(device_export, fixture_data_dir, monkeypatch):
     """A TFLM run whose answers differ from LiteRT's fails parity (the runner is made to shift every
     top-1 by one class, as a miscompiled kernel would)."""
-    from edge_mnist.check import Criteria, evaluate
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
     from edge_mnist.runtime.tflm import TFLMRunner
 
     honest = TFLMRunner.run

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from edge_mnist.datasets import Task
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.tfenv import import_tf
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.tfenv import import_tf
+from edge_mnist.registry.datasets import Task
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ arrays (any number of classes). "Reference" and "source model" are defined here 
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,53 +20,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_mnist import formats
-from edge_mnist.datasets import Task, task_from_json
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_json
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_json
+from edge_mnist.core.jsonio import count, expect, now, number, read_record
+from edge_mnist.core.version import __version__
+from edge_mnist.folder.layout import BENCH_FILE, MANIFEST_FILE
+from edge_mnist.registry import formats
+from edge_mnist.registry.datasets import Task, task_from_json
 
 SCHEMA = 2
-MANIFEST_FILE = "manifest.json"
-BENCH_FILE = "bench.json"
-EMULATE_FILE = "emulate.json"
-REPORT_FILE = "report.html"
-CHECK_FILE = "check.json"  # the gate verdict `run` records (and `check --json DIR/check.json`), read by `info`
 LATENCY_KEYS = ("p50", "p90", "p99")
-MAX_JSON_BYTES = 64 << 20
 _VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
               "onnxruntime", "ai-edge-litert", "numpy")
-
-
-def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    """`value` if it has the JSON type `kind`, else a one-line error naming `where` (file: field)."""
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise EdgeMnistError(f"{where}: expected a number, got a boolean")
-    if kind is float:
-        kind = (int, float)
-    if not isinstance(value, kind):
-        wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        got = "missing" if value is None else type(value).__name__
-        raise EdgeMnistError(f"{where}: expected {wanted}, got {got}")
-    return value
-
-
-def _number(value: Any, where: str, low: float | None = None, high: float | None = None) -> float:
-    """A finite number within [low, high]."""
-    try:
-        number = float(expect(value, float, where))
-    except OverflowError as exc:
-        raise EdgeMnistError(f"{where}: number too large") from exc
-    if not np.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
-        raise EdgeMnistError(f"{where}: {number} is out of range [{low}, {high}]")
-    return number
-
-
-def _count(value: Any, where: str, low: int) -> int:
-    """A whole number of at least `low`."""
-    number = expect(value, int, where)
-    if number < low:
-        raise EdgeMnistError(f"{where}: {number} is below {low}")
-    return number
 
 
 def _predictions(value: Any, where: str, num_classes: int) -> np.ndarray:
@@ -79,20 +42,6 @@ def _predictions(value: Any, where: str, num_classes: int) -> np.ndarray:
     return np.asarray(items, dtype=np.int64)
 
 
-def read_record(path: Path, what: str) -> dict:
-    """Load a JSON object from a record file or raise a one-line error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeMnistError(f"{path}: {what} not found")
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise EdgeMnistError(f"{path}: {what} is larger than {MAX_JSON_BYTES >> 20} MB")
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError, 4300-digit ints
-        raise EdgeMnistError(f"{path}: {what} is not valid JSON ({str(exc)[:120]})") from exc
-    return expect(obj, dict, f"{path}")
-
-
 def _check_schema(raw: dict, path: Path) -> None:
     """Refuse records of another schema version (they would be misread)."""
     version = raw.get("schema")
@@ -100,14 +49,8 @@ def _check_schema(raw: dict, path: Path) -> None:
         raise EdgeMnistError(f"{path}: schema {version!r} is not {SCHEMA}; re-run the command that wrote it")
 
 
-def now() -> str:
-    """UTC timestamp for records."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def tool_versions() -> dict[str, str]:
     """Versions of edge-mnist and of the installed packages that shape an artifact."""
-    from edge_mnist import __version__
 
     versions = {"python": platform.python_version(), "edge-mnist": __version__}
     for name in _VERSIONED:
@@ -139,7 +82,7 @@ class InputSpec:
             raise EdgeMnistError(f"{where}.dtype: {dtype!r} is not float32, int8 or uint8")
         scale, zero = obj.get("scale"), obj.get("zero_point")
         if dtype != "float32":
-            scale = _number(scale, f"{where}.scale", low=1e-12)
+            scale = number(scale, f"{where}.scale", low=1e-12)
             zero = expect(zero, int, f"{where}.zero_point")
         return cls(shape, dtype, scale, zero)
 
@@ -190,7 +133,7 @@ class _FileEntry:
         sha = expect(obj.get("sha256"), str, f"{where}.sha256")
         if len(sha) != 64:
             raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
-        return {"key": key, "file": file, "sha256": sha, "size_bytes": _count(obj.get("size_bytes"),
+        return {"key": key, "file": file, "sha256": sha, "size_bytes": count(obj.get("size_bytes"),
                                                                              f"{where}.size_bytes", 1)}
 
 
@@ -236,9 +179,9 @@ class QatRecord:
         obj = expect(raw, dict, where)
         if obj.get("keras_file") != formats.QAT_KERAS_FILE:
             raise EdgeMnistError(f"{where}.keras_file: expected {formats.QAT_KERAS_FILE!r}")
-        return cls(_count(obj.get("epochs"), f"{where}.epochs", 1), formats.QAT_KERAS_FILE,
+        return cls(count(obj.get("epochs"), f"{where}.epochs", 1), formats.QAT_KERAS_FILE,
                    expect(obj.get("keras_sha256"), str, f"{where}.keras_sha256"),
-                   _number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
+                   number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
                    _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
                    expect(obj.get("history"), dict, f"{where}.history"))
 
@@ -299,7 +242,7 @@ class Manifest:
         return cls(task=task,
                    dataset_fingerprint=expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"),
                    keras_sha256=expect(raw.get("keras_sha256"), str, f"{path}: keras_sha256"),
-                   float_accuracy=_number(raw.get("float_accuracy"), f"{path}: float_accuracy", 0, 1),
+                   float_accuracy=number(raw.get("float_accuracy"), f"{path}: float_accuracy", 0, 1),
                    artifacts=artifacts,
                    qat=None if qat is None else QatRecord.from_json(qat, f"{path}: qat", task.num_classes),
                    versions={str(k): str(v) for k, v in expect(raw.get("versions"), dict,
@@ -335,18 +278,18 @@ class BenchRow(_FileEntry):
         timed = formats.RUNTIMES[formats.RUNS[identity["key"]].runtime].timed
         latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us") if timed else None
         for needed in LATENCY_KEYS if timed else ():
-            _number(latency.get(needed), f"{where}.latency_us.{needed}", low=0)
+            number(latency.get(needed), f"{where}.latency_us.{needed}", low=0)
         for name in ("agreement", "source_agreement"):
             if name not in obj:
                 raise EdgeMnistError(f"{where}.{name}: missing (null when not measured)")
-        optional = {name: None if obj[name] is None else _number(obj[name], f"{where}.{name}", 0, 1)
+        optional = {name: None if obj[name] is None else number(obj[name], f"{where}.{name}", 0, 1)
                     for name in ("agreement", "source_agreement")}
         return cls(**identity,
-                   accuracy=_number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
+                   accuracy=number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
                    predictions=_predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   latency_us=None if latency is None else {str(k): _number(v, f"{where}.latency_us.{k}")
+                   latency_us=None if latency is None else {str(k): number(v, f"{where}.latency_us.{k}")
                                                             for k, v in latency.items()},
-                   throughput_ips=_number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0) if timed
+                   throughput_ips=number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0) if timed
                    else None, **optional)
 
 
@@ -421,7 +364,7 @@ class BenchResult:
                 raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {len(labels)} labels")
         return cls(expect(raw.get("dataset"), str, f"{path}: dataset"),
                    expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"), labels,
-                   _count(raw.get("threads"), f"{path}: threads", 1),
+                   count(raw.get("threads"), f"{path}: threads", 1),
                    expect(raw.get("timing"), dict, f"{path}: timing"),
                    expect(raw.get("machine"), dict, f"{path}: machine"), rows,
                    expect(raw.get("skipped"), list, f"{path}: skipped"),

@@ -36,14 +36,16 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from edge_mnist.bench import check_dataset, machine_info
-from edge_mnist.check import EPS
-from edge_mnist.data import Dataset, to_float
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_json, writable_folder
-from edge_mnist.progress import step
-from edge_mnist.records import EMULATE_FILE, MANIFEST_FILE, SCHEMA, Manifest, now, tool_versions
-from edge_mnist.verify import open_artifact, refuse_unlisted
+from edge_mnist.bench import machine_info
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_json, writable_folder
+from edge_mnist.core.jsonio import now
+from edge_mnist.core.progress import step
+from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.folder.layout import EMULATE_FILE, MANIFEST_FILE
+from edge_mnist.folder.records import SCHEMA, Manifest, tool_versions
+from edge_mnist.folder.verify import open_artifact, refuse_unlisted
+from edge_mnist.gate import EPS
 
 SUITE = "bookworm"  # Raspberry Pi OS 12 is bookworm: the same glibc and Python 3.11 as the device
 GUEST_PYTHON = "3.11"

@@ -13,6 +13,8 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
+from edge_mnist.core.errors import require
+
 _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\)"
     r"|[IW]\d{4} .*"
@@ -53,7 +55,6 @@ def filtered_stderr(debug: bool = False):
 
 def import_tf(debug: bool = False):
     """Return (tensorflow, tf_keras), configured for this toolkit; one-line error if missing."""
-    from edge_mnist.errors import require
 
     setup_env()
     with filtered_stderr(debug):

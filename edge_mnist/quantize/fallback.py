@@ -17,9 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from edge_mnist.check import Criteria, Measured, Result, artifact_results, parity
-
-RUNTIME_FILES = {"tflite": "model_int8.tflite", "onnx": "model_int8.onnx"}
+from edge_mnist.core.timing import interleaved_p50
+from edge_mnist.folder.layout import FALLBACK_FILES
+from edge_mnist.gate import Criteria, Measured, Result, artifact_results, parity
+from edge_mnist.quantize.layer_error import analyse
+from edge_mnist.quantize.mixed import followers
+from edge_mnist.render.tables import describe
 
 
 @dataclass
@@ -98,7 +101,7 @@ def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, referenc
     measured, results = {}, []
     for runtime, runner in runners.items():
         preds = runner.predict(images).argmax(1).astype(np.int64)
-        measured[runtime] = Measured(runtime, RUNTIME_FILES[runtime], preds, float((preds == labels).mean()))
+        measured[runtime] = Measured(runtime, FALLBACK_FILES[runtime], preds, float((preds == labels).mean()))
         results += artifact_results(measured[runtime], reference.accuracy, reference.predictions, labels,
                                     class_names, criteria, {})
     if criteria.parity is not None:
@@ -110,7 +113,6 @@ def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, referenc
 def _short(result: Result) -> str:
     """A failed check in the words of `check`'s output: 'model_int8.onnx: accuracy 77.29% vs float 89.40%:
     drop 12.11 pp, tolerance 0.50 pp'."""
-    from edge_mnist.tables import describe
 
     return f"{result.artifact}: {describe(result)}"
 
@@ -119,8 +121,6 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
            criteria: Criteria, max_float_layers: int | None = None,
            progress: Callable[[str], None] = print) -> Fallback:
     """Greedy float fallback over the debugger's ranking (module docstring)."""
-    from edge_mnist.debug import analyse
-    from edge_mnist.quantize.mixed import followers
 
     def step(layers: tuple[str, ...]) -> Step:
         result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
@@ -132,7 +132,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     if steps[0].passed:
         return Fallback(steps, [])
     runner = mixer.runner((), "tflite")
-    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, RUNTIME_FILES["tflite"], progress)
+    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES["tflite"], progress)
     ranking, layers = table.ranking(), ()
     for layer in ranking:
         if steps[-1].passed or (max_float_layers is not None and len(layers) >= max_float_layers):
@@ -151,7 +151,6 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
 
 def measure_cost(mixer, float_layers: tuple[str, ...], rounds: int = 5, runs: int = 200) -> dict:
     """Size and p50 latency of the mix against the all-int8 model, per runtime, interleaved in one run."""
-    from edge_mnist.timing import interleaved_p50
 
     if not float_layers:
         return {}

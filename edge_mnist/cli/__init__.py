@@ -15,15 +15,44 @@ from pathlib import Path
 
 import click
 
-from edge_mnist.check import Criteria
-from edge_mnist.datasets import DATASETS
-from edge_mnist.errors import EdgeMnistError, GateFailed
-from edge_mnist.formats import METHODS, OPTIONAL_RUNTIMES
-from edge_mnist.models import ARCHITECTURES
-from edge_mnist.pipeline import DEFAULT_DATASET
-from edge_mnist.progress import say, set_quiet
-from edge_mnist.records import BENCH_FILE, EMULATE_FILE
-from edge_mnist.train import STRATEGIES
+from edge_mnist.bench import bench
+from edge_mnist.check import evaluate
+from edge_mnist.core.errors import EdgeMnistError, GateFailed
+from edge_mnist.core.progress import say, set_quiet
+from edge_mnist.core.tfenv import import_tf
+from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
+from edge_mnist.debug import debug
+from edge_mnist.emulate import NOTE, emulate, known_cpus
+from edge_mnist.export import export
+from edge_mnist.folder.layout import BENCH_FILE, DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
+from edge_mnist.folder.records import Manifest
+from edge_mnist.gate import Criteria
+from edge_mnist.info import gather, render
+from edge_mnist.pipeline import run
+from edge_mnist.predict import describe, predict
+from edge_mnist.quantize.fallback import Request
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES
+from edge_mnist.registry.models import ARCHITECTURES
+from edge_mnist.render.tables import (
+    BENCH_HEADERS,
+    EMULATE_HEADERS,
+    UNTIMED_NOTE,
+    bench_rows,
+    check_text,
+    emulate_rows,
+    failure_line,
+    mixed_note,
+    prepare_report_path,
+    rounded,
+    table,
+    verdict_json,
+    write_reports,
+)
+from edge_mnist.report import report
+from edge_mnist.train import STRATEGIES, TrainConfig
+from edge_mnist.train import train as train_model
+from edge_mnist.train.user_model import import_model
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -148,7 +177,6 @@ fallback_options = _options(
 
 def _fallback_request(fallback: bool, max_float_layers: int | None, criteria: Criteria):
     """--fallback options -> a fallback.Request, or None without --fallback."""
-    from edge_mnist.fallback import Request
 
     if max_float_layers is not None and not fallback:
         raise EdgeMnistError("--max-float-layers goes with --fallback")
@@ -180,10 +208,6 @@ def cli(debug, quiet):
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
 def train(out, dataset, data_dir, mixed_precision, **training):
     """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
-    from edge_mnist.data import load_dataset
-    from edge_mnist.tfenv import import_tf
-    from edge_mnist.train import TrainConfig
-    from edge_mnist.train import train as train_model
 
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
@@ -225,17 +249,12 @@ def _report_training(history: dict, out: Path) -> None:
 def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, fallback,
                max_float_layers, **gate):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
-    from edge_mnist.export import export
-    from edge_mnist.pipeline import load_for_folder, need_folder
-    from edge_mnist.tfenv import import_tf
 
     request = _fallback_request(fallback, max_float_layers, _criteria(**gate))
     if request is not None and not int8:
         raise EdgeMnistError("--fallback goes with --int8")
     import_tf()
     if model is not None:
-        from edge_mnist.data import load_dataset
-        from edge_mnist.user_model import import_model
 
         data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
         _report_training(import_model(model, out, data), out)
@@ -258,8 +277,6 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
 @skip_runtime_option
 def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
     """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
-    from edge_mnist.bench import bench
-    from edge_mnist.pipeline import load_for_folder, need_folder
 
     need_folder(out)
     result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
@@ -269,8 +286,6 @@ def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
 
 def _print_bench(result, out: Path) -> None:
     """The bench table and how it was measured."""
-    from edge_mnist.records import Manifest
-    from edge_mnist.tables import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
 
     float_layers = Manifest.load(out).float_layers()
     click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
@@ -307,9 +322,6 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     0.50 pp"): accuracies and shares of images in %, accuracy differences in percentage points (pp),
     with 2 decimals (more where needed to tell a value from its limit). --min-accuracy and --parity
     are given as fractions (0.9 is shown as 90.00%)."""
-    from edge_mnist.check import evaluate
-    from edge_mnist.pipeline import load_for_folder, need_folder
-    from edge_mnist.tables import prepare_report_path
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     need_folder(out)
@@ -328,7 +340,6 @@ def _step_summary() -> Path | None:
 def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
     """Print the gate's verdict (as text, or as JSON for a bare --json), write its report files, and raise
     GateFailed on a failure."""
-    from edge_mnist.tables import check_text, failure_line, verdict_json, write_reports
 
     to_stdout = json_path == STDOUT
     click.echo(json.dumps(verdict_json(verdict), indent=2) if to_stdout else check_text(verdict))
@@ -351,11 +362,6 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
             min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, fallback,
             max_float_layers, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
-    from edge_mnist.data import load_dataset
-    from edge_mnist.pipeline import run
-    from edge_mnist.tables import prepare_report_path
-    from edge_mnist.tfenv import import_tf
-    from edge_mnist.train import TrainConfig
 
     criteria = _criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     request = _fallback_request(fallback, max_float_layers, criteria)
@@ -379,8 +385,6 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
 def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, **gate):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
-    from edge_mnist.report import report
-    from edge_mnist.pipeline import load_for_folder, need_folder
 
     criteria = _criteria(**gate)
     need_folder(out)
@@ -400,9 +404,6 @@ def debug_cmd(out, dataset, data_dir, calib_samples, seed):
     weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
     layer kept float. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
     export's (they rebuild its calibration)."""
-    from edge_mnist.debug import DEBUG_FILE, DEBUG_PLOT, debug
-    from edge_mnist.pipeline import load_for_folder, need_folder
-    from edge_mnist.tfenv import import_tf
 
     need_folder(out)
     import_tf()
@@ -444,10 +445,8 @@ def predict_cmd(out, images, model, threads, as_json, top, save_dir):
     IMAGES are files, folders (their image files, sorted) or quoted patterns such as 'photos/*.jpg'.
     Photos of dark ink on paper are flattened (uneven light), thresholded, cut to the digit or item
     and centred like the training data; --save-preprocessed shows the result."""
-    from edge_mnist.predict import describe, predict
 
     if model is None:
-        from edge_mnist.pipeline import need_folder
 
         need_folder(out)
     results, verified = predict(out, list(images), model, threads, top, save_dir)
@@ -468,7 +467,6 @@ def predict_cmd(out, images, model, threads, as_json, top, save_dir):
 
 def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
     """--cpu value -> emulated CPU names, each a known one."""
-    from edge_mnist.emulate import known_cpus
 
     try:
         return known_cpus(tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())))
@@ -491,9 +489,6 @@ def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
     """Run every int8 artifact on an emulated Raspberry Pi 4 / Pi 5 (arm64 under qemu-user; needs root) and
     compare with this x86-64 host: exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when
     emulation cannot run."""
-    from edge_mnist.emulate import NOTE, emulate
-    from edge_mnist.pipeline import load_for_folder, need_folder
-    from edge_mnist.tables import EMULATE_HEADERS, emulate_rows, table
 
     parity = Criteria(parity=parity).validate().parity
     need_folder(out)
@@ -518,9 +513,6 @@ def info_cmd(out, as_json):
     its test-set fingerprint and the architecture; the accuracies recorded at export, by bench (bench.json)
     and by the gate (DIR/check.json, from `check --json DIR/check.json`); and that recorded gate verdict
     with its date. Exit 2 when DIR or its manifest is missing or unreadable."""
-    from edge_mnist.info import gather, render
-    from edge_mnist.pipeline import need_folder
-    from edge_mnist.tables import rounded
 
     need_folder(out)
     info = gather(out)

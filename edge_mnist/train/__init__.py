@@ -8,21 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.core.progress import keras_callback
+from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset, to_float
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_json, sha256_file, staged, writable_folder
-from edge_mnist.formats import BY_KEY, FORMATS, QAT_KERAS_FILE
-from edge_mnist.plots import CURVES_FILE, PLOT_FILES, training_curves
-from edge_mnist.progress import keras_callback
-from edge_mnist.records import BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
-from edge_mnist.tfenv import import_tf
-
-KERAS_FILE = BY_KEY["keras_float32"].file
-HISTORY_FILE = "history.json"
-# What a new model makes stale: everything exported from or measured on the previous one.
-STALE_AFTER_TRAINING = tuple(f.file for f in FORMATS if f.file != KERAS_FILE) + (
-    QAT_KERAS_FILE, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE,
-    *(name for name in PLOT_FILES if name != CURVES_FILE))
+from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
+from edge_mnist.registry.models import build
+from edge_mnist.render.plots import training_curves
+from edge_mnist.runtime.keras_io import inference_copy, save_keras
 
 
 @dataclass
@@ -210,8 +204,6 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
     from the previous model leave with it (files.staged): the folder never mixes two models.
     """
     tf, keras = import_tf()
-    from edge_mnist.keras_io import inference_copy, save_keras
-    from edge_mnist.models import build
 
     out = Path(out)
     writable_folder(out)

@@ -27,6 +27,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from edge_mnist.core.errors import EdgeMnistError
+
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -56,7 +58,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     A failed write (full disk, no permission) is a one-line error naming the target; the
     target keeps its old content and the temp file is removed.
     """
-    from edge_mnist.errors import EdgeMnistError
 
     path = Path(path)
     tmp = None
@@ -197,7 +198,6 @@ def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
 def canonical(out: Path) -> Path:
     """The absolute folder `out` names, symlinks resolved (so the swap replaces the real folder, not a link);
     the filesystem root is refused."""
-    from edge_mnist.errors import EdgeMnistError
 
     real = Path(os.path.realpath(out))
     if real.parent == real:
@@ -207,7 +207,6 @@ def canonical(out: Path) -> Path:
 
 def writable_folder(out: Path) -> None:
     """Fail before a long run when `out` (or the folder it would be created in) cannot be written."""
-    from edge_mnist.errors import EdgeMnistError
 
     out = canonical(out)
     if out.exists() and not out.is_dir():

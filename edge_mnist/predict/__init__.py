@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.datasets import Task, task_from_json
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.formats import BY_FILE, BY_KEY
-from edge_mnist.records import MANIFEST_FILE, Manifest
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.folder.layout import MANIFEST_FILE
+from edge_mnist.folder.records import Manifest
+from edge_mnist.folder.verify import open_artifact
+from edge_mnist.registry.datasets import Task, task_from_json
+from edge_mnist.registry.formats import BY_FILE, BY_KEY
 from edge_mnist.runtime import open_model
 
 DEFAULT_MODEL = BY_KEY["tflite_int8"].file
@@ -436,7 +439,6 @@ class PreprocessedWriter:
 
         from PIL import Image
 
-        from edge_mnist.files import atomic_write_bytes
 
         target = self._free_name(source.stem, f"{image.shape[0]}x{image.shape[1]}.png")
         buffer = io.BytesIO()
@@ -479,7 +481,6 @@ def predict_files(runner, paths: list[Path], task: Task, top: int | None = None,
 def open_for_predict(out: Path, model: Path | None, threads: int = 1) -> tuple[object, Task, bool]:
     """(runner, task, verified). An artifact of DIR's manifest is opened only from verified bytes;
     any other file named by --model runs unverified, with the task from DIR's manifest or the file's own metadata."""
-    from edge_mnist.verify import open_artifact
 
     out = Path(out)
     manifest = Manifest.load(out) if (out / MANIFEST_FILE).is_file() or model is None else None

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_write_json, sha256_file, staged, writable_folder
-from edge_mnist.keras_io import known_classes, refuse_unsafe, stored_config
-from edge_mnist.tfenv import import_tf
+from edge_mnist.folder.layout import HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
+from edge_mnist.registry.formats import OUTPUT_NAME
+from edge_mnist.runtime.keras_io import known_classes, load_keras, load_keras3, refuse_unsafe, save_keras, stored_config
+from edge_mnist.train import CURVES_FILE, evaluate_keras
 
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
                     "ReLU", "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
@@ -157,7 +160,6 @@ def rebuild_in_tf_keras(config: dict, path: Path):
 
 def _from_keras3(path: Path, config: dict):
     """Load a Keras 3 file with Keras 3 (keras_io's safe loader) and return the same model in tf_keras."""
-    from edge_mnist.keras_io import load_keras3
 
     original = load_keras3(path)
     model = rebuild_in_tf_keras(config, path)
@@ -180,7 +182,7 @@ def with_softmax(model):
     last = model.layers[-1]
     if _activation_name(last.get_config().get("activation")) == "softmax" or type(last).__name__ == "Softmax":
         return model
-    softmax = tfk.layers.Activation("softmax", name="probs")
+    softmax = tfk.layers.Activation("softmax", name=OUTPUT_NAME)
     if isinstance(model, tfk.Sequential):  # stays Sequential, so QAT can fold its BatchNorms
         return tfk.Sequential([tfk.Input(model.input_shape[1:]), *model.layers, softmax], name=model.name)
     return tfk.Model(model.inputs, softmax(model.outputs[0]), name=model.name)
@@ -199,7 +201,6 @@ def check_io(model, dataset: Dataset, path: Path) -> None:
 
 def load_user_model(path: Path, dataset: Dataset):
     """A user's .keras/.h5 model, checked and as tf_keras, ending in softmax."""
-    from edge_mnist.keras_io import load_keras
 
     _, tfk = import_tf()
     path = Path(path)
@@ -221,8 +222,6 @@ def import_model(source: Path, out: Path, dataset: Dataset) -> dict:
     The previous model's artifacts and records leave in the same swap (as after training), so
     the folder never mixes two models.
     """
-    from edge_mnist.keras_io import save_keras
-    from edge_mnist.train import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING, evaluate_keras
 
     tf, _ = import_tf()
     out = Path(out)

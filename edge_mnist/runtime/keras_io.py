@@ -15,9 +15,9 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from edge_mnist.errors import EdgeMnistError
-from edge_mnist.files import atomic_output, atomic_write_bytes, sha256_file
-from edge_mnist.tfenv import import_tf
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_output, atomic_write_bytes, sha256_file
+from edge_mnist.core.tfenv import import_tf
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

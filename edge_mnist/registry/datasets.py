@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.jsonio import expect
 
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
@@ -87,7 +88,6 @@ def get(name: str) -> DatasetSpec:
 
 def task_from_json(data: object, where: str) -> Task:
     """Rebuild a Task recorded in a manifest, strictly (a wrong field is a one-line error)."""
-    from edge_mnist.records import expect
 
     obj = expect(data, dict, where)
     shape = expect(obj.get("input_shape"), list, f"{where}.input_shape")

@@ -6,7 +6,11 @@ import textwrap
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from edge_mnist.files import atomic_write_bytes, atomic_write_json
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_bytes, atomic_write_json
+from edge_mnist.folder.layout import WRITTEN_FILES
+from edge_mnist.gate import BASELINE, CLASS_DROP, DISAGREEMENT, DROP, EMBEDS, EPS, MINIMUM, PARITY, RELATIVE
+from edge_mnist.registry.formats import BY_KEY
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -32,7 +36,6 @@ MIXED = "int8+float"
 
 def mixed_note(float_layers: dict[str, str]) -> str:
     """The line saying which files are mixed int8/float and which layers they keep float ('' for none)."""
-    from edge_mnist.formats import BY_KEY
 
     by_layers: dict[str, list[str]] = {}
     for key, layers in float_layers.items():
@@ -83,7 +86,6 @@ def percent(fraction: float) -> str:
 def apart(value: float, limit: float, places: int = 2) -> tuple[str, str]:
     """value and limit with `places` decimals, or more (up to 6) when that would print a value that is not
     its limit as the limit: a failing line never reads 'drop 0.50 pp, tolerance 0.50 pp'."""
-    from edge_mnist.check import EPS
 
     while True:
         shown = f"{value:.{places}f}", f"{limit:.{places}f}"
@@ -129,7 +131,6 @@ def _embeds(r) -> str:
 def _sentences() -> dict:
     """Each check id -> the sentence for one of its results. One unit per kind (stated in `check --help`):
     accuracies and shares of images in %, accuracy differences in percentage points."""
-    from edge_mnist.check import BASELINE, CLASS_DROP, DISAGREEMENT, DROP, EMBEDS, MINIMUM, PARITY, RELATIVE
 
     images = " of images"
     return {
@@ -170,7 +171,6 @@ def check_rows(results) -> list[list[str]]:
 def check_text(verdict) -> str:
     """The gate's verdict for the terminal, every line at most WIDTH columns: each file's name, its checks
     under it, then the summary."""
-    from edge_mnist.formats import BY_KEY
 
     mixed = {BY_KEY[key].file for key in verdict.float_layers}
     by_file: dict[str, list] = {}
@@ -238,26 +238,14 @@ def summary(verdict) -> str:
     return "\n".join(fit(line) for line in summary_lines(verdict))
 
 
-def protected_files() -> set[str]:
-    """Files of an artifact folder a report must never overwrite: every artifact and record."""
-    from edge_mnist.formats import FORMATS, QAT_KERAS_FILE
-    from edge_mnist.plots import PLOT_FILES
-    from edge_mnist.records import BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
-    from edge_mnist.train import HISTORY_FILE
-
-    return {f.file for f in FORMATS} | {QAT_KERAS_FILE, BENCH_FILE, EMULATE_FILE, MANIFEST_FILE, HISTORY_FILE,
-                                        REPORT_FILE, *PLOT_FILES}
-
-
 def prepare_report_path(path: Path | None, out: Path, say) -> Path | None:
     """Check a report path before any work: not one of DIR's artifacts or records, not a folder;
     its parent folders are created (and said so)."""
-    from edge_mnist.errors import EdgeMnistError
 
     if path is None:
         return None
     path = Path(path)
-    if path.name in protected_files() and path.absolute().parent.resolve() == Path(out).absolute().resolve():
+    if path.name in WRITTEN_FILES and path.absolute().parent.resolve() == Path(out).absolute().resolve():
         raise EdgeMnistError(f"{path}: is one of the artifact folder's own files; write the report elsewhere")
     if path.is_dir():
         raise EdgeMnistError(f"{path}: is a folder; give a file name for the report")

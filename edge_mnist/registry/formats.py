@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 
 FLOAT_KERAS = "float_keras"  # the trained float Keras model (built_from value)
 QAT_KERAS = "qat_keras"  # the QAT fine-tuned copy of it, made by `export --method qat`
 METHODS = ("float", "ptq", "qat")
+# The tensor names of every exported model (Keras, TFLite and ONNX alike) and the ONNX opset we write.
+INPUT_NAME, OUTPUT_NAME = "image", "probs"
+ONNX_OPSET = 17
 QAT_KERAS_FILE = "model_qat.h5"  # the QAT Keras model; tfmot QAT models do not reload from the .keras format
 
 

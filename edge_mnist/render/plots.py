@@ -10,17 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.errors import MissingDependency
-from edge_mnist.files import atomic_output
-
-CURVES_FILE = "training_curves.png"
-CONFUSION_FILE = "confusion_float.png"
-DISAGREEMENT_FILE = "int8_disagreement.png"
-LATENCY_FILE = "latency_vs_size.png"
-MISCLASSIFIED_FILE = "misclassified.png"
-SAMPLES_FILE = "dataset_samples.png"
-PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE, SAMPLES_FILE)
-ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE)  # stale after a new export
+from edge_mnist.core.errors import MissingDependency
+from edge_mnist.core.files import atomic_output
 
 
 def require_matplotlib() -> None:
@@ -184,5 +175,5 @@ def samples(images: np.ndarray, labels: np.ndarray, class_names: list[str], path
     return image_grid(images[order], captions, path, title, columns=len(class_names))
 
 
-__all__ = ["PLOT_FILES", "confusion", "confusion_counts", "disagreement", "image_grid", "latency_vs_size",
+__all__ = ["confusion", "confusion_counts", "disagreement", "image_grid", "latency_vs_size",
            "misclassified", "samples", "training_curves"]

@@ -1,0 +1,38 @@
+"""Every file name of an artifact folder, in one place: the records, the models (from the format
+registry), the pictures, and what each step makes stale. Other modules import names from here."""
+from __future__ import annotations
+
+from edge_mnist.registry.formats import BY_KEY, FORMATS, QAT_KERAS_FILE
+
+# Records (folder.records types them).
+MANIFEST_FILE = "manifest.json"
+BENCH_FILE = "bench.json"
+EMULATE_FILE = "emulate.json"
+CHECK_FILE = "check.json"  # the gate verdict `run` records (and `check --json DIR/check.json`), read by `info`
+HISTORY_FILE = "history.json"  # the training (or import) record
+DEBUG_FILE, DEBUG_PLOT = "debug.json", "debug.png"
+REPORT_FILE = "report.html"
+LOCK_FILE = ".edge-mnist.lock"  # the writers' lock (core.lock), never an artifact
+
+# Models: every format's file is named by the registry; these are the ones stages reach by role.
+KERAS_FILE = BY_KEY["keras_float32"].file
+MODEL_FILES = tuple(f.file for f in FORMATS) + (QAT_KERAS_FILE,)
+# The all-int8 post-training files `export --fallback` rebuilds and re-measures, by runtime.
+FALLBACK_FILES = {"tflite": BY_KEY["tflite_int8"].file, "onnx": BY_KEY["onnx_int8"].file}
+
+# Pictures (render.plots draws them).
+CURVES_FILE = "training_curves.png"
+CONFUSION_FILE = "confusion_float.png"
+DISAGREEMENT_FILE = "int8_disagreement.png"
+LATENCY_FILE = "latency_vs_size.png"
+MISCLASSIFIED_FILE = "misclassified.png"
+SAMPLES_FILE = "dataset_samples.png"
+PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE, SAMPLES_FILE)
+ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED_FILE)  # stale after a new export
+
+# What a new model makes stale: everything exported from or measured on the previous one.
+STALE_AFTER_TRAINING = tuple(f for f in MODEL_FILES if f != KERAS_FILE) + (
+    MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *(p for p in PLOT_FILES if p != CURVES_FILE))
+# The files a command writes into the folder: a report path given by the user must not be one of them.
+WRITTEN_FILES = frozenset(MODEL_FILES + (MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, HISTORY_FILE, DEBUG_FILE,
+                                         DEBUG_PLOT, REPORT_FILE, LOCK_FILE) + PLOT_FILES)

@@ -1,0 +1,1 @@
+"""The registries ("add one entry"): artifact formats and runtimes, datasets, architectures."""

@@ -1,0 +1,1 @@
+"""Presentation: terminal and CI tables, JSON/JUnit reports, and pictures. No stage logic."""

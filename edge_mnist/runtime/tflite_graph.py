@@ -1,0 +1,145 @@
+"""The one reader and writer of .tflite flatbuffers (ai-edge-litert's schema, no TensorFlow): the first
+subgraph's tensors, quantization, constants and operators, and edge-mnist's metadata entry."""
+from __future__ import annotations
+
+import json
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.runtime.base import live_constants
+
+METADATA_NAME = "edge_mnist"
+
+
+def read_metadata(model: bytes, path: Path) -> dict[str, str]:
+    """The JSON metadata entry edge-mnist writes into a .tflite flatbuffer ({} when there is none)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        root = schema.Model.GetRootAs(model, 0)
+        for i in range(root.MetadataLength()):
+            entry = root.Metadata(i)
+            if entry.Name() == METADATA_NAME.encode():
+                data = root.Buffers(entry.Buffer()).DataAsNumpy()
+                found = json.loads(bytes(data).decode())
+                if not isinstance(found, dict):
+                    raise ValueError("not a JSON object")
+                return {str(k): str(v) for k, v in found.items()}
+    except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, RecursionError,
+            struct.error) as exc:
+        raise EdgeMnistError(f"{path}: unreadable {METADATA_NAME} metadata ({str(exc)[:120]})") from exc
+    return {}
+
+
+TFLITE_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8",
+                10: "float64"}
+
+
+TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "int16": 2, "int8": 1, "float64": 8}
+
+
+def live_weights(model: bytes, path: Path) -> Counter:
+    """Elements per dtype of the constant tensors the first subgraph's outputs depend on."""
+    graph = read_tflite(model, path)
+    constants = {i: (TFLITE_TYPES.get(graph.types[i], "other"), int(array.size)) for i, array in graph.data.items()}
+    return live_constants(graph.nodes, graph.outputs, constants)
+
+
+def graph_tensors(model: bytes, path: Path) -> tuple[dict[int, int], list, list[int], list[int]]:
+    """({activation tensor: bytes}, nodes [(inputs, outputs)], graph inputs, graph outputs) of the first
+    subgraph; activations are the tensors without constant data (index -1 marks an absent optional input)."""
+    graph = read_tflite(model, path)
+    sizes = {i: int(np.prod(shape)) * TYPE_BYTES.get(TFLITE_TYPES.get(graph.types[i], ""), 4)
+             for i, shape in enumerate(graph.shapes) if i not in graph.data}
+    return sizes, graph.nodes, graph.inputs, graph.outputs
+
+
+@dataclass
+class Quant:
+    """One tensor's quantization: scale(s), zero point(s) and the per-channel axis of the .tflite."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int = 0
+
+    @property
+    def per_tensor(self) -> bool:
+        """One scale for the whole tensor."""
+        return self.scale.size == 1
+
+
+@dataclass
+class TfliteGraph:
+    """The parts of a .tflite subgraph this converter reads: tensors, operators, I/O."""
+
+    names: list[str]
+    shapes: list[list[int]]
+    types: list[int]
+    quant: list[Quant | None]
+    data: dict[int, np.ndarray]
+    ops: list[tuple[str, list[int], list[int], object]]
+    inputs: list[int]
+    outputs: list[int]
+
+    @property
+    def nodes(self) -> list[tuple[list[int], list[int]]]:
+        """(inputs, outputs) of every operator, in order."""
+        return [(inputs, outputs) for _, inputs, outputs, _ in self.ops]
+
+
+def read_tflite(model: bytes, path: Path) -> TfliteGraph:
+    """The first subgraph of a .tflite flatbuffer, with constant data as numpy arrays."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    try:
+        return _parse(flatbuffer_utils.convert_bytearray_to_object(bytearray(model)), schema, path)
+    except EdgeMnistError:
+        raise
+    except Exception as exc:  # the flatbuffer reader raises whatever the bytes provoke
+        raise EdgeMnistError(f"{path}: unreadable TFLite model ({type(exc).__name__}: {str(exc)[:120]})") from exc
+
+
+def _parse(obj, schema, path: Path) -> TfliteGraph:
+    """The TfliteGraph of a parsed flatbuffer object (read_tflite turns any failure into one line)."""
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = obj.subgraphs[0]
+    quant, data = [], {}
+    for i, tensor in enumerate(graph.tensors):
+        q = tensor.quantization
+        quant.append(None if q is None or q.scale is None or len(q.scale) == 0 else
+                     Quant(np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64), q.quantizedDimension))
+        buffer = obj.buffers[tensor.buffer]
+        if buffer.data is not None and len(buffer.data):
+            dtype = TFLITE_TYPES.get(tensor.type)
+            raw = np.frombuffer(bytes(buffer.data), np.uint8)
+            data[i] = raw if dtype is None else raw.view(dtype).reshape(tensor.shape)
+    ops = []
+    for op in graph.operators:
+        code = obj.operatorCodes[op.opcodeIndex]
+        ops.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?"), list(op.inputs),
+                    list(op.outputs), op.builtinOptions))
+    return TfliteGraph([t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors],
+                       [[int(d) for d in t.shape] for t in graph.tensors], [t.type for t in graph.tensors], quant, data,
+                       ops, list(graph.inputs), list(graph.outputs))
+
+
+def with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
+    """The .tflite flatbuffer with `metadata` added (or replaced) as a JSON metadata entry."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    obj.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME, len(obj.buffers) - 1
+    kept = [m for m in (obj.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    obj.metadata = kept + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
