@@ -10,7 +10,7 @@ from edge_mnist.core.tfenv import filtered_stderr, import_tf
 from edge_mnist.export.job import Exported, ExportJob
 from edge_mnist.quantize.onnx_from_tflite import convert
 from edge_mnist.quantize.ptq import named
-from edge_mnist.registry.formats import INPUT_NAME
+from edge_mnist.registry.formats import INPUT_NAME, ONNX_OPSET
 from edge_mnist.runtime.base import io_quantization
 from edge_mnist.runtime.tflite import TFLiteRunner
 
