@@ -98,7 +98,7 @@ def accuracy(paths: list[Path], labels: np.ndarray) -> dict:
 def preprocess_ms(paths: list[Path]) -> dict:
     """Milliseconds per photo of predict's per-file step, preprocess(load_image(file)): one
     warm-up call, then each photo timed once, garbage collector paused."""
-    from edge_mnist.predict import load_image, preprocess
+    from edge_mnist.predict.preprocess import load_image, preprocess
     from edge_mnist.registry.datasets import DATASETS
 
     task = DATASETS["mnist"].task

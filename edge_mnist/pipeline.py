@@ -10,7 +10,8 @@ from typing import Callable
 
 from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
-from edge_mnist.data import Dataset
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.data import DEFAULT_DATASET, Dataset, load_dataset, load_for_folder, need_folder
 from edge_mnist.export import export
 from edge_mnist.folder.layout import CHECK_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
@@ -43,13 +44,15 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     and write DIR/report.html."""
 
     config = config or TrainConfig()
+    chosen, default = ((c.architecture, c.augment, c.strategy) for c in (config, TrainConfig()))
+    if model is not None and chosen != default:
+        raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
     criteria = (criteria or Criteria()).validate()
     stages = ("train" if model is None else "import", "export", "bench", "check", "report")
     progress(f"[1/{len(stages)}] {stages[0]}")
     if model is None:
         history = train(dataset, out, config)
     else:
-
         history = import_model(model, out, dataset)
     progress(f"[2/{len(stages)}] export ({', '.join(methods)})")
     manifest = export(out, dataset, methods, calib_samples, config.seed, qat_epochs, config.batch_size,
@@ -63,3 +66,21 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     progress(f"[5/{len(stages)}] report")
     page = write_report(out, manifest, dataset, result, verdict)
     return RunResult(history, manifest, result, verdict, page)
+
+
+def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods: tuple[str, ...], *,
+                  model: Path | None = None, calib_samples: int = 500, seed: int = 0, qat_epochs: int = 1,
+                  batch_size: int = 128, progress: Callable[[str], None] = print,
+                  fallback=None) -> tuple[dict | None, Manifest]:
+    """`edge-mnist export`: with `model`, first import the user's Keras file as DIR's float model (for
+    `dataset`, default mnist); then export DIR for the folder's recorded dataset. Returns the import's
+    history record (None without `model`) and the manifest."""
+    if fallback is not None and "float" in methods:
+        raise EdgeMnistError("--fallback goes with --int8")
+    history = None
+    if model is not None:
+        history = import_model(model, out, load_dataset(dataset or DEFAULT_DATASET, data_dir))
+    need_folder(out)
+    data = load_for_folder(out, dataset, data_dir)
+    return history, export(out, data, methods, calib_samples, seed, qat_epochs, batch_size, progress=progress,
+                           fallback=fallback)

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge_mnist.cli import STDOUT, _conclude
+from edge_mnist.cli.commands import STDOUT, _conclude
 from edge_mnist.core.errors import GateFailed
 from edge_mnist.gate import EMBEDS, Result, Verdict, accuracy_drop, class_drop, minimum_accuracy, parity
 from edge_mnist.registry.datasets import DATASETS

@@ -17,7 +17,9 @@ import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
-from edge_mnist.emulate import CPUS, Row, apt_mirror, cache_dir, compare, cpuinfo, runtime_requirements
+from edge_mnist.emulate import Row, compare
+from edge_mnist.emulate.images import apt_mirror, cache_dir, runtime_requirements
+from edge_mnist.emulate.targets import CPUS, cpuinfo
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model

@@ -15,7 +15,7 @@ from PIL import Image
 
 from benchmarks.photos import phone_photo  # the renderer of the photo benchmark
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.predict import load_image, preprocess
+from edge_mnist.predict.preprocess import load_image, preprocess
 from edge_mnist.registry.datasets import DATASETS
 from tests.conftest import FIXTURES
 from tests.test_cli import run_cli
@@ -163,7 +163,7 @@ def test_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
     code = f"""
 import re
 from edge_mnist.errors import EdgeMnistError
-from edge_mnist.predict import load_image
+from edge_mnist.predict.preprocess import load_image
 try:
     load_image(r"{path}")
 except EdgeMnistError as exc:
@@ -390,7 +390,7 @@ def test_uneven_light_is_flattened_away(confident_mnist):
 def test_components_match_a_flood_fill():
     from importlib import import_module
 
-    components = import_module("edge_mnist.predict")._components
+    components = import_module("edge_mnist.predict.preprocess")._components
     rng = np.random.default_rng(0)
     for density in (0.3, 0.5, 0.6):
         mask = rng.random((40, 50)) < density

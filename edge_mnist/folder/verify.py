@@ -17,7 +17,8 @@ from edge_mnist.core.jsonio import expect, read_record
 from edge_mnist.folder.layout import HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.folder.records import Artifact, Manifest
 from edge_mnist.registry.formats import BY_KEY, FORMATS, RUNS, RUNTIMES
-from edge_mnist.runtime import Runner, open_model
+from edge_mnist.runtime import open_model
+from edge_mnist.runtime.base import Runner
 
 
 def read_verified(path: Path, sha256: str, size_bytes: int | None = None) -> bytes:

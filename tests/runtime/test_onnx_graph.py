@@ -25,7 +25,7 @@ def test_malformed_bytes_are_one_error_naming_the_file(raw):
 
 
 def test_external_data_in_a_sparse_constant_attribute_is_found():
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     values = helper.make_tensor("v", TensorProto.FLOAT, [4], [0.0] * 4)

@@ -7,7 +7,8 @@ import pytest
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.runtime import check_images, open_model
+from edge_mnist.runtime import open_model
+from edge_mnist.runtime.base import check_images
 
 pytestmark = pytest.mark.device
 

@@ -1,0 +1,4 @@
+"""`python -m edge_mnist.cli`: the console script, for tests and environments without the entry point."""
+from edge_mnist.cli import main
+
+main()

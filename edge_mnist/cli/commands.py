@@ -1,0 +1,323 @@
+"""Each `edge-mnist` command: its options, one call into the library, and what it prints."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from edge_mnist.bench import bench
+from edge_mnist.check import evaluate
+from edge_mnist.cli.options import (
+    ARCH_EPILOG,
+    GATE,
+    batch_option,
+    calib_option,
+    criteria_from,
+    data_dir_option,
+    dataset_option,
+    fallback_options,
+    fallback_request,
+    gate_options,
+    gate_run_options,
+    method_option,
+    methods_of,
+    model_option,
+    out_option,
+    qat_epochs_option,
+    seed_option,
+    skip_runtime_option,
+    threads_option,
+    training_options,
+)
+from edge_mnist.core.errors import EdgeMnistError, GateFailed
+from edge_mnist.core.progress import say
+from edge_mnist.core.tfenv import import_tf
+from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
+from edge_mnist.debug import debug
+from edge_mnist.emulate import emulate
+from edge_mnist.emulate.targets import NOTE, known_cpus
+from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
+from edge_mnist.gate import Criteria
+from edge_mnist.info import gather, render
+from edge_mnist.pipeline import export_folder, run
+from edge_mnist.predict import describe, predict
+from edge_mnist.render.console import debug_table, print_bench, report_training
+from edge_mnist.render.tables import (
+    EMULATE_HEADERS,
+    check_text,
+    emulate_rows,
+    failure_line,
+    prepare_report_path,
+    rounded,
+    table,
+    verdict_json,
+    write_reports,
+)
+from edge_mnist.report import report
+from edge_mnist.train import TrainConfig
+from edge_mnist.train import train as train_model
+
+
+@click.command("train", epilog=ARCH_EPILOG)
+@training_options
+@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
+def train_cmd(out, dataset, data_dir, mixed_precision, **training):
+    """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
+
+    import_tf()
+    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
+    say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
+    history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision))
+    report_training(history, out)
+
+
+@click.command("export")
+@out_option
+@dataset_option
+@data_dir_option
+@click.option("--int8", "int8", is_flag=True, help="Also write int8 artifacts (full-integer TFLite and ONNX).")
+@method_option
+@calib_option
+@qat_epochs_option
+@batch_option
+@seed_option
+@model_option
+@fallback_options
+@gate_options
+def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, fallback,
+               max_float_layers, **gate):
+    """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
+
+    request = fallback_request(fallback, max_float_layers, criteria_from(**gate))
+    import_tf()
+    history, manifest = export_folder(out, dataset, data_dir, methods_of(method) if int8 else ("float",),
+                                      model=model, calib_samples=calib_samples, seed=seed, qat_epochs=qat_epochs,
+                                      batch_size=batch_size, progress=say, fallback=request)
+    if history is not None:
+        report_training(history, out)
+    say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
+         f"manifest.json to {out}")
+
+
+@click.command("bench")
+@out_option
+@dataset_option
+@data_dir_option
+@threads_option
+@click.option("--runs", type=click.IntRange(1), default=1000, show_default=True, help="Timed single-image runs.")
+@click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed runs first.")
+@skip_runtime_option
+def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
+    """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
+
+    need_folder(out)
+    result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
+                   progress=say, skip_runtimes=skip_runtimes)
+    print_bench(result, out)
+
+
+STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
+
+
+@click.command("check")
+@gate_run_options
+@click.option("--json", "json_path", type=click.Path(path_type=Path), is_flag=False, flag_value=STDOUT,
+              default=None, metavar="[PATH]",
+              help="The verdict as JSON (6 significant digits): --json alone prints it instead of the text, like "
+                   "predict's and info's --json; --json PATH writes it to a file for CI (DIR/check.json is "
+                   "shown by `edge-mnist info`).")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
+              help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
+def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
+              parity, baseline, skip_qat_source, skip_runtimes, json_path, junit_path, md_path):
+    """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
+    artifact is within the limits, 1 when one is not, 2 on bad input.
+
+    Prints each file's checks as sentences ("accuracy 81.00% vs float 80.80%: drop 0.20 pp, tolerance
+    0.50 pp"): accuracies and shares of images in %, accuracy differences in percentage points (pp),
+    with 2 decimals (more where needed to tell a value from its limit). --min-accuracy and --parity
+    are given as fractions (0.9 is shown as 90.00%)."""
+
+    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    need_folder(out)
+    json_path, junit_path, md_path = (p if p == STDOUT else prepare_report_path(p, out, say)
+                                      for p in (json_path, junit_path, md_path or _step_summary()))
+    verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source, skip_runtimes)
+    _conclude(verdict, json_path, junit_path, md_path)
+
+
+def _step_summary() -> Path | None:
+    """GitHub's step-summary file, when running in GitHub Actions."""
+    summary_env = os.environ.get("GITHUB_STEP_SUMMARY")
+    return Path(summary_env) if summary_env else None
+
+
+def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
+    """Print the gate's verdict (as text, or as JSON for a bare --json), write its report files, and raise
+    GateFailed on a failure."""
+
+    to_stdout = json_path == STDOUT
+    click.echo(json.dumps(verdict_json(verdict), indent=2) if to_stdout else check_text(verdict))
+    write_reports(verdict, None if to_stdout else json_path, junit_path, md_path)
+    if not verdict.passed:
+        raise GateFailed(failure_line(verdict))
+
+
+@click.command("run", epilog=ARCH_EPILOG)
+@training_options
+@model_option
+@method_option
+@calib_option
+@qat_epochs_option
+@threads_option
+@gate_options
+@skip_runtime_option
+@fallback_options
+def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, fallback,
+            max_float_layers, **training):
+    """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
+
+    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    request = fallback_request(fallback, max_float_layers, criteria)
+    config = TrainConfig(**training)
+    md_path = prepare_report_path(_step_summary(), out, say)
+    import_tf()
+    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
+    result = run(out, data, config, model=model, methods=methods_of(method),
+                 calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
+                 progress=say, skip_runtimes=skip_runtimes, fallback=request)
+    report_training(result.history, out)
+    print_bench(result.bench, out)
+    say(f"wrote {result.report} (open it in a browser)")
+    _conclude(result.verdict, md_path=md_path)
+
+
+@click.command("report")
+@gate_run_options
+def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, **gate):
+    """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
+    options below) and the pictures, all in one file; the PNGs are also left in DIR."""
+
+    criteria = criteria_from(**gate)
+    need_folder(out)
+    path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes,
+                           skip_qat_source)
+    click.echo(f"gate {'PASS' if verdict.passed else 'FAIL'}; wrote {path}")
+
+
+@click.command("debug")
+@out_option
+@dataset_option
+@data_dir_option
+@calib_option
+@seed_option
+def debug_cmd(out, dataset, data_dir, calib_samples, seed):
+    """Per-layer int8 error of DIR's post-training int8 .tflite and .onnx, by Keras layer, worst first:
+    weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
+    layer kept float. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
+    export's (they rebuild its calibration)."""
+
+    need_folder(out)
+    import_tf()
+    data = load_for_folder(out, dataset, data_dir)
+    for result in debug(out, data, calib_samples, seed, progress=say):
+        click.echo(debug_table(result))
+    click.echo(f"wrote {out / DEBUG_FILE} and {out / DEBUG_PLOT}")
+
+
+@click.command("predict")
+@out_option
+@click.argument("images", nargs=-1, required=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model file to run (default: DIR/model_int8.tflite). A file that is not an artifact of DIR's "
+                   "manifest runs unverified, and is said to be.")
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+@click.option("--top", type=click.IntRange(1), default=None, metavar="K",
+              help="Also list the K most likely classes, best first, with names and probabilities.")
+@click.option("--save-preprocessed", "save_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              metavar="DIR", help="Folder to save the 28x28 image each input became, exactly as the model got it "
+                   "(photo.jpg -> photo.28x28.png; never over an input).")
+def predict_cmd(out, images, model, threads, as_json, top, save_dir):
+    """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read.
+
+    IMAGES are files, folders (their image files, sorted) or quoted patterns such as 'photos/*.jpg'.
+    Photos of dark ink on paper are flattened (uneven light), thresholded, cut to the digit or item
+    and centred like the training data; --save-preprocessed shows the result."""
+
+    if model is None:
+
+        need_folder(out)
+    results, verified = predict(out, list(images), model, threads, top, save_dir)
+    if not verified:
+        click.echo(f"warning: {model} is not an artifact of {out}/manifest.json with a matching sha256; running it "
+                   "unverified", err=True)  # a warning, not progress: --quiet keeps it
+    for item in results:
+        if as_json:
+            click.echo(json.dumps(item))
+        elif "error" in item:
+            click.echo(f"edge-mnist: error: {item['error']}", err=True)
+        else:
+            click.echo(describe(item))
+    failed = sum("error" in item for item in results)
+    if failed:
+        raise EdgeMnistError(f"{failed} of {len(results)} images could not be classified (see above)")
+
+
+def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
+    """--cpu value -> emulated CPU names, each a known one."""
+
+    try:
+        return known_cpus(tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())))
+    except EdgeMnistError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command("emulate")
+@out_option
+@dataset_option
+@data_dir_option
+@threads_option
+@click.option("--cpu", "cpus", default="cortex-a72,cortex-a76", show_default=True, callback=_cpu_list,
+              help="Comma-separated cores to emulate: cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5).")
+@click.option("--parity", type=float, default=GATE.parity, show_default=True,
+              help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host.")
+@click.option("--mirror", default=None,
+              help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
+def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
+    """Run every int8 artifact on an emulated Raspberry Pi 4 / Pi 5 (arm64 under qemu-user; needs root) and
+    compare with this x86-64 host: exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when
+    emulation cannot run."""
+
+    parity = Criteria(parity=parity).validate().parity
+    need_folder(out)
+    result = emulate(out, load_for_folder(out, dataset, data_dir), cpus, threads, parity, mirror, progress=say)
+    click.echo(table(EMULATE_HEADERS, emulate_rows(result)))
+    click.echo(f"compared with the same runners on this x86-64 host; {NOTE}")
+    word = "PASS" if result.passed else "FAIL"
+    click.echo(f"{word}: {len(result.rows) - len(result.failed)}/{len(result.rows)} artifact x CPU runs agree with "
+               f"x86-64 on >= {parity:.2%} of {result.n_samples} images; wrote {out / EMULATE_FILE}")
+    if not result.passed:
+        raise GateFailed(f"{len(result.failed)} of {len(result.rows)} emulated runs below top-1 agreement "
+                         f"{parity:.4g}: " + "; ".join(f"{r.file} on {r.board} {r.agreement:.4g}"
+                                                        for r in result.failed[:3]))
+
+
+@click.command("info")
+@out_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object instead of text.")
+def info_cmd(out, as_json):
+    """What an export folder holds, from its records (no model is run): each model file with its format,
+    method, size and whether it is still as exported (size and sha256 against manifest.json); the dataset,
+    its test-set fingerprint and the architecture; the accuracies recorded at export, by bench (bench.json)
+    and by the gate (DIR/check.json, from `check --json DIR/check.json`); and that recorded gate verdict
+    with its date. Exit 2 when DIR or its manifest is missing or unreadable."""
+
+    need_folder(out)
+    info = gather(out)
+    click.echo(json.dumps(rounded(info.to_json()), indent=2) if as_json else render(info))
+

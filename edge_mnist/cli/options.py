@@ -1,0 +1,179 @@
+"""The options the commands share, and their conversion into the library's types (Criteria, methods,
+fallback.Request). Validation that belongs to the library lives there, not here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.data import DEFAULT_DATASET
+from edge_mnist.gate import Criteria
+from edge_mnist.quantize.fallback import Request
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES
+from edge_mnist.registry.models import ARCHITECTURES
+from edge_mnist.train import STRATEGIES
+
+DEFAULT_OUT = Path("export")
+
+
+GATE = Criteria()
+
+
+METHOD_CHOICES = [m for m in METHODS if m != "float"] + ["both"]
+
+
+def methods_of(method: str) -> tuple[str, ...]:
+    """--method value -> the quantization methods to export."""
+    return tuple(m for m in METHODS if m != "float") if method == "both" else (method,)
+
+
+out_option = click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+                          help="Artifact folder.")
+
+
+class CommandHelp(click.Option):
+    """An option several commands share whose help text is each command's own: `helps` maps a command name
+    to its text, "*" to the text for the others."""
+
+    def __init__(self, *args, helps: dict[str, str], **kwargs):
+        """Keep the texts; click's own help is set when the help is shown."""
+        super().__init__(*args, **kwargs)
+        self.helps = helps
+
+    def get_help_record(self, ctx):
+        """The help line with the text of the command being shown."""
+        self.help = self.helps.get(ctx.info_name, self.helps["*"])
+        return super().get_help_record(ctx)
+
+
+FOLDER_DATASET = "The folder's dataset (recorded at training) is used; naming another one is an error."
+
+
+dataset_option = click.option("--dataset", type=click.Choice(list(DATASETS)), default=None, cls=CommandHelp, helps={
+    "train": f"Dataset to train on (default: {DEFAULT_DATASET}).",
+    "run": f"Dataset to train on, or to import --model for (default: {DEFAULT_DATASET}).",
+    "export": f"{FOLDER_DATASET} With --model: the dataset the model is for (default: {DEFAULT_DATASET}).",
+    "*": FOLDER_DATASET})
+
+
+data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                               help="Folder with the dataset's .npz or its four IDX .gz files (offline use).")
+
+
+threads_option = click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+                              help="Threads for every runtime (fixed, so figures are comparable).")
+
+
+skip_runtime_option = click.option(
+    "--skip-runtime", "skip_runtimes", multiple=True, type=click.Choice(list(OPTIONAL_RUNTIMES)),
+    help="Leave an optional runtime out (tflm: TensorFlow Lite Micro's reference kernels take milliseconds "
+         "per image); said in the results.")
+
+
+skip_qat_source_option = click.option(
+    "--skip-qat-source", is_flag=True,
+    help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
+         "(for a device without TensorFlow); said in the verdict.")
+
+
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and sampling.")
+
+
+method_option = click.option("--method", type=click.Choice(METHOD_CHOICES), default="ptq", show_default=True,
+                             help="int8 by post-training quantization, quantization-aware training, or both.")
+
+
+calib_option = click.option("--calib-samples", type=click.IntRange(1), default=500, show_default=True,
+                            help="Training images used to calibrate int8 ranges.")
+
+
+qat_epochs_option = click.option("--qat-epochs", type=click.IntRange(1), default=1, show_default=True,
+                                 help="Epochs of quantization-aware fine-tuning.")
+
+
+batch_option = click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True,
+                            help="Training batch size.")
+
+
+def option_group(*options):
+    """Apply several click options in the order listed."""
+    def apply(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return apply
+
+
+training_options = option_group(
+    out_option, dataset_option, data_dir_option,
+    click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, cls=CommandHelp, helps={
+        "run": "Passes over the training set (not used with --model, which is imported, not trained).",
+        "*": "Passes over the training set."}),
+    batch_option, seed_option,
+    click.option("--arch", "architecture", type=click.Choice(list(ARCHITECTURES)), default="reference_cnn",
+                 show_default=True, help="Architecture to train (listed below)."),
+    click.option("--augment", is_flag=True, help="Random rotation, shift and zoom of the training images "
+                                                 "(the notebooks' ranges; recorded in history.json)."),
+    click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+                 help="tf.distribute: mirrored = every local GPU (or --devices CPUs); multiworker = the "
+                      "cluster in TF_CONFIG. The batch size is per replica."),
+    click.option("--devices", type=click.IntRange(1, 64), default=None,
+                 help="With --strategy mirrored: this many logical CPU devices (testing without GPUs)."))
+
+
+ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'same'), P = MaxPool 2x2, D0.5 = Dropout,"
+               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU, then a Dense softmax.\n"
+               + "\n".join(f"  {a.describe()}" for a in ARCHITECTURES.values()))
+
+
+model_option = click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): 28x28x1 input, "
+                                 "one output per class. It becomes DIR's float reference; nothing is trained.")
+
+
+gate_options = option_group(
+    click.option("--tolerance", type=float, default=GATE.tolerance_pp, show_default=True,
+                 help="Max accuracy drop of an int8 artifact below float, in percentage points (pp)."),
+    click.option("--relative", type=float, default=GATE.relative_pct,
+                 help="Max accuracy drop relative to float, in percent of the float accuracy."),
+    click.option("--min-accuracy", type=float, default=GATE.min_accuracy,
+                 help="Minimum accuracy of every int8 artifact, a fraction 0..1 (0.9 means 90.00%)."),
+    click.option("--max-disagreement", type=float, default=GATE.max_disagreement_pct, show_default=True,
+                 help="Max percent of test images where an int8 artifact and its source model disagree."),
+    click.option("--max-class-drop", type=float, default=GATE.max_class_drop_pp, show_default=True,
+                 help="Max accuracy drop of any single class, in percentage points."),
+    click.option("--parity", type=float, default=GATE.parity, show_default=True,
+                 help="Min share of images on which the int8 artifacts of one group agree, a fraction 0..1 "
+                      "(0.99 means 99.00%)."),
+    click.option("--baseline", type=click.Path(path_type=Path), default=None,
+                 help="An earlier bench.json (e.g. the last release's): each int8 artifact may fall at most "
+                      "--tolerance below its accuracy there."))
+
+
+fallback_options = option_group(
+    click.option("--fallback", is_flag=True,
+                 help="Keep the fewest layers of the post-training int8 files float, by `debug`'s ranking, until "
+                      "the .tflite and .onnx pass the gate (its options below); exit 1 if no mix does."),
+    click.option("--max-float-layers", type=click.IntRange(1), default=None,
+                 help="With --fallback: at most this many float layers."))
+
+
+def fallback_request(fallback: bool, max_float_layers: int | None, criteria: Criteria):
+    """--fallback options -> a fallback.Request, or None without --fallback."""
+
+    if max_float_layers is not None and not fallback:
+        raise EdgeMnistError("--max-float-layers goes with --fallback")
+    return Request(criteria, max_float_layers) if fallback else None
+
+
+def criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline) -> Criteria:
+    """Gate options -> validated Criteria (NaN, negative and out-of-range limits are refused)."""
+    return Criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline).validate()
+
+
+# What `check` and `report` share: the folder, its data, and how the gate runs on it.
+gate_run_options = option_group(out_option, dataset_option, data_dir_option, threads_option, gate_options,
+                            skip_qat_source_option, skip_runtime_option)
+

@@ -1,0 +1,131 @@
+"""Inside the emulated Pi: the chroot in a private mount namespace, the worker that runs every artifact
+there, and its predictions brought back."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edge_mnist.bench import machine_info
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.emulate.images import BUILD_TIMEOUT_S, remove_tree, run_logged
+from edge_mnist.emulate.targets import Cpu, cpuinfo
+from edge_mnist.folder.records import Manifest, tool_versions
+from edge_mnist.folder.verify import open_artifact
+
+WORKER_TIMEOUT_S = 3600
+
+
+GUEST_DIR = "/opt/edge-mnist"  # inside the chroot: site (the wheels), src (edge_mnist), out, work
+
+
+@dataclass
+class Guest:
+    """An extracted root filesystem for one run, with edge_mnist copied in and the mount points made."""
+
+    cache: Path
+    run: Path
+    root: Path
+    site: Path
+
+    def command(self, cpu: Cpu, out: Path, threads: int) -> list[str]:
+        """The host command running the worker on `cpu`: a private mount namespace (mounts die with it), proc
+        with an ARM cpuinfo and sysfs (the runtimes' CPU detection reads both, else they crash or fall back to
+        generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
+        r, g = shlex.quote(str(self.root)), GUEST_DIR
+        cpuinfo_file = shlex.quote(str(self.run / f"cpuinfo-{cpu.name}"))
+        env = {"QEMU_CPU": cpu.name, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+               "PYTHONPATH": f"{g}/src:{g}/site", "PYTHONNOUSERSITE": "1"}
+        call = f"from edge_mnist.emulate.guest import worker; worker({g + '/work'!r}, {threads})"
+        lines = ["set -e",
+                 f"mount -t proc proc {r}/proc",
+                 f"mount --bind {cpuinfo_file} {r}/proc/cpuinfo",
+                 f"mount -t sysfs -o ro sysfs {r}/sys",
+                 f"mount --bind {shlex.quote(str(out))} {r}{g}/out",
+                 f"mount -o remount,bind,ro {r}{g}/out",
+                 f"mount --bind {shlex.quote(str(self.site))} {r}{g}/site",
+                 f"mount -o remount,bind,ro {r}{g}/site",
+                 f"mount --bind {shlex.quote(str(self.run / 'work'))} {r}{g}/work",
+                 "exec env -i " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+                 + f" {shlex.quote(shutil.which('chroot') or 'chroot')} {r} python3 -c {shlex.quote(call)}"]
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(lines)]
+
+
+@contextmanager
+def guest(cache: Path, tarball: Path, site: Path) -> Iterator[Guest]:
+    """Extract the root filesystem into a run folder of the cache and copy edge_mnist in; removed afterwards,
+    also on error or Ctrl-C."""
+    run = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=cache / "runs"))
+    try:
+        root = run / "root"
+        root.mkdir()
+        (run / "work").mkdir()
+        (cache / "extract.log").unlink(missing_ok=True)
+        run_logged(["tar", "-C", str(root), "--numeric-owner", "-xzf", str(tarball)], cache / "extract.log",
+             BUILD_TIMEOUT_S, f"extracting {tarball}", f"delete {tarball} to rebuild it")
+        for sub in ("out", "site", "work", "src"):
+            (root / GUEST_DIR.lstrip("/") / sub).mkdir(parents=True, exist_ok=True)
+        package = Path(__file__).resolve().parent
+        shutil.copytree(package, root / GUEST_DIR.lstrip("/") / "src" / package.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        yield Guest(cache, run, root, site)
+    finally:
+        remove_tree(run)
+
+
+def run_on(g: Guest, cpu: Cpu, out: Path, keys: list[str], images: np.ndarray, threads: int) -> tuple[dict, dict]:
+    """Run the worker on one emulated CPU: (probabilities per key, the worker's report)."""
+    work = g.run / "work"
+    for stale in work.iterdir():
+        stale.unlink()
+    np.save(work / "images.npy", images)
+    (work / "keys.json").write_text(json.dumps(keys))
+    (g.run / f"cpuinfo-{cpu.name}").write_text(cpuinfo(cpu, os.cpu_count() or 1))
+    log = g.cache / f"worker-{cpu.name}.log"  # kept after the run folder is gone
+    log.unlink(missing_ok=True)
+    run_logged(g.command(cpu, out, threads), log, WORKER_TIMEOUT_S, f"the arm64 worker on {cpu.board} ({cpu.name})")
+    report = json.loads((work / "report.json").read_text())
+    with np.load(work / "outputs.npz") as arrays:
+        outputs = {k: arrays[k] for k in keys}
+    if report["machine"]["machine"] != "aarch64":
+        raise EdgeMnistError(f"the worker on {cpu.board} ran on {report['machine']['machine']}, not aarch64")
+    return outputs, report
+
+
+def predict_all(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray,
+                threads: int) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float]]:
+    """Probabilities, seconds and output scale of each artifact, opened verified (the same code on host and guest)."""
+    outputs, seconds, scales = {}, {}, {}
+    for key in keys:
+        runner = open_artifact(out, manifest, key, threads)
+        start = time.perf_counter()
+        outputs[key] = runner.predict(images)
+        seconds[key] = time.perf_counter() - start
+        scales[key] = float(runner.output_scale)
+    return outputs, seconds, scales
+
+
+def worker(work: str, threads: int) -> None:
+    """Guest side, inside the arm64 chroot: run the listed artifacts of the read-only folder on the images and
+    write outputs.npz and report.json for the host. An expected failure is one line and exit 2."""
+    work_dir = Path(work)
+    try:
+        out = work_dir.parent / "out"
+        keys = json.loads((work_dir / "keys.json").read_text())
+        outputs, seconds, _ = predict_all(out, Manifest.load(out), keys, np.load(work_dir / "images.npy"), threads)
+        np.savez(work_dir / "outputs.npz", **outputs)
+        (work_dir / "report.json").write_text(json.dumps({"seconds": seconds, "machine": machine_info(),
+                                                          "versions": tool_versions()}))
+    except EdgeMnistError as exc:
+        print(f"edge-mnist: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,56 @@
+"""What the commands print to the terminal beyond the shared tables: the training line, the bench table
+with its notes, and the debug table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edge_mnist.core.progress import say
+from edge_mnist.folder.layout import BENCH_FILE
+from edge_mnist.folder.records import Manifest
+from edge_mnist.render.tables import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
+
+
+def report_training(history: dict, out: Path) -> None:
+    """One line on where and how well training went (or where an imported model came from)."""
+    if "source_model" in history:
+        say(f"imported {history['source_model']['path']} (Keras {history['source_model']['keras_version']}): "
+             f"{history['parameters']:,} parameters, test accuracy {history['test_accuracy']:.4f}")
+        return
+    dev = history["device"]
+    if not history.get("chief", True):
+        say(f"worker done (test accuracy {history['test_accuracy']:.4f}); the chief worker writes the model")
+        return
+    if dev["note"]:
+        say(dev["note"])
+    ips = history["history"]["images_per_second"]
+    say(f"trained on {dev['device']} ({dev['policy']}): test accuracy {history['test_accuracy']:.4f}, "
+         f"{ips[-1]:.0f} images/s in the last epoch; wrote model, history.json and training_curves.png to {out}")
+
+
+def print_bench(result, out: Path) -> None:
+    """The bench table and how it was measured."""
+
+    float_layers = Manifest.load(out).float_layers()
+    click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
+    if any(row.latency_us is None for row in result.rows):
+        click.echo(UNTIMED_NOTE)
+    if float_layers:
+        click.echo(mixed_note(float_layers))
+    click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "
+               f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
+
+
+def debug_table(result) -> str:
+    """One artifact's layers as text, worst first (fits 100 columns)."""
+    number = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+    lines = [f"{result.file} ({result.runtime}): accuracy {result.accuracy:.4f}; worst layer first",
+             f"  {'layer':<18} {'weights dB':>10} {'input dB':>9} {'output dB':>9} {'end-to-end dB':>13} "
+             f"{'accuracy if float':>17} {'gain pp':>8}"]
+    for r in result.layers:
+        lines.append(f"  {r.layer[:18]:<18} {number(r.weight_sqnr_db, '.1f'):>10} {number(r.input_sqnr_db, '.1f'):>9} "
+                     f"{number(r.output_sqnr_db, '.1f'):>9} {number(r.end_to_end_sqnr_db, '.1f'):>13} "
+                     f"{number(r.accuracy_if_float, '.4f'):>17} {number(r.accuracy_gain_pp, '+.2f'):>8}")
+    return "\n".join(lines)
+
