@@ -1,4 +1,8 @@
-"""Shared fixtures.
+"""Shared fixtures, and the tiers.
+
+Tiers are markers: `device` (runtime-only install), `tf` (TensorFlow), `slow` (full data, emulation, the
+browser; minutes each). Plain `pytest` is the fast loop: it deselects `slow` unless `--runslow` is given
+or the marker expression names `slow` (`pytest --runslow -m slow` runs the slow tier alone).
 
 device tier: the committed tests/fixtures (a real Fashion-MNIST subset and a tiny exported model
 folder, made by tests/fixtures/make_fixtures.py); they need numpy and the device runtimes only.
@@ -118,3 +122,19 @@ def run_process(args, env: dict | None = None, timeout: float = 300, cwd=None, *
 
     return subprocess.run([sys.executable, "-m", "edge_mnist.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd or FIXTURES.parent.parent, **kwargs)
+
+
+def pytest_addoption(parser):
+    """--runslow: also run the slow tier."""
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the slow tier (full-data end to end, emulation, the browser)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the slow tier unless --runslow is given or -m names it."""
+    if config.getoption("--runslow") or "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]

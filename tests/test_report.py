@@ -13,7 +13,7 @@ from PIL import Image
 
 from edge_mnist.folder.layout import PLOT_FILES
 from edge_mnist.render.plots import confusion_counts
-from tests.test_cli import LOOSE, run_cli
+from tests.behaviour.test_cli import LOOSE, run_cli
 
 pytestmark = pytest.mark.tf
 

@@ -18,7 +18,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.predict.preprocess import load_image, preprocess
 from edge_mnist.registry.datasets import DATASETS
 from tests.conftest import FIXTURES
-from tests.test_cli import run_cli
+from tests.behaviour.test_cli import run_cli
 
 pytestmark = pytest.mark.device
 MNIST, FASHION = DATASETS["mnist"].task, DATASETS["fashion-mnist"].task

@@ -29,8 +29,8 @@ LABELS = np.repeat(np.arange(10), 100)
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """`edge-mnist argv` through main() (tests.test_cli.run_cli, paths as strings): (exit code, stdout, stderr)."""
-    from tests.test_cli import run_cli as run
+    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout, stderr)."""
+    from tests.behaviour.test_cli import run_cli as run
 
     return run([str(a) for a in argv])
 

@@ -82,7 +82,7 @@ def test_unknown_architecture_is_an_error():
 # subset leaves them undertrained enough that the gate rightly fails their PTQ files (0.56 pp below
 # float; a 4.8 pp drop in one class). They pass on full data (benchmarks/results/*-archs.md, the README
 # table); here they are checked end to end for export and cross-runtime parity on a smaller set.
-# reference_cnn is checked the same way, on full data, by tests/test_end_to_end.py (the README's run).
+# reference_cnn is checked the same way, on full data, by tests/behaviour/test_end_to_end.py (the README's run).
 # To keep CI under 40 minutes, two models whose layer types another test here already covers are left to
 # benchmarks/architectures.py (full data, every format and the gate): conv7 (7x7 'same' convolutions,
 # as conv5x5_deep's 5x5 'same' ones) and cnn5x5_dense1024 (cnn5x5_dense64's layers, 13x the parameters).
