@@ -21,9 +21,8 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_bytes
-from edge_mnist.core.jsonio import read_record
-from edge_mnist.folder.layout import HISTORY_FILE, MANIFEST_FILE
-from edge_mnist.folder.records import Manifest
+from edge_mnist.folder.layout import MANIFEST_FILE
+from edge_mnist.folder.records import History, Manifest
 from edge_mnist.registry import datasets
 from edge_mnist.registry.datasets import KERAS_BASE_URL, DatasetSpec, Task
 
@@ -249,12 +248,8 @@ def folder_dataset(out: Path) -> str | None:
     if (out / MANIFEST_FILE).is_file():
         return Manifest.load(out).task.dataset
 
-    if (out / HISTORY_FILE).is_file():
-        name = read_record(out / HISTORY_FILE, "training history").get("dataset")
-        if not isinstance(name, str):
-            raise EdgeMnistError(f"{out / HISTORY_FILE}: dataset: expected a string")
-        return name
-    return None
+    history = History.load(out)
+    return None if history is None else history.dataset
 
 
 def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:

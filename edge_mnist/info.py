@@ -18,7 +18,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
 from edge_mnist.core.jsonio import expect, read_record
 from edge_mnist.folder.layout import BENCH_FILE, CHECK_FILE, HISTORY_FILE, MANIFEST_FILE
-from edge_mnist.folder.records import Artifact, BenchResult, Manifest
+from edge_mnist.folder.records import Artifact, BenchResult, History, Manifest
 from edge_mnist.registry import formats
 from edge_mnist.render.tables import fit, percent, plural, table
 
@@ -106,14 +106,11 @@ def _architecture(out: Path, notes: list[str]) -> str:
     if not path.is_file():
         return f"unknown (no {HISTORY_FILE})"
     try:
-        history = read_record(path, "training history")
+        history = History.load(out)
     except EdgeMnistError as exc:
         notes.append(str(exc))
         return f"unknown ({HISTORY_FILE} unreadable)"
-    config = history.get("config") if isinstance(history.get("config"), dict) else history
-    name = str(config.get("architecture", "unknown"))
-    params = history.get("parameters")
-    return f"{name}, {params:,} parameters" if isinstance(params, int) else name
+    return history.architecture + (f", {history.parameters:,} parameters" if history.parameters is not None else "")
 
 
 def _bench_accuracies(out: Path, manifest: Manifest, notes: list[str]) -> list[Recorded]:

@@ -16,10 +16,10 @@ import numpy as np
 from edge_mnist.check import evaluate
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_bytes, writable_folder
-from edge_mnist.core.jsonio import now, read_record
+from edge_mnist.core.jsonio import now
 from edge_mnist.data import Dataset
-from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, REPORT_FILE
-from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.folder.layout import BENCH_FILE, REPORT_FILE
+from edge_mnist.folder.records import BenchResult, History, Manifest
 from edge_mnist.render import plots
 from edge_mnist.render.tables import (
     BENCH_HEADERS,
@@ -49,31 +49,18 @@ def load_bench(out: Path, manifest: Manifest) -> BenchResult:
     return result
 
 
-def _history(out: Path) -> dict:
-    """DIR/history.json (training or import record), or {} when the folder has none."""
-    path = Path(out) / HISTORY_FILE
-    return read_record(path, "training history") if path.is_file() else {}
-
-
-def model_name(history: dict) -> str:
-    """The architecture trained, or the imported file's name."""
-    if "source_model" in history:
-        return f"imported {Path(str(history['source_model'].get('path', 'model'))).name}"
-    return str(history.get("config", {}).get("architecture", "unknown architecture"))
-
-
 def draw(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict) -> list[tuple[str, Path]]:
     """Write every picture into DIR; returns (caption, path) in page order."""
     out = Path(out)
     names, labels = list(dataset.task.class_names), dataset.y_test.astype(np.int64)
-    history = _history(out)
+    history = History.load(out)
     reference = verdict.predictions[verdict.reference]
     int8 = {k: v for k, v in verdict.predictions.items() if k != verdict.reference}
     drawn = []
-    metrics = history.get("history", {})
+    metrics = history.metrics if history else {}
     if metrics.get("loss"):
         qat = manifest.qat.history if manifest.qat else None
-        title = curves_title(dataset.name, model_name(history), manifest.float_accuracy)
+        title = curves_title(dataset.name, history.model_name, manifest.float_accuracy)
         drawn.append(("Training curves (float training, then the QAT fine-tune when exported with QAT)",
                       plots.training_curves(metrics, out / plots.CURVES_FILE, title, qat)))
     drawn += [
@@ -127,13 +114,13 @@ figcaption{color:#555;font-size:.9em}.note{color:#555;font-size:.85em}"""
 
 
 def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, figures: list[tuple[str, Path]],
-           history: dict) -> str:
+           history: History | None) -> str:
     """The whole page as one HTML string."""
     word = "PASS" if verdict.passed else "FAIL"
     mixed = mixed_note(manifest.float_layers())
     notes = [UNTIMED_NOTE] if any(r.latency_us is None for r in bench.rows) else []
     notes += [mixed] if mixed else []
-    title = f"edge-mnist report: {dataset.name} · {model_name(history)}"
+    title = f"edge-mnist report: {dataset.name} · {history.model_name if history else 'unknown architecture'}"
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
@@ -153,7 +140,7 @@ def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchRe
     """Draw the pictures and write DIR/report.html (atomically); returns its path."""
     out = Path(out)
     figures = draw(out, manifest, dataset, bench, verdict)
-    page = render(manifest, dataset, bench, verdict, figures, _history(out))
+    page = render(manifest, dataset, bench, verdict, figures, History.load(out))
     atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
     return out / REPORT_FILE
 

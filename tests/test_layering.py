@@ -3,11 +3,14 @@ every import goes down (or across) the layers below, never up. Also: the public 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
 import edge_mnist
+
+pytestmark = pytest.mark.device
 
 PACKAGE = Path(edge_mnist.__file__).resolve().parent
 
@@ -163,3 +166,10 @@ def test_imports_are_found_inside_functions_and_relative(tmp_path, source, expec
 def test_the_public_api_is_unchanged():
     assert sorted(edge_mnist.__all__) == sorted(PUBLIC_API)
     assert all(hasattr(edge_mnist, name) for name in PUBLIC_API)
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_every_module_imports_without_its_heavy_dependencies(name):
+    """Every module imports in the default loop (TensorFlow, onnx and tf2onnx are imported inside the
+    functions that need them, so this holds on the device install too)."""
+    importlib.import_module(f"edge_mnist.{name}" if name else "edge_mnist")

@@ -1,4 +1,5 @@
 """`python -m edge_mnist.cli`: the console script, for tests and environments without the entry point."""
 from edge_mnist.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_json
 from edge_mnist.core.jsonio import count, expect, now, number, read_record
 from edge_mnist.core.version import __version__
-from edge_mnist.folder.layout import BENCH_FILE, MANIFEST_FILE
+from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.registry import formats
 from edge_mnist.registry.datasets import Task, task_from_json
 
@@ -369,3 +369,52 @@ class BenchResult:
                    expect(raw.get("machine"), dict, f"{path}: machine"), rows,
                    expect(raw.get("skipped"), list, f"{path}: skipped"),
                    expect(raw.get("created"), str, f"{path}: created"))
+
+
+@dataclass
+class History:
+    """DIR/history.json: how DIR's float model came to be, trained here or imported with --model. The fields
+    the stages read are parsed strictly; the rest (device, strategy, augmentation...) is kept as written."""
+
+    dataset: str
+    architecture: str
+    test_accuracy: float | None = None
+    parameters: int | None = None
+    keras_sha256: str | None = None
+    metrics: dict = field(default_factory=dict)  # per-epoch lists ("history" in the file); empty when imported
+    source_model: dict | None = None  # path, sha256 and Keras version of an imported file
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, raw: dict, where: str) -> "History":
+        """Parse a history record (`where` names it in errors)."""
+        config = expect(raw.get("config", raw), dict, f"{where}: config")
+        accuracy, params = raw.get("test_accuracy"), raw.get("parameters")
+        sha = raw.get("keras_sha256")
+        source = raw.get("source_model")
+        return cls(expect(raw.get("dataset"), str, f"{where}: dataset"),
+                   str(expect(config.get("architecture", "unknown"), str, f"{where}: config.architecture")),
+                   None if accuracy is None else number(accuracy, f"{where}: test_accuracy", 0, 1),
+                   None if params is None else count(params, f"{where}: parameters", 0),
+                   None if sha is None else expect(sha, str, f"{where}: keras_sha256"),
+                   expect(raw.get("history", {}), dict, f"{where}: history"),
+                   None if source is None else expect(source, dict, f"{where}: source_model"), raw)
+
+    @classmethod
+    def load(cls, out: Path) -> "History | None":
+        """DIR/history.json, or None when the folder has none."""
+        path = Path(out) / HISTORY_FILE
+        return cls.from_json(read_record(path, "training history"), str(path)) if path.is_file() else None
+
+    @staticmethod
+    def write(path: Path, raw: dict) -> None:
+        """Write a history record atomically, after checking it parses as one."""
+        History.from_json(raw, str(path))
+        atomic_write_json(path, raw)
+
+    @property
+    def model_name(self) -> str:
+        """The architecture trained, or the imported file's name."""
+        if self.source_model is not None:
+            return f"imported {Path(str(self.source_model.get('path', 'model'))).name}"
+        return self.architecture

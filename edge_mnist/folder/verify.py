@@ -13,9 +13,8 @@ import math
 from pathlib import Path
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.jsonio import expect, read_record
-from edge_mnist.folder.layout import HISTORY_FILE, MANIFEST_FILE
-from edge_mnist.folder.records import Artifact, Manifest
+from edge_mnist.folder.layout import MANIFEST_FILE
+from edge_mnist.folder.records import Artifact, History, Manifest
 from edge_mnist.registry.formats import BY_KEY, FORMATS, RUNS, RUNTIMES
 from edge_mnist.runtime import open_model
 from edge_mnist.runtime.base import Runner
@@ -90,9 +89,7 @@ def recorded_keras_sha256(out: Path) -> str | None:
     """The sha256 the toolkit recorded for DIR's float Keras model (training history, else manifest);
     None for a model the toolkit did not write."""
 
-    history = Path(out) / HISTORY_FILE
-    if history.is_file():
-        recorded = read_record(history, "training history").get("keras_sha256")
-        if recorded is not None:
-            return expect(recorded, str, f"{history}: keras_sha256")
+    history = History.load(out)
+    if history is not None and history.keras_sha256 is not None:
+        return history.keras_sha256
     return Manifest.load(out).keras_sha256 if (Path(out) / MANIFEST_FILE).is_file() else None

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.core.files import sha256_file, staged, writable_folder
 from edge_mnist.core.progress import keras_callback
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset, to_float
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
+from edge_mnist.folder.records import History
 from edge_mnist.registry.models import build
 from edge_mnist.render.plots import training_curves
 from edge_mnist.runtime.keras_io import inference_copy, save_keras
@@ -234,7 +235,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
         save_keras(final, stage / KERAS_FILE)
         history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
         training_curves(metrics, stage / CURVES_FILE, curves_title(dataset.name, config.architecture, float_accuracy))
-        atomic_write_json(stage / HISTORY_FILE, history)
+        History.write(stage / HISTORY_FILE, history)
     return history
 
 

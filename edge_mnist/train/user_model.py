@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.files import atomic_write_json, sha256_file, staged, writable_folder
+from edge_mnist.core.files import sha256_file, staged, writable_folder
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
+from edge_mnist.folder.records import History
 from edge_mnist.registry.formats import OUTPUT_NAME
 from edge_mnist.runtime.keras_io import known_classes, load_keras, load_keras3, refuse_unsafe, save_keras, stored_config
 from edge_mnist.train import evaluate_keras
@@ -238,5 +239,5 @@ def import_model(source: Path, out: Path, dataset: Dataset) -> dict:
     with staged(out, drop=STALE_AFTER_TRAINING + (CURVES_FILE,), last=(HISTORY_FILE,)) as stage:
         save_keras(model, stage / KERAS_FILE)
         record["keras_sha256"] = sha256_file(stage / KERAS_FILE)
-        atomic_write_json(stage / HISTORY_FILE, record)
+        History.write(stage / HISTORY_FILE, record)
     return record

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.folder.layout import HISTORY_FILE
+from edge_mnist.folder.records import BenchResult, History, Manifest
 
 pytestmark = pytest.mark.device
 
@@ -79,3 +80,19 @@ def test_bench_result_predictions_must_match_labels(device_export, fixture_data_
     (device_export / "bench.json").write_text(json.dumps(raw))
     with pytest.raises(EdgeMnistError, match=f"{raw['rows'][0]['file']} has 499 predictions for 500 labels"):
         BenchResult.load(device_export / "bench.json", 10)
+
+def test_history_is_typed_and_strict(tmp_path):
+    trained = {"dataset": "fashion-mnist", "config": {"architecture": "compact"}, "parameters": 1234,
+               "test_accuracy": 0.9, "keras_sha256": "ab" * 32, "history": {"loss": [0.5]}}
+    History.write(tmp_path / HISTORY_FILE, trained)
+    history = History.load(tmp_path)
+    assert (history.dataset, history.model_name, history.parameters, history.metrics) == (
+        "fashion-mnist", "compact", 1234, {"loss": [0.5]})
+    imported = {**trained, "source_model": {"path": "/models/mine.keras"}, "history": {}}
+    assert History.from_json(imported, "h").model_name == "imported mine.keras"
+    with pytest.raises(EdgeMnistError, match="h: test_accuracy: 1.5 is out of range"):
+        History.from_json({**trained, "test_accuracy": 1.5}, "h")
+    with pytest.raises(EdgeMnistError, match="history.json: dataset: expected str, got int"):
+        History.write(tmp_path / "history.json", {**trained, "dataset": 3})
+    assert History.load(tmp_path).dataset == "fashion-mnist"  # the refused record was not written
+    assert History.load(tmp_path / "empty") is None
