@@ -22,6 +22,13 @@ from edge_mnist.train import TrainConfig, train
 from edge_mnist.train.user_model import import_model
 
 
+def validate_run(config: TrainConfig, model: Path | None) -> None:
+    """Refuse training options with an imported model (callers may check before loading the data)."""
+    chosen, default = ((c.architecture, c.augment, c.strategy) for c in (config, TrainConfig()))
+    if model is not None and chosen != default:
+        raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
+
+
 @dataclass
 class RunResult:
     """What the main job produced."""
@@ -44,9 +51,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
     and write DIR/report.html."""
 
     config = config or TrainConfig()
-    chosen, default = ((c.architecture, c.augment, c.strategy) for c in (config, TrainConfig()))
-    if model is not None and chosen != default:
-        raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
+    validate_run(config, model)
     criteria = (criteria or Criteria()).validate()
     stages = ("train" if model is None else "import", "export", "bench", "check", "report")
     progress(f"[1/{len(stages)}] {stages[0]}")

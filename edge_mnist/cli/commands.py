@@ -41,7 +41,7 @@ from edge_mnist.emulate.targets import NOTE, known_cpus
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
 from edge_mnist.gate import Criteria
 from edge_mnist.info import gather, render
-from edge_mnist.pipeline import export_folder, run
+from edge_mnist.pipeline import export_folder, run, validate_run
 from edge_mnist.predict import describe, predict
 from edge_mnist.render.console import debug_table, print_bench, report_training
 from edge_mnist.render.tables import (
@@ -184,6 +184,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
     request = fallback_request(fallback, max_float_layers, criteria)
     config = TrainConfig(**training)
+    validate_run(config, model)
     md_path = prepare_report_path(_step_summary(), out, say)
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
