@@ -1,18 +1,12 @@
 """The debug stage: where int8 loses accuracy, layer by layer, named by the Keras layers.
 
-For each post-training int8 artifact (the .tflite and the .onnx converted from it) and each
-Keras layer it holds:
-- weights: SQNR (dB) of the dequantized int8 weights against the float ones, and their RMSE in
-  units of the quantization scale (0.29 is rounding alone);
-- activations: the layer's input and output quantized onto the artifact's own int8 grid, from
-  the float model's values (SQNR as the mean over channels, so a grid stretched by one huge
-  channel shows even though that channel dominates the tensor's power), and the end-to-end
-  SQNR of what the artifact really computes there against float;
-- the test accuracy with only that layer kept float (quantize.mixed), in the artifact's runtime.
-Layers are sorted worst first by the lowest SQNR they touch; the ranking is what
-`export --fallback` walks. The float values come from the calibrated float model, whose tensor
-names are the int8 model's (the .onnx carries them in its nodes' doc_string). QAT artifacts are
-left out: their float source is the fine-tuned QAT model, not a float network to compare with.
+For each post-training int8 artifact (the .tflite and the .onnx converted from it), the per-layer
+table of quantize.layer_error: weight and activation SQNR, RMSE over the quantization step, and the
+test accuracy with each layer kept float. Layers are sorted worst first by the lowest SQNR they
+touch; the ranking is what `export --fallback` walks. The float values come from the calibrated
+float model, whose tensor names are the int8 model's (the .onnx carries them in its nodes'
+doc_string). QAT artifacts are left out: their float source is the fine-tuned QAT model, not a
+float network to compare with.
 """
 from __future__ import annotations
 
@@ -25,7 +19,7 @@ import numpy as np
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_output, atomic_write_json, writable_folder
 from edge_mnist.data import Dataset, check_dataset, to_float
-from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT
+from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, MANIFEST_FILE
 from edge_mnist.folder.records import Manifest
 from edge_mnist.folder.verify import open_artifact, read_verified, recorded_keras_sha256
 from edge_mnist.quantize.calibration import calibration_images
@@ -56,7 +50,7 @@ def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
     out = Path(out)
     writable_folder(out)
     manifest = Manifest.load(out)
-    check_dataset(manifest, dataset, out / "manifest.json")
+    check_dataset(manifest, dataset, out / MANIFEST_FILE)
     present = [key for key in DEBUGGED if key in manifest.artifacts]
     if not present:
         raise EdgeMnistError(f"{out}: no post-training int8 artifact to debug (run `edge-mnist export --int8`)")
