@@ -175,7 +175,7 @@ def world_readable_export():
 
 # Root's Python lives in a folder only root can read, so the child imports as root, then becomes nobody for good.
 AS_NOBODY = ("import os, sys, edge_mnist.cli, edge_mnist.emulate, edge_mnist.pipeline, edge_mnist.report, "
-             "edge_mnist.tables; "
+             "edge_mnist.render.tables; "
              "os.setgroups([]); os.setgid(65534); os.setuid(65534); edge_mnist.cli.main(sys.argv[1:])")
 
 

@@ -162,7 +162,7 @@ def test_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
     Image.new("1", (12000, 12000), 1).save(path)  # a small file that would decode to 144 megapixels
     code = f"""
 import re
-from edge_mnist.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.predict.preprocess import load_image
 try:
     load_image(r"{path}")
