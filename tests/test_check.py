@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
@@ -245,12 +246,10 @@ def test_other_test_data_is_refused(device_export, fixture_data_dir, tmp_path):
         evaluate(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other)), Criteria(), **SKIP)
 
 
-def baseline_file(out, data, tmp_path, files: list[str], accuracy: float, dataset="fashion-mnist"):
-    """An earlier bench.json, really measured, keeping the rows of `files` with their accuracy set to `accuracy`."""
-    from edge_mnist.bench import bench
-
-    raw = bench(out, data, runs=3, warmup=0, progress=lambda *_: None).to_json()
-    raw["rows"] = [r for r in raw["rows"] if r["file"] in files]
+def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, dataset="fashion-mnist"):
+    """An earlier bench.json (`measured`: a real bench of the folder, as JSON), keeping the rows of `files` with
+    their accuracy set to `accuracy`."""
+    raw = {**measured, "rows": [r for r in measured["rows"] if r["file"] in files]}
     labels = np.array(raw["labels"])
     for row in raw["rows"]:
         preds = labels.copy()
@@ -264,13 +263,14 @@ def baseline_file(out, data, tmp_path, files: list[str], accuracy: float, datase
 def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
     ints = ["model_int8.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite", "model_qat_int8.onnx",
             "model_qat_int8.ort"]
-    only_float = baseline_file(device_export, data, tmp_path, ["model_float32.onnx"], 0.5)
+    measured = bench(device_export, data, runs=3, warmup=0, progress=lambda *_: None).to_json()
+    only_float = baseline_file(measured, tmp_path, ["model_float32.onnx"], 0.5)
     with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
         evaluate(device_export, data, Criteria(baseline=only_float), **SKIP)
     with pytest.raises(EdgeMnistError, match="baseline measured on mnist"):
-        evaluate(device_export, data, Criteria(baseline=baseline_file(device_export, data, tmp_path, ints, 0.5,
+        evaluate(device_export, data, Criteria(baseline=baseline_file(measured, tmp_path, ints, 0.5,
                                                                       "mnist")), **SKIP)
-    perfect = baseline_file(device_export, data, tmp_path, ints, 1.0)
+    perfect = baseline_file(measured, tmp_path, ints, 1.0)
     verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
