@@ -72,10 +72,10 @@ def guest(cache: Path, tarball: Path, site: Path) -> Iterator[Guest]:
         (run / "work").mkdir()
         (cache / "extract.log").unlink(missing_ok=True)
         run_logged(["tar", "-C", str(root), "--numeric-owner", "-xzf", str(tarball)], cache / "extract.log",
-             BUILD_TIMEOUT_S, f"extracting {tarball}", f"delete {tarball} to rebuild it")
+                   BUILD_TIMEOUT_S, f"extracting {tarball}", f"delete {tarball} to rebuild it")
         for sub in ("out", "site", "work", "src"):
             (root / GUEST_DIR.lstrip("/") / sub).mkdir(parents=True, exist_ok=True)
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[1]  # the edge_mnist package this module is part of
         shutil.copytree(package, root / GUEST_DIR.lstrip("/") / "src" / package.name,
                         ignore=shutil.ignore_patterns("__pycache__"))
         yield Guest(cache, run, root, site)

@@ -240,15 +240,16 @@ def build_rootfs(cache: Path, mirror: str, progress: Callable[[str], None]) -> P
              f"log in {log})")
     try:
         root = build / "root"
-        run_logged(["unshare", "--mount", "--propagation", "private", "debootstrap", "--arch=arm64", "--variant=minbase",
-              "--include=python3", SUITE, str(root), mirror], log, BUILD_TIMEOUT_S,
-             f"debootstrap of {SUITE} arm64 from {mirror}", "check that the mirror is reachable or pass --mirror URL")
+        run_logged(["unshare", "--mount", "--propagation", "private", "debootstrap", "--arch=arm64",
+                    "--variant=minbase", "--include=python3", SUITE, str(root), mirror], log, BUILD_TIMEOUT_S,
+                   f"debootstrap of {SUITE} arm64 from {mirror}",
+                   "check that the mirror is reachable or pass --mirror URL")
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (root / leftover).glob("*"):
                 if item.is_file():
                     item.unlink()
         run_logged(["tar", "-C", str(root), "--numeric-owner", "-czf", str(build / tarball.name), "."], log,
-             BUILD_TIMEOUT_S, f"packing {tarball.name}")
+                   BUILD_TIMEOUT_S, f"packing {tarball.name}")
         os.replace(build / tarball.name, tarball)
     finally:
         remove_tree(build)
@@ -298,13 +299,13 @@ def build_site(cache: Path, progress: Callable[[str], None]) -> tuple[Path, list
         if not wheels.is_dir():
             progress(f"downloading arm64 wheels: {' '.join(pins)}")
             run_logged([*pip, "download", "-q", *_platform_args(), "-d", str(staging / "wheels"), *pins], log,
-                 BUILD_TIMEOUT_S, "pip download of the arm64 wheels",
-                 "check that PyPI (or the index pip is configured with) is reachable")
+                       BUILD_TIMEOUT_S, "pip download of the arm64 wheels",
+                       "check that PyPI (or the index pip is configured with) is reachable")
             wheels.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / "wheels", wheels)
         progress("installing the arm64 wheels for the guest")
         run_logged([*pip, "install", "-q", "--no-index", "--find-links", str(wheels), "--target", str(staging / "site"),
-              *_platform_args(), *pins], log, BUILD_TIMEOUT_S, "pip install of the arm64 wheels")
+                    *_platform_args(), *pins], log, BUILD_TIMEOUT_S, "pip install of the arm64 wheels")
         os.replace(staging / "site", site)
     finally:
         remove_tree(staging)
