@@ -4,7 +4,8 @@ Each criterion is a small pure function of predictions and limits (unit-tested a
 boundary). `evaluate` derives every prediction itself: it runs each int8 artifact of the
 manifest and the float reference on the test set, from bytes whose sha256 matches the
 manifest and whose precision and input type are read from the file (verify.py), under every
-runtime its format lists (an int8 .tflite under LiteRT and TensorFlow Lite Micro); files that
+runtime its format lists (an int8 .tflite under LiteRT and TensorFlow Lite Micro, which runs
+on a stratified subset of the test set, compared with the others there); files that
 embed a .tflite (the C++ source and header) must hold exactly the bytes that ran. bench.json
 is a record of what was measured, never evidence. The set of criteria follows from the
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
@@ -21,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, MissingDependency
-from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, _parity_results, artifact_results
+from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, _parity_results, on_images, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
     FORMATS,
@@ -33,16 +34,19 @@ from edge_mnist.registry.formats import (
     REFERENCE_ORDER,
     RUNS,
     RUNTIMES,
+    TFLM_IMAGES,
     Run,
     chosen_runs,
     left_out,
 )
 
 
-def _run(runner, key: str, images: np.ndarray, labels: np.ndarray) -> Measured:
-    """Top-1 predictions and accuracy of an opened model on the test images (key: a run key)."""
-    preds = runner.predict(images).argmax(1).astype(np.int64)
-    return Measured(key, RUNS[key].label if key in RUNS else runner.path.name, preds, float((preds == labels).mean()))
+def _run(runner, key: str, images: np.ndarray, labels: np.ndarray, indices: np.ndarray | None = None) -> Measured:
+    """Top-1 predictions and accuracy of an opened model on the test images, or on those at `indices`
+    (key: a run key)."""
+    preds = runner.predict(on_images(images, indices)).argmax(1).astype(np.int64)
+    return Measured(key, RUNS[key].label if key in RUNS else runner.path.name, preds,
+                    float((preds == on_images(labels, indices)).mean()), indices)
 
 
 def _open_runs(out: Path, manifest: Manifest, runs: list[Run], threads: int) -> tuple[dict, list[str]]:
@@ -104,12 +108,14 @@ def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, ski
                              "--skip-qat-source to leave those two checks out for QAT artifacts") from exc
 
 
-def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[str, float]:
-    """Accuracy per int8 artifact from an earlier bench.json of the same dataset; every checked artifact needs one."""
+def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str], subset: np.ndarray | None) -> dict[str, float]:
+    """Accuracy per int8 run from an earlier bench.json of the same dataset, on the test images it is checked on
+    now (a `subset` runtime's from the baseline's predictions on `subset`); every checked run needs one."""
     baseline = BenchResult.load(path, manifest.task.num_classes)
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
-    found = {row.key: row.accuracy for row in baseline.rows}
+    found = {row.key: _accuracy_on(row, subset if RUNTIMES[row.runtime].subset else None, baseline, manifest, path)
+             for row in baseline.rows if row.key in keys}
     missing = [RUNS[k].label for k in keys if k not in found]
     if missing:
         raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline check "
@@ -117,12 +123,28 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
     return found
 
 
+def _accuracy_on(row, indices: np.ndarray | None, baseline: BenchResult, manifest: Manifest, path: Path) -> float:
+    """A baseline row's accuracy on the test images `indices` (None: all), from its predictions when it was
+    measured on other images than those (the same test data is needed for that)."""
+    if indices is None and row.indices is None:
+        return row.accuracy
+    if baseline.dataset_fingerprint != manifest.dataset_fingerprint:
+        raise EdgeMnistError(f"{path}: {RUNS[row.key].label} was measured on other test data, so its accuracy on "
+                             "the images checked now is unknown")
+    preds = Measured(row.key, f"{path}: {RUNS[row.key].label}", row.predictions, row.accuracy, row.indices).at(indices)
+    return float((preds == on_images(baseline.labels, indices)).mean())
+
+
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
-             skip_qat_source: bool = False, skip_runtimes: tuple[str, ...] = ()) -> Verdict:
+             skip_qat_source: bool = False, skip_runtimes: tuple[str, ...] = (),
+             tflm_images: int = TFLM_IMAGES) -> Verdict:
     """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion.
-    `skip_runtimes` leaves optional runtimes (tflm) out; the verdict lists what that left out."""
+    `skip_runtimes` leaves optional runtimes (tflm) out; the verdict lists what that left out. A `subset`
+    runtime (TFLM) runs on `tflm_images` test images stratified by class (0: all), and its checks compare
+    it with the reference, its source and its parity group on those images (Verdict.subsets says which)."""
     out = Path(out)
     criteria.validate()
+    subset = stratified_indices(dataset.y_test, tflm_images)
     manifest = Manifest.load(out)
     refuse_unlisted(out, manifest)
     check_dataset(manifest, dataset, out / MANIFEST_FILE)
@@ -133,17 +155,18 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     runners, skipped = _open_runs(out, manifest, runs, threads)
     skipped += [f"{run.label}: --skip-runtime {run.runtime}" for run in left_out(present, skip_runtimes)]
     keys = list(runners)
-    baseline = _baseline_accuracy(criteria.baseline, manifest, keys) if criteria.baseline else {}
+    baseline = _baseline_accuracy(criteria.baseline, manifest, keys, subset) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     reference = _reference(out, manifest, images, labels, threads)
-    measured = {k: _run(runner, k, images, labels) for k, runner in runners.items()}
+    measured = {k: _run(runner, k, images, labels, subset if RUNTIMES[RUNS[k].runtime].subset else None)
+                for k, runner in runners.items()}
     needs_qat = any(RUNS[k].fmt.source == QAT_KERAS for k in keys)
     qat = _qat_source(out, manifest, images, labels, threads, skip_qat_source) if needs_qat else None
     sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
     for key, m in measured.items():
-        results += artifact_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
-                                     manifest.task.class_names, criteria, baseline)
+        results += run_results(m, reference, sources[RUNS[key].fmt.source], labels, manifest.task.class_names,
+                               criteria, baseline)
     if criteria.parity is not None:
         results += _parity_results(measured, criteria.parity)
     results += _embedded_results(out, manifest, runners)
@@ -153,7 +176,8 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     predictions = {reference.file: reference.predictions, **{m.file: m.predictions for m in measured.values()}}
     return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped,
                    manifest.float_layers(), predictions,
-                   accuracies={m.file: m.accuracy for m in (reference, *measured.values())})
+                   accuracies={m.file: m.accuracy for m in (reference, *measured.values())},
+                   subsets={m.file: m.indices for m in measured.values() if m.indices is not None})
 
 
 __all__ = ["Criteria", "Result", "Verdict", "evaluate"]

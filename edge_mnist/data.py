@@ -62,6 +62,30 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
+def stratified_indices(labels: np.ndarray, n: int) -> np.ndarray | None:
+    """Sorted indices of `n` test images stratified by class, or None for the whole test set (n = 0 or n at
+    least its size): an equal share per class where the classes allow (a class with fewer images gives all
+    of them and the others share the rest; a remainder goes one each to the lowest classes), and within a
+    class its first images in test-set order. Deterministic, so bench and check pick the same images and a
+    slow runtime's accuracy is comparable with the reference's on exactly those."""
+    if n < 0:
+        raise EdgeMnistError(f"the number of test images must be 0 (all) or more, not {n}")
+    if n == 0 or n >= len(labels):
+        return None
+    classes, counts = np.unique(labels, return_counts=True)
+    take = np.zeros_like(counts)
+    while take.sum() < n:
+        room = np.flatnonzero(take < counts)
+        need = n - int(take.sum())
+        share = need // len(room)
+        if share:
+            take[room] = np.minimum(counts[room], take[room] + share)
+        else:
+            take[room[:need]] += 1
+    picked = [np.flatnonzero(labels == c)[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
 def keras_cache_dir() -> Path:
     """Keras' dataset cache (KERAS_HOME or ~/.keras)/datasets."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_output, atomic_write_json, writable_folder
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.data import Dataset, check_dataset, to_float
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, MANIFEST_FILE
 from edge_mnist.folder.records import Manifest
@@ -44,32 +45,34 @@ def _clean(value):
 
 
 def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
-          progress=print) -> list[ArtifactDebug]:
-    """The per-layer table of every post-training int8 artifact in DIR; writes DIR/debug.json and DIR/debug.png."""
+          progress=print, *, wait: bool = False) -> list[ArtifactDebug]:
+    """The per-layer table of every post-training int8 artifact in DIR; writes DIR/debug.json and DIR/debug.png,
+    holding DIR's lock throughout (core.lock; `wait` waits for another writer)."""
 
     out = Path(out)
     writable_folder(out)
-    manifest = Manifest.load(out)
-    check_dataset(manifest, dataset, out / MANIFEST_FILE)
-    present = [key for key in DEBUGGED if key in manifest.artifacts]
-    if not present:
-        raise EdgeMnistError(f"{out}: no post-training int8 artifact to debug (run `edge-mnist export --int8`)")
-    model = load_keras(out / BY_KEY["keras_float32"].file, sha256=recorded_keras_sha256(out))
-    progress("calibrating the float model as export did")
-    mixer = Mixer.for_model(model, calibration_images(dataset, calib_samples, seed))
-    images, labels = to_float(dataset.x_test), dataset.y_test
-    float_values = tflite_tensors(mixer.calibrated_model, images[:DEBUG_IMAGES])
-    results = []
-    for key in present:
-        fmt, artifact = BY_KEY[key], manifest.artifacts[key]
-        content = read_verified(out / fmt.file, artifact.sha256, artifact.size_bytes)
-        if key == "tflite_int8":
-            _same_model(mixer, content, out / fmt.file)
-        progress(f"debugging {fmt.file}")
-        results.append(analyse(mixer, content, fmt.runtime, images, labels, open_artifact(out, manifest, key),
-                               fmt.file, progress, float_values))
-    save_debug(out, results, manifest.float_accuracy)
-    return results
+    with folder_lock(out, "debug", wait):
+        manifest = Manifest.load(out)
+        check_dataset(manifest, dataset, out / MANIFEST_FILE)
+        present = [key for key in DEBUGGED if key in manifest.artifacts]
+        if not present:
+            raise EdgeMnistError(f"{out}: no post-training int8 artifact to debug (run `edge-mnist export --int8`)")
+        model = load_keras(out / BY_KEY["keras_float32"].file, sha256=recorded_keras_sha256(out))
+        progress("calibrating the float model as export did")
+        mixer = Mixer.for_model(model, calibration_images(dataset, calib_samples, seed))
+        images, labels = to_float(dataset.x_test), dataset.y_test
+        float_values = tflite_tensors(mixer.calibrated_model, images[:DEBUG_IMAGES])
+        results = []
+        for key in present:
+            fmt, artifact = BY_KEY[key], manifest.artifacts[key]
+            content = read_verified(out / fmt.file, artifact.sha256, artifact.size_bytes)
+            if key == "tflite_int8":
+                _same_model(mixer, content, out / fmt.file)
+            progress(f"debugging {fmt.file}")
+            results.append(analyse(mixer, content, fmt.runtime, images, labels, open_artifact(out, manifest, key),
+                                   fmt.file, progress, float_values))
+        save_debug(out, results, manifest.float_accuracy)
+        return results
 
 
 def _same_model(mixer, content: bytes, path: Path) -> None:

@@ -158,10 +158,17 @@ def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: flo
                   context={"accuracy": accuracy, "baseline": baseline})
 
 
-def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float) -> Result:
-    """Pass when two artifacts of one parity group predict the same class on at least `minimum` of the images."""
+def on_images(full: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
+    """A per-test-image array (labels, predictions on the whole test set) on the images `indices` (None: all)."""
+    return full if indices is None else full[indices]
+
+
+def parity(name: str, a: np.ndarray, b: np.ndarray, minimum: float, indices: np.ndarray | None = None) -> Result:
+    """Pass when two artifacts of one parity group predict the same class on at least `minimum` of the images;
+    the images they disagree on are named by test-set index (`indices`: the test images a and b are of)."""
     agree = float((a == b).mean())
     bad = np.flatnonzero(a != b)
+    bad = bad if indices is None else indices[bad]
     shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
     return Result(name, PARITY, agree, minimum, agree >= minimum - EPS,
                   f"they disagree on {len(bad)} image{'' if len(bad) == 1 else 's'}: {shown}" if len(bad) else "")
@@ -181,6 +188,7 @@ class Verdict:
     float_layers: dict[str, str] = field(default_factory=dict)  # mixed artifacts (format key -> float layers)
     predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # file label -> test-set classes
     accuracies: dict[str, float] = field(default_factory=dict)  # file label -> accuracy, the reference's too
+    subsets: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # file label -> test images it ran on
     created: str = field(default_factory=now)
 
     @property
@@ -198,17 +206,27 @@ class Verdict:
         return {"verdict": "PASS" if self.passed else "FAIL", "created": self.created, "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
                 "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers,
-                "accuracies": self.accuracies, "results": [r.to_json() for r in self.results]}
+                "accuracies": self.accuracies, "subsets": {k: len(v) for k, v in self.subsets.items()},
+                "results": [r.to_json() for r in self.results]}
 
 
 @dataclass
 class Measured:
-    """One model run by the gate on the test set."""
+    """One model run by the gate on the test set, or on the test images `indices` (a `subset` runtime's)."""
 
     key: str
     file: str
     predictions: np.ndarray
     accuracy: float
+    indices: np.ndarray | None = None
+
+    def at(self, indices: np.ndarray | None) -> np.ndarray:
+        """Its predictions on the test images `indices` (None: all); it must have run on each of them."""
+        if self.indices is None:
+            return on_images(self.predictions, indices)
+        if indices is None or not np.isin(indices, self.indices).all():
+            raise EdgeMnistError(f"{self.file} ran on {len(self.indices)} test images, not on all of those asked for")
+        return self.predictions[np.searchsorted(self.indices, indices)]
 
 
 def artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
@@ -231,11 +249,24 @@ def artifact_results(m: Measured, reference: float, source: np.ndarray | None, l
     return out
 
 
+def run_results(m: Measured, reference: Measured, source: np.ndarray | None, labels: np.ndarray,
+                class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
+    """Every enabled check for one run of an int8 artifact, on the test images it ran on: a run on a subset
+    is compared with the reference's accuracy, the source's predictions and the labels on that subset."""
+    mine = on_images(labels, m.indices)
+    reference_accuracy = float((reference.at(m.indices) == mine).mean())
+    return artifact_results(m, reference_accuracy, None if source is None else on_images(source, m.indices), mine,
+                            class_names, c, baseline)
+
+
 def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:
-    """Each parity group's first artifact against every other member."""
+    """Each parity group's first artifact against every other member, on the images both ran on (a run on
+    a subset is compared there)."""
     results = []
     for members in parity_groups(list(measured)).values():
         first = measured[members[0].key]
         for other in (measured[m.key] for m in members[1:]):
-            results.append(parity(f"{first.file} ~ {other.file}", first.predictions, other.predictions, minimum))
+            images = other.indices if other.indices is not None else first.indices
+            results.append(parity(f"{first.file} ~ {other.file}", first.at(images), other.at(images), minimum,
+                                  images))
     return results

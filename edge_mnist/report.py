@@ -17,15 +17,27 @@ from edge_mnist.check import evaluate
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_bytes, writable_folder
 from edge_mnist.core.jsonio import now
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.data import Dataset
-from edge_mnist.folder.layout import BENCH_FILE, REPORT_FILE
+from edge_mnist.folder.layout import (
+    BENCH_FILE,
+    CONFUSION_FILE,
+    CURVES_FILE,
+    DISAGREEMENT_FILE,
+    LATENCY_FILE,
+    MISCLASSIFIED_FILE,
+    REPORT_FILE,
+    SAMPLES_FILE,
+)
 from edge_mnist.folder.records import BenchResult, History, Manifest
+from edge_mnist.registry.formats import TFLM_IMAGES
 from edge_mnist.render import plots
 from edge_mnist.render.tables import (
     BENCH_HEADERS,
     CHECK_HEADERS,
     UNTIMED_NOTE,
     bench_rows,
+    bench_subset_lines,
     check_rows,
     mixed_note,
     summary,
@@ -62,18 +74,19 @@ def draw(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, ve
         qat = manifest.qat.history if manifest.qat else None
         title = curves_title(dataset.name, history.model_name, manifest.float_accuracy)
         drawn.append(("Training curves (float training, then the QAT fine-tune when exported with QAT)",
-                      plots.training_curves(metrics, out / plots.CURVES_FILE, title, qat)))
+                      plots.training_curves(metrics, out / CURVES_FILE, title, qat)))
     drawn += [
-        ("Confusion matrix of the float model", plots.confusion(labels, reference, names, out / plots.CONFUSION_FILE,
+        ("Confusion matrix of the float model", plots.confusion(labels, reference, names, out / CONFUSION_FILE,
                                                                 verdict.reference)),
         ("Where each int8 artifact disagrees with the float model",
-         plots.disagreement(reference, int8, names, out / plots.DISAGREEMENT_FILE, verdict.reference)),
-        ("Latency against size", plots.latency_vs_size(_latency_points(bench), out / plots.LATENCY_FILE,
+         plots.disagreement(reference, int8, names, out / DISAGREEMENT_FILE, verdict.reference,
+                            verdict.subsets)),
+        ("Latency against size", plots.latency_vs_size(_latency_points(bench), out / LATENCY_FILE,
                                                        _timing_note(bench))),
         ("Misclassified test images (float model)",
-         plots.misclassified(dataset.x_test, labels, reference, names, out / plots.MISCLASSIFIED_FILE,
+         plots.misclassified(dataset.x_test, labels, reference, names, out / MISCLASSIFIED_FILE,
                              verdict.reference)),
-        ("The dataset", plots.samples(dataset.x_test, labels, names, out / plots.SAMPLES_FILE,
+        ("The dataset", plots.samples(dataset.x_test, labels, names, out / SAMPLES_FILE,
                                       f"{dataset.name} test images, {len(names)} classes")),
     ]
     return drawn
@@ -119,6 +132,7 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
     word = "PASS" if verdict.passed else "FAIL"
     mixed = mixed_note(manifest.float_layers())
     notes = [UNTIMED_NOTE] if any(r.latency_us is None for r in bench.rows) else []
+    notes += bench_subset_lines(bench)
     notes += [mixed] if mixed else []
     title = f"edge-mnist report: {dataset.name} · {history.model_name if history else 'unknown architecture'}"
     return "\n".join([
@@ -136,26 +150,33 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
         "</body></html>", ""])
 
 
-def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict) -> Path:
-    """Draw the pictures and write DIR/report.html (atomically); returns its path."""
+def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, *,
+                 wait: bool = False) -> Path:
+    """Draw the pictures and write DIR/report.html (atomically), holding DIR's lock (core.lock); returns its
+    path."""
     out = Path(out)
-    figures = draw(out, manifest, dataset, bench, verdict)
-    page = render(manifest, dataset, bench, verdict, figures, History.load(out))
-    atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
+    with folder_lock(out, "report", wait):
+        figures = draw(out, manifest, dataset, bench, verdict)
+        page = render(manifest, dataset, bench, verdict, figures, History.load(out))
+        atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
     return out / REPORT_FILE
 
 
 def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtimes: tuple[str, ...] = (),
-           skip_qat_source: bool = False):
+           skip_qat_source: bool = False, *, wait: bool = False, tflm_images: int = TFLM_IMAGES):
     """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict). What could stop
-    it afterwards (no matplotlib, a folder it cannot write, a stale bench.json) is checked first."""
+    it afterwards (no matplotlib, a folder it cannot write, a stale bench.json) is checked first. DIR's
+    lock is held throughout (core.lock; `wait` waits for another writer). TFLM is checked on `tflm_images`
+    test images (check.evaluate)."""
 
     plots.require_matplotlib()
     writable_folder(out)
-    manifest = Manifest.load(out)
-    bench = load_bench(out, manifest)
-    verdict = evaluate(out, dataset, criteria, threads, skip_qat_source=skip_qat_source, skip_runtimes=skip_runtimes)
-    return write_report(out, manifest, dataset, bench, verdict), verdict
+    with folder_lock(out, "report", wait):
+        manifest = Manifest.load(out)
+        bench = load_bench(out, manifest)
+        verdict = evaluate(out, dataset, criteria, threads, skip_qat_source=skip_qat_source,
+                           skip_runtimes=skip_runtimes, tflm_images=tflm_images)
+        return write_report(out, manifest, dataset, bench, verdict), verdict
 
 
 __all__ = ["REPORT_FILE", "load_bench", "report", "write_report"]

@@ -189,3 +189,27 @@ def test_dataset_carries_its_task(tmp_path):
 def test_unknown_dataset_lists_the_registry():
     with pytest.raises(EdgeMnistError, match="unknown dataset 'cifar'; choose one of mnist, fashion-mnist"):
         data.load_dataset("cifar")
+
+
+def test_stratified_indices_take_the_first_images_of_each_class_in_equal_shares():
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), 50))
+    picked = data.stratified_indices(labels, 100)
+    assert np.bincount(labels[picked], minlength=10).tolist() == [10] * 10
+    assert picked.tolist() == sorted(np.concatenate([np.flatnonzero(labels == c)[:10] for c in range(10)]).tolist())
+    assert np.array_equal(picked, data.stratified_indices(labels, 100))  # deterministic: bench and check agree
+
+
+def test_stratified_indices_give_a_small_class_all_it_has_and_the_remainder_to_the_lowest_classes():
+    labels = np.array([0] * 3 + [1] * 100 + [2] * 100 + [3] * 100)
+    assert np.bincount(labels[data.stratified_indices(labels, 50)]).tolist() == [3, 16, 16, 15]
+    assert np.bincount(labels[data.stratified_indices(labels, 13)]).tolist() == [3, 4, 3, 3]
+
+
+@pytest.mark.parametrize("n", [0, 400, 401])
+def test_stratified_indices_of_zero_or_the_whole_set_mean_all(n):
+    assert data.stratified_indices(np.arange(400) % 10, n) is None
+
+
+def test_stratified_indices_refuse_a_negative_count():
+    with pytest.raises(EdgeMnistError, match="0 .all. or more, not -1"):
+        data.stratified_indices(np.arange(10), -1)

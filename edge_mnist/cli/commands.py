@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -28,10 +29,13 @@ from edge_mnist.cli.options import (
     qat_epochs_option,
     seed_option,
     skip_runtime_option,
+    tflm_images_option,
     threads_option,
     training_options,
+    wait_option,
 )
 from edge_mnist.core.errors import EdgeMnistError, GateFailed
+from edge_mnist.core.lock import folder_lock, writes_into
 from edge_mnist.core.progress import say
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
@@ -63,13 +67,14 @@ from edge_mnist.train import train as train_model
 @click.command("train", epilog=ARCH_EPILOG)
 @training_options
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
-def train_cmd(out, dataset, data_dir, mixed_precision, **training):
+@wait_option
+def train_cmd(out, dataset, data_dir, mixed_precision, wait, **training):
     """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
 
     import_tf()
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
-    history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision))
+    history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision), wait=wait)
     report_training(history, out)
 
 
@@ -86,15 +91,16 @@ def train_cmd(out, dataset, data_dir, mixed_precision, **training):
 @model_option
 @fallback_options
 @gate_options
+@wait_option
 def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, fallback,
-               max_float_layers, **gate):
+               max_float_layers, wait, **gate):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
 
     request = fallback_request(fallback, max_float_layers, criteria_from(**gate))
     import_tf()
     history, manifest = export_folder(out, dataset, data_dir, methods_of(method) if int8 else ("float",),
                                       model=model, calib_samples=calib_samples, seed=seed, qat_epochs=qat_epochs,
-                                      batch_size=batch_size, progress=say, fallback=request)
+                                      batch_size=batch_size, progress=say, fallback=request, wait=wait)
     if history is not None:
         report_training(history, out)
     say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
@@ -109,12 +115,14 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
 @click.option("--runs", type=click.IntRange(1), default=1000, show_default=True, help="Timed single-image runs.")
 @click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed runs first.")
 @skip_runtime_option
-def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes):
+@tflm_images_option
+@wait_option
+def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes, tflm_images, wait):
     """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
 
     need_folder(out)
     result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
-                   progress=say, skip_runtimes=skip_runtimes)
+                   progress=say, skip_runtimes=skip_runtimes, tflm_images=tflm_images, wait=wait)
     print_bench(result, out)
 
 
@@ -131,8 +139,10 @@ STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
+@wait_option
 def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
-              parity, baseline, skip_qat_source, skip_runtimes, json_path, junit_path, md_path):
+              parity, baseline, skip_qat_source, skip_runtimes, tflm_images, json_path, junit_path, md_path,
+              wait):
     """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
     artifact is within the limits, 1 when one is not, 2 on bad input.
 
@@ -145,8 +155,11 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     need_folder(out)
     json_path, junit_path, md_path = (p if p == STDOUT else prepare_report_path(p, out, say)
                                       for p in (json_path, junit_path, md_path or _step_summary()))
-    verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source, skip_runtimes)
-    _conclude(verdict, json_path, junit_path, md_path)
+    into_dir = writes_into(out, (p for p in (json_path, junit_path, md_path) if p != STDOUT))
+    with folder_lock(out, "check", wait) if into_dir else nullcontext():  # a report in DIR: check writes there
+        verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source,
+                           skip_runtimes, tflm_images)
+        _conclude(verdict, json_path, junit_path, md_path)
 
 
 def _step_summary() -> Path | None:
@@ -175,10 +188,12 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @threads_option
 @gate_options
 @skip_runtime_option
+@tflm_images_option
 @fallback_options
+@wait_option
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, fallback,
-            max_float_layers, **training):
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, tflm_images, fallback,
+            max_float_layers, wait, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
 
     criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
@@ -190,7 +205,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, config, model=model, methods=methods_of(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
-                 progress=say, skip_runtimes=skip_runtimes, fallback=request)
+                 progress=say, skip_runtimes=skip_runtimes, fallback=request, tflm_images=tflm_images, wait=wait)
     report_training(result.history, out)
     print_bench(result.bench, out)
     say(f"wrote {result.report} (open it in a browser)")
@@ -199,14 +214,15 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
 
 @click.command("report")
 @gate_run_options
-def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, **gate):
+@wait_option
+def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, tflm_images, wait, **gate):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
 
     criteria = criteria_from(**gate)
     need_folder(out)
     path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes,
-                           skip_qat_source)
+                           skip_qat_source, tflm_images=tflm_images, wait=wait)
     click.echo(f"gate {'PASS' if verdict.passed else 'FAIL'}; wrote {path}")
 
 
@@ -216,7 +232,8 @@ def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, 
 @data_dir_option
 @calib_option
 @seed_option
-def debug_cmd(out, dataset, data_dir, calib_samples, seed):
+@wait_option
+def debug_cmd(out, dataset, data_dir, calib_samples, seed, wait):
     """Per-layer int8 error of DIR's post-training int8 .tflite and .onnx, by Keras layer, worst first:
     weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
     layer kept float. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
@@ -225,7 +242,7 @@ def debug_cmd(out, dataset, data_dir, calib_samples, seed):
     need_folder(out)
     import_tf()
     data = load_for_folder(out, dataset, data_dir)
-    for result in debug(out, data, calib_samples, seed, progress=say):
+    for result in debug(out, data, calib_samples, seed, progress=say, wait=wait):
         click.echo(debug_table(result))
     click.echo(f"wrote {out / DEBUG_FILE} and {out / DEBUG_PLOT}")
 
@@ -289,14 +306,16 @@ def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
               help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host.")
 @click.option("--mirror", default=None,
               help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
-def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror):
+@wait_option
+def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror, wait):
     """Run every int8 artifact on an emulated Raspberry Pi 4 / Pi 5 (arm64 under qemu-user; needs root) and
     compare with this x86-64 host: exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when
     emulation cannot run."""
 
     parity = Criteria(parity=parity).validate().parity
     need_folder(out)
-    result = emulate(out, load_for_folder(out, dataset, data_dir), cpus, threads, parity, mirror, progress=say)
+    result = emulate(out, load_for_folder(out, dataset, data_dir), cpus, threads, parity, mirror, progress=say,
+                     wait=wait)
     click.echo(table(EMULATE_HEADERS, emulate_rows(result)))
     click.echo(f"compared with the same runners on this x86-64 host; {NOTE}")
     word = "PASS" if result.passed else "FAIL"

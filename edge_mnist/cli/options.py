@@ -11,7 +11,7 @@ from edge_mnist.data import DEFAULT_DATASET
 from edge_mnist.gate import Criteria
 from edge_mnist.quantize.fallback import Request
 from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES
+from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES, TFLM_IMAGES
 from edge_mnist.registry.models import ARCHITECTURES
 from edge_mnist.train import STRATEGIES
 
@@ -31,6 +31,10 @@ def methods_of(method: str) -> tuple[str, ...]:
 
 out_option = click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
                           help="Artifact folder.")
+
+
+wait_option = click.option("--wait", is_flag=True,
+                           help="If another edge-mnist command is writing DIR, wait for it instead of exiting 2.")
 
 
 class CommandHelp(click.Option):
@@ -70,6 +74,27 @@ skip_runtime_option = click.option(
     "--skip-runtime", "skip_runtimes", multiple=True, type=click.Choice(list(OPTIONAL_RUNTIMES)),
     help="Leave an optional runtime out (tflm: TensorFlow Lite Micro's reference kernels take milliseconds "
          "per image); said in the results.")
+
+
+def _image_count(ctx, param, value: str) -> int:
+    """--tflm-images value -> a number of test images, 0 for the whole test set (also spelled 'all')."""
+    if value.strip().lower() == "all":
+        return 0
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise click.BadParameter(f"{value!r} is neither a number of images (0 or more) nor 'all'")
+    return count
+
+
+tflm_images_option = click.option(
+    "--tflm-images", type=str, default=str(TFLM_IMAGES), show_default=True, callback=_image_count,
+    metavar="N|all",
+    help="Test images TensorFlow Lite Micro runs on: a subset stratified by class (the first images of each "
+         "class), its reference kernels taking milliseconds per image; 0 or all: the whole test set. LiteRT and "
+         "ONNX Runtime always run all of it; the results say the subset.")
 
 
 skip_qat_source_option = click.option(
@@ -175,5 +200,5 @@ def criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class
 
 # What `check` and `report` share: the folder, its data, and how the gate runs on it.
 gate_run_options = option_group(out_option, dataset_option, data_dir_option, threads_option, gate_options,
-                            skip_qat_source_option, skip_runtime_option)
+                            skip_qat_source_option, skip_runtime_option, tflm_images_option)
 

@@ -182,10 +182,12 @@ def _swap_in(stage: Path, out: Path, last: tuple[str, ...]) -> None:
 
 
 def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
-    """A mount point cannot be renamed: copy each staged file in atomically, `last` (the manifest) at the end,
-    then remove what the new set no longer has. Each file is whole; the manifest keeps them consistent."""
+    """A mount point cannot be renamed: copy each new staged file in atomically, `last` (the manifest) at the
+    end, then remove what the new set no longer has. Each file is whole; the manifest keeps them consistent.
+    A file still hard-linked to DIR's own is left as it is (the writers' lock keeps its inode)."""
     names = sorted(p.name for p in stage.iterdir() if p.is_file())
-    for name in sorted(names, key=lambda n: n in last):
+    changed = [n for n in names if not (out / n).exists() or not os.path.samefile(stage / n, out / n)]
+    for name in sorted(changed, key=lambda n: n in last):
         tmp = out / f".{name}.swap.tmp"
         shutil.copy2(stage / name, tmp)
         os.replace(tmp, out / name)

@@ -27,6 +27,7 @@ from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_json, writable_folder
 from edge_mnist.core.jsonio import now
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, check_dataset, to_float
 from edge_mnist.emulate.guest import guest, predict_all, run_on
@@ -147,42 +148,44 @@ def _run_guests(out: Path, manifest: Manifest, keys: list[str], images: np.ndarr
 
 def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, threads: int = 1,
             parity: float = 0.99, mirror: str | None = None,
-            progress: Callable[[str], None] = print) -> Emulation:
+            progress: Callable[[str], None] = print, *, wait: bool = False) -> Emulation:
     """Run every int8 artifact of DIR on each emulated CPU and on this host, and write DIR/emulate.json atomically.
 
-    The caller decides pass/fail from the result (Emulation.passed).
+    The caller decides pass/fail from the result (Emulation.passed). DIR's lock is held throughout
+    (core.lock; `wait` waits for another writer).
     """
     out = Path(out).resolve()
-    manifest = Manifest.load(out)
-    refuse_unlisted(out, manifest)
-    check_dataset(manifest, dataset, out / MANIFEST_FILE)
-    keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
-    if not keys:
-        raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
-    known_cpus(cpus)
-    cache = cache_dir()
-    require_environment(cache, progress)
-    writable_folder(out)
-    images = to_float(dataset.x_test)
-    with step("emulate", 3 + len(cpus), unit="steps") as shown:
-        progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
-        host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
-        shown.update(1)
-        mirror = mirror or apt_mirror() or DEFAULT_MIRROR
-        with locked(cache):
-            sweep(cache / "runs")
-            tarball = build_rootfs(cache, mirror, progress)
+    with folder_lock(out, "emulate", wait):
+        manifest = Manifest.load(out)
+        refuse_unlisted(out, manifest)
+        check_dataset(manifest, dataset, out / MANIFEST_FILE)
+        keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
+        if not keys:
+            raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
+        known_cpus(cpus)
+        cache = cache_dir()
+        require_environment(cache, progress)
+        writable_folder(out)
+        images = to_float(dataset.x_test)
+        with step("emulate", 3 + len(cpus), unit="steps") as shown:
+            progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
+            host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
             shown.update(1)
-            site, pins = build_site(cache, progress)
-            shown.update(1)
-        rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
-                           (host, scales), parity, progress, shown)
-    setup = {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
-             "cache": str(cache), "threads": threads}
-    result = Emulation(dataset.name, len(images), parity, rows, {"machine": machine_info(),
-                                                                "versions": tool_versions()}, guests, setup)
-    atomic_write_json(out / EMULATE_FILE, result.to_json())
-    return result
+            mirror = mirror or apt_mirror() or DEFAULT_MIRROR
+            with locked(cache):
+                sweep(cache / "runs")
+                tarball = build_rootfs(cache, mirror, progress)
+                shown.update(1)
+                site, pins = build_site(cache, progress)
+                shown.update(1)
+            rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
+                               (host, scales), parity, progress, shown)
+        setup = {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
+                 "cache": str(cache), "threads": threads}
+        result = Emulation(dataset.name, len(images), parity, rows, {"machine": machine_info(),
+                                                                    "versions": tool_versions()}, guests, setup)
+        atomic_write_json(out / EMULATE_FILE, result.to_json())
+        return result
 
 
 __all__ = ["CPUS", "Cpu", "Emulation", "Row", "apt_mirror", "compare", "cpuinfo", "emulate"]

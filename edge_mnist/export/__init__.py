@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, GateFailed
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
 from edge_mnist.export.job import ExportJob, artifact_metadata, describe, run_exporter
@@ -86,7 +87,7 @@ def _no_mix_passes(plan, out: Path) -> GateFailed:
 
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
            seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
-           progress: Callable[[str], None] = print, fallback=None) -> Manifest:
+           progress: Callable[[str], None] = print, fallback=None, *, wait: bool = False) -> Manifest:
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
@@ -95,43 +96,45 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     describe files that are replaced.
     `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
+    DIR's lock is held throughout (core.lock; `wait` waits for another writer).
     """
 
     out = Path(out)
     writable_folder(out)
-    formats = for_methods(tuple(methods))
-    reference = BY_KEY["keras_float32"]
-    model = load_keras(out / reference.file, sha256=recorded_keras_sha256(out))
-    progress(f"evaluating the float Keras model on {len(dataset.x_test)} test images")
-    accuracy = evaluate_keras(model, dataset, str(out / reference.file))
-    manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
-    calib = calibration_images(dataset, calib_samples, seed)
-    if fallback is not None and "ptq" not in methods:
-        raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
-    mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
-    with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
-                last=(MANIFEST_FILE,)) as stage:
-        manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
-        sources = {FLOAT_KERAS: model}
-        if "qat" in methods:
-            sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
-                                                     progress)
-        with step("export", len(formats), unit="files") as shown:
-            for fmt in formats:
-                progress(f"exporting {fmt.file}")
-                built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
-                notes = _fallback_details(fmt, plan)
-                job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
-                                {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
-                if plan is not None and fmt.key == "tflite_int8":
-                    job.int8_model = mixer.tflite(plan.chosen.float_layers)
-                manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
-                manifest.artifacts[fmt.key].details.update(notes)
-                shown.update(1)
-        manifest.save(stage)
-    if plan is not None and not plan.passed:
-        raise _no_mix_passes(plan, out)
-    return manifest
+    with folder_lock(out, "export", wait):
+        formats = for_methods(tuple(methods))
+        reference = BY_KEY["keras_float32"]
+        model = load_keras(out / reference.file, sha256=recorded_keras_sha256(out))
+        progress(f"evaluating the float Keras model on {len(dataset.x_test)} test images")
+        accuracy = evaluate_keras(model, dataset, str(out / reference.file))
+        manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
+        calib = calibration_images(dataset, calib_samples, seed)
+        if fallback is not None and "ptq" not in methods:
+            raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
+        mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
+        with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
+                    last=(MANIFEST_FILE,)) as stage:
+            manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
+            sources = {FLOAT_KERAS: model}
+            if "qat" in methods:
+                sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
+                                                         progress)
+            with step("export", len(formats), unit="files") as shown:
+                for fmt in formats:
+                    progress(f"exporting {fmt.file}")
+                    built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
+                    notes = _fallback_details(fmt, plan)
+                    job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
+                                    {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
+                    if plan is not None and fmt.key == "tflite_int8":
+                        job.int8_model = mixer.tflite(plan.chosen.float_layers)
+                    manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+                    manifest.artifacts[fmt.key].details.update(notes)
+                    shown.update(1)
+            manifest.save(stage)
+        if plan is not None and not plan.passed:
+            raise _no_mix_passes(plan, out)
+        return manifest
 
 
 __all__ = ["export", "ExportJob", "Exported", "QAT_KERAS_FILE"]

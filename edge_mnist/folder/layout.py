@@ -2,6 +2,7 @@
 registry), the pictures, and what each step makes stale. Other modules import names from here."""
 from __future__ import annotations
 
+from edge_mnist.core.lock import LOCK_FILE  # the writers' lock, never an artifact
 from edge_mnist.registry.formats import BY_KEY, FORMATS, QAT_KERAS_FILE
 
 # Records (folder.records types them).
@@ -12,7 +13,6 @@ CHECK_FILE = "check.json"  # the gate verdict `run` records (and `check --json D
 HISTORY_FILE = "history.json"  # the training (or import) record
 DEBUG_FILE, DEBUG_PLOT = "debug.json", "debug.png"
 REPORT_FILE = "report.html"
-LOCK_FILE = ".edge-mnist.lock"  # the writers' lock (core.lock), never an artifact
 
 # Models: every format's file is named by the registry; these are the ones stages reach by role.
 KERAS_FILE = BY_KEY["keras_float32"].file

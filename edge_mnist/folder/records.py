@@ -12,6 +12,7 @@ arrays (any number of classes). "Reference" and "source model" are defined here 
 """
 from __future__ import annotations
 
+import itertools
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -39,6 +40,18 @@ def _predictions(value: Any, where: str, num_classes: int) -> np.ndarray:
     items = expect(value, list, where)
     if not items or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_classes for v in items):
         raise EdgeMnistError(f"{where}: expected a non-empty list of class indices 0..{num_classes - 1}")
+    return np.asarray(items, dtype=np.int64)
+
+
+def _test_indices(value: Any, where: str) -> np.ndarray | None:
+    """The ascending test-set indices a row was measured on (a stratified subset), or None for the whole
+    test set (null, or absent as in records written before subsets)."""
+    if value is None:
+        return None
+    items = expect(value, list, where)
+    if (not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items)
+            or any(b <= a for a, b in itertools.pairwise(items))):
+        raise EdgeMnistError(f"{where}: expected null or a non-empty ascending list of test-image indices")
     return np.asarray(items, dtype=np.int64)
 
 
@@ -253,7 +266,8 @@ class Manifest:
 @dataclass
 class BenchRow(_FileEntry):
     """One artifact measured under one runtime (key: a run key, formats.RUNS): accuracy, predictions and
-    timing; latency and throughput are None for a runtime whose timing here would mislead (TFLM)."""
+    timing; latency and throughput are None for a runtime whose timing here would mislead (TFLM). `indices`
+    are the test images a `subset` runtime ran on (predictions[i] is image indices[i]); None: all of them."""
 
     KEYS: ClassVar[dict] = formats.RUNS
 
@@ -263,12 +277,25 @@ class BenchRow(_FileEntry):
     throughput_ips: float | None
     agreement: float | None = None
     source_agreement: float | None = None
+    indices: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        """Number of test images this row was measured on."""
+        return len(self.predictions)
+
+    def restrict(self, full: np.ndarray) -> np.ndarray:
+        """A per-test-image array (labels, another row's predictions) on this row's images only."""
+        return full if self.indices is None else full[self.indices]
 
     def to_json(self) -> dict:
-        """JSON object (predictions as a list of ints)."""
-        return {**self._identity(), "accuracy": self.accuracy, "agreement": self.agreement,
-                "source_agreement": self.source_agreement, "latency_us": self.latency_us,
-                "throughput_ips": self.throughput_ips, "predictions": self.predictions.tolist()}
+        """JSON object (predictions and test-image indices as lists of ints; n_samples, their number, is for
+        readers of the file and not read back)."""
+        return {**self._identity(), "accuracy": self.accuracy, "n_samples": self.n_samples,
+                "agreement": self.agreement, "source_agreement": self.source_agreement,
+                "latency_us": self.latency_us, "throughput_ips": self.throughput_ips,
+                "predictions": self.predictions.tolist(),
+                "test_indices": None if self.indices is None else self.indices.tolist()}
 
     @classmethod
     def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
@@ -290,7 +317,7 @@ class BenchRow(_FileEntry):
                    latency_us=None if latency is None else {str(k): number(v, f"{where}.latency_us.{k}")
                                                             for k, v in latency.items()},
                    throughput_ips=number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0) if timed
-                   else None, **optional)
+                   else None, **optional, indices=_test_indices(obj.get("test_indices"), f"{where}.test_indices"))
 
 
 @dataclass
@@ -309,7 +336,7 @@ class BenchResult:
 
     @property
     def n_samples(self) -> int:
-        """Number of test images every row was evaluated on."""
+        """Number of test images in the test set (a row measured on a subset says its own)."""
         return len(self.labels)
 
     def row(self, key: str) -> BenchRow | None:
@@ -328,14 +355,14 @@ class BenchResult:
         return reference.predictions if reference is not None else None
 
     def add_agreement(self, manifest: Manifest) -> None:
-        """Fill each row's agreement with the reference and with its source model."""
+        """Fill each row's agreement with the reference and with its source model, on the row's images."""
         reference = self.reference()
         for row in self.rows:
             if reference is not None:
-                row.agreement = float((row.predictions == reference.predictions).mean())
+                row.agreement = float((row.predictions == row.restrict(reference.predictions)).mean())
             source = self.source_predictions(row, manifest)
-            if source is not None and len(source) == len(row.predictions):
-                row.source_agreement = float((row.predictions == source).mean())
+            if source is not None and len(source) == len(self.labels):
+                row.source_agreement = float((row.predictions == row.restrict(source)).mean())
 
     def to_json(self) -> dict:
         """JSON object."""
@@ -352,7 +379,8 @@ class BenchResult:
 
     @classmethod
     def load(cls, path: Path, num_classes: int) -> "BenchResult":
-        """Read a bench.json strictly; every row must hold one prediction per label."""
+        """Read a bench.json strictly; every row must hold one prediction per label (per listed test image for
+        a row measured on a subset)."""
         path = Path(path)
         raw = read_record(path, "bench results (run `edge-mnist bench` first)")
         _check_schema(raw, path)
@@ -360,8 +388,12 @@ class BenchResult:
         rows = [BenchRow.from_json(r, f"{path}: rows[{i}]", num_classes)
                 for i, r in enumerate(expect(raw.get("rows"), list, f"{path}: rows"))]
         for row in rows:
-            if len(row.predictions) != len(labels):
-                raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {len(labels)} labels")
+            if row.indices is not None and row.indices[-1] >= len(labels):
+                raise EdgeMnistError(f"{path}: {row.file} lists test image {row.indices[-1]}, beyond the "
+                                     f"{len(labels)} labels")
+            images = len(row.restrict(labels))
+            if len(row.predictions) != images:
+                raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {images} labels")
         return cls(expect(raw.get("dataset"), str, f"{path}: dataset"),
                    expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"), labels,
                    count(raw.get("threads"), f"{path}: threads", 1),

@@ -30,6 +30,8 @@ class Runtime:
     `timed` is False for a runtime whose latency here says nothing about where it runs (TFLM's
     reference kernels on an x86 host are not a microcontroller): bench records its accuracy only.
     `optional` runtimes that are not installed are skipped with a note instead of failing.
+    `subset` runtimes are too slow per image for the whole test set on every run: bench and check run them
+    on a stratified subset of it (data.stratified_indices; TFLM_IMAGES images unless --tflm-images says).
     """
 
     name: str
@@ -39,6 +41,12 @@ class Runtime:
     timed: bool = True
     optional: bool = False
     install: str = ""
+    subset: bool = False
+
+
+# Test images the `subset` runtimes run on by default: TFLM's reference kernels do about 13-18 images/s on
+# conv5x5_deep, so 1,000 images take about a minute in bench and another in check.
+TFLM_IMAGES = 1000
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
@@ -46,7 +54,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner"),
     Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", needs_tensorflow=True),
     Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", timed=False, optional=True,
-            install="pip install tflite-micro (x86-64 Linux)"),
+            install="pip install tflite-micro (x86-64 Linux)", subset=True),
 )}
 
 

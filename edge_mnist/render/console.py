@@ -9,7 +9,7 @@ import click
 from edge_mnist.core.progress import say
 from edge_mnist.folder.layout import BENCH_FILE
 from edge_mnist.folder.records import Manifest
-from edge_mnist.render.tables import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, mixed_note, table
+from edge_mnist.render.tables import BENCH_HEADERS, UNTIMED_NOTE, bench_rows, bench_subset_lines, mixed_note, table
 
 
 def report_training(history: dict, out: Path) -> None:
@@ -36,6 +36,8 @@ def print_bench(result, out: Path) -> None:
     click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
     if any(row.latency_us is None for row in result.rows):
         click.echo(UNTIMED_NOTE)
+    for line in bench_subset_lines(result):
+        click.echo(line)
     if float_layers:
         click.echo(mixed_note(float_layers))
     click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "

@@ -102,15 +102,16 @@ def confusion(labels: np.ndarray, preds: np.ndarray, class_names: list[str], pat
 
 
 def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_names: list[str], path: Path,
-                 reference_name: str) -> Path:
+                 reference_name: str, subsets: dict[str, np.ndarray] | None = None) -> Path:
     """For each int8 artifact, the images where it and the float model give different classes,
-    counted by (float class, int8 class)."""
+    counted by (float class, int8 class); an artifact in `subsets` ran on those test images only."""
     n = max(len(artifacts), 1)
     cols = min(n, 3)
     rows = -(-n // cols)
     fig, axes = _figure(rows, cols, (5.2 * cols, 5.3 * rows))
     for ax, (name, preds) in zip(axes.flat, artifacts.items()):
-        counts = confusion_counts(reference, preds, len(class_names))
+        images = (subsets or {}).get(name)
+        counts = confusion_counts(reference if images is None else reference[images], preds, len(class_names))
         np.fill_diagonal(counts, 0)
         _matrix(ax, counts, class_names, f"{name} class", f"{reference_name} class" if ax in axes[:, 0] else "", False)
         ax.set_title(f"{name}: {counts.sum()} of {len(preds)} differ ({100 * counts.sum() / len(preds):.2f}%)",

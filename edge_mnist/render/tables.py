@@ -10,7 +10,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_bytes, atomic_write_json
 from edge_mnist.folder.layout import WRITTEN_FILES
 from edge_mnist.gate import BASELINE, CLASS_DROP, DISAGREEMENT, DROP, EMBEDS, EPS, MINIMUM, PARITY, RELATIVE
-from edge_mnist.registry.formats import BY_KEY
+from edge_mnist.registry.formats import BY_KEY, RUNS
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -55,9 +55,31 @@ def bench_rows(result, float_layers: dict[str, str] | None = None) -> list[list[
         timing = (["not timed", "-", "-", "-"] if lat is None else
                   [f"{lat['p50']:.0f}", f"{lat['p90']:.0f}", f"{lat['p99']:.0f}", f"{r.throughput_ips:.0f}"])
         precision = MIXED if r.fmt.key in mixed else r.fmt.precision
+        images = "" if r.indices is None else f" ({r.n_samples:,} img)"
         rows.append([r.file, r.runtime, precision, f"{r.size_bytes / 1e6:.2f} MB",
-                     f"{r.accuracy * 100:.2f}%", agree, *timing])
+                     f"{r.accuracy * 100:.2f}%{images}", agree, *timing])
     return rows
+
+
+def subset_phrase(n: int, total: int) -> str:
+    """'1,000 of 10,000 images, stratified by class': what a `subset` runtime (TFLM) ran on."""
+    return f"{n:,} of {total:,} images, stratified by class"
+
+
+def subset_lines(sizes: dict[str, int], total: int, what: str) -> list[str]:
+    """One line per subset size for the files run on a subset of the test set (file label -> images):
+    '<files>: <what> on 1,000 of 10,000 images, stratified by class; --tflm-images 0 for all'."""
+    by_size: dict[int, list[str]] = {}
+    for name, n in sizes.items():
+        by_size.setdefault(n, []).append(name)
+    return [f"{', '.join(names)}: {what} on {subset_phrase(n, total)}; --tflm-images 0 for all"
+            for n, names in by_size.items()]
+
+
+def bench_subset_lines(result) -> list[str]:
+    """The bench rows measured on a subset of the test set, said under the table."""
+    sizes = {RUNS[r.key].label: r.n_samples for r in result.rows if r.indices is not None}
+    return subset_lines(sizes, result.n_samples, "accuracy and agreement")
 
 
 UNTIMED_NOTE = ("not timed: TFLM's reference kernels on this host say nothing about a microcontroller's speed; "
@@ -178,7 +200,9 @@ def check_text(verdict) -> str:
         by_file.setdefault(file_of(r), []).append(r)
     lines = []
     for name, results in by_file.items():
-        lines.append(name + (f"  ({MIXED})" if name.split("@")[0] in mixed else ""))
+        images = verdict.subsets.get(name)
+        lines.append(name + (f"  ({MIXED})" if name.split("@")[0] in mixed else "")
+                     + ("" if images is None else f"  on {subset_phrase(len(images), verdict.n_samples)}"))
         lines += [fit(f"  {_status(r)}  {describe(r)}", indent=8) for r in results]
     return "\n".join(lines + [summary(verdict)])
 
@@ -230,7 +254,9 @@ def summary_lines(verdict) -> list[str]:
             else f"FAIL: {plural(failed, 'check')} failed and {total - failed} passed")
     lines = [f"{head} on {verdict.n_samples} images; reference {verdict.reference}, "
              f"accuracy {percent(verdict.reference_accuracy)}"]
-    return lines + [f"skipped: {s}" for s in verdict.skipped] + mixed_note(verdict.float_layers).splitlines()
+    subsets = subset_lines({k: len(v) for k, v in verdict.subsets.items()}, verdict.n_samples, "checked")
+    return (lines + subsets + [f"skipped: {s}" for s in verdict.skipped]
+            + mixed_note(verdict.float_layers).splitlines())
 
 
 def summary(verdict) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import keras_callback
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset, to_float
@@ -198,45 +200,49 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
     return metrics
 
 
-def train(dataset: Dataset, out: Path, config: TrainConfig) -> dict:
+def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = False) -> dict:
     """Train the chosen architecture and write the Keras model, history.json and curves PNG.
 
     The three files replace the folder's previous set in one swap, and the artifacts exported
     from the previous model leave with it (files.staged): the folder never mixes two models.
+    The writing process holds DIR's lock throughout (core.lock; `wait` waits for another writer);
+    a non-chief multi-worker worker writes nothing and takes none.
     """
     tf, keras = import_tf()
 
     out = Path(out)
     writable_folder(out)
     strategy, replicas = make_strategy(config.strategy, config.devices)
-    device = select_device(config.mixed_precision)
-    keras.utils.set_random_seed(config.seed)
-    global_batch = config.batch_size * replicas
-    with strategy.scope():
-        model = build(config.architecture, dataset.task)
-        metrics = fit(model, dataset, config.epochs, global_batch, config.seed, config.learning_rate,
-                      augment=config.augment)
-        float_accuracy = evaluate_keras(model, dataset)
-    keras.mixed_precision.set_global_policy("float32")
-    history = {
-        "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
-        "dataset_source": dataset.source,
-        "device": device, "parameters": int(model.count_params()),
-        "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
-        "augment": dict(AUGMENT) if config.augment else None, "chief": is_chief(strategy),
-        "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
-    }
-    # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
-    # when read, so a worker that skipped this would leave the chief waiting on a closed socket.
-    final = inference_copy(model)
-    if not history["chief"]:
+    with folder_lock(out, "train", wait, create=True) if is_chief(strategy) else nullcontext():
+        device = select_device(config.mixed_precision)
+        keras.utils.set_random_seed(config.seed)
+        global_batch = config.batch_size * replicas
+        with strategy.scope():
+            model = build(config.architecture, dataset.task)
+            metrics = fit(model, dataset, config.epochs, global_batch, config.seed, config.learning_rate,
+                          augment=config.augment)
+            float_accuracy = evaluate_keras(model, dataset)
+        keras.mixed_precision.set_global_policy("float32")
+        history = {
+            "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
+            "dataset_source": dataset.source,
+            "device": device, "parameters": int(model.count_params()),
+            "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
+            "augment": dict(AUGMENT) if config.augment else None, "chief": is_chief(strategy),
+            "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
+        }
+        # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
+        # when read, so a worker that skipped this would leave the chief waiting on a closed socket.
+        final = inference_copy(model)
+        if not history["chief"]:
+            return history
+        with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
+            save_keras(final, stage / KERAS_FILE)
+            history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
+            training_curves(metrics, stage / CURVES_FILE,
+                            curves_title(dataset.name, config.architecture, float_accuracy))
+            History.write(stage / HISTORY_FILE, history)
         return history
-    with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
-        save_keras(final, stage / KERAS_FILE)
-        history["keras_sha256"] = sha256_file(stage / KERAS_FILE)
-        training_curves(metrics, stage / CURVES_FILE, curves_title(dataset.name, config.architecture, float_accuracy))
-        History.write(stage / HISTORY_FILE, history)
-    return history
 
 
 def curves_title(dataset: str, architecture: str, accuracy: float) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
@@ -217,27 +218,29 @@ def load_user_model(path: Path, dataset: Dataset):
     return with_softmax(model), version
 
 
-def import_model(source: Path, out: Path, dataset: Dataset) -> dict:
+def import_model(source: Path, out: Path, dataset: Dataset, *, wait: bool = False) -> dict:
     """Copy a user's model into DIR as model_float32.keras with a history.json saying where it came from.
 
     The previous model's artifacts and records leave in the same swap (as after training), so
-    the folder never mixes two models.
+    the folder never mixes two models. DIR's lock is held throughout (core.lock; `wait` waits for
+    another writer).
     """
 
     tf, _ = import_tf()
     out = Path(out)
     writable_folder(out)
-    model, version = load_user_model(source, dataset)
-    accuracy = evaluate_keras(model, dataset, str(source))
-    record = {
-        "config": {"architecture": f"user model {model.name}"}, "dataset": dataset.name,
-        "task": dataset.task.to_json(), "dataset_source": dataset.source, "parameters": int(model.count_params()),
-        "test_accuracy": accuracy, "tensorflow": tf.__version__,
-        "source_model": {"path": str(Path(source).resolve()), "sha256": sha256_file(source),
-                         "keras_version": version},
-    }
-    with staged(out, drop=STALE_AFTER_TRAINING + (CURVES_FILE,), last=(HISTORY_FILE,)) as stage:
-        save_keras(model, stage / KERAS_FILE)
-        record["keras_sha256"] = sha256_file(stage / KERAS_FILE)
-        History.write(stage / HISTORY_FILE, record)
-    return record
+    with folder_lock(out, "import", wait, create=True):
+        model, version = load_user_model(source, dataset)
+        accuracy = evaluate_keras(model, dataset, str(source))
+        record = {
+            "config": {"architecture": f"user model {model.name}"}, "dataset": dataset.name,
+            "task": dataset.task.to_json(), "dataset_source": dataset.source, "parameters": int(model.count_params()),
+            "test_accuracy": accuracy, "tensorflow": tf.__version__,
+            "source_model": {"path": str(Path(source).resolve()), "sha256": sha256_file(source),
+                             "keras_version": version},
+        }
+        with staged(out, drop=STALE_AFTER_TRAINING + (CURVES_FILE,), last=(HISTORY_FILE,)) as stage:
+            save_keras(model, stage / KERAS_FILE)
+            record["keras_sha256"] = sha256_file(stage / KERAS_FILE)
+            History.write(stage / HISTORY_FILE, record)
+        return record

@@ -23,8 +23,8 @@ from edge_mnist.emulate.targets import CPUS, cpuinfo
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
-from tests.conftest import FIXTURES, run_process
 from tests.behaviour.test_exit_codes import one_line_error
+from tests.conftest import FIXTURES, run_process
 
 DEBIAN_SOURCES = """Types: deb
 URIs: http://deb.debian.org/debian-security

@@ -14,6 +14,7 @@ import pytest
 
 from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
+from edge_mnist.core.lock import LOCK_FILE
 from edge_mnist.data import load_dataset
 from edge_mnist.gate import Criteria
 from tests.conftest import run_process
@@ -24,8 +25,9 @@ LOOSE = Criteria(tolerance_pp=10, max_disagreement_pct=20, max_class_drop_pp=40,
 
 
 def digest(folder) -> dict[str, str]:
-    """sha256 of every file in a folder, by name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    """sha256 of every file in a folder, by name (the writers' lock file aside: it is not part of the set)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if p.is_file() and p.name != LOCK_FILE}
 
 
 def export_args(out, data_dir):

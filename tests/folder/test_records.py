@@ -81,6 +81,30 @@ def test_bench_result_predictions_must_match_labels(device_export, fixture_data_
     with pytest.raises(EdgeMnistError, match=f"{raw['rows'][0]['file']} has 499 predictions for 500 labels"):
         BenchResult.load(device_export / "bench.json", 10)
 
+def test_bench_rows_without_image_counts_read_as_the_whole_test_set(device_export, fixture_data_dir):
+    """bench.json rows written before subsets (no n_samples, no test_indices) still read; listed indices must
+    be test images and match the predictions."""
+    from edge_mnist.bench import bench
+    from edge_mnist.data import load_dataset
+
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0, progress=lambda *_: None,
+          skip_runtimes=("tflm",))
+    path = device_export / "bench.json"
+    raw = json.loads(path.read_text())
+    for row in raw["rows"]:
+        del row["n_samples"], row["test_indices"]
+    path.write_text(json.dumps(raw))
+    assert all(row.indices is None and row.n_samples == 500 for row in BenchResult.load(path, 10).rows)
+    raw["rows"][0].update(test_indices=[3, 500], predictions=[0, 0])
+    path.write_text(json.dumps(raw))
+    with pytest.raises(EdgeMnistError, match="lists test image 500, beyond the 500 labels"):
+        BenchResult.load(path, 10)
+    raw["rows"][0].update(test_indices=[3, 2])
+    path.write_text(json.dumps(raw))
+    with pytest.raises(EdgeMnistError, match=r"rows\[0\].test_indices: expected null or a non-empty ascending"):
+        BenchResult.load(path, 10)
+
+
 def test_history_is_typed_and_strict(tmp_path):
     trained = {"dataset": "fashion-mnist", "config": {"architecture": "compact"}, "parameters": 1234,
                "test_accuracy": 0.9, "keras_sha256": "ab" * 32, "history": {"loss": [0.5]}}

@@ -17,8 +17,8 @@ from benchmarks.photos import phone_photo  # the renderer of the photo benchmark
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.predict.preprocess import load_image, preprocess
 from edge_mnist.registry.datasets import DATASETS
-from tests.conftest import FIXTURES
 from tests.behaviour.test_cli import run_cli
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device
 MNIST, FASHION = DATASETS["mnist"].task, DATASETS["fashion-mnist"].task

@@ -1,6 +1,8 @@
 """The tflm runtime: TensorFlow Lite Micro's Python interpreter on the int8 .tflite files, in bench and the gate."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -92,3 +94,94 @@ def test_gate_fails_when_tflm_disagrees(device_export, fixture_data_dir, monkeyp
                        skip_qat_source=True)
     failed = {r.artifact for r in verdict.failed if r.criterion.startswith("parity")}
     assert failed == {"model_int8.tflite ~ model_int8.tflite@tflm", "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm"}
+
+
+def test_check_compares_tflm_on_its_stratified_subset(device_export, fixture_data_dir):
+    """TFLM runs on the stratified subset; its accuracy drop, disagreement and parity are measured against
+    the reference, the source and LiteRT on exactly those images, and the verdict lists them."""
+    from edge_mnist.check import evaluate
+    from edge_mnist.data import stratified_indices
+    from edge_mnist.gate import DROP, PARITY, Criteria
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    verdict = evaluate(device_export, data, Criteria(), skip_qat_source=True, tflm_images=100)
+    subset, labels = stratified_indices(data.y_test, 100), data.y_test.astype(np.int64)
+    assert set(verdict.subsets) == {"model_int8.tflite@tflm", "model_qat_int8.tflite@tflm"}
+    assert all(np.array_equal(v, subset) for v in verdict.subsets.values())
+    assert len(verdict.predictions["model_int8.tflite@tflm"]) == 100 and verdict.n_samples == 500
+    reference = verdict.predictions[verdict.reference]
+    drop = next(r for r in verdict.results if r.artifact == "model_int8.tflite@tflm" and r.criterion == DROP)
+    assert drop.context["reference"] == (reference[subset] == labels[subset]).mean()
+    tflm, lite = verdict.predictions["model_int8.tflite@tflm"], verdict.predictions["model_int8.tflite"]
+    pair = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
+    assert pair.criterion == PARITY and pair.value == (tflm == lite[subset]).mean()
+
+
+@pytest.mark.parametrize("option, images", [("100", 100), ("0", 500), ("all", 500)])
+def test_check_tflm_images_option(device_export, fixture_data_dir, tmp_path, monkeypatch, option, images):
+    """`check --tflm-images N` runs each TFLM model on exactly N images and says so in the text and the JSON;
+    0 and all run the whole test set."""
+    from edge_mnist.cli import main
+    from edge_mnist.runtime.tflm import TFLMRunner
+
+    ran, honest = [], TFLMRunner.run
+    monkeypatch.setattr(TFLMRunner, "run", lambda self, x: ran.append(len(x)) or honest(self, x))
+    report = tmp_path / "check.json"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["check", "--out", str(device_export), "--data-dir", str(fixture_data_dir), "--skip-qat-source",
+              "--tflm-images", option, "--json", str(report)])
+    assert sum(ran) == 2 * images  # model_int8.tflite and model_qat_int8.tflite
+    subsets = json.loads(report.read_text())["subsets"]
+    if images == 500:
+        assert subsets == {} and "stratified" not in out.getvalue()
+        return
+    assert subsets == {"model_int8.tflite@tflm": 100, "model_qat_int8.tflite@tflm": 100}
+    assert "model_int8.tflite@tflm  on 100 of 500 images, stratified by class" in out.getvalue().splitlines()
+    summary = "model_int8.tflite@tflm, model_qat_int8.tflite@tflm: checked on 100 of 500 images"
+    assert summary in out.getvalue()
+
+
+def test_bench_records_the_images_of_its_tflm_rows(device_export, fixture_data_dir):
+    from edge_mnist.bench import bench
+    from edge_mnist.data import stratified_indices
+    from edge_mnist.folder.records import BenchResult
+    from edge_mnist.render.tables import bench_rows, bench_subset_lines
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=100)
+    result = BenchResult.load(device_export / "bench.json", 10)
+    tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
+    assert tflm.n_samples == 100 and np.array_equal(tflm.indices, stratified_indices(data.y_test, 100))
+    assert lite.n_samples == 500 and lite.indices is None
+    assert tflm.agreement == (tflm.predictions == result.reference().predictions[tflm.indices]).mean()
+    raw = json.loads((device_export / "bench.json").read_text())
+    assert {r["key"]: r["n_samples"] for r in raw["rows"]}["tflite_int8@tflm"] == 100
+    assert next(row for row in bench_rows(result) if row[1] == "tflm")[4].endswith("% (100 img)")
+    said = ("model_int8.tflite@tflm, model_qat_int8.tflite@tflm: accuracy and agreement on 100 of 500 images, "
+            "stratified by class; --tflm-images 0 for all")
+    assert bench_subset_lines(result) == [said]
+
+
+def test_baseline_of_a_tflm_run_is_taken_on_the_images_checked(device_export, fixture_data_dir, tmp_path):
+    """A baseline bench.json whose TFLM rows ran on all images gives their accuracy on the subset checked now;
+    one whose TFLM rows ran on fewer images than checked now cannot be compared, a one-line error."""
+    from edge_mnist.bench import bench
+    from edge_mnist.check import evaluate
+    from edge_mnist.core.errors import EdgeMnistError
+    from edge_mnist.data import stratified_indices
+    from edge_mnist.folder.records import BenchResult
+    from edge_mnist.gate import BASELINE, Criteria
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    baseline = tmp_path / "baseline.json"
+    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=0)
+    (device_export / "bench.json").rename(baseline)
+    verdict = evaluate(device_export, data, Criteria(baseline=baseline), skip_qat_source=True, tflm_images=100)
+    row, subset = BenchResult.load(baseline, 10).row("tflite_int8@tflm"), stratified_indices(data.y_test, 100)
+    result = next(r for r in verdict.results if r.artifact == "model_int8.tflite@tflm" and r.criterion == BASELINE)
+    assert result.context["baseline"] == (row.predictions[subset] == data.y_test[subset]).mean()
+    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=100)
+    with pytest.raises(EdgeMnistError, match="model_int8.tflite@tflm ran on 100 test images, not on all"):
+        evaluate(device_export, data, Criteria(baseline=device_export / "bench.json"), skip_qat_source=True,
+                 tflm_images=0)

@@ -58,7 +58,7 @@ def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifac
 
     history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export, TrainConfig(epochs=1, batch_size=32))
     names = sorted(p.name for p in device_export.iterdir())
-    assert names == ["history.json", "model_float32.keras", "training_curves.png"]
+    assert names == [".edge-mnist.lock", "history.json", "model_float32.keras", "training_curves.png"]
     assert history["keras_sha256"] == sha256_file(device_export / "model_float32.keras")
     assert json.loads((device_export / "history.json").read_text())["keras_sha256"] == history["keras_sha256"]
 
@@ -100,7 +100,7 @@ def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_d
         expected = "outputs on the test images are NaN" if name == "nan" else "gives the same output for every"
         with pytest.raises(EdgeMnistError, match=f"model_float32.keras: the model.*{expected}"):
             export(out, data, ("ptq",), progress=lambda *_: None)
-        assert sorted(p.name for p in out.iterdir()) == ["model_float32.keras"]
+        assert sorted(p.name for p in out.iterdir()) == [".edge-mnist.lock", "model_float32.keras"]
 
 
 def test_augmentation_is_seeded_keeps_labels_and_moves_the_images():
