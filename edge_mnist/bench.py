@@ -53,11 +53,16 @@ def machine_info() -> dict:
 PREDICT_CHUNK = 500  # images per progress update of the accuracy pass
 
 
+THROUGHPUT_SECONDS, THROUGHPUT_REPEATS = 1.0, 5  # per timed artifact: batch throughput's time budget
+
+
 def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: int, batch: int = 256,
-            timed: bool = True, shown=None) -> dict:
+            timed: bool = True, shown=None, throughput_seconds: float = THROUGHPUT_SECONDS) -> dict:
     """Accuracy, predictions, single-image latency and batch throughput of one opened model
     (timing left out, None, when `timed` is False). `shown` (a progress bar over the test images
-    plus the warm-up and timed runs) is advanced between passes, never inside the timed loop."""
+    plus the warm-up and timed runs) is advanced between passes, never inside the timed loop.
+    Throughput is the median of THROUGHPUT_REPEATS loops sharing `throughput_seconds` (each loop at
+    least one batch)."""
     shown = shown or silent()
     preds = []
     for start in range(0, len(images), PREDICT_CHUNK):
@@ -70,14 +75,16 @@ def measure(runner, images: np.ndarray, labels: np.ndarray, runs: int, warmup: i
         "accuracy": float((preds == labels).mean()),
         "predictions": preds.astype(np.int64),
         "latency_us": latency,
-        "throughput_ips": throughput_ips(runner.bound_call(images[:batch]), batch=min(batch, len(images)))
-        if timed else None,
+        "throughput_ips": throughput_ips(runner.bound_call(images[:batch]), batch=min(batch, len(images)),
+                                         repeats=THROUGHPUT_REPEATS,
+                                         min_seconds=throughput_seconds / THROUGHPUT_REPEATS) if timed else None,
     }
 
 
 def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmup: int = 100,
           progress: Callable[[str], None] = say, skip_runtimes: tuple[str, ...] = (),
-          tflm_images: int = TFLM_IMAGES, *, wait: bool = False) -> BenchResult:
+          tflm_images: int = TFLM_IMAGES, *, wait: bool = False,
+          throughput_seconds: float = THROUGHPUT_SECONDS) -> BenchResult:
     """Measure every runnable artifact listed in DIR/manifest.json (under every runtime of its format,
     but the optional ones in `skip_runtimes`) and write DIR/bench.json atomically; the report page and
     latency picture of earlier timings are removed (`report` draws them anew). A `subset` runtime (TFLM)
@@ -112,13 +119,14 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
             total = len(labels[chosen]) + (runs + warmup if timed else 0)
             with step(f"{run.fmt.file} ({', '.join(notes)})", total) as shown:
                 figures = measure(runners[run.key], images[chosen], labels[chosen], runs, warmup, timed=timed,
-                                  shown=shown)
+                                  shown=shown, throughput_seconds=throughput_seconds)
             rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes, **figures,
                                  indices=indices))
         if not rows:
             raise EdgeMnistError(f"{out}: no artifact could be measured")
         result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,
-                             {"runs": runs, "warmup": warmup}, machine_info(), rows, skipped)
+                             {"runs": runs, "warmup": warmup, "throughput_seconds": throughput_seconds}, machine_info(),
+                             rows, skipped)
         result.add_agreement(manifest)
         result.save(out)
         for stale in (out / REPORT_FILE, out / LATENCY_FILE):  # they show the previous timings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edge_mnist.bench import bench
+from edge_mnist.bench import THROUGHPUT_SECONDS, bench
 from edge_mnist.check import evaluate
 from edge_mnist.cli.options import (
     ARCH_EPILOG,
@@ -114,15 +114,18 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
 @threads_option
 @click.option("--runs", type=click.IntRange(1), default=1000, show_default=True, help="Timed single-image runs.")
 @click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed runs first.")
+@click.option("--throughput-seconds", type=click.FloatRange(0, 600), default=THROUGHPUT_SECONDS, show_default=True,
+              help="Time per artifact for batch-256 throughput (the median of 5 loops; 0: one batch per loop).")
 @skip_runtime_option
 @tflm_images_option
 @wait_option
-def bench_cmd(out, dataset, data_dir, threads, runs, warmup, skip_runtimes, tflm_images, wait):
+def bench_cmd(out, dataset, data_dir, threads, runs, warmup, throughput_seconds, skip_runtimes, tflm_images, wait):
     """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
 
     need_folder(out)
     result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
-                   progress=say, skip_runtimes=skip_runtimes, tflm_images=tflm_images, wait=wait)
+                   progress=say, skip_runtimes=skip_runtimes, tflm_images=tflm_images, wait=wait,
+                   throughput_seconds=throughput_seconds)
     print_bench(result, out)
 
 

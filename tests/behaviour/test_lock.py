@@ -23,7 +23,7 @@ pytestmark = pytest.mark.device
 def bench_args(out, data_dir, *extra) -> list[str]:
     """A short bench of the folder (TFLM left out: it takes milliseconds per image)."""
     return ["bench", "--out", str(out), "--data-dir", str(data_dir), "--runs", "50", "--warmup", "5",
-            "--skip-runtime", "tflm", *extra]
+            "--throughput-seconds", "0", "--skip-runtime", "tflm", *extra]
 
 
 def start(args, log_dir, name: str) -> subprocess.Popen:

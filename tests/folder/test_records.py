@@ -87,7 +87,7 @@ def test_bench_rows_without_image_counts_read_as_the_whole_test_set(device_expor
     from edge_mnist.bench import bench
     from edge_mnist.data import load_dataset
 
-    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0, progress=lambda *_: None,
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0, throughput_seconds=0, progress=lambda *_: None,
           skip_runtimes=("tflm",))
     path = device_export / "bench.json"
     raw = json.loads(path.read_text())

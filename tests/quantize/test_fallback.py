@@ -78,6 +78,7 @@ def mixed(broken, data, tmp_path_factory):
     return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
 
 
+@pytest.mark.slow
 def test_the_outlier_model_computes_the_same_float_function(trained, broken, data):
     from edge_mnist.data import to_float
     from edge_mnist.runtime.keras_io import load_keras
@@ -88,6 +89,7 @@ def test_the_outlier_model_computes_the_same_float_function(trained, broken, dat
     np.testing.assert_allclose(after, before, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
     from edge_mnist.check import evaluate
     from edge_mnist.gate import Criteria
@@ -97,6 +99,7 @@ def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
     assert {"model_int8.tflite", "model_int8.onnx", "model_int8.ort"} <= failed
 
 
+@pytest.mark.slow
 def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, medium_fashion_dir):
     """`edge-mnist debug`: the table, debug.json and debug.png of both post-training files."""
     from click.testing import CliRunner
@@ -125,6 +128,7 @@ def test_debug_names_the_scaled_layer_first_for_tflite_and_onnx(plain, medium_fa
     assert (plain / DEBUG_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_debug_refuses_another_calibration(plain, data):
     from edge_mnist.core.errors import EdgeMnistError
     from edge_mnist.debug import debug
@@ -133,6 +137,7 @@ def test_debug_refuses_another_calibration(plain, data):
         debug(plain, data, calib_samples=CALIB + 1, progress=quiet)
 
 
+@pytest.mark.slow
 def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, data):
     from edge_mnist.check import evaluate
     from edge_mnist.folder.records import Manifest
@@ -156,6 +161,7 @@ def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, d
     assert parity and all(r.value == 1.0 for r in parity)  # onnxruntime keeps the float layers float
 
 
+@pytest.mark.slow
 def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fashion_dir, tmp_path, capsys):
     from edge_mnist.cli import main
 

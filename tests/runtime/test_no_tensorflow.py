@@ -40,7 +40,7 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
         check = ["check", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}", "--tolerance", "5",
                  "--max-disagreement", "10", "--max-class-drop", "30", "--parity", "0.9"]
         for argv, expected in ((["bench", "--out", r"{device_export}", "--data-dir", r"{fixture_data_dir}",
-                                 "--runs", "20"], 0),
+                                 "--runs", "20", "--throughput-seconds", "0"], 0),
                                (check, 2),
                                (check + ["--skip-qat-source"], 0),
                                (["predict", "--out", r"{device_export}", "--json", r"{tmp_path / 'item.npy'}"], 0)):

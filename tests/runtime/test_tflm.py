@@ -56,7 +56,7 @@ def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data
     from edge_mnist.bench import bench
     from edge_mnist.folder.records import BenchResult
 
-    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1, progress=lambda _: None)
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1, throughput_seconds=0, progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.latency_us is None and tflm.throughput_ips is None and lite.latency_us["p50"] > 0
@@ -149,7 +149,7 @@ def test_bench_records_the_images_of_its_tflm_rows(device_export, fixture_data_d
     from edge_mnist.render.tables import bench_rows, bench_subset_lines
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=100)
+    bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda _: None, tflm_images=100)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.n_samples == 100 and np.array_equal(tflm.indices, stratified_indices(data.y_test, 100))
@@ -175,13 +175,13 @@ def test_baseline_of_a_tflm_run_is_taken_on_the_images_checked(device_export, fi
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
     baseline = tmp_path / "baseline.json"
-    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=0)
+    bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda _: None, tflm_images=0)
     (device_export / "bench.json").rename(baseline)
     verdict = evaluate(device_export, data, Criteria(baseline=baseline), skip_qat_source=True, tflm_images=100)
     row, subset = BenchResult.load(baseline, 10).row("tflite_int8@tflm"), stratified_indices(data.y_test, 100)
     result = next(r for r in verdict.results if r.artifact == "model_int8.tflite@tflm" and r.criterion == BASELINE)
     assert result.context["baseline"] == (row.predictions[subset] == data.y_test[subset]).mean()
-    bench(device_export, data, runs=3, warmup=0, progress=lambda _: None, tflm_images=100)
+    bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda _: None, tflm_images=100)
     with pytest.raises(EdgeMnistError, match="model_int8.tflite@tflm ran on 100 test images, not on all"):
         evaluate(device_export, data, Criteria(baseline=device_export / "bench.json"), skip_qat_source=True,
                  tflm_images=0)
