@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
-from tests.conftest import run_process
+from tests.behaviour.test_cli import run_cli
 
 pytestmark = pytest.mark.tf
 
@@ -118,8 +118,8 @@ def test_export_bench_and_predict_refuse_a_lambda_model_without_running_it(keras
     for args in (["export", "--int8", "--out", device_export, "--data-dir", fixture_data_dir],
                  ["bench", "--out", device_export, "--data-dir", fixture_data_dir, "--runs", "3", "--throughput-seconds", "0"],
                  ["predict", "--out", device_export, "--model", h5, image]):
-        proc = run_process(args)
-        assert proc.returncode == 2 and "refused to load: layer 'evil' (Lambda)" in proc.stderr, proc.stderr[-1500:]
+        code, _, err = run_cli([str(arg) for arg in args])
+        assert code == 2 and "refused to load: layer 'evil' (Lambda)" in err, err[-1500:]
     assert not marker.exists()
 
 

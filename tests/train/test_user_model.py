@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.user_model import residual_model as keras3_residual
+from tests.behaviour.test_cli import run_cli
 from tests.conftest import run_process
 
 pytestmark = pytest.mark.tf
@@ -132,10 +133,10 @@ def test_an_unusable_model_is_one_line_exit_2_and_the_folder_is_untouched(make, 
 
     make(keras3()).save(tmp_path / "bad.keras")
     before = {p.name: sha256_file(p) for p in device_export.iterdir() if p.is_file()}
-    proc = run_process(["export", "--int8", "--model", tmp_path / "bad.keras", "--dataset", "fashion-mnist",
-                        "--data-dir", fixture_data_dir, "--out", device_export])
-    assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
+    code, _, err = run_cli(["export", "--int8", "--model", str(tmp_path / "bad.keras"), "--dataset", "fashion-mnist",
+                            "--data-dir", str(fixture_data_dir), "--out", str(device_export)])
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
     assert "bad.keras" in line
     import re
 
@@ -157,8 +158,8 @@ def test_a_keras3_lambda_is_refused_before_anything_runs(tmp_path, medium):
 
 def test_qat_on_a_model_tfmot_cannot_quantize_suggests_ptq(tmp_path, medium_fashion_dir):
     keras3_residual(batchnorm_after_add=True).save(tmp_path / "m.keras")
-    proc = run_process(["export", "--int8", "--method", "qat", "--model", tmp_path / "m.keras", "--dataset",
-                        "fashion-mnist", "--data-dir", medium_fashion_dir, "--out", tmp_path / "out"], timeout=600)
-    assert proc.returncode == 2, proc.stderr[-1500:]
-    (line,) = proc.stderr.strip().splitlines()[-1:]
+    code, _, err = run_cli(["export", "--int8", "--method", "qat", "--model", str(tmp_path / "m.keras"), "--dataset",
+                            "fashion-mnist", "--data-dir", str(medium_fashion_dir), "--out", str(tmp_path / "out")])
+    assert code == 2, err[-1500:]
+    (line,) = err.strip().splitlines()[-1:]
     assert "quantization-aware training is not possible for this model" in line and "use --method ptq" in line
