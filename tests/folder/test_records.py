@@ -72,7 +72,7 @@ def test_bench_result_predictions_must_match_labels(device_export, fixture_data_
     from edge_mnist.data import load_dataset
 
     measured = bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0,
-                     progress=lambda *_: None)
+                     throughput_seconds=0, progress=lambda *_: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     assert result.reference().key == measured.reference().key and result.n_samples == 500
     raw = json.loads((device_export / "bench.json").read_text())
@@ -87,8 +87,8 @@ def test_bench_rows_without_image_counts_read_as_the_whole_test_set(device_expor
     from edge_mnist.bench import bench
     from edge_mnist.data import load_dataset
 
-    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0, throughput_seconds=0, progress=lambda *_: None,
-          skip_runtimes=("tflm",))
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=3, warmup=0, throughput_seconds=0,
+          progress=lambda *_: None, skip_runtimes=("tflm",))
     path = device_export / "bench.json"
     raw = json.loads(path.read_text())
     for row in raw["rows"]:

@@ -56,7 +56,8 @@ def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data
     from edge_mnist.bench import bench
     from edge_mnist.folder.records import BenchResult
 
-    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1, throughput_seconds=0, progress=lambda _: None)
+    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1,
+          throughput_seconds=0, progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.latency_us is None and tflm.throughput_ips is None and lite.latency_us["p50"] > 0
