@@ -16,25 +16,24 @@ Importing this package never imports TensorFlow. Because the verbs share their m
 `edge_mnist.bench` is the function; reach a module's other names with
 `from edge_mnist.bench import machine_info`.
 """
-__version__ = "0.6.0"
-
-from edge_mnist.bench import bench  # noqa: E402
-from edge_mnist.check import evaluate as check  # noqa: E402
-from edge_mnist.core.errors import EdgeMnistError, GateFailed  # noqa: E402
-from edge_mnist.data import Dataset, load_dataset  # noqa: E402
-from edge_mnist.debug import debug  # noqa: E402
-from edge_mnist.emulate import Emulation, emulate  # noqa: E402
-from edge_mnist.export import export  # noqa: E402
-from edge_mnist.folder.records import BenchResult, Manifest  # noqa: E402
-from edge_mnist.gate import Criteria, Verdict  # noqa: E402
-from edge_mnist.pipeline import run  # noqa: E402
-from edge_mnist.predict import predict  # noqa: E402
-from edge_mnist.registry.datasets import DATASETS, Task  # noqa: E402
-from edge_mnist.registry.formats import FORMATS, RUNTIMES, Format  # noqa: E402
-from edge_mnist.registry.models import ARCHITECTURES  # noqa: E402
-from edge_mnist.report import report  # noqa: E402
-from edge_mnist.runtime import open_model  # noqa: E402
-from edge_mnist.train import TrainConfig, train  # noqa: E402
+from edge_mnist.bench import bench
+from edge_mnist.check import evaluate as check
+from edge_mnist.core.errors import EdgeMnistError, GateFailed
+from edge_mnist.core.version import __version__
+from edge_mnist.data import Dataset, load_dataset
+from edge_mnist.debug import debug
+from edge_mnist.emulate import Emulation, emulate
+from edge_mnist.export import export
+from edge_mnist.folder.records import BenchResult, Manifest
+from edge_mnist.gate import Criteria, Verdict
+from edge_mnist.pipeline import run
+from edge_mnist.predict import predict
+from edge_mnist.registry.datasets import DATASETS, Task
+from edge_mnist.registry.formats import FORMATS, RUNTIMES, Format
+from edge_mnist.registry.models import ARCHITECTURES
+from edge_mnist.report import report
+from edge_mnist.runtime import open_model
+from edge_mnist.train import TrainConfig, train
 
 __all__ = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
            "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__",
