@@ -26,7 +26,7 @@ from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, _parity_results, on_images, run_results
+from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, parity_results, on_images, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
     FORMATS,
@@ -108,31 +108,22 @@ def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, ski
                              "--skip-qat-source to leave those two checks out for QAT artifacts") from exc
 
 
-def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str], subset: np.ndarray | None) -> dict[str, float]:
-    """Accuracy per int8 run from an earlier bench.json of the same dataset, on the test images it is checked on
-    now (a `subset` runtime's from the baseline's predictions on `subset`); every checked run needs one."""
+def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[str, float]:
+    """Accuracy per int8 run checked on the whole test set, from an earlier bench.json of the same dataset;
+    every such run needs a row measured on the whole test set too."""
     baseline = BenchResult.load(path, manifest.task.num_classes)
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
-    found = {row.key: _accuracy_on(row, subset if RUNTIMES[row.runtime].subset else None, baseline, manifest, path)
-             for row in baseline.rows if row.key in keys}
+    found = {row.key: row for row in baseline.rows if row.key in keys}
     missing = [RUNS[k].label for k in keys if k not in found]
     if missing:
         raise EdgeMnistError(f"{path}: the baseline has no row for {', '.join(missing)}, so the baseline check "
                              "cannot be evaluated for it")
-    return found
-
-
-def _accuracy_on(row, indices: np.ndarray | None, baseline: BenchResult, manifest: Manifest, path: Path) -> float:
-    """A baseline row's accuracy on the test images `indices` (None: all), from its predictions when it was
-    measured on other images than those (the same test data is needed for that)."""
-    if indices is None and row.indices is None:
-        return row.accuracy
-    if baseline.dataset_fingerprint != manifest.dataset_fingerprint:
-        raise EdgeMnistError(f"{path}: {RUNS[row.key].label} was measured on other test data, so its accuracy on "
-                             "the images checked now is unknown")
-    preds = Measured(row.key, f"{path}: {RUNS[row.key].label}", row.predictions, row.accuracy, row.indices).at(indices)
-    return float((preds == on_images(baseline.labels, indices)).mean())
+    partial = [RUNS[k].label for k, row in found.items() if row.indices is not None]
+    if partial:
+        raise EdgeMnistError(f"{path}: {', '.join(partial)}: measured on a subset of the test images only; bench "
+                             "the baseline with --tflm-images 0 to compare on the whole test set")
+    return {key: row.accuracy for key, row in found.items()}
 
 
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
@@ -140,8 +131,8 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
              tflm_images: int = TFLM_IMAGES) -> Verdict:
     """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion.
     `skip_runtimes` leaves optional runtimes (tflm) out; the verdict lists what that left out. A `subset`
-    runtime (TFLM) runs on `tflm_images` test images stratified by class (0: all), and its checks compare
-    it with the reference, its source and its parity group on those images (Verdict.subsets says which)."""
+    runtime (TFLM) runs on `tflm_images` test images stratified by class (0: all) and is then held to parity
+    with its parity group on those images only (gate.run_results says why; Verdict.subsets says which)."""
     out = Path(out)
     criteria.validate()
     subset = stratified_indices(dataset.y_test, tflm_images)
@@ -155,7 +146,8 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     runners, skipped = _open_runs(out, manifest, runs, threads)
     skipped += [f"{run.label}: --skip-runtime {run.runtime}" for run in left_out(present, skip_runtimes)]
     keys = list(runners)
-    baseline = _baseline_accuracy(criteria.baseline, manifest, keys, subset) if criteria.baseline else {}
+    whole = [k for k in keys if subset is None or not RUNTIMES[RUNS[k].runtime].subset]
+    baseline = _baseline_accuracy(criteria.baseline, manifest, whole) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     reference = _reference(out, manifest, images, labels, threads)
     measured = {k: _run(runner, k, images, labels, subset if RUNTIMES[RUNS[k].runtime].subset else None)
@@ -165,10 +157,10 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
     for key, m in measured.items():
-        results += run_results(m, reference, sources[RUNS[key].fmt.source], labels, manifest.task.class_names,
-                               criteria, baseline)
+        results += run_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
+                               manifest.task.class_names, criteria, baseline)
     if criteria.parity is not None:
-        results += _parity_results(measured, criteria.parity)
+        results += parity_results(measured, criteria.parity)
     results += _embedded_results(out, manifest, runners)
     skipped += [f"disagreement and per-class drop of {RUNS[k].label} vs its QAT source (--skip-qat-source)"
                 for k in keys if qat is None and RUNS[k].fmt.source == QAT_KERAS]

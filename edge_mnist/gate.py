@@ -249,17 +249,18 @@ def artifact_results(m: Measured, reference: float, source: np.ndarray | None, l
     return out
 
 
-def run_results(m: Measured, reference: Measured, source: np.ndarray | None, labels: np.ndarray,
+def run_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
                 class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
-    """Every enabled check for one run of an int8 artifact, on the test images it ran on: a run on a subset
-    is compared with the reference's accuracy, the source's predictions and the labels on that subset."""
-    mine = on_images(labels, m.indices)
-    reference_accuracy = float((reference.at(m.indices) == mine).mean())
-    return artifact_results(m, reference_accuracy, None if source is None else on_images(source, m.indices), mine,
-                            class_names, c, baseline)
+    """Every enabled accuracy check for one run of an int8 artifact on the whole test set. A run on a subset
+    (TFLM's stratified images) has none: on a few hundred images a drop's sampling error (about 0.6 pp on 500
+    images at a 2% disagreement) is larger than the tolerances, so such a run is held to parity with the same
+    file's run on every image, whose accuracy checks then stand for it."""
+    if m.indices is not None:
+        return []
+    return artifact_results(m, reference, source, labels, class_names, c, baseline)
 
 
-def _parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:
+def parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:
     """Each parity group's first artifact against every other member, on the images both ran on (a run on
     a subset is compared there)."""
     results = []

@@ -60,7 +60,8 @@ def test_report_embeds_every_picture_and_the_gate_verdict(reported):
         assert (export_copy / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bench = json.loads((export_copy / "bench.json").read_text())
     for row in bench["rows"]:  # the bench table shows what bench measured, artifact by artifact
-        assert f"<td>{row['file']}</td>" in page and f"<td>{row['accuracy'] * 100:.2f}%</td>" in page
+        shown = f"{row['accuracy'] * 100:.2f}%" + ("" if row["test_indices"] is None else f" ({row['n_samples']:,} img)")
+        assert f"<td>{row['file']}</td>" in page and f"<td>{shown}</td>" in page
     names = "|".join(re.escape(html.escape(n)) for n in DATASETS["fashion-mnist"].task.class_names)
     assert re.search(f"worst class ({names}) ", page)  # class names, not numbers, in the checks
 

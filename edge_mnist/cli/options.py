@@ -93,8 +93,8 @@ tflm_images_option = click.option(
     "--tflm-images", type=str, default=str(TFLM_IMAGES), show_default=True, callback=_image_count,
     metavar="N|all",
     help="Test images TensorFlow Lite Micro runs on: a subset stratified by class (the first images of each "
-         "class), its reference kernels taking milliseconds per image; 0 or all: the whole test set. LiteRT and "
-         "ONNX Runtime always run all of it; the results say the subset.")
+         "class), its reference kernels taking milliseconds per image; the gate holds it to parity with LiteRT "
+         "there. 0 or all: the whole test set, with every check. LiteRT and ONNX Runtime always run all of it.")
 
 
 skip_qat_source_option = click.option(

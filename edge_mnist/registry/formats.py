@@ -44,9 +44,9 @@ class Runtime:
     subset: bool = False
 
 
-# Test images the `subset` runtimes run on by default: TFLM's reference kernels do about 13-18 images/s on
-# conv5x5_deep, so 1,000 images take about a minute in bench and another in check.
-TFLM_IMAGES = 1000
+# Test images the `subset` runtimes (TFLM) run on by default: enough to hold them to parity with LiteRT,
+# few enough that TFLM's reference kernels stay a small part of a run (measured in docs/microcontrollers.md).
+TFLM_IMAGES = 500
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (

@@ -254,7 +254,8 @@ def summary_lines(verdict) -> list[str]:
             else f"FAIL: {plural(failed, 'check')} failed and {total - failed} passed")
     lines = [f"{head} on {verdict.n_samples} images; reference {verdict.reference}, "
              f"accuracy {percent(verdict.reference_accuracy)}"]
-    subsets = subset_lines({k: len(v) for k, v in verdict.subsets.items()}, verdict.n_samples, "checked")
+    subsets = subset_lines({k: len(v) for k, v in verdict.subsets.items()}, verdict.n_samples,
+                           "parity only (too few images for the accuracy checks),")
     return (lines + subsets + [f"skipped: {s}" for s in verdict.skipped]
             + mixed_note(verdict.float_layers).splitlines())
 
