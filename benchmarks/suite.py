@@ -3,7 +3,7 @@
     python benchmarks/suite.py --out export
 
 Each artifact is measured in its own child process, so peak resident memory is that of one
-runtime, with the same timing code as `edge-mnist bench` (edge_mnist.timing). The headline
+runtime, with the same timing code as `edge-mnist bench` (edge_mnist.core.timing). The headline
 ratios are measured again in one process with the candidates interleaved block by block, so
 a noisy neighbour slows both sides alike. Training speed (`edge-mnist train`'s tf.data
 pipeline against model.fit on in-memory arrays) is measured the same interleaved way.
@@ -133,7 +133,7 @@ def cli_bench_p50(out: Path, tmp: Path, threads: int) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"edge-mnist bench failed:\n{proc.stderr[-2000:]}")
     rows = json.loads((copy / "bench.json").read_text())["rows"]
-    return {r["key"]: r["latency_us"]["p50"] for r in rows}
+    return {r["key"]: r["latency_us"]["p50"] for r in rows if r["latency_us"] is not None}  # TFLM is untimed
 
 
 def run_suite(args) -> dict:
@@ -189,7 +189,7 @@ def markdown(result: dict) -> str:
              f"{result['warmup']} warm-up, each artifact in its own process; {result['macs_per_image']:,} MACs per image. "
              f"Peak RSS of a bare Python + numpy + edge_mnist.runtime process: {result['baseline_rss_mb']:.0f} MB. "
              "The last column is `edge-mnist bench` (1000 runs after 100 warm-up) on a copy of the same files, "
-             "in the same suite run: the two share edge_mnist.timing.",
+             "in the same suite run: the two share edge_mnist.core.timing.",
              "", head]
     for r in result["rows"]:
         lat, tp = r["latency_us"], r["throughput_ips"]

@@ -20,7 +20,7 @@ import numpy as np
 
 
 def residual_model(batchnorm_after_add: bool = False):
-    """A functional model as users write them, in plain Keras 3 (tests/test_user_model.py uses it
+    """A functional model as users write them, in plain Keras 3 (tests/train/test_user_model.py uses it
     too): conv -> BatchNorm -> ReLU, a residual add, MaxPool, a ReLU6 conv, MaxPool, Flatten, a
     Dense and the softmax Dense. batchnorm_after_add puts a BatchNorm after the add, which tfmot's
     QAT cannot quantize."""

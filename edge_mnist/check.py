@@ -164,6 +164,9 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     results += _embedded_results(out, manifest, runners)
     skipped += [f"disagreement and per-class drop of {RUNS[k].label} vs its QAT source (--skip-qat-source)"
                 for k in keys if qat is None and RUNS[k].fmt.source == QAT_KERAS]
+    skipped += [f"every check of {m.file}: on its subset only parity applies, and parity is off "
+                "(--tflm-images 0 checks it on every image)"
+                for m in measured.values() if m.indices is not None and criteria.parity is None]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(criteria).items()}
     predictions = {reference.file: reference.predictions, **{m.file: m.predictions for m in measured.values()}}
     return Verdict(results, reference.file, reference.accuracy, len(labels), dataset.name, settings, skipped,

@@ -48,7 +48,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = (),
         fallback=None, wait: bool = False, tflm_images: int = TFLM_IMAGES) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
-    float fallback of edge_mnist.fallback when `fallback` is a Request), bench every artifact, evaluate
+    float fallback of edge_mnist.quantize.fallback when `fallback` is a Request), bench every artifact, evaluate
     the gate (recorded in DIR/check.json; TFLM on `tflm_images` test images stratified by class, 0: all)
     and write DIR/report.html. DIR's lock is held from start to end (core.lock; `wait` waits for another
     writer), so no other command writes between the stages."""

@@ -29,9 +29,9 @@ LAYERS = (
     ("",),  # the package root: the public API, over everything
 )
 PUBLIC_API = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
-              "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict", "__version__",
-              "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict", "report", "run",
-              "train"]
+              "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict",
+              "__version__", "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict",
+              "report", "run", "train"]
 
 
 def modules() -> dict[str, tuple[Path, bool]]:
@@ -62,16 +62,18 @@ def imports(name: str, path: Path, is_package: bool, known: set[str]) -> set[str
             targets = [f"{module}.{a.name}" for a in node.names] + [module]
         else:
             continue
-        for target in targets:
-            if target != "edge_mnist" and not target.startswith("edge_mnist."):
-                continue
-            short = target[len("edge_mnist."):] if target != "edge_mnist" else ""
-            if short in known:
-                found.add(short)
-                if isinstance(node, ast.ImportFrom):
-                    break  # the most specific module named by this statement
+        named = {_short(t) for t in targets[:-1] if _short(t) in known} if isinstance(node, ast.ImportFrom) else set()
+        # `from pkg import a, b`: the submodules it names; else the module (or package) it imports from
+        found |= named or {_short(t) for t in targets if _short(t) in known}
     found.discard(name)
     return found
+
+
+def _short(target: str) -> str | None:
+    """'edge_mnist.core.errors' -> 'core.errors', 'edge_mnist' -> '', anything else -> None."""
+    if target == "edge_mnist":
+        return ""
+    return target[len("edge_mnist."):] if target.startswith("edge_mnist.") else None
 
 
 def graph() -> dict[str, set[str]]:
@@ -156,6 +158,8 @@ def test_imports_never_go_up_a_layer():
     ("def f():\n    from edge_mnist.cli import main\n", {"cli"}),
     ("from . import layout\n", {"folder.layout"}),
     ("from ..gate import Criteria\n", {"gate"}),
+    ("from edge_mnist.folder import layout, verify\n", {"folder.layout", "folder.verify"}),
+    ("import edge_mnist.cli\n", {"cli"}),
 ])
 def test_imports_are_found_inside_functions_and_relative(tmp_path, source, expected):
     path = tmp_path / "records.py"
@@ -173,3 +177,9 @@ def test_every_module_imports_without_its_heavy_dependencies(name):
     """Every module imports in the default loop (TensorFlow, onnx and tf2onnx are imported inside the
     functions that need them, so this holds on the device install too)."""
     importlib.import_module(f"edge_mnist.{name}" if name else "edge_mnist")
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_every_name_a_module_exports_exists(name):
+    module = importlib.import_module(f"edge_mnist.{name}" if name else "edge_mnist")
+    assert [n for n in getattr(module, "__all__", []) if not hasattr(module, n)] == []

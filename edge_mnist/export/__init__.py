@@ -1,7 +1,7 @@
 """The export stage: every format of the chosen methods from the trained float model, plus the manifest.
 
 One exporter per format family lives beside this file (tflite.py, onnx.py, ort.py, c_array.py); which one writes a
-format, and from what, is the format registry's business (edge_mnist.formats). An exporter
+format, and from what, is the format registry's business (edge_mnist.registry.formats). An exporter
 takes an ExportJob, writes job.path and returns an Exported record.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
 
 
 def _fallback(model, calib: np.ndarray, dataset: Dataset, request, progress):
-    """Search the float fallback (edge_mnist.fallback) for the post-training int8 files; returns the
+    """Search the float fallback (edge_mnist.quantize.fallback) for the post-training int8 files; returns the
     Mixer and the result."""
 
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
@@ -94,7 +94,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     whole (files.staged), so an interruption leaves the previous complete set. bench.json,
     emulate.json, check.json, report.html and the artifacts' pictures leave with the old set: they
     describe files that are replaced.
-    `fallback` (edge_mnist.fallback.Request) keeps the fewest layers of the post-training int8 files
+    `fallback` (edge_mnist.quantize.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
     DIR's lock is held throughout (core.lock; `wait` waits for another writer).
     """
@@ -137,4 +137,4 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         return manifest
 
 
-__all__ = ["export", "ExportJob", "Exported", "QAT_KERAS_FILE"]
+__all__ = ["export"]

@@ -2,7 +2,7 @@
 post-training int8 artifacts pass the gate.
 
 The all-int8 model is tried first. While the .tflite or the .onnx converted from it fails any of
-the gate's criteria (check.artifact_results, and parity between the two), the next layer of the
+the gate's criteria (gate.artifact_results, and parity between the two), the next layer of the
 debugger's ranking (debug.analyse, worst first) is kept float too, and both are rebuilt and
 re-measured on the test set: greedy, one layer per step. A layer whose float weights would make
 the file mostly float is passed over (that is the float model, not an int8 artifact). When no mix

@@ -62,13 +62,13 @@ def bench_rows(result, float_layers: dict[str, str] | None = None) -> list[list[
 
 
 def subset_phrase(n: int, total: int) -> str:
-    """'1,000 of 10,000 images, stratified by class': what a `subset` runtime (TFLM) ran on."""
+    """'500 of 10,000 images, stratified by class': what a `subset` runtime (TFLM) ran on."""
     return f"{n:,} of {total:,} images, stratified by class"
 
 
 def subset_lines(sizes: dict[str, int], total: int, what: str) -> list[str]:
     """One line per subset size for the files run on a subset of the test set (file label -> images):
-    '<files>: <what> on 1,000 of 10,000 images, stratified by class; --tflm-images 0 for all'."""
+    '<files>: <what> on 500 of 10,000 images, stratified by class; --tflm-images 0 for all'."""
     by_size: dict[int, list[str]] = {}
     for name, n in sizes.items():
         by_size.setdefault(n, []).append(name)

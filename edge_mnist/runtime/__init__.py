@@ -1,6 +1,6 @@
 """Run exported models with the device runtimes only: LiteRT and ONNX Runtime, no TensorFlow.
 
-`open_model(path)` picks the runner the runtime registry (edge_mnist.formats.RUNTIMES) names
+`open_model(path)` picks the runner the runtime registry (edge_mnist.registry.formats.RUNTIMES) names
 for the file's suffix. Every runner takes float32 images in [0, 1] shaped (N, H, W, C), quantizes
 them itself when the model wants integers, and returns float probabilities, so callers never
 care which runtime or precision they hold.

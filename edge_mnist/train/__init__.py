@@ -172,7 +172,7 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
     feed="tf.data" is what `edge-mnist train` uses; feed="arrays" hands Keras the in-memory
     float arrays instead, the reference benchmarks/suite.py compares the pipeline's speed with.
     `batch_size` is the global batch (split across replicas under a strategy). Progress is one
-    bar per epoch named `label` (edge_mnist.progress), in place of Keras's own output.
+    bar per epoch named `label` (edge_mnist.core.progress), in place of Keras's own output.
     """
     if feed not in ("tf.data", "arrays"):
         raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")

@@ -116,6 +116,9 @@ def test_check_holds_a_tflm_subset_to_parity_on_exactly_its_images(device_export
     tflm, lite = verdict.predictions["model_int8.tflite@tflm"], verdict.predictions["model_int8.tflite"]
     pair = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
     assert pair.criterion == PARITY and pair.value == (tflm == lite[subset]).mean()
+    unchecked = evaluate(device_export, data, Criteria(parity=None), skip_qat_source=True, tflm_images=100)
+    assert any(s.startswith("every check of model_int8.tflite@tflm: on its subset only parity applies")
+               for s in unchecked.skipped)
     whole = evaluate(device_export, data, Criteria(), skip_qat_source=True, tflm_images=0)
     assert any(r.artifact == "model_int8.tflite@tflm" and r.criterion == DROP for r in whole.results)
 
