@@ -123,17 +123,20 @@ def _bench_accuracies(out: Path, manifest: Manifest, notes: list[str]) -> list[R
         notes.append(str(exc))
         return []
     stale = bench.created < manifest.created
-    return [Recorded(formats.RUNS[row.key].label, row.accuracy, BENCH_FILE, bench.created, stale)
-            for row in bench.rows]
+    return [Recorded(formats.RUNS[row.key].label + ("" if row.indices is None else f" ({row.n_samples:,} img)"),
+                     row.accuracy, BENCH_FILE, bench.created, stale) for row in bench.rows]
 
 
 def _accuracy_map(raw: dict, path: Path) -> dict[str, float]:
-    """check.json's accuracies (file label -> fraction); an older check.json without them gives none."""
+    """check.json's accuracies (file label -> fraction; a run on a subset labelled with its image count); an
+    older check.json without them gives none."""
     found = expect(raw.get("accuracies", {}), dict, f"{path}: accuracies")
+    subsets = expect(raw.get("subsets", {}), dict, f"{path}: subsets")
     for name, value in found.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise EdgeMnistError(f"{path}: accuracies.{name}: expected a fraction 0..1, got {value!r}")
-    return {str(k): float(v) for k, v in found.items()}
+    return {str(k) + (f" ({subsets[k]:,} img)" if isinstance(subsets.get(k), int) else ""): float(v)
+            for k, v in found.items()}
 
 
 def _verdict(raw: dict, path: Path, manifest: Manifest) -> dict:
