@@ -180,6 +180,7 @@ def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fash
     assert check.returncode == 1
 
 
+@pytest.mark.slow
 def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
     from edge_mnist.export import export
     from edge_mnist.gate import Criteria
@@ -192,6 +193,7 @@ def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
     assert manifest.artifacts["tflite_int8"].details["fallback"].startswith("not needed")
 
 
+@pytest.mark.slow
 def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
     from edge_mnist.core.errors import EdgeMnistError
     from edge_mnist.export import export

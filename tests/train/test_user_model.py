@@ -93,9 +93,9 @@ def test_a_tf_keras_h5_model_exports(medium_fashion_dir, tmp_path, medium):
 
     model = build("mlp", medium.task)
     model.save(tmp_path / "mlp.h5")
-    proc = run_process(["export", "--int8", "--model", tmp_path / "mlp.h5", "--dataset", "fashion-mnist",
-                        "--data-dir", medium_fashion_dir, "--out", tmp_path / "out"], timeout=600)
-    assert proc.returncode == 0, proc.stderr[-1500:]
+    code, _, err = run_cli(["export", "--int8", "--model", str(tmp_path / "mlp.h5"), "--dataset", "fashion-mnist",
+                            "--data-dir", str(medium_fashion_dir), "--out", str(tmp_path / "out")])
+    assert code == 0, err[-1500:]
     assert json.loads((tmp_path / "out" / "history.json").read_text())["source_model"]["keras_version"] == "2"
     assert (tmp_path / "out" / "model_int8.onnx").is_file()
 
