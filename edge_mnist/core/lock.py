@@ -10,7 +10,9 @@ stale. The file stays when released (deleting it would race with a process waiti
 writes "pid command start-time host" into it, for the message a second writer gives. It lives inside DIR
 and follows it through the staged swap as a hard link: the same inode, so the same lock. The lock is
 reentrant within a process: `run` holds it while its train, export, bench and report take it again.
-Where flock does not exist (Windows) nothing is locked.
+Where flock does not exist (Windows) nothing is locked. Known limits: where the staged swap falls back to
+two renames (no RENAME_EXCHANGE) a `create` caller arriving between them makes DIR before it can lock it,
+and where hard links fail the swapped-in lock file is a copy (another inode); both need a lock outside DIR.
 """
 from __future__ import annotations
 
