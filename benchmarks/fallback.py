@@ -46,8 +46,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--factor", type=float, default=300.0)
     args = parser.parse_args()
+    from edge_mnist.core.keras_io import load_keras, save_keras
     from edge_mnist.core.tfenv import import_tf
-    from edge_mnist.runtime.keras_io import load_keras, save_keras
 
     import_tf()
     args.out.mkdir(parents=True, exist_ok=True)

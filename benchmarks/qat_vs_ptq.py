@@ -51,11 +51,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--qat-epochs", type=int, default=1)
     args = ap.parse_args()
+    from edge_mnist.core.keras_io import inference_copy
     from edge_mnist.core.tfenv import import_tf
     from edge_mnist.quantize.qat import LEARNING_RATE as QAT_LEARNING_RATE
     from edge_mnist.quantize.qat import qat_finetune
     from edge_mnist.registry.models import build
-    from edge_mnist.runtime.keras_io import inference_copy
     from edge_mnist.train import TrainConfig, evaluate_keras, fit
 
     _, keras = import_tf()

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_output, atomic_write_json, writable_folder
+from edge_mnist.core.keras_io import load_keras
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.data import Dataset, check_dataset, to_float
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, MANIFEST_FILE
@@ -27,7 +28,6 @@ from edge_mnist.quantize.calibration import calibration_images
 from edge_mnist.quantize.layer_error import DEBUG_IMAGES, ArtifactDebug, analyse, tflite_tensors
 from edge_mnist.quantize.mixed import Mixer
 from edge_mnist.registry.formats import BY_KEY
-from edge_mnist.runtime.keras_io import load_keras
 from edge_mnist.runtime.tflite_graph import read_tflite
 
 DEBUGGED = ("tflite_int8", "onnx_int8")

@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, GateFailed
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.keras_io import load_keras, save_keras
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
@@ -26,7 +27,6 @@ from edge_mnist.quantize.fallback import search
 from edge_mnist.quantize.mixed import Mixer
 from edge_mnist.quantize.qat import qat_finetune
 from edge_mnist.registry.formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, Format, for_methods
-from edge_mnist.runtime.keras_io import load_keras, save_keras
 from edge_mnist.train import evaluate_keras
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.keras_io import load_keras
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.runtime.base import Runner, image_signature
-from edge_mnist.runtime.keras_io import load_keras
 
 
 class KerasRunner(Runner):

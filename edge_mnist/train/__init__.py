@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.keras_io import inference_copy, save_keras
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import keras_callback
 from edge_mnist.core.tfenv import import_tf
@@ -19,7 +20,6 @@ from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STAL
 from edge_mnist.folder.records import History
 from edge_mnist.registry.models import build
 from edge_mnist.render.plots import training_curves
-from edge_mnist.runtime.keras_io import inference_copy, save_keras
 
 
 @dataclass

@@ -19,13 +19,13 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file, staged, writable_folder
+from edge_mnist.core.keras_io import known_classes, load_keras, load_keras3, refuse_unsafe, save_keras, stored_config
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
 from edge_mnist.folder.records import History
 from edge_mnist.registry.formats import OUTPUT_NAME
-from edge_mnist.runtime.keras_io import known_classes, load_keras, load_keras3, refuse_unsafe, save_keras, stored_config
 from edge_mnist.train import evaluate_keras
 
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",

@@ -78,9 +78,9 @@ def test_manifest_lists_every_artifact(full_run):
 
 def test_qat_artifacts_are_full_integer_and_agree_with_qat_keras(full_run):
     out, _ = full_run
+    from edge_mnist.core.keras_io import load_keras
     from edge_mnist.data import load_dataset, to_float
     from edge_mnist.runtime import open_model
-    from edge_mnist.runtime.keras_io import load_keras
 
     x = to_float(load_dataset("fashion-mnist").x_test)
     qat_keras = load_keras(out / "model_qat.h5").predict(x, batch_size=1024, verbose=0).argmax(1)
@@ -114,7 +114,7 @@ def test_fresh_int8_files_have_relu_zero_points_at_the_minimum_and_per_tensor_de
 def test_float_model_gated_against_is_the_unmodified_one(full_run):
     out, _ = full_run
     from edge_mnist.core.files import sha256_file
-    from edge_mnist.runtime.keras_io import load_keras
+    from edge_mnist.core.keras_io import load_keras
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert sha256_file(out / "model_float32.keras") == manifest["keras_sha256"]

@@ -46,7 +46,7 @@ def trained(data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def broken(trained, tmp_path_factory):
     """The outlier-channel model as a user's .keras file."""
-    from edge_mnist.runtime.keras_io import load_keras, save_keras
+    from edge_mnist.core.keras_io import load_keras, save_keras
 
     path = tmp_path_factory.mktemp("broken") / "broken.keras"
     save_keras(outlier_channel(load_keras(trained / "model_float32.keras")), path)
@@ -80,8 +80,8 @@ def mixed(broken, data, tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_outlier_model_computes_the_same_float_function(trained, broken, data):
+    from edge_mnist.core.keras_io import load_keras
     from edge_mnist.data import to_float
-    from edge_mnist.runtime.keras_io import load_keras
 
     x = to_float(data.x_test[:200])
     before = load_keras(trained / "model_float32.keras").predict(x, verbose=0)

@@ -38,7 +38,7 @@ def lambda_model(keras, marker):
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_a_lambda_layer_is_refused_and_never_runs(keras, tmp_path, suffix):
-    from edge_mnist.runtime.keras_io import load_keras
+    from edge_mnist.core.keras_io import load_keras
 
     marker = tmp_path / "ran.txt"
     path = tmp_path / f"model{suffix}"
@@ -50,7 +50,7 @@ def test_a_lambda_layer_is_refused_and_never_runs(keras, tmp_path, suffix):
 
 
 def test_hdf5_bytes_named_keras_are_refused(keras, tmp_path):
-    from edge_mnist.runtime.keras_io import load_keras
+    from edge_mnist.core.keras_io import load_keras
 
     model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     model.save(tmp_path / "m.h5")
@@ -76,7 +76,7 @@ def rewrite_config(path, edit) -> None:
     (lambda c: c["config"]["layers"][-1].update(class_name="MyLayer"), r"\(MyLayer\) is not a built-in"),
 ])
 def test_foreign_modules_and_unknown_classes_are_refused(keras, tmp_path, edit, message):
-    from edge_mnist.runtime.keras_io import load_keras
+    from edge_mnist.core.keras_io import load_keras
 
     model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     model.save(tmp_path / "m.keras")
@@ -87,7 +87,7 @@ def test_foreign_modules_and_unknown_classes_are_refused(keras, tmp_path, edit, 
 
 def test_own_files_load_only_with_the_recorded_sha256(device_export):
     from edge_mnist.core.files import sha256_file
-    from edge_mnist.runtime.keras_io import load_keras
+    from edge_mnist.core.keras_io import load_keras
 
     path = device_export / "model_float32.keras"
     assert load_keras(path, sha256=sha256_file(path)).count_params() > 0
@@ -139,8 +139,8 @@ def test_the_float_keras_file_loads_in_plain_keras3_and_tf_keras(tiny_export, sm
     import subprocess
     import sys
 
+    from edge_mnist.core.keras_io import load_keras
     from edge_mnist.data import load_dataset, to_float
-    from edge_mnist.runtime.keras_io import load_keras
 
     x = to_float(load_dataset("fashion-mnist", small_fashion_dir).x_test[:64])
     np.save(tmp_path / "x.npy", x)

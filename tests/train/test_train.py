@@ -83,10 +83,10 @@ def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_expor
 
 def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_data_dir):
     from edge_mnist.core.errors import EdgeMnistError
+    from edge_mnist.core.keras_io import save_keras
     from edge_mnist.core.tfenv import import_tf
     from edge_mnist.data import load_dataset
     from edge_mnist.export import export
-    from edge_mnist.runtime.keras_io import save_keras
 
     _, keras = import_tf()
     data = load_dataset("fashion-mnist", fixture_data_dir)
