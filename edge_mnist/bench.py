@@ -51,8 +51,6 @@ def machine_info() -> dict:
 
 
 PREDICT_CHUNK = 500  # images per progress update of the accuracy pass
-
-
 THROUGHPUT_SECONDS, THROUGHPUT_REPEATS = 1.0, 5  # per timed artifact: batch throughput's time budget
 
 

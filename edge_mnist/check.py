@@ -26,7 +26,7 @@ from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, parity_results, on_images, run_results
+from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
     FORMATS,

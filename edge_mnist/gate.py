@@ -21,29 +21,13 @@ EPS = 1e-9  # accuracies are ratios of counts; this absorbs float rounding at a 
 
 # Each check's id in the JSON report (stable, for CI scripts) and the unit of its value and limit there.
 DROP = "accuracy drop vs float (pp)"
-
-
 RELATIVE = "relative accuracy drop (%)"
-
-
 MINIMUM = "accuracy (min)"
-
-
 DISAGREEMENT = "disagreement with source model (%)"
-
-
 CLASS_DROP = "worst per-class drop vs source (pp)"
-
-
 BASELINE = "accuracy drop vs baseline (pp)"
-
-
 PARITY = "parity (same class)"
-
-
 EMBEDS = "describes the .tflite it embeds (problems)"
-
-
 UNITS = {DROP: "pp", RELATIVE: "%", MINIMUM: "fraction", DISAGREEMENT: "%", CLASS_DROP: "pp", BASELINE: "pp",
          PARITY: "fraction", EMBEDS: "problems"}
 

@@ -16,11 +16,7 @@ from edge_mnist.registry.models import ARCHITECTURES
 from edge_mnist.train import STRATEGIES
 
 DEFAULT_OUT = Path("export")
-
-
 GATE = Criteria()
-
-
 METHOD_CHOICES = [m for m in METHODS if m != "float"] + ["both"]
 
 

@@ -24,8 +24,6 @@ from edge_mnist.folder.records import Manifest, tool_versions
 from edge_mnist.folder.verify import open_artifact
 
 WORKER_TIMEOUT_S = 3600
-
-
 GUEST_DIR = "/opt/edge-mnist"  # inside the chroot: site (the wheels), src (edge_mnist), out, work
 
 

@@ -17,23 +17,11 @@ from typing import Callable, Iterator
 from edge_mnist.core.errors import EdgeMnistError
 
 SUITE = "bookworm"  # Raspberry Pi OS 12 is bookworm: the same glibc and Python 3.11 as the device
-
-
 GUEST_PYTHON = "3.11"
-
-
 GUEST_GLIBC_MINOR = 36  # bookworm's glibc 2.36: the newest manylinux wheel tag the guest can run
-
-
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-
-
 INSTALL_HINT = "apt-get install qemu-user-static debootstrap binfmt-support"
-
-
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-
-
 BUILD_TIMEOUT_S = 3600
 
 

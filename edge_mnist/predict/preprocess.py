@@ -21,38 +21,16 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.registry.datasets import Task
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger images are refused before decoding
-
-
 MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
-
-
 BLANK_RANGE = 0.05  # an image whose pixels span less than this (of full scale) holds nothing to classify
-
-
 WORK_SIDE = 768  # photos are reduced to this for thresholding and labelling: the frame is 28 pixels
-
-
 SURFACE_SIDE = 64  # the background surface is fitted on a copy this small: lighting varies slowly
-
-
 SURFACE_ROUNDS = (3, 3, 6)  # terms fitted per round (plane, plane, quadratic), each without the last round's ink
-
-
 STATS_SAMPLE = 50_000  # medians and percentiles are taken over at most this many evenly spaced pixels
-
-
 NOISE_FLOOR = 4  # paper-noise deviations above the paper that a threshold between ink and paper must exceed
-
-
 MIN_CONTRAST_TO_NOISE = 8  # ink must stand this many paper-noise deviations above the paper: an empty page is blank
-
-
 INK_PERCENTILE = 90  # the ink level that becomes 1.0 (MNIST strokes are saturated, 255, at their core)
-
-
 PART_FRACTION = 0.02  # another component is a stroke of the object if at least this much of its area...
-
-
 NEAR_FRACTION = 0.3  # ...and no further from it than this much of its size
 
 
@@ -374,8 +352,6 @@ def _placement(fitted: np.ndarray, frame: tuple[int, int], centre_of_mass: bool)
 
 
 MIN_OBJECT_PIXELS, MIN_OBJECT_FRACTION = 4, 1e-4  # smaller marks are never taken for the object
-
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")  # taken from folders
 
 

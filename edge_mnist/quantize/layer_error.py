@@ -27,8 +27,6 @@ from edge_mnist.runtime.base import quantize
 from edge_mnist.runtime.tflite_graph import read_tflite
 
 DEBUG_IMAGES = 500  # test images the activation statistics use
-
-
 EXACT_DB = 99.0  # SQNR reported for a value quantized without error
 
 
