@@ -233,6 +233,21 @@ def _mul(e: Emitter, ins: list[int], out: int, opt) -> str:
     return f"em_mul({n}, {b_n}, {e.where[a]}, {b_ref}, {q}, {e.where[out]});"
 
 
+def _mean(e: Emitter, ins: list[int], out: int, opt) -> str:
+    """A MEAN over height and width of one image (GlobalAveragePooling2D), TFLM's multiplier with 1/count
+    folded in as its reduce kernel folds it."""
+    axes = sorted(int(a) % 4 for a in np.asarray(e.graph.data.get(ins[1], [])).reshape(-1))
+    if len(e.graph.shapes[ins[0]]) != 4 or axes != [1, 2]:
+        raise UnsupportedOperator("MEAN over axes other than height and width")
+    (in_scale, in_zp), (out_scale, out_zp) = e.quant(ins[0]), e.quant(out)
+    height, width, channels = e.shape(ins[0])
+    count = height * width
+    multiplier, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    multiplier, shift = (multiplier << fold) // count, shift - fold
+    return f"em_mean({count}, {channels}, {e.where[ins[0]]}, {in_zp}, {multiplier}, {shift}, {out_zp}, {e.where[out]});"
+
+
 def _reshape(e: Emitter, ins: list[int], out: int, opt) -> str:
     """RESHAPE: the planner aliases its output to its input; only a reshape into the caller's output copies."""
     if e.where[ins[0]] == e.where[out]:
@@ -244,7 +259,7 @@ def _reshape(e: Emitter, ins: list[int], out: int, opt) -> str:
 # The kernel each operator calls: the source defines EM_USE_<kernel> for the ones it uses, so unused
 # kernels are not compiled (no unused-function warnings under -Wall -Werror).
 KERNELS = {"CONV_2D": "CONV", "DEPTHWISE_CONV_2D": "DEPTHWISE", "FULLY_CONNECTED": "DENSE", "MAX_POOL_2D": "POOL",
-           "AVERAGE_POOL_2D": "POOL", "SOFTMAX": "SOFTMAX", "ADD": "ADD", "MUL": "MUL"}
+           "AVERAGE_POOL_2D": "POOL", "SOFTMAX": "SOFTMAX", "ADD": "ADD", "MUL": "MUL", "MEAN": "MEAN"}
 
 EMITTERS = {
     "CONV_2D": lambda e, i, o, opt: _conv(e, i, o, opt, depthwise=False),
@@ -255,6 +270,7 @@ EMITTERS = {
     "SOFTMAX": _softmax,
     "ADD": _add,
     "MUL": _mul,
+    "MEAN": _mean,
     "RESHAPE": _reshape,
 }
 

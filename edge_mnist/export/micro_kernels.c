@@ -32,7 +32,7 @@ static int32_t em_shl(int32_t x, int left_shift) {
   return (int32_t)((uint32_t)x << left_shift);
 }
 
-#if defined(EM_USE_CONV) || defined(EM_USE_DEPTHWISE) || defined(EM_USE_DENSE) || defined(EM_USE_MUL)
+#if defined(EM_USE_CONV) || defined(EM_USE_DEPTHWISE) || defined(EM_USE_DENSE) || defined(EM_USE_MUL) || defined(EM_USE_MEAN)
 /* tflite::MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift. */
 static int32_t em_requant(int32_t x, int32_t multiplier, int32_t shift) {
   const int left = shift > 0 ? shift : 0;
@@ -213,6 +213,20 @@ static void em_mul(int n, int b_n, const int8_t *a, const int8_t *b, const int32
   for (i = 0; i < n; ++i) {
     const int32_t product = ((int32_t)a[i] + q[0]) * ((int32_t)b[i % b_n] + q[1]);
     out[i] = em_clamp(em_requant(product, q[2], q[3]) + q[4], q[5], q[6]);
+  }
+}
+#endif
+
+#if defined(EM_USE_MEAN)
+/* reference_ops::QuantizedMeanOrSum over height and width (a global average pool): per channel,
+ * the sum less the zero point times the count, scaled by a multiplier with 1/count folded in. */
+static void em_mean(int positions, int channels, const int8_t *in, int32_t in_zp, int32_t multiplier,
+                    int32_t shift, int32_t out_zp, int8_t *out) {
+  int c, i;
+  for (c = 0; c < channels; ++c) {
+    int32_t sum = 0;
+    for (i = 0; i < positions; ++i) sum += in[i * channels + c];
+    out[c] = em_clamp(em_requant(sum - in_zp * positions, multiplier, shift) + out_zp, -128, 127);
   }
 }
 #endif
