@@ -55,12 +55,10 @@ static int32_t em_dot(const int8_t *a, const int8_t *w, int n, int32_t a_offset)
   const uint32_t off2 = ((uint32_t)(uint16_t)a_offset << 16) | (uint16_t)a_offset;
   for (; i + 4 <= n; i += 4) {
     uint32_t av, wv;
-    av = (uint32_t)(uint8_t)a[i] | ((uint32_t)(uint8_t)a[i + 1] << 8) | ((uint32_t)(uint8_t)a[i + 2] << 16)
-         | ((uint32_t)(uint8_t)a[i + 3] << 24);
-    wv = (uint32_t)(uint8_t)w[i] | ((uint32_t)(uint8_t)w[i + 1] << 8) | ((uint32_t)(uint8_t)w[i + 2] << 16)
-         | ((uint32_t)(uint8_t)w[i + 3] << 24);
+    __builtin_memcpy(&av, a + i, 4); /* one unaligned word load each (the DSP cores allow it) */
+    __builtin_memcpy(&wv, w + i, 4);
     acc = __smlad(__sadd16(__sxtb16(av), off2), __sxtb16(wv), acc);
-    acc = __smlad(__sadd16(__sxtb16(__ror(av, 8)), off2), __sxtb16(__ror(wv, 8)), acc);
+    acc = __smlad(__sadd16(__sxtb16((av >> 8) | (av << 24)), off2), __sxtb16((wv >> 8) | (wv << 24)), acc);
   }
 #endif
   for (; i < n; ++i) acc += (int32_t)w[i] * ((int32_t)a[i] + a_offset);
@@ -83,16 +81,25 @@ static void em_conv(const em_conv_t *p, const int8_t *in, const int8_t *w, const
   for (oy = 0; oy < p->out_h; ++oy) {
     for (ox = 0; ox < p->out_w; ++ox) {
       const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+      /* The taps inside the image (zero padding: the ones outside are left out of the sum). With
+       * no horizontal dilation a row of taps is one run of memory in the input and the filter. */
+      int kx_first = 0, kx_last = p->k_w;
+      while (kx_first < kx_last && x0 + p->dil_w * kx_first < 0) ++kx_first;
+      while (kx_last > kx_first && x0 + p->dil_w * (kx_last - 1) >= p->in_w) --kx_last;
       for (oc = 0; oc < p->out_c; ++oc) {
         int32_t acc = 0;
         for (ky = 0; ky < p->k_h; ++ky) {
           const int y = y0 + p->dil_h * ky;
-          if (y < 0 || y >= p->in_h) continue;
-          for (kx = 0; kx < p->k_w; ++kx) {
-            const int x = x0 + p->dil_w * kx;
-            if (x < 0 || x >= p->in_w) continue;
-            acc += em_dot(in + (y * p->in_w + x) * p->in_c, w + ((oc * p->k_h + ky) * p->k_w + kx) * p->in_c,
-                          p->in_c, p->in_offset);
+          const int8_t *row = in + (y * p->in_w + x0) * p->in_c;
+          const int8_t *taps = w + (oc * p->k_h + ky) * p->k_w * p->in_c;
+          if (y < 0 || y >= p->in_h || kx_first == kx_last) continue;
+          if (p->dil_w == 1) {
+            acc += em_dot(row + kx_first * p->in_c, taps + kx_first * p->in_c, (kx_last - kx_first) * p->in_c,
+                          p->in_offset);
+          } else {
+            for (kx = kx_first; kx < kx_last; ++kx) {
+              acc += em_dot(row + p->dil_w * kx * p->in_c, taps + kx * p->in_c, p->in_c, p->in_offset);
+            }
           }
         }
         if (bias) acc += bias[oc];
@@ -102,7 +109,6 @@ static void em_conv(const em_conv_t *p, const int8_t *in, const int8_t *w, const
     }
   }
 }
-
 #endif
 
 #endif

@@ -66,6 +66,8 @@ void Reset_Handler(void) {
   SYST_RVR = RELOAD;
   SYST_CVR = 0;
   SYST_CSR = 7u; /* enabled, interrupt on wrap, core clock */
+  while (SYST_CVR == 0) {
+  } /* the first reload: until then the count would read as one whole period */
   semihost_exit(main());
 }
 
