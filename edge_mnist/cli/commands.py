@@ -19,6 +19,7 @@ from edge_mnist.cli.options import (
     data_dir_option,
     dataset_option,
     fallback_options,
+    micro_images_option,
     fallback_request,
     gate_options,
     gate_run_options,
@@ -41,7 +42,7 @@ from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
 from edge_mnist.debug import debug
 from edge_mnist.emulate import emulate
-from edge_mnist.emulate.targets import NOTE, known_cpus
+from edge_mnist.emulate.targets import DEFAULT_TARGETS, NOTE, split_targets
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
 from edge_mnist.gate import Criteria
 from edge_mnist.info import gather, render
@@ -49,7 +50,9 @@ from edge_mnist.pipeline import export_folder, run, validate_run
 from edge_mnist.predict import describe, predict
 from edge_mnist.render.console import debug_table, print_bench, report_training
 from edge_mnist.render.tables import (
+    BOARD_HEADERS,
     EMULATE_HEADERS,
+    board_rows,
     check_text,
     emulate_rows,
     failure_line,
@@ -289,13 +292,16 @@ def predict_cmd(out, images, model, threads, as_json, top, save_dir):
         raise EdgeMnistError(f"{failed} of {len(results)} images could not be classified (see above)")
 
 
-def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
-    """--cpu value -> emulated CPU names, each a known one."""
-
+def _target_list(ctx, param, value: str | None) -> tuple[str, ...] | None:
+    """--target (or its alias --cpu) value -> target names, each a known one."""
+    if value is None:
+        return None
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     try:
-        return known_cpus(tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())))
+        split_targets(names)
     except EdgeMnistError as exc:
         raise click.BadParameter(str(exc)) from exc
+    return names
 
 
 @click.command("emulate")
@@ -303,27 +309,38 @@ def _cpu_list(ctx, param, value: str) -> tuple[str, ...]:
 @dataset_option
 @data_dir_option
 @threads_option
-@click.option("--cpu", "cpus", default="cortex-a72,cortex-a76", show_default=True, callback=_cpu_list,
-              help="Comma-separated cores to emulate: cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5).")
+@click.option("--target", "targets", default=None, callback=_target_list, metavar="NAMES",
+              help="Comma-separated targets (default pi4,pi5): pi4 (Cortex-A72) and pi5 (Cortex-A76) run every int8 "
+                   "file under qemu-user (needs root); cortex-m4 (mps2-an386), cortex-m7 (mps2-an500) and "
+                   "cortex-m33 (mps2-an505) run the interpreter-free C under qemu-system-arm.")
+@click.option("--cpu", "cpus", default=None, callback=_target_list, metavar="NAMES",
+              help="Alias of --target (also takes the Pi cores' names: cortex-a72, cortex-a76).")
+@micro_images_option
 @click.option("--parity", type=float, default=GATE.parity, show_default=True,
-              help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host.")
+              help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host "
+                   "(on a Cortex-M: TFLM's and LiteRT's for the same .tflite).")
 @click.option("--mirror", default=None,
               help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
 @wait_option
-def emulate_cmd(out, dataset, data_dir, threads, cpus, parity, mirror, wait):
-    """Run every int8 artifact on an emulated Raspberry Pi 4 / Pi 5 (arm64 under qemu-user; needs root) and
-    compare with this x86-64 host: exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when
-    emulation cannot run."""
+def emulate_cmd(out, dataset, data_dir, threads, targets, cpus, micro_images, parity, mirror, wait):
+    """Run DIR's int8 artifacts on emulated targets and compare with this x86-64 host: the int8 files on a Raspberry
+    Pi 4 / Pi 5 (arm64, qemu-user; needs root), the interpreter-free C on Cortex-M boards (bare metal,
+    qemu-system-arm; outputs compared with TFLM's byte for byte, flash, RAM and instructions per inference
+    measured). Exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when emulation cannot run."""
 
+    if targets and cpus:
+        raise click.BadParameter("give --target or its alias --cpu, not both", param_hint="--cpu")
     parity = Criteria(parity=parity).validate().parity
     need_folder(out)
-    result = emulate(out, load_for_folder(out, dataset, data_dir), cpus, threads, parity, mirror, progress=say,
-                     wait=wait)
+    result = emulate(out, load_for_folder(out, dataset, data_dir), targets or cpus or DEFAULT_TARGETS, threads, parity,
+                     mirror, progress=say, wait=wait, micro_images=micro_images or None)
     click.echo(table(EMULATE_HEADERS, emulate_rows(result)))
-    click.echo(f"compared with the same runners on this x86-64 host; {NOTE}")
+    if board_rows(result):
+        click.echo(table(BOARD_HEADERS, board_rows(result)))
+    click.echo(f"compared with the same runners on this x86-64 host (Cortex-M rows: with TFLM and LiteRT); {NOTE}")
     word = "PASS" if result.passed else "FAIL"
-    click.echo(f"{word}: {len(result.rows) - len(result.failed)}/{len(result.rows)} artifact x CPU runs agree with "
-               f"x86-64 on >= {parity:.2%} of {result.n_samples} images; wrote {out / EMULATE_FILE}")
+    click.echo(f"{word}: {len(result.rows) - len(result.failed)}/{len(result.rows)} artifact x target runs agree on "
+               f">= {parity:.2%} of their images; wrote {out / EMULATE_FILE}")
     if not result.passed:
         raise GateFailed(f"{len(result.failed)} of {len(result.rows)} emulated runs below top-1 agreement "
                          f"{parity:.4g}: " + "; ".join(f"{r.file} on {r.board} {r.agreement:.4g}"

@@ -13,7 +13,7 @@ from edge_mnist.quantize.fallback import Request
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES, TFLM_IMAGES
 from edge_mnist.registry.models import ARCHITECTURES
-from edge_mnist.train import STRATEGIES
+from edge_mnist.train import LR_SCHEDULES, STRATEGIES
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -93,6 +93,13 @@ tflm_images_option = click.option(
          "there. 0 or all: the whole test set, with every check. LiteRT and ONNX Runtime always run all of it.")
 
 
+micro_images_option = click.option(
+    "--micro-images", type=str, default=str(TFLM_IMAGES), show_default=True, callback=_image_count,
+    metavar="N|all",
+    help="Test images the Cortex-M targets run (stratified by class, as --tflm-images); 0 or all: the whole "
+         "test set.")
+
+
 skip_qat_source_option = click.option(
     "--skip-qat-source", is_flag=True,
     help="Leave out disagreement and per-class drop of QAT artifacts against their QAT Keras model "
@@ -135,8 +142,13 @@ training_options = option_group(
     batch_option, seed_option,
     click.option("--arch", "architecture", type=click.Choice(list(ARCHITECTURES)), default="reference_cnn",
                  show_default=True, help="Architecture to train (listed below)."),
-    click.option("--augment", is_flag=True, help="Random rotation, shift and zoom of the training images "
-                                                 "(the notebooks' ranges; recorded in history.json)."),
+    click.option("--augment", is_flag=True, help="Augment the training images as suits the dataset: MNIST "
+                 "random rotation, shift and zoom (the notebooks' ranges), Fashion-MNIST left-right flips and "
+                 "2-pixel shifts (recorded in history.json)."),
+    click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+                 help="Adam's (initial) learning rate."),
+    click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="constant", show_default=True,
+                 help="cosine: decay the learning rate to 0 over the epochs."),
     click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
                  help="tf.distribute: mirrored = every local GPU (or --devices CPUs); multiworker = the "
                       "cluster in TF_CONFIG. The batch size is per replica."),
@@ -145,7 +157,8 @@ training_options = option_group(
 
 
 ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'same'), P = MaxPool 2x2, D0.5 = Dropout,"
-               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU, then a Dense softmax.\n"
+               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU (C16:3sn: BatchNorm before the ReLU),"
+               "\n then a Dense softmax.\n"
                + "\n".join(f"  {a.describe()}" for a in ARCHITECTURES.values()))
 
 

@@ -1,4 +1,5 @@
-"""The emulate stage: every int8 artifact on an emulated Raspberry Pi 4 / Pi 5, compared with this x86-64 host.
+"""The emulate stage: every int8 artifact on an emulated Raspberry Pi 4 / Pi 5, compared with this x86-64 host,
+and the interpreter-free C on emulated Cortex-M boards (emulate.cortex_m), compared with TFLM byte for byte.
 
 The int8 kernels of LiteRT (XNNPACK) and ONNX Runtime differ between ARM and x86, so an artifact
 that passes the gate here could still answer differently on a Pi. Without owning one, the
@@ -17,6 +18,8 @@ names the Pi's core).
 """
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,6 +33,7 @@ from edge_mnist.core.jsonio import now
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, require_toolchain, run_board
 from edge_mnist.emulate.guest import guest, predict_all, run_on
 from edge_mnist.emulate.images import (
     DEFAULT_MIRROR,
@@ -43,11 +47,12 @@ from edge_mnist.emulate.images import (
     require_environment,
     sweep,
 )
-from edge_mnist.emulate.targets import CPUS, DEFAULT_CPUS, NOTE, known_cpus
+from edge_mnist.emulate.targets import BOARDS, CPUS, DEFAULT_TARGETS, NOTE, known_cpus, split_targets
 from edge_mnist.folder.layout import EMULATE_FILE, MANIFEST_FILE
 from edge_mnist.folder.records import SCHEMA, Manifest, tool_versions
 from edge_mnist.folder.verify import refuse_unlisted
 from edge_mnist.gate import EPS
+from edge_mnist.registry.formats import TFLM_IMAGES
 
 SHOWN_INDICES = 20
 
@@ -72,12 +77,17 @@ class Row:
     seconds: float
     host_seconds: float
     limit: float
+    reference: str = "x86-64 host"  # what the outputs are compared with: the same file on the host, or TFLM
+    litert_agreement: float | None = None  # a Cortex-M run's top-1 agreement with LiteRT as well
+    subset: str = ""  # which test images, when not all of them
+    measured: dict | None = None  # a Cortex-M build's flash, RAM and instructions per inference
     passed: bool = field(init=False)
 
     def __post_init__(self):
         """Decide the row and keep plain Python types (for JSON)."""
         self.agreement, self.max_abs_diff = float(self.agreement), float(self.max_abs_diff)
-        self.passed = bool(self.agreement >= self.limit - EPS)
+        self.passed = bool(self.agreement >= self.limit - EPS
+                           and (self.litert_agreement is None or self.litert_agreement >= self.limit - EPS))
 
 
 def compare(host: np.ndarray, guest: np.ndarray, output_scale: float) -> dict:
@@ -146,44 +156,103 @@ def _run_guests(out: Path, manifest: Manifest, keys: list[str], images: np.ndarr
     return rows, guests
 
 
-def emulate(out: Path, dataset: Dataset, cpus: tuple[str, ...] = DEFAULT_CPUS, threads: int = 1,
-            parity: float = 0.99, mirror: str | None = None,
-            progress: Callable[[str], None] = print, *, wait: bool = False) -> Emulation:
-    """Run every int8 artifact of DIR on each emulated CPU and on this host, and write DIR/emulate.json atomically.
+def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, cpus: tuple[str, ...], threads: int, parity: float,
+            mirror: str | None, progress: Callable[[str], None]) -> tuple[list[Row], dict, dict]:
+    """Every int8 file of DIR on the emulated Pi cores (qemu-user, needs root): (rows, guests, setup)."""
+    keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
+    if not keys:
+        raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
+    known_cpus(cpus)
+    cache = cache_dir()
+    require_environment(cache, progress)
+    images = to_float(dataset.x_test)
+    with step("emulate", 3 + len(cpus), unit="steps") as shown:
+        progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
+        host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
+        shown.update(1)
+        mirror = mirror or apt_mirror() or DEFAULT_MIRROR
+        with locked(cache):
+            sweep(cache / "runs")
+            tarball = build_rootfs(cache, mirror, progress)
+            shown.update(1)
+            site, pins = build_site(cache, progress)
+            shown.update(1)
+        rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
+                                   (host, scales), parity, progress, shown)
+    return rows, guests, {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
+                          "cache": str(cache), "threads": threads}
 
+
+def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[str, ...], count: int | None,
+                parity: float, progress: Callable[[str], None]) -> tuple[list[Row], dict, dict]:
+    """The interpreter-free C of DIR on the emulated Cortex-M boards (qemu-system-arm): (rows, guests, setup).
+    Each row compares the board's int8 outputs with TFLM's (LiteRT's where TFLM is not installed) and
+    records its top-1 agreement with LiteRT as well."""
+    versions = require_toolchain()
+    keys = micro_keys(out, manifest)
+    indices = chosen_images(dataset, count)
+    x = to_float(dataset.x_test[indices])
+    subset = "" if len(indices) == len(dataset.y_test) else \
+        f"{len(indices)} of {len(dataset.y_test):,} images, stratified by class"
+    rows, guests = [], {}
+    with step("emulate", len(boards) * len(keys), unit="builds") as shown, \
+            tempfile.TemporaryDirectory(prefix="edge-mnist-cortex-m-") as work:
+        for name in boards:
+            board = BOARDS[name]
+            for key in keys:
+                found = run_board(board, out, manifest, key, x, Path(work), progress)
+                reference = "tflm" if "tflm" in found["references"] else "litert"
+                litert = compare(found["references"]["litert"], found["outputs"], 1.0)
+                artifact = manifest.artifacts[key]
+                rows.append(Row(board.label, board.name, key, artifact.file, "micro-c", artifact.sha256,
+                                **compare(found["references"][reference], found["outputs"], 1.0),
+                                seconds=found["seconds"], host_seconds=0.0, limit=parity, reference=reference,
+                                litert_agreement=litert["agreement"], subset=subset, measured=found["figures"]))
+                shown.update(1)
+            guests[board.name] = {"board": board.label, "machine": board.machine, "cflags": " ".join(board.cflags)}
+    return rows, guests, {"toolchain": versions, "cortex_m_images": len(indices)}
+
+
+def _kept_rows(out: Path, manifest: Manifest, targets: set[str]) -> list[Row]:
+    """Rows of DIR's previous emulate.json for targets not run this time, while their artifact is unchanged."""
+    try:
+        previous = json.loads((out / EMULATE_FILE).read_text())
+        rows = [Row(**{k: v for k, v in row.items() if k != "passed"}) for row in previous.get("rows", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    return [r for r in rows if r.cpu not in targets and r.key in manifest.artifacts
+            and manifest.artifacts[r.key].sha256 == r.sha256]
+
+
+def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARGETS, threads: int = 1,
+            parity: float = 0.99, mirror: str | None = None,
+            progress: Callable[[str], None] = print, *, wait: bool = False,
+            micro_images: int | None = TFLM_IMAGES) -> Emulation:
+    """Run DIR's int8 artifacts on each emulated target and on this host, and write DIR/emulate.json atomically.
+
+    Pi targets (targets.PI_TARGETS) run every int8 file under qemu-user; Cortex-M targets (targets.BOARDS)
+    run the interpreter-free C on `micro_images` test images (stratified; None for all) under
+    qemu-system-arm. Rows of targets not run this time are kept while their artifact is unchanged.
     The caller decides pass/fail from the result (Emulation.passed). DIR's lock is held throughout
     (core.lock; `wait` waits for another writer).
     """
     out = Path(out).resolve()
+    cpus, boards = split_targets(tuple(targets))
     with folder_lock(out, "emulate", wait):
         manifest = Manifest.load(out)
         refuse_unlisted(out, manifest)
         check_dataset(manifest, dataset, out / MANIFEST_FILE)
-        keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
-        if not keys:
-            raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
-        known_cpus(cpus)
-        cache = cache_dir()
-        require_environment(cache, progress)
         writable_folder(out)
-        images = to_float(dataset.x_test)
-        with step("emulate", 3 + len(cpus), unit="steps") as shown:
-            progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
-            host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
-            shown.update(1)
-            mirror = mirror or apt_mirror() or DEFAULT_MIRROR
-            with locked(cache):
-                sweep(cache / "runs")
-                tarball = build_rootfs(cache, mirror, progress)
-                shown.update(1)
-                site, pins = build_site(cache, progress)
-                shown.update(1)
-            rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
-                               (host, scales), parity, progress, shown)
-        setup = {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
-                 "cache": str(cache), "threads": threads}
-        result = Emulation(dataset.name, len(images), parity, rows, {"machine": machine_info(),
-                                                                    "versions": tool_versions()}, guests, setup)
+        rows, guests, setup = [], {}, {}
+        for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
+                                                              progress)),
+                               (cpus, lambda: _run_pi(out, manifest, dataset, cpus, threads, parity, mirror, progress))):
+            if chosen:
+                new_rows, new_guests, new_setup = runner()
+                rows, guests, setup = rows + new_rows, {**guests, **new_guests}, {**setup, **new_setup}
+        rows = _kept_rows(out, manifest, {*cpus, *boards}) + rows
+        result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
+                           {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
         atomic_write_json(out / EMULATE_FILE, result.to_json())
         return result
 

@@ -17,7 +17,7 @@ from edge_mnist.core.keras_io import load_keras, save_keras
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
-from edge_mnist.export.job import ExportJob, artifact_metadata, describe, run_exporter
+from edge_mnist.export.job import ExportJob, NotExported, artifact_metadata, describe, run_exporter
 from edge_mnist.folder.layout import ARTIFACT_PLOTS, BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
 from edge_mnist.folder.records import Manifest, QatRecord
 from edge_mnist.folder.verify import recorded_keras_sha256
@@ -128,7 +128,14 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                                     {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
                     if plan is not None and fmt.key == "tflite_int8":
                         job.int8_model = mixer.tflite(plan.chosen.float_layers)
-                    manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, run_exporter(fmt, job))
+                    try:
+                        exported = run_exporter(fmt, job)
+                    except NotExported as exc:
+                        progress(f"{fmt.file}: not written: {exc}")
+                        manifest.artifacts[fmt.built_from].details[f"not_written:{fmt.file}"] = str(exc)
+                        shown.update(1)
+                        continue
+                    manifest.artifacts[fmt.key] = describe(job.path, fmt, dataset.task, exported)
                     manifest.artifacts[fmt.key].details.update(notes)
                     shown.update(1)
             manifest.save(stage)

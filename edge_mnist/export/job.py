@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.records import Artifact, InputSpec
@@ -30,6 +31,11 @@ class ExportJob:
     metadata: dict[str, str]
     built_from_path: Path | None = None
     int8_model: bytes | None = None  # a mixed int8 .tflite chosen by --fallback, written instead of converting
+
+
+class NotExported(EdgeMnistError):
+    """An exporter cannot make its file from this model (the interpreter-free C lacks an operator): export
+    says why in one line, writes nothing for that format and goes on."""
 
 
 @dataclass

@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import atomic_write_bytes
+from edge_mnist.core.version import __version__
 from edge_mnist.export.c_array import c_string
+from edge_mnist.export.job import Exported, ExportJob, NotExported
 from edge_mnist.registry.datasets import Task
 from edge_mnist.runtime.tflite_graph import TfliteGraph, read_tflite
 
@@ -30,7 +33,7 @@ ALIGN = 4  # every activation starts on a word: the kernels read bytes, but a wo
 VALUES_PER_LINE = 24
 
 
-class UnsupportedOperator(EdgeMnistError):
+class UnsupportedOperator(NotExported):
     """The graph holds an operator (or a tensor type) the generated C does not implement."""
 
 
@@ -392,3 +395,58 @@ def _source(prefix: str, task: Task, e: Emitter, lines: list[str], arena: int, k
             f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{\n"
             f"  int8_t *const arena = (int8_t *){prefix}_arena;\n  (void)arena;\n"
             f"  {body}\n  return 0;\n}}\n")
+
+
+def _generated(job: ExportJob) -> MicroC:
+    """The C of the .tflite this file is made from, named after it (model_int8 -> model_int8_invoke)."""
+    tflite = job.built_from_path
+    return generate(tflite.read_bytes(), Path(tflite.name), tflite.stem, job.task)
+
+
+def _exported(micro: MicroC, name: str) -> Exported:
+    """What the manifest records about a generated file."""
+    return Exported(converter=f"edge-mnist {__version__} interpreter-free C", quantization=f"from {name}",
+                    measured={"static_activation_bytes": str(micro.arena_bytes), "weight_bytes": str(micro.weight_bytes)})
+
+
+def export_source(job: ExportJob) -> Exported:
+    """Write MODEL_micro.c (raises UnsupportedOperator, and writes nothing, for an operator it lacks)."""
+    micro = _generated(job)
+    atomic_write_bytes(job.path, micro.source.encode())
+    return _exported(micro, job.built_from_path.name)
+
+
+def export_header(job: ExportJob) -> Exported:
+    """Write MODEL_micro.h (raises UnsupportedOperator, and writes nothing, for an operator it lacks)."""
+    micro = _generated(job)
+    atomic_write_bytes(job.path, micro.header.encode())
+    return _exported(micro, job.built_from_path.name)
+
+
+def _verify(path: Path, tflite: bytes, task: Task, part: str) -> list[str]:
+    """[] when the file is exactly what this version generates from the gated .tflite, else the problem."""
+    prefix = Path(path).stem.removesuffix("_micro")
+    try:
+        expected = getattr(generate(tflite, Path(path).with_name(f"{prefix}.tflite"), prefix, task), part)
+        written = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, EdgeMnistError) as exc:
+        return [f"cannot be checked ({str(exc)[:160]})"]
+    if written != expected:
+        return [f"not the C generated from the checked .tflite and task (edited after export, or exported by "
+                f"another edge-mnist version: re-export)"]
+    return []
+
+
+def verify_source(path: Path, tflite: bytes, task: Task, runner) -> list[str]:
+    """What in MODEL_micro.c disagrees with the gated .tflite ([] when nothing): weights, constants and
+    labels are all regenerated from it and compared."""
+    return _verify(path, tflite, task, "source")
+
+
+def verify_header(path: Path, tflite: bytes, task: Task, runner) -> list[str]:
+    """What in MODEL_micro.h disagrees with the gated .tflite ([] when nothing)."""
+    return _verify(path, tflite, task, "header")
+
+
+__all__ = ["generate", "UnsupportedOperator", "export_source", "export_header", "verify_source", "verify_header",
+           "quantize_multiplier", "plan_arena"]

@@ -53,6 +53,7 @@ class DatasetSpec:
     cache_subdir: str = ""
     system_dirs: tuple[Path, ...] = field(default_factory=tuple)
     apt_package: str | None = None
+    augment: str = "digits"  # the --augment preset that suits its images (train.AUGMENT_PRESETS)
 
     @property
     def name(self) -> str:
@@ -75,7 +76,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
                     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
                 },
-                cache_subdir="fashion-mnist", system_dirs=(DEBIAN_FASHION_DIR,), apt_package="dataset-fashion-mnist"),
+                cache_subdir="fashion-mnist", system_dirs=(DEBIAN_FASHION_DIR,), apt_package="dataset-fashion-mnist",
+                augment="clothes"),
 )}
 
 

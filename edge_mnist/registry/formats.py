@@ -139,11 +139,19 @@ H_NOTES = ("C++ header for {tflite}: the array, its length, labels, input and ou
            "smallest TFLM tensor arena measured at export")
 
 
+MICRO_C_NOTES = ("interpreter-free C99 of {tflite} for microcontrollers: const weights, one static activation buffer, "
+                 "TFLite's reference integer arithmetic (the outputs equal TFLM's byte for byte); "
+                 "{prefix}_invoke() is declared in {prefix}_micro.h")
+MICRO_H_NOTES = ("header of the interpreter-free C of {tflite}: {prefix}_invoke(), input/output bytes, shape, labels, "
+                 "input and output scale and zero point")
+
+
 def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
     """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, the
-    .onnx converted from it, the .ort made from that, and the .ort's required-operators config."""
+    .onnx converted from it, the .ort made from that, and the .ort's required-operators config; beside
+    them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C)."""
     infix = "_qat" if method == "qat" else ""
-    tflite, onnx, ort, c_source = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort", "c"))
+    tflite, onnx, ort, c_source, micro = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort", "c", "micro"))
     group = f"{method}-int8"
     names = {"tflite": f"{stem}.tflite", "header": f"{stem}.h"}
     return (
@@ -154,6 +162,12 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
                verifier="edge_mnist.export.c_array:verify_header"),
         Format(c_source, f"{stem}.cc", None, "int8", method, "edge_mnist.export.c_array:export_source",
                tflite, notes=C_NOTES.format(**names), verifier="edge_mnist.export.c_array:verify_source"),
+        Format(f"{micro}_h", f"{stem}_micro.h", None, "int8", method, "edge_mnist.export.micro_c:export_header",
+               tflite, notes=MICRO_H_NOTES.format(prefix=stem, **names),
+               verifier="edge_mnist.export.micro_c:verify_header"),
+        Format(micro, f"{stem}_micro.c", None, "int8", method, "edge_mnist.export.micro_c:export_source",
+               tflite, notes=MICRO_C_NOTES.format(prefix=stem, **names),
+               verifier="edge_mnist.export.micro_c:verify_source"),
         Format(onnx, f"{stem}.onnx", "onnx", "int8", method, "edge_mnist.export.onnx:export_int8", tflite,
                parity_group=group, notes=ONNX_INT8_NOTES.format(source=f"{stem}.tflite")),
         Format(ort, f"{stem}.ort", "onnx", "int8", method, "edge_mnist.export.ort:export_ort", onnx,

@@ -34,20 +34,26 @@ class Architecture:
 LAYER_CODES = {"C": "conv", "P": "pool", "D": "dropout", "B": "bn", "F": "flatten", "H": "dense"}
 
 
-def _layer(keras, token: str, name: str):
-    """One hidden layer from a spec token (see `spec_model`); every hidden Conv and Dense is ReLU."""
+def _layer(keras, token: str, name: str) -> list:
+    """The layers of one spec token (see `spec_model`); every hidden Conv and Dense is ReLU. A conv token
+    ending in `n` is Conv (no bias) -> BatchNorm -> ReLU, which the TFLite converter folds into one
+    int8 convolution."""
     layers, code, arg = keras.layers, token[0], token[1:]
     if code == "C":
-        shape, _, stride = arg.rstrip("s").partition("/")
+        flags = arg[len(arg.rstrip("sn")):]
+        shape, _, stride = arg.rstrip("sn").partition("/")
         filters, kernel = shape.split(":")
-        padding = "same" if arg.endswith("s") else "valid"
-        return layers.Conv2D(int(filters), int(kernel), strides=int(stride or 1), padding=padding, activation="relu",
-                             name=name)
+        padding = "same" if "s" in flags else "valid"
+        conv = dict(strides=int(stride or 1), padding=padding, name=name)
+        if "n" in flags:
+            return [layers.Conv2D(int(filters), int(kernel), use_bias=False, **conv),
+                    layers.BatchNormalization(name=f"{name}_bn"), layers.ReLU(name=f"{name}_relu")]
+        return [layers.Conv2D(int(filters), int(kernel), activation="relu", **conv)]
     if code == "H":
-        return layers.Dense(int(arg), activation="relu", name=name)
+        return [layers.Dense(int(arg), activation="relu", name=name)]
     if code == "D":
-        return layers.Dropout(float(arg), name=name)
-    return {"P": layers.MaxPooling2D, "B": layers.BatchNormalization, "F": layers.Flatten}[code](name=name)
+        return [layers.Dropout(float(arg), name=name)]
+    return [{"P": layers.MaxPooling2D, "B": layers.BatchNormalization, "F": layers.Flatten}[code](name=name)]
 
 
 def _names(tokens: list[str]) -> list[str]:
@@ -65,13 +71,13 @@ def _names(tokens: list[str]) -> list[str]:
 
 def spec_model(name: str, spec: str, task: Task):
     """A Sequential model from a spec: tokens `C32:3` (Conv 32 3x3 valid; `C32:5s` same padding; `C16:3/2`
-    stride 2),
+    stride 2; `C16:3sn` same padding with BatchNorm before the ReLU),
     `P` (MaxPool 2x2), `D0.5` (Dropout), `B` (BatchNorm), `F` (Flatten), `H128` (Dense 128), then
     the Dense softmax output `probs` sized by the task. One builder for every architecture keeps
     them comparable and their definitions one line each."""
     _, keras = import_tf()
     tokens = spec.split()
-    hidden = [_layer(keras, token, layer_name) for token, layer_name in zip(tokens, _names(tokens))]
+    hidden = [layer for token, layer_name in zip(tokens, _names(tokens)) for layer in _layer(keras, token, layer_name)]
     return keras.Sequential(
         [keras.layers.Input(task.input_shape, name="image"), *hidden,
          keras.layers.Dense(task.num_classes, activation="softmax", name="probs", dtype="float32")],
@@ -95,9 +101,9 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     _registered("conv7", "C64:7s C128:2s C64:2s P D0.25 C64:3s C32:2s P C32:3s C32:2s D0.25 B F H64 D0.5", 228_650),
     _registered("cnn5x5_dense64", "C32:5s P C64:5s P F H64", 253_514),
     _registered("cnn5x5_dense1024", "C32:5s P C64:5s P F H1024 D0.2", 3_274_634),
-    _registered("compact", "C32:4/2 P C64:3s P F H32", 37_834,
-                "for microcontrollers: 45 KB int8, 9.5 KB TFLM arena; a stride-2 first conv, as LiteRT's int8 "
-                "convolutions cost per output pixel (89.4% Fashion-MNIST after 10 epochs)"),
+    _registered("compact", "C16:3sn P C32:3sn P C64:3sn P F H32", 42_426,
+                "for microcontrollers: under 50 KB int8; BatchNorm before each ReLU, folded at export (91.8% "
+                "Fashion-MNIST float after 20 epochs with --augment --lr-schedule cosine --learning-rate 0.002)"),
 )}
 
 

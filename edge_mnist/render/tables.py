@@ -241,8 +241,24 @@ def emulate_rows(result) -> list[list[str]]:
         if r.max_abs_diff > 0:
             steps = "" if r.max_steps is None else f"{r.max_steps:.3g} int8 step{'' if r.max_steps == 1 else 's'}; "
             diff += f" ({steps}{r.outputs_differ} image{'' if r.outputs_differ == 1 else 's'})"
+        if r.measured is not None:
+            diff += f"; vs {r.reference}, LiteRT top-1 {r.litert_agreement * 100:.2f}%"
         rows.append([f"{r.board} ({r.cpu})", r.file, f"{r.agreement * 100:.2f}%", str(r.n_samples), str(r.top1_differ),
                      diff, f"{r.seconds:.1f} s"])
+    return rows
+
+
+BOARD_HEADERS = ["board", "C file", "flash", "RAM (stack)", "instructions / image", "without DSP"]
+
+
+def board_rows(result) -> list[list[str]]:
+    """The Cortex-M builds' figures: flash, RAM with the painted peak stack, instructions per inference."""
+    rows = []
+    for r in (r for r in result.rows if r.measured):
+        m = r.measured
+        scalar = m.get("instructions_no_dsp")
+        rows.append([r.board, r.file, f"{m['flash_bytes']:,} B", f"{m['ram_bytes']:,} B ({m['stack_bytes']:,} B)",
+                     f"{m['instructions']:,}", f"{scalar:,}" if scalar else "-"])
     return rows
 
 

@@ -18,6 +18,7 @@ from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import Dataset, to_float
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
 from edge_mnist.folder.records import History
+from edge_mnist.registry import datasets
 from edge_mnist.registry.models import build
 from edge_mnist.render.plots import training_curves
 
@@ -35,14 +36,24 @@ class TrainConfig:
     augment: bool = False
     strategy: str = "default"
     devices: int | None = None
+    lr_schedule: str = "constant"
 
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-# The source notebooks' ImageDataGenerator ranges. Its shear_range is an angle in degrees:
+LR_SCHEDULES = ("constant", "cosine")
+# --augment's presets; the dataset registry names the one that suits its images (DatasetSpec.augment).
+# digits: the source notebooks' ImageDataGenerator ranges. Its shear_range is an angle in degrees:
 # 0.05 degrees moves a pixel at the image edge by 14 * tan(0.05 deg) = 0.012 px, below what
-# bilinear resampling resolves, so shear is recorded but not applied. No flips (digits).
-AUGMENT = {"rotation_degrees": 7.0, "width_shift": 0.05, "height_shift": 0.07, "zoom": 0.05,
-           "shear_degrees": 0.05, "shear_applied": False, "flips": False, "fill_mode": "nearest"}
+# bilinear resampling resolves, so shear is recorded but not applied. No flips (a flipped digit is
+# another glyph). clothes: left-right flips (a mirrored shirt is a shirt) and shifts of up to 2 pixels,
+# no rotation or zoom (Fashion-MNIST's items are upright and fill the frame); benchmarks/compact_search.py.
+AUGMENT_PRESETS = {
+    "digits": {"rotation_degrees": 7.0, "width_shift": 0.05, "height_shift": 0.07, "zoom": 0.05,
+               "shear_degrees": 0.05, "shear_applied": False, "flips": False, "fill_mode": "nearest"},
+    "clothes": {"rotation_degrees": 0.0, "width_shift": 2 / 28, "height_shift": 2 / 28, "zoom": 0.0,
+                "flips": True, "fill_mode": "constant"},
+}
+AUGMENT = AUGMENT_PRESETS["digits"]
 
 
 def select_device(mixed_precision: bool) -> dict:
@@ -61,27 +72,30 @@ def select_device(mixed_precision: bool) -> dict:
     return {"device": "GPU" if gpus else "CPU", "gpus": gpus, "policy": policy, "note": note}
 
 
-def augmenter(seed: int):
-    """The AUGMENT ranges as Keras preprocessing layers, seeded: random rotation, shift and zoom."""
+def augmenter(seed: int, preset: str = "digits"):
+    """An AUGMENT_PRESETS entry as Keras preprocessing layers, seeded: flips, rotation, shift and zoom as it sets."""
     _, keras = import_tf()
-    layers = keras.layers
-    fill = AUGMENT["fill_mode"]
-    return keras.Sequential([
-        layers.RandomRotation(AUGMENT["rotation_degrees"] / 360.0, fill_mode=fill, seed=seed),
-        layers.RandomTranslation(AUGMENT["height_shift"], AUGMENT["width_shift"], fill_mode=fill, seed=seed + 1),
-        layers.RandomZoom(AUGMENT["zoom"], fill_mode=fill, seed=seed + 2),
-    ], name="augment")
+    layers, ranges = keras.layers, AUGMENT_PRESETS[preset]
+    fill = ranges["fill_mode"]
+    chosen = [layers.RandomFlip("horizontal", seed=seed + 3)] if ranges["flips"] else []
+    if ranges["rotation_degrees"]:
+        chosen.append(layers.RandomRotation(ranges["rotation_degrees"] / 360.0, fill_mode=fill, seed=seed))
+    chosen.append(layers.RandomTranslation(ranges["height_shift"], ranges["width_shift"], fill_mode=fill,
+                                           seed=seed + 1))
+    if ranges["zoom"]:
+        chosen.append(layers.RandomZoom(ranges["zoom"], fill_mode=fill, seed=seed + 2))
+    return keras.Sequential(chosen, name="augment")
 
 
 def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool,
-                  augment: bool = False):
+                  augment: bool = False, preset: str = "digits"):
     """tf.data pipeline: shuffled indices -> batch -> gather + normalize (vectorized) -> prefetch.
 
     The uint8 arrays stay in memory as two constants and only indices are shuffled, so each
     step does one gather per batch instead of moving 60k separate image tensors through a
     shuffle buffer; that is also how Keras feeds in-memory arrays. The map runs sequentially in
     the prefetch thread: a batch gather is cheap, and parallel map threads only compete with
-    the training step for the cores. With `augment` each batch then goes through `augmenter`.
+    the training step for the cores. With `augment` each batch then goes through `augmenter(preset)`.
     Sharding across workers is by element (DATA): the dataset is made of indices, not files.
     """
     tf, _ = import_tf()
@@ -95,11 +109,16 @@ def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(gather)
     if augment:
-        transform = augmenter(seed)
+        transform = augmenter(seed, preset)
         ds = ds.map(lambda image, label: (transform(image, training=True), label))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def augment_preset(dataset: Dataset) -> str:
+    """The AUGMENT_PRESETS entry --augment uses for `dataset` (its registry entry names it)."""
+    return datasets.get(dataset.name).augment if dataset.name in datasets.DATASETS else "digits"
 
 
 def make_strategy(name: str, devices: int | None):
@@ -166,18 +185,22 @@ def epoch_timer(keras):
 
 
 def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learning_rate: float,
-        feed: str = "tf.data", augment: bool = False, label: str = "train") -> dict:
+        feed: str = "tf.data", augment: bool = False, label: str = "train", lr_schedule: str = "constant") -> dict:
     """Compile and fit `model` on the training split; return per-epoch metrics and timings.
 
     feed="tf.data" is what `edge-mnist train` uses; feed="arrays" hands Keras the in-memory
     float arrays instead, the reference benchmarks/suite.py compares the pipeline's speed with.
     `batch_size` is the global batch (split across replicas under a strategy). Progress is one
     bar per epoch named `label` (edge_mnist.core.progress), in place of Keras's own output.
+    `lr_schedule` "cosine" decays the learning rate to 0 over all the steps (LR_SCHEDULES).
     """
     if feed not in ("tf.data", "arrays"):
         raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")
     _, keras = import_tf()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    rate = learning_rate
+    if lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * -(-len(dataset.x_train) // batch_size))
+    model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     test_ds = make_pipeline(dataset.x_test, dataset.y_test, 1024, seed, shuffle=False)
     timer = epoch_timer(keras)
@@ -189,7 +212,7 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
                                 shuffle=True, **common)
         else:
             history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True,
-                                              augment=augment), **common)
+                                              augment=augment, preset=augment_preset(dataset)), **common)
     except BaseException:
         shown.stop()  # an epoch cut short says where it stopped, and its heartbeat ends
         raise
@@ -220,7 +243,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
         with strategy.scope():
             model = build(config.architecture, dataset.task)
             metrics = fit(model, dataset, config.epochs, global_batch, config.seed, config.learning_rate,
-                          augment=config.augment)
+                          augment=config.augment, lr_schedule=config.lr_schedule)
             float_accuracy = evaluate_keras(model, dataset)
         keras.mixed_precision.set_global_policy("float32")
         history = {
@@ -228,7 +251,8 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
             "dataset_source": dataset.source,
             "device": device, "parameters": int(model.count_params()),
             "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
-            "augment": dict(AUGMENT) if config.augment else None, "chief": is_chief(strategy),
+            "augment": {"preset": augment_preset(dataset), **AUGMENT_PRESETS[augment_preset(dataset)]}
+            if config.augment else None, "chief": is_chief(strategy),
             "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
         }
         # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
