@@ -36,8 +36,7 @@ def fold_batchnorm(model, through_relu: bool = False):
             pending = _absorb_backward(keras, kept, *_bn_affine(layer), through_relu)
             pending = None if pending is None else (*pending, layer.name)
             continue
-        clone = layer.__class__.from_config(layer.get_config())
-        weights = layer.get_weights()
+        clone, weights = _clone_with_bias(keras, layer)
         if pending is not None:
             pending, weights = _carry_forward(keras, layer, weights, pending, kept)
         kept.append((clone, weights))
@@ -48,6 +47,17 @@ def fold_batchnorm(model, through_relu: bool = False):
     for clone, weights in kept:
         clone.set_weights(weights)
     return folded
+
+
+def _clone_with_bias(keras, layer) -> tuple[object, list[np.ndarray]]:
+    """A fresh copy of `layer` and its weights; a Conv2D or Dense without a bias gets a zero one (the same
+    function), so a BatchNorm after it has a bias to fold its shift into."""
+    config, weights = layer.get_config(), layer.get_weights()
+    if (isinstance(layer, _linear_layers(keras)) and not isinstance(layer, keras.layers.DepthwiseConv2D)
+            and not config.get("use_bias", True)):
+        config["use_bias"] = True
+        weights = [*weights, np.zeros(weights[0].shape[-1], weights[0].dtype)]
+    return layer.__class__.from_config(config), weights
 
 
 def _linear_layers(keras) -> tuple:
