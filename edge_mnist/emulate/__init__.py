@@ -165,6 +165,7 @@ def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, cpus: tuple[str, ..
     known_cpus(cpus)
     cache = cache_dir()
     require_environment(cache, progress)
+    writable_folder(out)
     images = to_float(dataset.x_test)
     with step("emulate", 3 + len(cpus), unit="steps") as shown:
         progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
@@ -188,8 +189,9 @@ def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[s
     """The interpreter-free C of DIR on the emulated Cortex-M boards (qemu-system-arm): (rows, guests, setup).
     Each row compares the board's int8 outputs with TFLM's (LiteRT's where TFLM is not installed) and
     records its top-1 agreement with LiteRT as well."""
-    versions = require_toolchain()
     keys = micro_keys(out, manifest)
+    versions = require_toolchain()
+    writable_folder(out)
     indices = chosen_images(dataset, count)
     x = to_float(dataset.x_test[indices])
     subset = "" if len(indices) == len(dataset.y_test) else \
@@ -242,7 +244,6 @@ def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARG
         manifest = Manifest.load(out)
         refuse_unlisted(out, manifest)
         check_dataset(manifest, dataset, out / MANIFEST_FILE)
-        writable_folder(out)
         rows, guests, setup = [], {}, {}
         for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
                                                               progress)),

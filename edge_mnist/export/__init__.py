@@ -130,8 +130,10 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                         job.int8_model = mixer.tflite(plan.chosen.float_layers)
                     try:
                         exported = run_exporter(fmt, job)
-                    except NotExported as exc:
+                    except NotExported as exc:  # a previous export's file of this format is stale: it goes
                         progress(f"{fmt.file}: not written: {exc}")
+                        (stage / fmt.file).unlink(missing_ok=True)
+                        manifest.artifacts.pop(fmt.key, None)
                         manifest.artifacts[fmt.built_from].details[f"not_written:{fmt.file}"] = str(exc)
                         shown.update(1)
                         continue

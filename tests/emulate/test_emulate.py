@@ -211,9 +211,10 @@ def test_a_float_only_folder_has_nothing_to_emulate(device_export, fixture_data_
 
 
 @pytest.mark.device
-def test_an_unknown_cpu_is_refused_naming_the_known_ones(device_export):
-    proc = run_process(["emulate", "--out", device_export, "--cpu", "cortex-a72,cortex-m4"])
-    assert proc.returncode == 2 and "cortex-m4; choose from cortex-a72 (Pi 4), cortex-a76 (Pi 5)" in proc.stderr
+def test_an_unknown_target_is_refused_naming_the_known_ones(device_export):
+    proc = run_process(["emulate", "--out", device_export, "--cpu", "cortex-a72,cortex-m5"])
+    assert proc.returncode == 2 and ("unknown target cortex-m5; choose from pi4 (Pi 4, cortex-a72), pi5 (Pi 5, "
+                                     "cortex-a76), cortex-m4 (mps2-an386)") in proc.stderr
 
 
 @pytest.mark.slow

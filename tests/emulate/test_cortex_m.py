@@ -1,0 +1,102 @@
+"""emulate.cortex_m: the targets, the refusals as real processes, and (slow) the interpreter-free C of the
+committed tiny export on emulated Cortex-M4, M7 and M33 boards, compared with TFLM byte for byte."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from edge_mnist.emulate.targets import BOARDS, split_targets
+from edge_mnist.folder.records import Manifest
+from tests.behaviour.test_exit_codes import one_line_error
+from tests.conftest import run_process
+
+
+@pytest.mark.device
+def test_targets_split_into_pi_cores_and_boards_keeping_the_cpu_names():
+    assert split_targets(("pi4", "cortex-m4", "cortex-a76", "pi5", "cortex-m33")) == (
+        ("cortex-a72", "cortex-a76"), ("cortex-m4", "cortex-m33"))
+    assert set(BOARDS) == {"cortex-m4", "cortex-m7", "cortex-m33"}
+
+
+@pytest.mark.device
+def test_a_missing_toolchain_is_exit_2_with_the_apt_line(device_export, fixture_data_dir, tmp_path):
+    proc = run_process(["emulate", "--out", device_export, "--data-dir", fixture_data_dir, "--target", "cortex-m4"],
+                       env={"PATH": str(tmp_path)})
+    line = one_line_error(proc)
+    assert "arm-none-eabi-gcc" in line and "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi " \
+                                           "qemu-system-arm" in line
+    assert not (device_export / "emulate.json").exists()
+
+
+@pytest.mark.device
+def test_a_model_whose_c_was_not_written_is_exit_2_naming_the_operator(device_export, fixture_data_dir):
+    """What export records when an operator has no C (here written by hand) is what emulate says, exit 2."""
+    manifest = json.loads((device_export / "manifest.json").read_text())
+    gone = {"model_int8_micro.c", "model_int8_micro.h"}
+    for entry in manifest["artifacts"]:
+        if entry["file"] == "model_int8.tflite":
+            entry["details"]["not_written:model_int8_micro.c"] = "model_int8.tflite: operator TANH has no C"
+            entry["details"]["not_written:model_int8_micro.h"] = "model_int8.tflite: operator TANH has no C"
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["file"] not in gone]
+    for name in gone:
+        (device_export / name).unlink()
+    (device_export / "manifest.json").write_text(json.dumps(manifest))
+    Manifest.load(device_export)  # the folder stays valid without them
+    proc = run_process(["emulate", "--out", device_export, "--data-dir", fixture_data_dir, "--target", "cortex-m7"])
+    assert "model_int8_micro.c: not in the folder: model_int8.tflite: operator TANH has no C" in one_line_error(proc)
+
+
+@pytest.mark.tf
+def test_export_without_c_for_an_operator_says_so_and_keeps_the_tflm_array(device_export, fixture_data_dir,
+                                                                          monkeypatch):
+    from edge_mnist.data import load_dataset
+    from edge_mnist.export import export, micro_c
+
+    monkeypatch.delitem(micro_c.EMITTERS, "SOFTMAX")
+    said = []
+    manifest = export(device_export, load_dataset("fashion-mnist", fixture_data_dir), ("ptq",), calib_samples=64,
+                      progress=said.append)
+    assert "model_int8_micro.c: not written: model_int8.tflite: operator SOFTMAX has no interpreter-free C" \
+           " (supported: " in "\n".join(said)
+    assert "micro_int8" not in manifest.artifacts and "c_int8" in manifest.artifacts
+    assert not (device_export / "model_int8_micro.c").exists() and (device_export / "model_int8.cc").is_file()
+    assert "SOFTMAX" in manifest.artifacts["tflite_int8"].details["not_written:model_int8_micro.c"]
+
+
+def _rows(folder):
+    """(target, file) -> row of DIR/emulate.json."""
+    return {(r["cpu"], r["file"]): r for r in json.loads((folder / "emulate.json").read_text())["rows"]}
+
+
+@pytest.mark.slow
+def test_the_c_runs_on_emulated_cortex_m_boards_with_tflm_s_bytes(device_export, fixture_data_dir):
+    """100 images on the M4, then M7 and M33 (the M4's rows kept), then the M4 again: the same
+    instruction counts (deterministic under -icount)."""
+    if os.system("command -v arm-none-eabi-gcc qemu-system-arm > /dev/null") != 0:
+        pytest.fail("the Arm toolchain is not installed (.ci/run installs it)")
+    args = ["emulate", "--out", device_export, "--data-dir", fixture_data_dir, "--micro-images", "100"]
+    first = run_process([*args, "--target", "cortex-m4"], timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "PASS: 2/2" in first.stdout and "Cortex-M4F (mps2-an386)" in first.stdout
+    m4 = _rows(device_export)
+    second = run_process([*args, "--target", "cortex-m7,cortex-m33"], timeout=900)
+    assert second.returncode == 0, second.stderr[-2000:]
+    rows = _rows(device_export)
+    files = ("model_int8_micro.c", "model_qat_int8_micro.c")
+    assert set(rows) == {(b, f) for b in ("cortex-m4", "cortex-m7", "cortex-m33") for f in files}
+    for row in rows.values():
+        assert row["passed"] and row["reference"] == "tflm" and row["n_samples"] == 100
+        assert row["outputs_differ"] == 0 and row["max_abs_diff"] == 0 and row["litert_agreement"] >= 0.99, row
+        measured = row["measured"]
+        assert measured["flash_bytes"] > measured["rodata_bytes"] > 6000  # the weights are in flash
+        assert 0 < measured["stack_bytes"] < 4096 and measured["ram_bytes"] > measured["bss_bytes"]
+        assert 100_000 < measured["instructions"] < 5_000_000
+        assert measured["instructions_no_dsp"] > 0
+    third = run_process([*args, "--target", "cortex-m4"], timeout=900)
+    assert third.returncode == 0, third.stderr[-2000:]
+    again = _rows(device_export)
+    for key, row in m4.items():
+        assert again[key]["measured"]["instructions"] == row["measured"]["instructions"]
+    assert set(again) == set(rows)
