@@ -137,7 +137,7 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
     tflm = importlib.util.find_spec("tflite_micro") is not None  # the .tflite runs again under TFLM, with parity
     runs = 3 + tflm
-    expected = 3 * runs + runs * per_artifact + 2 * (runs - 1) + 4  # criteria, parity pairs, four C++ files
+    expected = 3 * runs + runs * per_artifact + 2 * (runs - 1) + 8  # criteria, parity pairs, four C++, four C files
     assert len(verdict.results) == expected
     assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
     assert len(verdict.skipped) == (0 if has_tensorflow() else runs) + (0 if tflm else 2)
@@ -204,7 +204,8 @@ def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_exp
     with pytest.raises(EdgeMnistError, match="model_qat_int8.tflite: present but not listed in manifest.json"):
         evaluate(device_export, data, Criteria(), **SKIP)
     for name in ("model_qat_int8.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
-                 "model_qat_int8.required_operators.config", "model_qat_int8.cc", "model_qat_int8.h"):
+                 "model_qat_int8.required_operators.config", "model_qat_int8.cc", "model_qat_int8.h",
+                 "model_qat_int8_micro.c", "model_qat_int8_micro.h"):
         (device_export / name).unlink()
     assert evaluate(device_export, data, Criteria(), **SKIP).passed
 

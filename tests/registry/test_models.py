@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.gate import DROP
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.registry.models import ARCHITECTURES, build
 
@@ -26,8 +27,9 @@ def test_reference_cnn_layout_and_parameters():
 NOTEBOOK_PARAMETERS = {"reference_cnn": 845_706, "cnn_dense128": 225_034, "mlp": 269_322, "conv3": 519_626,
                        "conv3_bn": 61_882, "conv5x5_deep": 500_970, "conv7": 228_650, "cnn5x5_dense64": 253_514,
                        "cnn5x5_dense1024": 3_274_634,
-                       # ours, for microcontrollers: 4*4*32+32 + 3*3*32*64+64 + (3*3*64)*32+32 + 32*10+10
-                       "compact": 37_834}
+                       # ours, for microcontrollers: 3*3*16 + 3*3*16*32 + 3*3*32*64 (no biases) + BatchNorm's 4 per
+                       # channel (16+32+64) + (3*3*64)*28+28 + 28*10+10
+                       "compact": 40_078}
 
 
 @pytest.mark.tf
@@ -37,7 +39,9 @@ def test_every_architecture_has_its_notebook_parameter_count(name):
     assert model.count_params() == NOTEBOOK_PARAMETERS[name] == ARCHITECTURES[name].mnist_parameters
     assert model.output_shape == (None, 10) and model.layers[-1].name == "probs"
     hidden = [layer for layer in model.layers if type(layer).__name__ in ("Conv2D", "Dense")][:-1]
-    assert hidden and all(layer.get_config()["activation"] == "relu" for layer in hidden)
+    relus = {layer.name for layer in model.layers if type(layer).__name__ == "ReLU"}
+    assert hidden and all(layer.get_config()["activation"] == "relu" or f"{layer.name}_relu" in relus
+                          for layer in hidden)
 
 
 @pytest.mark.tf
@@ -141,11 +145,11 @@ def test_the_heavy_architectures_export_both_ways_with_runtime_parity(name, smal
 @pytest.mark.tf
 @pytest.mark.slow
 def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tflm(fashion_full, tmp_path):
-    """compact as specified: 10 epochs on the full Fashion-MNIST, PTQ. The int8 file is at most 50 KB
-    and the default gate passes on all 10,000 test images, TFLM parity with LiteRT on its stratified
-    500-image subset included (one
-    epoch on a subset, as the notebook models are checked above, leaves it too undertrained for the
-    per-class criterion: 4.15 pp in CI). Measured: 89.42% float, 89.41% PTQ, TFLM = LiteRT on 99.94%."""
+    """compact with its recipe (--augment, --lr-schedule cosine, --learning-rate 0.002) for 10 of its 20
+    epochs on the full Fashion-MNIST, PTQ. The int8 file is at most 50 KB, int8 within 0.3 pp of float, and
+    the default gate passes on all 10,000 test images, TFLM parity with LiteRT on its stratified 500-image
+    subset included (one epoch on a subset, as the notebook models are checked above, leaves it too
+    undertrained for the per-class criterion). The 20-epoch figures are in docs/microcontrollers.md."""
     from edge_mnist.check import evaluate
     from edge_mnist.data import load_dataset
     from edge_mnist.export import export
@@ -153,12 +157,16 @@ def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tf
     from edge_mnist.train import TrainConfig, train
 
     data = load_dataset("fashion-mnist")
-    history = train(data, tmp_path, TrainConfig(epochs=10, architecture="compact"))
-    assert history["parameters"] == NOTEBOOK_PARAMETERS["compact"] and history["test_accuracy"] >= 0.885
+    history = train(data, tmp_path, TrainConfig(epochs=10, architecture="compact", augment=True,
+                                                lr_schedule="cosine", learning_rate=0.002))
+    assert history["parameters"] == NOTEBOOK_PARAMETERS["compact"] and history["test_accuracy"] >= 0.90
+    assert history["augment"]["preset"] == "clothes"
     manifest = export(tmp_path, data, ("ptq",), progress=lambda *_: None)
-    assert manifest.artifacts["tflite_int8"].size_bytes <= 50 * 1024
+    assert manifest.artifacts["tflite_int8"].size_bytes <= 50_000
     assert int(manifest.artifacts["c_int8_h"].details["tflm_arena_bytes"]) < 16 * 1024
     verdict = evaluate(tmp_path, data, Criteria(), threads=1)
     assert verdict.passed, [f"{r.artifact}: {r.criterion} {r.value:.3g} (limit {r.limit})" for r in verdict.failed]
+    ptq = next(r for r in verdict.results if r.artifact == "model_int8.tflite" and r.criterion == DROP)
+    assert ptq.value <= 0.3, ptq
     tflm = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
     assert tflm.value >= 0.996  # at most 2 of its 500 images (measured: 99.94% of all 10,000)
