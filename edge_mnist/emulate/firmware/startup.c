@@ -111,7 +111,7 @@ uint32_t em_ticks(void) {
   return before * (RELOAD + 1) + (RELOAD - value);
 }
 
-void em_spin(uint32_t loops) { __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(loops) : : "cc"); }
+void em_spin(uint32_t loops) { __asm__ volatile(".syntax unified\n1: subs %0, %0, #1\n bne 1b" : "+r"(loops) : : "cc"); }
 
 uint32_t em_stack_peak(void) {
   const uint32_t *word = &__stack_limit;
