@@ -251,6 +251,22 @@ def _mean(e: Emitter, ins: list[int], out: int, opt) -> str:
     return f"em_mean({count}, {channels}, {e.where[ins[0]]}, {in_zp}, {multiplier}, {shift}, {out_zp}, {e.where[out]});"
 
 
+def _relu(e: Emitter, ins: list[int], out: int, opt) -> str:
+    """A standalone RELU (one the converter could not fuse), with TFLM's multiplier: the float32 quotient
+    of the input and output scales."""
+    (in_scale, in_zp), (out_scale, out_zp) = e.quant(ins[0]), e.quant(out)
+    multiplier, shift = quantize_multiplier(float(np.float32(in_scale) / np.float32(out_scale)))
+    q = e.array("int32_t", [in_zp, multiplier, shift, out_zp, max(-128, out_zp), 127])
+    return f"em_relu({int(np.prod(e.graph.shapes[out]))}, {e.where[ins[0]]}, {q}, {e.where[out]});"
+
+
+def _relu6(e: Emitter, ins: list[int], out: int, opt) -> str:
+    """A standalone RELU6 as TFLM computes it: the input clamped to its own zero and 6.0, not requantized."""
+    in_scale, in_zp = e.quant(ins[0])
+    six = min(127, max(-128, _round_away(float(np.float32(6.0) / np.float32(in_scale))) + in_zp))
+    return f"em_clip({int(np.prod(e.graph.shapes[out]))}, {e.where[ins[0]]}, {in_zp}, {six}, {e.where[out]});"
+
+
 def _reshape(e: Emitter, ins: list[int], out: int, opt) -> str:
     """RESHAPE: the planner aliases its output to its input; only a reshape into the caller's output copies."""
     if e.where[ins[0]] == e.where[out]:
@@ -262,7 +278,8 @@ def _reshape(e: Emitter, ins: list[int], out: int, opt) -> str:
 # The kernel each operator calls: the source defines EM_USE_<kernel> for the ones it uses, so unused
 # kernels are not compiled (no unused-function warnings under -Wall -Werror).
 KERNELS = {"CONV_2D": "CONV", "DEPTHWISE_CONV_2D": "DEPTHWISE", "FULLY_CONNECTED": "DENSE", "MAX_POOL_2D": "POOL",
-           "AVERAGE_POOL_2D": "POOL", "SOFTMAX": "SOFTMAX", "ADD": "ADD", "MUL": "MUL", "MEAN": "MEAN"}
+           "AVERAGE_POOL_2D": "POOL", "SOFTMAX": "SOFTMAX", "ADD": "ADD", "MUL": "MUL", "MEAN": "MEAN",
+           "RELU": "RELU", "RELU6": "CLIP"}
 
 EMITTERS = {
     "CONV_2D": lambda e, i, o, opt: _conv(e, i, o, opt, depthwise=False),
@@ -274,6 +291,8 @@ EMITTERS = {
     "ADD": _add,
     "MUL": _mul,
     "MEAN": _mean,
+    "RELU": _relu,
+    "RELU6": _relu6,
     "RESHAPE": _reshape,
 }
 

@@ -32,7 +32,8 @@ static int32_t em_shl(int32_t x, int left_shift) {
   return (int32_t)((uint32_t)x << left_shift);
 }
 
-#if defined(EM_USE_CONV) || defined(EM_USE_DEPTHWISE) || defined(EM_USE_DENSE) || defined(EM_USE_MUL) || defined(EM_USE_MEAN)
+#if defined(EM_USE_CONV) || defined(EM_USE_DEPTHWISE) || defined(EM_USE_DENSE) || defined(EM_USE_MUL) || defined(EM_USE_MEAN) \
+    || defined(EM_USE_RELU)
 /* tflite::MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift. */
 static int32_t em_requant(int32_t x, int32_t multiplier, int32_t shift) {
   const int left = shift > 0 ? shift : 0;
@@ -234,6 +235,24 @@ static void em_mean(int positions, int channels, const int8_t *in, int32_t in_zp
     for (i = 0; i < positions; ++i) sum += in[i * channels + c];
     out[c] = em_clamp(em_requant(sum - in_zp * positions, multiplier, shift) + out_zp, -128, 127);
   }
+}
+#endif
+
+#if defined(EM_USE_RELU)
+/* TFLM's ReluQuantized: requantized to the output's scale, clamped at its zero (a ReLU the converter
+ * could not fuse, as after a global average pool). q: input zero point, multiplier, shift, output zero
+ * point, activation min, activation max. */
+static void em_relu(int n, const int8_t *in, const int32_t *q, int8_t *out) {
+  int i;
+  for (i = 0; i < n; ++i) out[i] = em_clamp(q[3] + em_requant((int32_t)in[i] - q[0], q[1], q[2]), q[4], q[5]);
+}
+#endif
+
+#if defined(EM_USE_CLIP)
+/* TFLM's Relu6Quantized: the input clamped to [its zero, its 6.0], no requantization. */
+static void em_clip(int n, const int8_t *in, int32_t low, int32_t high, int8_t *out) {
+  int i;
+  for (i = 0; i < n; ++i) out[i] = em_clamp(in[i], low, high);
 }
 #endif
 

@@ -172,7 +172,8 @@ def test_the_gate_fails_edited_c(device_export, fixture_data_dir, part, old, new
 def test_every_operator_of_the_registry_and_of_user_models_equals_tflm(fixture_data_dir, tmp_path):
     """Each registry architecture the micro C must cover (BatchNorm folded or kept as MUL and ADD) and a user
     model with every other operator --model accepts (depthwise and separable convolutions, average pooling,
-    ADD of two branches, ReLU6, global average pooling as MEAN), BatchNorm statistics randomised as after
+    ADD of two branches, fused and standalone ReLU and ReLU6, global average pooling as MEAN), BatchNorm
+    statistics randomised as after
     training, converted by the TFLite converter and compared with TFLM on 40 real images."""
     from edge_mnist.core.tfenv import import_tf
     from edge_mnist.quantize.ptq import int8_converter
@@ -192,8 +193,9 @@ def test_every_operator_of_the_registry_and_of_user_models_equals_tflm(fixture_d
     y = layers.AveragePooling2D()(y)
     y = layers.SeparableConv2D(16, 3, strides=2, padding="same", activation="relu")(y)
     y = layers.MaxPooling2D(3, strides=2, padding="same")(y)
-    pooled = layers.GlobalAveragePooling2D()(y)
-    user = keras.Model(image, layers.Dense(10, activation="softmax")(pooled))
+    pooled = layers.GlobalAveragePooling2D()(y)  # MEAN, then ReLU and ReLU6 the converter cannot fuse into it
+    both = layers.Add()([layers.ReLU()(pooled), layers.ReLU(6.0)(pooled)])
+    user = keras.Model(image, layers.Dense(10, activation="softmax")(both))
     models = {name: build(name, task) for name in ("reference_cnn", "conv3_bn", "mlp", "compact")} | {"user": user}
     seen = set()
     rng = np.random.default_rng(0)
