@@ -134,7 +134,8 @@ def test_mirrored_on_two_logical_cpus_with_augmentation(tmp_path, fixture_data_d
     assert proc.returncode == 0, proc.stderr[-1500:]
     history = json.loads((tmp_path / "history.json").read_text())
     assert (history["strategy"], history["replicas"], history["global_batch_size"]) == ("mirrored", 2, 64)
-    assert history["augment"]["rotation_degrees"] == 7.0 and history["augment"]["height_shift"] == 0.07
+    augment = history["augment"]  # Fashion-MNIST's preset: flips and 2-pixel shifts, no rotation
+    assert (augment["preset"], augment["flips"], augment["rotation_degrees"]) == ("clothes", True, 0.0)
     assert history["test_accuracy"] > 0.3
 
 
@@ -189,3 +190,26 @@ def test_strategy_misuse_is_one_line_exit_2(args, env, message, tmp_path, fixtur
     proc = run_process(["train", *args, "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir,
                         "--out", tmp_path], env=env)
     assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+
+
+@pytest.mark.tf
+def test_each_dataset_augments_as_suits_it_and_the_cosine_rate_spans_the_run(fixture_data_dir):
+    """Fashion-MNIST's --augment flips and shifts (no rotation or zoom), MNIST's rotates, shifts and zooms
+    (no flip); --lr-schedule cosine decays the rate towards 0 over exactly the run's steps."""
+    from edge_mnist.data import load_dataset
+    from edge_mnist.registry.models import build
+    from edge_mnist.train import augment_preset, augmenter, fit
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    assert augment_preset(data) == "clothes"
+    kinds = {preset: [type(layer).__name__ for layer in augmenter(0, preset).layers] for preset in ("clothes", "digits")}
+    assert kinds == {"clothes": ["RandomFlip", "RandomTranslation"],
+                     "digits": ["RandomRotation", "RandomTranslation", "RandomZoom"]}
+    model = build("mlp", data.task)
+    fit(model, data, epochs=2, batch_size=16, seed=0, learning_rate=0.01, lr_schedule="cosine")
+    optimizer = model.optimizer
+    assert int(optimizer.iterations) == 2 * 4  # 64 images in batches of 16
+    # the rate of the last of the 8 steps: cosine decay over exactly the 8 steps of the run
+    assert float(optimizer.learning_rate) == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 7 / 8)), rel=1e-5)
+    schedule = optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay" and schedule["config"]["initial_learning_rate"] == 0.01
