@@ -100,3 +100,14 @@ def test_the_c_runs_on_emulated_cortex_m_boards_with_tflm_s_bytes(device_export,
     for key, row in m4.items():
         assert again[key]["measured"]["instructions"] == row["measured"]["instructions"]
     assert set(again) == set(rows)
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("tflm, litert, passed", [(1.0, 0.99, True), (1.0, 0.988, False), (0.988, 1.0, False)])
+def test_a_board_row_needs_tflm_s_and_litert_s_top1_at_the_parity(tflm, litert, passed):
+    """A Cortex-M row fails (emulate exits 1) when either comparison falls below --parity."""
+    from edge_mnist.emulate import Row
+
+    row = Row("Cortex-M4F (mps2-an386)", "cortex-m4", "micro_int8", "model_int8_micro.c", "micro-c", "0" * 64,
+              tflm, 500, 0, [], 0, 0.0, 0.0, 1.0, 0.0, 0.99, reference="tflm", litert_agreement=litert)
+    assert row.passed is passed
