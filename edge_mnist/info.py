@@ -24,6 +24,7 @@ from edge_mnist.render.tables import fit, percent, plural, table
 
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",
          ".h": "C++ header", ".cc": "C++ source", ".config": "ops config"}
+MICRO_KINDS = {".h": "C header", ".c": "C source"}  # the interpreter-free C (export.micro_c)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def _sha_status(path: Path, sha256: str, size_bytes: int | None) -> str:
 def _model_file(out: Path, artifact: Artifact, mixed: bool) -> ModelFile:
     """One artifact of the manifest as a row: its kind by suffix, precision (int8+float for a fallback mix)."""
     suffix = Path(artifact.file).suffix
-    return ModelFile(artifact.file, KINDS.get(suffix, suffix), "int8+float" if mixed else artifact.fmt.precision,
+    kinds = MICRO_KINDS if artifact.fmt.exporter.startswith("edge_mnist.export.micro_c:") else KINDS
+    return ModelFile(artifact.file, kinds.get(suffix, suffix), "int8+float" if mixed else artifact.fmt.precision,
                      artifact.fmt.method, artifact.size_bytes,
                      _sha_status(out / artifact.file, artifact.sha256, artifact.size_bytes))
 

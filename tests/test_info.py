@@ -16,3 +16,10 @@ def test_recorded_accuracies_of_a_tflm_subset_say_how_many_images(device_export,
           progress=lambda _: None, tflm_images=100)
     models = {r.model for r in gather(device_export).accuracies}
     assert "model_int8.tflite@tflm (100 img)" in models and "model_int8.tflite" in models
+
+
+def test_each_c_file_is_named_for_what_it_is(device_export):
+    """The TFLM arrays are C++, the interpreter-free files C."""
+    kinds = {m.file: m.kind for m in gather(device_export).models}
+    assert (kinds["model_int8.cc"], kinds["model_int8.h"]) == ("C++ source", "C++ header")
+    assert (kinds["model_int8_micro.c"], kinds["model_qat_int8_micro.h"]) == ("C source", "C header")
