@@ -23,7 +23,7 @@ LAYERS = (
     ("data", "gate", "render"),
     ("train", "quantize"),
     ("export",),
-    ("bench", "check", "debug", "report", "info", "predict", "emulate"),
+    ("bench", "check", "debug", "report", "info", "doctor", "predict", "emulate"),
     ("pipeline",),
     ("cli",),
     ("",),  # the package root: the public API, over everything

@@ -35,7 +35,7 @@ def cli(debug, quiet):
 
 for _command in (commands.train_cmd, commands.export_cmd, commands.bench_cmd, commands.check_cmd, commands.run_cmd,
                  commands.report_cmd, commands.debug_cmd, commands.predict_cmd, commands.emulate_cmd,
-                 commands.info_cmd):
+                 commands.info_cmd, commands.doctor_cmd):
     cli.add_command(_command)
 
 

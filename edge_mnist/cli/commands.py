@@ -41,6 +41,7 @@ from edge_mnist.core.progress import say
 from edge_mnist.core.tfenv import import_tf
 from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
 from edge_mnist.debug import debug
+from edge_mnist.doctor import diagnose
 from edge_mnist.emulate import emulate
 from edge_mnist.emulate.targets import DEFAULT_TARGETS, NOTE, split_targets
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
@@ -48,7 +49,7 @@ from edge_mnist.gate import Criteria
 from edge_mnist.info import gather, render
 from edge_mnist.pipeline import export_folder, run, validate_run
 from edge_mnist.predict import describe, predict
-from edge_mnist.render.console import debug_table, print_bench, report_training
+from edge_mnist.render.console import debug_table, doctor_text, print_bench, report_training
 from edge_mnist.render.tables import (
     BOARD_HEADERS,
     EMULATE_HEADERS,
@@ -345,6 +346,22 @@ def emulate_cmd(out, dataset, data_dir, threads, targets, cpus, micro_images, pa
         raise GateFailed(f"{len(result.failed)} of {len(result.rows)} emulated runs below top-1 agreement "
                          f"{parity:.4g}: " + "; ".join(f"{r.file} on {r.board} {r.agreement:.4g}"
                                                         for r in result.failed[:3]))
+
+
+@click.command("doctor")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Also say which files of this artifact folder can run here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object instead of text.")
+def doctor_cmd(out, as_json):
+    """This device and what it can run: OS and version, architecture, Python, each runtime with its version
+    or why it does not import (with the install line), the CPU features int8 kernels use (NEON, dot
+    product, AVX2, AVX-512 VNNI, AMX), memory, the tools emulate needs, and with --out which of the folder's
+    files run here. Needs no TensorFlow. Exit 2 when --out is not a readable artifact folder."""
+
+    if out is not None:
+        need_folder(out)
+    diagnosis = diagnose(out)
+    click.echo(json.dumps(diagnosis.to_json(), indent=2) if as_json else doctor_text(diagnosis))
 
 
 @click.command("info")

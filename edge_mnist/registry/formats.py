@@ -37,10 +37,12 @@ class Runtime:
     name: str
     suffixes: tuple[str, ...]
     runner: str
+    package: str  # the module an app imports for it (doctor imports it to say whether it loads)
+    distribution: str  # its PyPI distribution, for the version
+    install: str
     needs_tensorflow: bool = False
     timed: bool = True
     optional: bool = False
-    install: str = ""
     subset: bool = False
 
 
@@ -50,11 +52,14 @@ TFLM_IMAGES = 500
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
-    Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner"),
-    Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner"),
-    Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", needs_tensorflow=True),
-    Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", timed=False, optional=True,
-            install="pip install tflite-micro (x86-64 Linux)", subset=True),
+    Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner", "ai_edge_litert", "ai-edge-litert",
+            "pip install ai-edge-litert"),
+    Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner", "onnxruntime", "onnxruntime",
+            "pip install onnxruntime"),
+    Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", "tensorflow", "tensorflow",
+            "pip install 'edge-mnist[train]' (TensorFlow)", needs_tensorflow=True),
+    Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", "tflite_micro", "tflite-micro",
+            "pip install tflite-micro (x86-64 Linux)", timed=False, optional=True, subset=True),
 )}
 
 

@@ -56,3 +56,28 @@ def debug_table(result) -> str:
                      f"{number(r.accuracy_if_float, '.4f'):>17} {number(r.accuracy_gain_pp, '+.2f'):>8}")
     return "\n".join(lines)
 
+
+
+def doctor_text(diagnosis) -> str:
+    """`edge-mnist doctor`'s screen: the device, its runtimes, and a folder's files (doctor.Diagnosis)."""
+    d = diagnosis
+    memory = (f"{d.memory_available_mb:,} MB available of {d.memory_total_mb:,} MB" if d.memory_total_mb is not None
+              else "unknown")
+    features = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in d.cpu_features.items())
+    lines = [f"os: {d.os} (kernel {d.kernel}), {d.architecture}", f"python: {d.python}; edge-mnist {d.edge_mnist}",
+             f"cpu: {d.cpu}; {features}", f"memory: {memory}", "runtimes:"]
+    for r in d.runtimes:
+        lines.append(f"  {r.name:<7} {r.package:<15} " + (r.version if r.available else
+                                                           f"does not import: {r.error}; {r.install}"))
+    lines.append("tools: " + ", ".join(f"{tool} {'yes' if found else 'no'}" for tool, found in d.tools.items()))
+    if d.folder is not None:
+        models = [f for f in d.files if f.runtimes]
+        sources = [f.file for f in d.files if not f.runtimes]
+        lines.append(f"{d.folder}: {sum(f.runs_here for f in models)} of {len(models)} model files run here")
+        for f in models:
+            verdict = f"runs ({', '.join(f.runtimes)})" if f.runs_here else "does not run here"
+            lines.append(f"  {f.file:<32} {verdict}" + (f"; {f.note}" if f.note else ""))
+        if sources:
+            lines.append(f"  and {len(sources)} source files for microcontrollers and app builds (no runtime): "
+                         + ", ".join(sorted({Path(name).suffix for name in sources})))
+    return "\n".join(lines)
