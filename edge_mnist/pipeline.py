@@ -26,9 +26,11 @@ from edge_mnist.train.user_model import import_model
 
 def validate_run(config: TrainConfig, model: Path | None) -> None:
     """Refuse training options with an imported model (callers may check before loading the data)."""
-    chosen, default = ((c.architecture, c.augment, c.strategy) for c in (config, TrainConfig()))
+    chosen, default = ((c.architecture, c.augment, c.strategy, c.learning_rate, c.lr_schedule)
+                       for c in (config, TrainConfig()))
     if model is not None and chosen != default:
-        raise EdgeMnistError("--model imports a trained model; --arch, --augment and --strategy are for training")
+        raise EdgeMnistError("--model imports a trained model; --arch, --augment, --strategy, --learning-rate and "
+                             "--lr-schedule are for training")
 
 
 @dataclass

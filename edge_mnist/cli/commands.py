@@ -19,12 +19,12 @@ from edge_mnist.cli.options import (
     data_dir_option,
     dataset_option,
     fallback_options,
-    micro_images_option,
     fallback_request,
     gate_options,
     gate_run_options,
     method_option,
     methods_of,
+    micro_images_option,
     model_option,
     out_option,
     qat_epochs_option,
@@ -319,7 +319,7 @@ def _target_list(ctx, param, value: str | None) -> tuple[str, ...] | None:
 @micro_images_option
 @click.option("--parity", type=float, default=GATE.parity, show_default=True,
               help="Min fraction 0..1 of images on which each int8 artifact's top-1 matches this x86-64 host "
-                   "(on a Cortex-M: TFLM's and LiteRT's for the same .tflite).")
+                   "(on a Cortex-M: LiteRT's for the same .tflite, and every output must equal TFLM's).")
 @click.option("--mirror", default=None,
               help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
 @wait_option

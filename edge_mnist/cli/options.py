@@ -157,8 +157,8 @@ training_options = option_group(
 
 
 ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'same'), P = MaxPool 2x2, D0.5 = Dropout,"
-               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU (C16:3sn: BatchNorm before the ReLU),"
-               "\n then a Dense softmax.\n"
+               "\n B = BatchNorm, F = Flatten, H128 = Dense 128; hidden layers ReLU"
+               " (C16:3sn: BatchNorm before the ReLU),\n then a Dense softmax.\n"
                + "\n".join(f"  {a.describe()}" for a in ARCHITECTURES.values()))
 
 

@@ -33,7 +33,7 @@ from edge_mnist.core.jsonio import now
 from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, check_dataset, to_float
-from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, require_toolchain, run_board
+from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, reference_outputs, require_toolchain, run_board
 from edge_mnist.emulate.guest import guest, predict_all, run_on
 from edge_mnist.emulate.images import (
     DEFAULT_MIRROR,
@@ -77,7 +77,8 @@ class Row:
     seconds: float
     host_seconds: float
     limit: float
-    reference: str = "x86-64 host"  # what the outputs are compared with: the same file on the host, or TFLM
+    # what the outputs are compared with: the same file on the host, or TFLM (then every byte must be equal)
+    reference: str = "x86-64 host"
     litert_agreement: float | None = None  # a Cortex-M run's top-1 agreement with LiteRT as well
     subset: str = ""  # which test images, when not all of them
     measured: dict | None = None  # a Cortex-M build's flash, RAM and instructions per inference
@@ -87,7 +88,9 @@ class Row:
         """Decide the row and keep plain Python types (for JSON)."""
         self.agreement, self.max_abs_diff = float(self.agreement), float(self.max_abs_diff)
         self.passed = bool(self.agreement >= self.limit - EPS
-                           and (self.litert_agreement is None or self.litert_agreement >= self.limit - EPS))
+                           and (self.litert_agreement is None or self.litert_agreement >= self.limit - EPS)
+                           and (self.reference != "tflm" or self.outputs_differ == 0)
+                           and (self.measured or {}).get("no_dsp_same_outputs", True))
 
 
 def compare(host: np.ndarray, guest: np.ndarray, output_scale: float) -> dict:
@@ -199,31 +202,45 @@ def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[s
     rows, guests = [], {}
     with step("emulate", len(boards) * len(keys), unit="builds") as shown, \
             tempfile.TemporaryDirectory(prefix="edge-mnist-cortex-m-") as work:
-        for name in boards:
-            board = BOARDS[name]
-            for key in keys:
-                found = run_board(board, out, manifest, key, x, Path(work), progress)
-                reference = "tflm" if "tflm" in found["references"] else "litert"
-                litert = compare(found["references"]["litert"], found["outputs"], 1.0)
-                artifact = manifest.artifacts[key]
+        for key in keys:
+            inputs, references = reference_outputs(out, manifest, key, x)
+            reference = "tflm" if "tflm" in references else "litert"
+            artifact = manifest.artifacts[key]
+            for name in boards:
+                board = BOARDS[name]
+                found = run_board(board, out, manifest, key, inputs, references["litert"].shape[1], Path(work),
+                                  progress)
+                litert = compare(references["litert"], found["outputs"], 1.0)
                 rows.append(Row(board.label, board.name, key, artifact.file, "micro-c", artifact.sha256,
-                                **compare(found["references"][reference], found["outputs"], 1.0),
+                                **compare(references[reference], found["outputs"], 1.0),
                                 seconds=found["seconds"], host_seconds=0.0, limit=parity, reference=reference,
                                 litert_agreement=litert["agreement"], subset=subset, measured=found["figures"]))
+                guests[board.name] = {"board": board.label, "machine": board.machine,
+                                      "cflags": " ".join(board.cflags)}
                 shown.update(1)
-            guests[board.name] = {"board": board.label, "machine": board.machine, "cflags": " ".join(board.cflags)}
     return rows, guests, {"toolchain": versions, "cortex_m_images": len(indices)}
 
 
-def _kept_rows(out: Path, manifest: Manifest, targets: set[str]) -> list[Row]:
-    """Rows of DIR's previous emulate.json for targets not run this time, while their artifact is unchanged."""
+def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tuple[list[Row], dict, dict]:
+    """(rows, guests, setup) of DIR's previous emulate.json for targets not run this time, while their
+    artifact is unchanged; each row judged again at today's `parity`. An unreadable record or row is left out."""
     try:
         previous = json.loads((out / EMULATE_FILE).read_text())
-        rows = [Row(**{k: v for k, v in row.items() if k != "passed"}) for row in previous.get("rows", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
-        return []
-    return [r for r in rows if r.cpu not in targets and r.key in manifest.artifacts
-            and manifest.artifacts[r.key].sha256 == r.sha256]
+        rows, guests = previous.get("rows", []), dict(previous.get("guests", {}))
+        setup = dict(previous.get("setup", {}))
+    except (OSError, ValueError, AttributeError):
+        return [], {}, {}
+    kept = []
+    for raw in rows:
+        try:
+            row = Row(**{**{k: v for k, v in raw.items() if k != "passed"}, "limit": parity})
+        except (TypeError, ValueError):
+            continue
+        current = manifest.artifacts.get(row.key)
+        if row.cpu not in targets and current is not None and current.sha256 == row.sha256:
+            kept.append(row)
+    cpus = {row.cpu for row in kept}
+    return kept, {k: v for k, v in guests.items() if k in cpus}, setup
 
 
 def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARGETS, threads: int = 1,
@@ -247,11 +264,13 @@ def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARG
         rows, guests, setup = [], {}, {}
         for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
                                                               progress)),
-                               (cpus, lambda: _run_pi(out, manifest, dataset, cpus, threads, parity, mirror, progress))):
+                               (cpus, lambda: _run_pi(out, manifest, dataset, cpus, threads, parity, mirror,
+                                                      progress))):
             if chosen:
                 new_rows, new_guests, new_setup = runner()
                 rows, guests, setup = rows + new_rows, {**guests, **new_guests}, {**setup, **new_setup}
-        rows = _kept_rows(out, manifest, {*cpus, *boards}) + rows
+        kept, kept_guests, kept_setup = _kept(out, manifest, {*cpus, *boards}, parity)
+        rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup}
         result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
                            {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
         atomic_write_json(out / EMULATE_FILE, result.to_json())

@@ -42,7 +42,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     fraction, shift = math.frexp(real)
-    q = int(math.floor(abs(fraction) * (1 << 31) + 0.5)) * (1 if fraction >= 0 else -1)  # std::round
+    q = _round_away(fraction * (1 << 31))
     if q == 1 << 31:
         q //= 2
         shift += 1
@@ -59,6 +59,7 @@ def _round_away(x: float) -> int:
 def activation_range(activation: int, scale: float, zero_point: int) -> tuple[int, int]:
     """CalculateActivationRangeQuantized for int8: the clamp a fused NONE / RELU / RELU_N1_TO_1 / RELU6 becomes."""
     def quantized(value: float) -> int:
+        """Quantize(): zero point + round(value / scale), the division in float32 as TFLM does it."""
         return zero_point + _round_away(float(np.float32(value) / np.float32(scale)))
     bounds = {0: (-128, 127), 1: (quantized(0.0), 127), 2: (quantized(-1.0), quantized(1.0)),
               3: (quantized(0.0), quantized(6.0))}
@@ -80,13 +81,14 @@ class Emitter:
     prefix: str
     graph: TfliteGraph
     constants: list[str] = field(default_factory=list)
-    statements: list[str] = field(default_factory=list)
     where: dict[int, str] = field(default_factory=dict)
+    constant_bytes: int = 0  # of every array written: weights, biases and requantization constants
 
     def array(self, kind: str, values) -> str:
         """A `static const` array of `values` (int8_t or int32_t); returns its name."""
         name = f"{kind[0]}{len(self.constants)}"
         flat = [int(v) for v in np.asarray(values).reshape(-1)]
+        self.constant_bytes += len(flat) * (1 if kind == "int8_t" else 4)
         lines = ",\n".join("  " + ", ".join(str(v) for v in flat[i:i + VALUES_PER_LINE])
                            for i in range(0, len(flat), VALUES_PER_LINE)) or "  0"
         self.constants.append(f"static const {kind} {name}[{max(len(flat), 1)}] = {{\n{lines}\n}};\n")
@@ -111,6 +113,8 @@ class Emitter:
         float32 product of input and filter scale over the output scale."""
         in_scale, _ = self.quant(input_t)
         out_scale, _ = self.quant(output_t)
+        if filter_t not in self.graph.data or self.graph.quant[filter_t] is None:
+            raise UnsupportedOperator(f"weights {self.graph.names[filter_t]!r} are not constant and quantized")
         scales = np.asarray(self.graph.quant[filter_t].scale, np.float32)
         if scales.size == 1:
             scales = np.repeat(scales, channels)
@@ -146,7 +150,8 @@ def _conv(e: Emitter, ins: list[int], out: int, opt, depthwise: bool) -> str:
     out_scale, out_zp = e.quant(out)
     low, high = activation_range(opt.fusedActivationFunction, out_scale, out_zp)
     stride, dilation = (opt.strideH, opt.strideW), (opt.dilationHFactor, opt.dilationWFactor)
-    pads = (same_padding(in_h, out_h, stride[0], k_h, dilation[0]), same_padding(in_w, out_w, stride[1], k_w, dilation[1]))
+    pads = (same_padding(in_h, out_h, stride[0], k_h, dilation[0]),
+            same_padding(in_w, out_w, stride[1], k_w, dilation[1]))
     mult, shift = e.requant_arrays(ins[0], ins[1], out, out_c, float_product=False)
     weights, bias = e.weights(ins[1]), e.bias(ins[2] if len(ins) > 2 else -1)
     params = (in_h, in_w, in_c, k_h, k_w, out_h, out_w, out_c, *stride, *dilation, *pads, -in_zp, out_zp, low, high)
@@ -164,7 +169,7 @@ def _dense(e: Emitter, ins: list[int], out: int, opt) -> str:
     _, in_zp = e.quant(ins[0])
     out_scale, out_zp = e.quant(out)
     low, high = activation_range(opt.fusedActivationFunction, out_scale, out_zp)
-    per_tensor = e.graph.quant[ins[1]].per_tensor
+    per_tensor = e.graph.quant[ins[1]] is not None and e.graph.quant[ins[1]].per_tensor
     mult, shift = e.requant_arrays(ins[0], ins[1], out, units, float_product=per_tensor)
     weights, bias = e.weights(ins[1]), e.bias(ins[2] if len(ins) > 2 else -1)
     return (f"em_dense({depth}, {units}, {e.where[ins[0]]}, {weights}, {bias}, {mult}, {shift}, {-in_zp}, {out_zp}, "
@@ -180,7 +185,8 @@ def _pool(e: Emitter, ins: list[int], out: int, opt, average: bool) -> str:
     k, stride = (opt.filterHeight, opt.filterWidth), (opt.strideH, opt.strideW)
     pads = (same_padding(in_h, out_h, stride[0], k[0], 1), same_padding(in_w, out_w, stride[1], k[1], 1))
     fields = ", ".join(str(v) for v in (in_h, in_w, c, *k, out_h, out_w, *stride, *pads, low, high))
-    return f"{{ static const em_pool_t p = {{{fields}}};\n    em_pool(&p, {int(average)}, {e.where[ins[0]]}, {e.where[out]}); }}"
+    return (f"{{ static const em_pool_t p = {{{fields}}};\n"
+            f"    em_pool(&p, {int(average)}, {e.where[ins[0]]}, {e.where[out]}); }}")
 
 
 def _softmax(e: Emitter, ins: list[int], out: int, opt) -> str:
@@ -202,12 +208,20 @@ def _operands(e: Emitter, ins: list[int], out: int, op: str) -> tuple[int, int, 
     """(activation input, other input, its array or buffer) of ADD or MUL, the other input either of the
     output's shape or a constant broadcast over the trailing dimension (per channel or scalar)."""
     a, b = ins if ins[0] not in e.graph.data else ins[::-1]
-    n, b_n = int(np.prod(e.graph.shapes[out])), int(np.prod(e.graph.shapes[b]))
-    if a in e.graph.data or e.graph.shapes[a] != e.graph.shapes[out] or b_n not in (n, e.graph.shapes[out][-1], 1) \
-            or (b_n != n and b not in e.graph.data):
+    out_shape, b_shape = e.graph.shapes[out], list(e.graph.shapes[b])
+    while b_shape and b_shape[0] == 1:
+        b_shape.pop(0)  # leading ones broadcast away: [1, 1, 1, C] is [C]
+    same = e.graph.shapes[b] == out_shape
+    per_channel_or_scalar = b in e.graph.data and (b_shape == [out_shape[-1]] or not b_shape)
+    if a in e.graph.data or e.graph.shapes[a] != out_shape or not (same or per_channel_or_scalar):
         raise UnsupportedOperator(f"{op} with a broadcast other than a per-channel or scalar constant")
     e.quant(b)
     return a, b, e.weights(b) if b in e.graph.data else e.where[b]
+
+
+def _sizes(e: Emitter, out: int, b: int) -> str:
+    """'n, b_n' of an elementwise call: the output's elements and the other operand's (broadcast over them)."""
+    return f"{int(np.prod(e.graph.shapes[out]))}, {int(np.prod(e.graph.shapes[b]))}"
 
 
 def _add(e: Emitter, ins: list[int], out: int, opt) -> str:
@@ -221,19 +235,18 @@ def _add(e: Emitter, ins: list[int], out: int, opt) -> str:
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(so))))
     low, high = activation_range(opt.fusedActivationFunction, so, zo)
     q = e.array("int32_t", [-z1, m1, sh1, -z2, m2, sh2, left_shift, mo, sho, zo, low, high])
-    n, b_n = int(np.prod(e.graph.shapes[out])), int(np.prod(e.graph.shapes[b]))
-    return f"em_add({n}, {b_n}, {e.where[a]}, {b_ref}, {q}, {e.where[out]});"
+    return f"em_add({_sizes(e, out, b)}, {e.where[a]}, {b_ref}, {q}, {e.where[out]});"
 
 
 def _mul(e: Emitter, ins: list[int], out: int, opt) -> str:
-    """A MUL (a BatchNorm the converter could not fold), with TFLM's multiplier: double(s1) * double(s2) / double(so)."""
+    """A MUL (a BatchNorm the converter could not fold), with TFLM's multiplier:
+    double(s1) * double(s2) / double(so)."""
     a, b, b_ref = _operands(e, ins, out, "MUL")
     (s1, z1), (s2, z2), (so, zo) = e.quant(a), e.quant(b), e.quant(out)
     multiplier, shift = quantize_multiplier(float(np.float32(s1)) * float(np.float32(s2)) / float(np.float32(so)))
     low, high = activation_range(opt.fusedActivationFunction, so, zo)
     q = e.array("int32_t", [-z1, -z2, multiplier, shift, zo, low, high])
-    n, b_n = int(np.prod(e.graph.shapes[out])), int(np.prod(e.graph.shapes[b]))
-    return f"em_mul({n}, {b_n}, {e.where[a]}, {b_ref}, {q}, {e.where[out]});"
+    return f"em_mul({_sizes(e, out, b)}, {e.where[a]}, {b_ref}, {q}, {e.where[out]});"
 
 
 def _mean(e: Emitter, ins: list[int], out: int, opt) -> str:
@@ -304,7 +317,8 @@ def plan_arena(graph: TfliteGraph) -> tuple[dict[int, int], dict[int, int], int]
     root = {}
     for name, ins, outs, _ in graph.ops:
         for t in outs:
-            root[t] = root.get(ins[0], ins[0]) if name == "RESHAPE" and ins[0] not in graph.outputs else t
+            # a reshape into the graph's output writes the caller's buffer (a copy); any other shares its input
+            root[t] = root.get(ins[0], ins[0]) if name == "RESHAPE" and t not in graph.outputs else t
     born, dies = {}, {}
     for i, (_, ins, outs, _) in enumerate(graph.ops):
         for t in outs:
@@ -335,7 +349,7 @@ class MicroC:
     source: str
     header: str
     arena_bytes: int
-    weight_bytes: int
+    weight_bytes: int  # the constant arrays: weights, biases and requantization constants
 
 
 def _kernels() -> str:
@@ -364,11 +378,10 @@ def generate(tflite: bytes, path: Path, prefix: str, task: Task) -> MicroC:
         lines = [EMITTERS[name](e, ins, outs[0], opt) for name, ins, outs, opt in graph.ops]
     except UnsupportedOperator as exc:
         raise UnsupportedOperator(f"{path}: {exc}") from None
-    weight_bytes = sum(a.nbytes for t, a in graph.data.items() if any(t in ins for _, ins, _, _ in graph.ops))
     macros = _macros(prefix, task, graph, e, (in_scale, in_zp, out_scale, out_zp), arena)
     kernels = sorted({KERNELS[name] for name, *_ in graph.ops if name in KERNELS})
     return MicroC(_source(prefix, task, e, [s for s in lines if s], arena, kernels), _header(prefix, macros), arena,
-                  weight_bytes)
+                  e.constant_bytes)
 
 
 def _macros(prefix: str, task: Task, graph: TfliteGraph, e: Emitter, io: tuple, arena: int) -> list[tuple[str, str]]:
@@ -391,8 +404,10 @@ def _header(prefix: str, macros: list[tuple[str, str]]) -> str:
     upper = prefix.upper()
     defines = "\n".join(f"#define {name} {value}" for name, value in macros)
     return (f"/* {prefix}_micro.h: generated by edge-mnist from {prefix}.tflite. Do not edit: re-export.\n"
-            f" * Input: pixel p in 0..255 -> int8 q = round(p / 255.0f / {upper}_INPUT_SCALE) + {upper}_INPUT_ZERO_POINT,\n"
-            f" * HWC order. Output: probability of class i = (q[i] - {upper}_OUTPUT_ZERO_POINT) * {upper}_OUTPUT_SCALE. */\n"
+            f" * Input: pixel p in 0..255 -> int8 q = round(p / 255.0f / {upper}_INPUT_SCALE)"
+            f" + {upper}_INPUT_ZERO_POINT,\n"
+            f" * HWC order. Output: probability of class i = (q[i] - {upper}_OUTPUT_ZERO_POINT)"
+            f" * {upper}_OUTPUT_SCALE. */\n"
             f"#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n{defines}\n\n"
             f"#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
             f"/* Runs the model on one image: 0 on success. Not reentrant (one static activation buffer). */\n"
@@ -425,7 +440,8 @@ def _generated(job: ExportJob) -> MicroC:
 def _exported(micro: MicroC, name: str) -> Exported:
     """What the manifest records about a generated file."""
     return Exported(converter=f"edge-mnist {__version__} interpreter-free C", quantization=f"from {name}",
-                    measured={"static_activation_bytes": str(micro.arena_bytes), "weight_bytes": str(micro.weight_bytes)})
+                    measured={"static_activation_bytes": str(micro.arena_bytes),
+                              "weight_bytes": str(micro.weight_bytes)})
 
 
 def export_source(job: ExportJob) -> Exported:
@@ -450,9 +466,11 @@ def _verify(path: Path, tflite: bytes, task: Task, part: str) -> list[str]:
         written = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, EdgeMnistError) as exc:
         return [f"cannot be checked ({str(exc)[:160]})"]
+    except Exception as exc:  # a .tflite the generator trips on is a failed check, not a crash of the gate
+        return [f"cannot be checked ({type(exc).__name__}: {str(exc)[:160]})"]
     if written != expected:
-        return [f"not the C generated from the checked .tflite and task (edited after export, or exported by "
-                f"another edge-mnist version: re-export)"]
+        return ["not the C generated from the checked .tflite and task (edited after export, or exported by "
+                "another edge-mnist version: re-export)"]
     return []
 
 

@@ -161,8 +161,10 @@ def test_interrupted_bench_keeps_previous_results(export_copy, small_fashion_dir
     assert not [p for p in os.listdir(export_copy) if p.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("extra", [["--arch", "mlp"], ["--augment"], ["--strategy", "mirrored"]])
+@pytest.mark.parametrize("extra", [["--arch", "mlp"], ["--augment"], ["--strategy", "mirrored"],
+                                   ["--learning-rate", "0.01"], ["--lr-schedule", "cosine"]])
 def test_run_with_model_refuses_training_options(extra, tmp_path):
     code, _, err = run_cli(["run", "--model", str(tmp_path / "mine.keras"), *extra, "--out", str(tmp_path)])
     assert code == 2
-    assert err.strip().splitlines()[-1].endswith("--arch, --augment and --strategy are for training")
+    assert err.strip().splitlines()[-1].endswith("--arch, --augment, --strategy, --learning-rate and --lr-schedule "
+                                                 "are for training")

@@ -93,7 +93,7 @@ def test_the_c_runs_on_emulated_cortex_m_boards_with_tflm_s_bytes(device_export,
         assert measured["flash_bytes"] > measured["rodata_bytes"] > 6000  # the weights are in flash
         assert 0 < measured["stack_bytes"] < 4096 and measured["ram_bytes"] > measured["bss_bytes"]
         assert 100_000 < measured["instructions"] < 5_000_000
-        assert measured["instructions_no_dsp"] > 0
+        assert measured["instructions_no_dsp"] > 0 and measured["no_dsp_same_outputs"]
     third = run_process([*args, "--target", "cortex-m4"], timeout=900)
     assert third.returncode == 0, third.stderr[-2000:]
     again = _rows(device_export)
@@ -103,11 +103,17 @@ def test_the_c_runs_on_emulated_cortex_m_boards_with_tflm_s_bytes(device_export,
 
 
 @pytest.mark.device
-@pytest.mark.parametrize("tflm, litert, passed", [(1.0, 0.99, True), (1.0, 0.988, False), (0.988, 1.0, False)])
-def test_a_board_row_needs_tflm_s_and_litert_s_top1_at_the_parity(tflm, litert, passed):
-    """A Cortex-M row fails (emulate exits 1) when either comparison falls below --parity."""
+@pytest.mark.parametrize("tflm, litert, differ, same_no_dsp, passed", [
+    (1.0, 0.99, 0, True, True), (1.0, 0.988, 0, True, False), (0.988, 1.0, 0, True, False),
+    (1.0, 1.0, 1, True, False),  # one image's bytes differ from TFLM's, its top-1 the same
+    (1.0, 1.0, 0, False, False),  # the build without DSP instructions answered differently
+])
+def test_a_board_row_needs_tflm_s_bytes_and_both_top1s(tflm, litert, differ, same_no_dsp, passed):
+    """A Cortex-M row fails (emulate exits 1) unless every output is TFLM's, byte for byte, the DSP and plain
+    builds agree, and the top-1 agreement with TFLM and with LiteRT reaches --parity."""
     from edge_mnist.emulate import Row
 
     row = Row("Cortex-M4F (mps2-an386)", "cortex-m4", "micro_int8", "model_int8_micro.c", "micro-c", "0" * 64,
-              tflm, 500, 0, [], 0, 0.0, 0.0, 1.0, 0.0, 0.99, reference="tflm", litert_agreement=litert)
+              tflm, 500, 0, [], differ, float(differ), float(differ), 1.0, 0.0, 0.99, reference="tflm",
+              litert_agreement=litert, measured={"no_dsp_same_outputs": same_no_dsp})
     assert row.passed is passed

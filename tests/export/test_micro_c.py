@@ -220,3 +220,17 @@ def test_registry_task_labels_are_in_the_header_constants(device_export):
     for macro, value in (("INPUT_HEIGHT", 28), ("INPUT_WIDTH", 28), ("INPUT_CHANNELS", 1), ("NUM_CLASSES", 10),
                          ("INPUT_BYTES", 784), ("OUTPUT_BYTES", 10)):
         assert f"#define MODEL_INT8_{macro} {value}\n" in header
+
+
+def test_a_reshape_into_the_output_writes_the_caller_s_buffer_and_others_share_bytes():
+    """Planner: RESHAPE shares its input's storage, except the one producing the graph's output (copied there)."""
+    from edge_mnist.runtime.tflite_graph import TfliteGraph
+
+    shapes = [[1, 4, 4, 2], [1, 32], [1, 10], [1, 10], [1, 2, 5]]
+    ops = [("RESHAPE", [0, -1], [1], None), ("FULLY_CONNECTED", [1, -1, -1], [2], None),
+           ("RESHAPE", [2, -1], [3], None), ("RESHAPE", [3, -1], [4], None)]
+    graph = TfliteGraph(["x", "flat", "fc", "r", "out"], shapes, [9] * 5, [None] * 5, {}, ops, [0], [4])
+    root, offsets, arena = plan_arena(graph)
+    assert root[1] == 0  # flattening the input reads the caller's input in place
+    assert root[3] == 2 and 2 in offsets and arena == 12  # an inner reshape aliases the dense output (10 -> 12 B)
+    assert root[4] == 4 and 4 not in offsets  # the last reshape is the output: its own (caller's) buffer
