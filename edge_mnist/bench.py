@@ -33,18 +33,24 @@ from edge_mnist.registry.formats import (
 from edge_mnist.render.tables import subset_phrase
 
 
-def machine_info() -> dict:
-    """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
-    recorded with every measurement."""
+def cpu_name_and_flags(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's name and feature flags from /proc/cpuinfo (x86 says "flags", ARM "Features"; an ARM board
+    names itself in "Model"); what platform says where the file cannot be read."""
     try:
-        fields = [line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines()]
+        fields = [line.partition(":") for line in path.read_text().splitlines()]
     except OSError:
         fields = []
     first: dict[str, str] = {}
     for key, _, value in fields:
         first.setdefault(key.strip(), value.strip())
-    cpu = first.get("model name") or platform.processor() or platform.machine()
-    listed = (first.get("flags") or first.get("Features", "")).split()  # x86 says flags, ARM Features
+    name = first.get("model name") or first.get("Model") or platform.processor() or platform.machine()
+    return name, (first.get("flags") or first.get("Features", "")).split()
+
+
+def machine_info() -> dict:
+    """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
+    recorded with every measurement."""
+    cpu, listed = cpu_name_and_flags()
     flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd")))
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
             "flags": flags}

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from edge_mnist.bench import cpu_name_and_flags
 from edge_mnist.core.tfenv import setup_env
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.records import Manifest
@@ -89,16 +90,8 @@ def os_release(path: Path = Path("/etc/os-release")) -> str:
 
 def cpu_info(path: Path = Path("/proc/cpuinfo")) -> tuple[str, dict[str, bool]]:
     """(the CPU's name, CPU_FEATURES present) from /proc/cpuinfo; unknown features are False."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        lines = []
-    first: dict[str, str] = {}
-    for key, _, value in (line.partition(":") for line in lines):
-        first.setdefault(key.strip(), value.strip())
-    listed = set((first.get("flags") or first.get("Features", "")).split())
-    name = first.get("model name") or first.get("Model") or platform.processor() or platform.machine()
-    return name, {feature: bool(listed & set(names)) for feature, names in CPU_FEATURES.items()}
+    name, listed = cpu_name_and_flags(path)
+    return name, {feature: bool(set(listed) & set(names)) for feature, names in CPU_FEATURES.items()}
 
 
 def memory_mb(path: Path = Path("/proc/meminfo")) -> tuple[int | None, int | None]:

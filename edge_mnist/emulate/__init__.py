@@ -199,7 +199,7 @@ def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[s
     x = to_float(dataset.x_test[indices])
     subset = "" if len(indices) == len(dataset.y_test) else \
         f"{len(indices)} of {len(dataset.y_test):,} images, stratified by class"
-    rows, guests = [], {}
+    rows = []
     with step("emulate", len(boards) * len(keys), unit="builds") as shown, \
             tempfile.TemporaryDirectory(prefix="edge-mnist-cortex-m-") as work:
         for key in keys:
@@ -215,9 +215,9 @@ def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[s
                                 **compare(references[reference], found["outputs"], 1.0),
                                 seconds=found["seconds"], host_seconds=0.0, limit=parity, reference=reference,
                                 litert_agreement=litert["agreement"], subset=subset, measured=found["figures"]))
-                guests[board.name] = {"board": board.label, "machine": board.machine,
-                                      "cflags": " ".join(board.cflags)}
                 shown.update(1)
+    guests = {name: {"board": BOARDS[name].label, "machine": BOARDS[name].machine,
+                     "cflags": " ".join(BOARDS[name].cflags)} for name in boards}
     return rows, guests, {"toolchain": versions, "cortex_m_images": len(indices)}
 
 

@@ -74,6 +74,14 @@ def _firmware(name: str) -> str:
     return resources.files("edge_mnist.emulate").joinpath("firmware", name).read_text(encoding="utf-8")
 
 
+def glue(prefix: str) -> str:
+    """glue.h of the test program (firmware/harness.c) for the model `prefix`: its header, its invoke
+    function and its input and output sizes, under the names the program uses."""
+    upper = prefix.upper()
+    return (f'#include "{prefix}_micro.h"\n#define EM_INVOKE {prefix}_invoke\n'
+            f"#define EM_INPUT_BYTES {upper}_INPUT_BYTES\n#define EM_OUTPUT_BYTES {upper}_OUTPUT_BYTES\n")
+
+
 def build(board: Board, source: Path, header: Path, work: Path, dsp: bool = True) -> Program:
     """Cross-compile DIR's MODEL_micro.c with the test program for `board` (dsp=False compiles the DSP path out)."""
     prefix = source.stem.removesuffix("_micro")
@@ -83,10 +91,7 @@ def build(board: Board, source: Path, header: Path, work: Path, dsp: bool = True
         (build_dir / name).write_text(_firmware(name))
     shutil.copy(source, build_dir / source.name)
     shutil.copy(header, build_dir / header.name)
-    upper = prefix.upper()
-    (build_dir / "glue.h").write_text(f'#include "{header.name}"\n#define EM_INVOKE {prefix}_invoke\n'
-                                      f"#define EM_INPUT_BYTES {upper}_INPUT_BYTES\n"
-                                      f"#define EM_OUTPUT_BYTES {upper}_OUTPUT_BYTES\n")
+    (build_dir / "glue.h").write_text(glue(prefix))
     (build_dir / "board.ld").write_text(_firmware("board.ld").format(flash=hex(board.flash), ram=hex(board.ram),
                                                                       stack=hex(STACK_BYTES)))
     elf = build_dir / "program.elf"
@@ -234,4 +239,4 @@ def run_board(board: Board, out: Path, manifest: Manifest, key: str, inputs: np.
 
 
 __all__ = ["BOARDS", "ToolchainMissing", "require_toolchain", "build", "run", "run_board", "micro_keys",
-           "chosen_images", "memory", "reference_outputs", "APT_LINE"]
+           "chosen_images", "memory", "reference_outputs", "glue", "APT_LINE"]

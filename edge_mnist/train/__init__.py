@@ -53,7 +53,6 @@ AUGMENT_PRESETS = {
     "clothes": {"rotation_degrees": 0.0, "width_shift": 2 / 28, "height_shift": 2 / 28, "zoom": 0.0,
                 "flips": True, "fill_mode": "constant"},
 }
-AUGMENT = AUGMENT_PRESETS["digits"]
 
 
 def select_device(mixed_precision: bool) -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.data import load_dataset, to_float
+from edge_mnist.emulate.cortex_m import glue
 from edge_mnist.export import micro_c
 from edge_mnist.export.micro_c import UnsupportedOperator, generate, plan_arena, quantize_multiplier
 from edge_mnist.folder.records import Manifest
@@ -29,9 +30,7 @@ def host_program(folder: Path, prefix: str, source: str, header: str) -> Path:
         (folder / name).write_text(resources.files("edge_mnist.emulate").joinpath("firmware", name).read_text())
     (folder / f"{prefix}_micro.c").write_text(source)
     (folder / f"{prefix}_micro.h").write_text(header)
-    upper = prefix.upper()
-    (folder / "glue.h").write_text(f'#include "{prefix}_micro.h"\n#define EM_INVOKE {prefix}_invoke\n'
-                                   f"#define EM_INPUT_BYTES {upper}_INPUT_BYTES\n#define EM_OUTPUT_BYTES {upper}_OUTPUT_BYTES\n")
+    (folder / "glue.h").write_text(glue(prefix))
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(folder),
                     f"{prefix}_micro.c", "harness.c", "host.c", "-o", "program"], cwd=folder, check=True)
     return folder / "program"
