@@ -43,7 +43,7 @@ def cpu_name_and_flags(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[st
     first: dict[str, str] = {}
     for key, _, value in fields:
         first.setdefault(key.strip(), value.strip())
-    name = first.get("model name") or first.get("Model") or platform.processor() or platform.machine()
+    name = first.get("Model") or first.get("model name") or platform.processor() or platform.machine()
     return name, (first.get("flags") or first.get("Features", "")).split()
 
 
@@ -51,7 +51,7 @@ def machine_info() -> dict:
     """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
     recorded with every measurement."""
     cpu, listed = cpu_name_and_flags()
-    flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd")))
+    flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd", "neon")))
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
             "flags": flags}
 
@@ -105,8 +105,7 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
         listed = [f for f in FORMATS if f.key in manifest.artifacts]
         present = [run for f in listed for run in chosen_runs(f, skip_runtimes)]
         runners = {}
-        skipped = [{"file": run.label, "reason": f"--skip-runtime {run.runtime}"}
-                   for run in left_out(listed, skip_runtimes)]
+        skipped = [{"file": run.label, "reason": why} for run, why in left_out(listed, skip_runtimes)]
         for run in present:  # every file is verified before anything is measured
             try:
                 runners[run.key] = open_artifact(out, manifest, run.key, threads)

@@ -144,7 +144,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     if not runs:
         raise EdgeMnistError(f"{out}: no int8 artifact to check (run `edge-mnist export --int8`)")
     runners, skipped = _open_runs(out, manifest, runs, threads)
-    skipped += [f"{run.label}: --skip-runtime {run.runtime}" for run in left_out(present, skip_runtimes)]
+    skipped += [f"{run.label}: {why}" for run, why in left_out(present, skip_runtimes)]
     keys = list(runners)
     whole = [k for k in keys if subset is None or not RUNTIMES[RUNS[k].runtime].subset]
     baseline = _baseline_accuracy(criteria.baseline, manifest, whole) if criteria.baseline else {}

@@ -27,7 +27,7 @@ from edge_mnist.registry.formats import RUNTIMES
 # CPU feature -> the names /proc/cpuinfo uses for it (x86 "flags", ARM "Features").
 CPU_FEATURES = {"neon": ("asimd", "neon"), "dotprod": ("asimddp",), "i8mm": ("i8mm",), "avx2": ("avx2",),
                 "avx512_vnni": ("avx512_vnni",), "amx": ("amx_int8",)}
-TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "qemu-aarch64-static", "debootstrap")
+TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "qemu-aarch64-static", "qemu-arm-static", "debootstrap")
 
 
 @dataclass
@@ -105,19 +105,24 @@ def memory_mb(path: Path = Path("/proc/meminfo")) -> tuple[int | None, int | Non
 
 
 def runtime_status(name: str) -> RuntimeStatus:
-    """Import the runtime's package as an app would and report its version, or the error in one line."""
+    """Import the runtime's package (else its fallback, tflite-runtime for LiteRT) as an app would and report
+    its version, or the first package's error in one line."""
     runtime = RUNTIMES[name]
     setup_env()  # TensorFlow's own settings (legacy Keras, quiet C++ logs) before it can be imported
-    try:
-        module = importlib.import_module(runtime.package)
-    except Exception as exc:  # an installed wheel can fail to load in many ways; each is reported, not raised
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return RuntimeStatus(name, runtime.package, None, f"{type(exc).__name__}: {reason}"[:200], runtime.install)
-    try:
-        version = metadata.version(runtime.distribution)
-    except metadata.PackageNotFoundError:
-        version = str(getattr(module, "__version__", "unknown"))
-    return RuntimeStatus(name, runtime.package, version)
+    failure = None
+    for package, distribution in ((runtime.package, runtime.distribution), *filter(None, [runtime.fallback])):
+        try:
+            module = importlib.import_module(package)
+        except Exception as exc:  # an installed wheel can fail to load in many ways; each is reported, not raised
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            failure = failure or f"{type(exc).__name__}: {reason}"[:200]
+            continue
+        try:
+            version = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            version = str(getattr(module, "__version__", "unknown"))
+        return RuntimeStatus(name, package, version)
+    return RuntimeStatus(name, runtime.package, None, failure or "", runtime.install)
 
 
 def folder_files(out: Path, runtimes: dict[str, RuntimeStatus]) -> list[FileStatus]:

@@ -54,7 +54,7 @@ def test_a_missing_folder_is_exit_2(tmp_path):
     assert "manifest.json" in one_line_error(run_process(["doctor", "--out", tmp_path / "empty"]))
 
 
-@pytest.mark.parametrize("name, dotprod", [("cortex-a72", False), ("cortex-a76", True)])
+@pytest.mark.parametrize("name, dotprod", [("cortex-a72", False), ("cortex-a76", True), ("cortex-a7", False)])
 def test_arm_features_are_read_as_a_pi_shows_them(tmp_path, name, dotprod):
     path = tmp_path / "cpuinfo"
     path.write_text(cpuinfo(CPUS[name], 4))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 PLAIN_INTERVAL_S = 10.0
+NOW = "now"  # the figure saying what a step without an ETA is doing; left out of its closing line
 _state = {"quiet": False}
 
 
@@ -39,7 +40,7 @@ def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """Seconds as m:ss (or h:mm:ss)."""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -64,16 +65,17 @@ class _Silent:
 
 
 class _Lines(_Silent):
-    """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds.
+    """The bar in a log: "desc: 40% (2,400/6,000 img), 1,850 img/s, ETA 0:02" every PLAIN_INTERVAL_S seconds;
+    without `eta` (steps of unlike length): "desc: 2/6 steps, 1:05 elapsed, now <what it is doing>".
 
     A line is printed on an update once the interval has passed, and by a heartbeat thread when no
     update comes for an interval (a step that is one long call, such as building emulate's root
     filesystem), so a log never falls silent for longer than the interval.
     """
 
-    def __init__(self, desc: str, total: int, unit: str):
+    def __init__(self, desc: str, total: int, unit: str, eta: bool = True):
         super().__init__(total)
-        self.desc, self.unit = desc, unit
+        self.desc, self.unit, self.eta = desc, unit, eta
         self.show_rate = unit == "img"  # images/s means something; files/s or steps/s would not
         self.start = self.last = time.perf_counter()
         self.postfix: dict = {}
@@ -121,11 +123,13 @@ class _Lines(_Silent):
         """One progress line."""
         elapsed = max(now - self.start, 1e-9)
         rate = self.n / elapsed
-        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items() if not (done and k == NOW))
         speed = f"{rate:,.0f} {self.unit}/s" if self.show_rate else ""
         if done:
-            return f"{self.desc}: {self.n:,} {self.unit} in {_clock(elapsed)}{f' ({speed})' if speed else ''}{extra}"
-        eta = _clock((self.total - self.n) / rate) if rate > 0 else "?"
+            return f"{self.desc}: {self.n:,} {self.unit} in {clock(elapsed)}{f' ({speed})' if speed else ''}{extra}"
+        if not self.eta:
+            return f"{self.desc}: {self.n:,}/{self.total:,} {self.unit}, {clock(elapsed)} elapsed{extra}"
+        eta = clock((self.total - self.n) / rate) if rate > 0 else "?"
         return (f"{self.desc}: {100 * self.n / max(self.total, 1):.0f}% ({self.n:,}/{self.total:,} {self.unit}), "
                 f"{speed + ', ' if speed else ''}ETA {eta}{extra}")
 
@@ -133,12 +137,13 @@ class _Lines(_Silent):
 class _Bar(_Silent):
     """The bar on a terminal: tqdm with count, rate and ETA."""
 
-    def __init__(self, desc: str, total: int, unit: str):
+    def __init__(self, desc: str, total: int, unit: str, eta: bool = True):
         from tqdm import tqdm
 
         super().__init__(total)
-        layout = {} if unit == "img" else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} {unit} "
-                                                          "[{elapsed}<{remaining}{postfix}]"}
+        remaining = "<{remaining}" if eta else " elapsed"
+        layout = {} if unit == "img" and eta else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} {unit} "
+                                                                 f"[{{elapsed}}{remaining}{{postfix}}]"}
         self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr,
                         dynamic_ncols=True, leave=True, **layout)  # a rate means something for images only
 
@@ -146,7 +151,7 @@ class _Bar(_Silent):
         """Advance by n, showing the latest figures beside the bar."""
         super().update(n)
         if postfix:
-            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.set_postfix(postfix, refresh=not n)
         self.bar.update(n)
 
     def close(self) -> None:
@@ -163,21 +168,22 @@ def silent() -> _Silent:
     return _Silent(0)
 
 
-def bar(desc: str, total: int, unit: str = "img"):
+def bar(desc: str, total: int, unit: str = "img", eta: bool = True):
     """A progress bar for `total` units of work: tqdm on a terminal, plain lines otherwise, silent when quiet.
-    Call .update(n, **figures) and .close(); or use `step`."""
+    Call .update(n, **figures) and .close(); or use `step`. `eta=False` for units of unlike length, whose
+    count predicts nothing: elapsed time instead, and the figure `now` (update(0, now=...)) says what runs."""
     if _state["quiet"]:
         return _Silent(total)
     if sys.stderr.isatty():
-        return _Bar(desc, total, unit)
-    return _Lines(desc, total, unit)
+        return _Bar(desc, total, unit, eta)
+    return _Lines(desc, total, unit, eta)
 
 
 @contextmanager
-def step(desc: str, total: int, unit: str = "img") -> Iterator:
+def step(desc: str, total: int, unit: str = "img", eta: bool = True) -> Iterator:
     """`bar` as a context manager: closed (its last line printed) when the block ends; when it raises,
     the bar says where it stopped instead of reporting the step done."""
-    progress = bar(desc, total, unit)
+    progress = bar(desc, total, unit, eta)
     try:
         yield progress
     except BaseException:
@@ -228,4 +234,4 @@ def _figures(logs) -> dict[str, str]:
     return {names[k]: f"{float(v):.4f}" for k, v in (logs or {}).items() if k in names}
 
 
-__all__ = ["bar", "step", "silent", "say", "set_quiet", "is_quiet", "keras_callback", "PLAIN_INTERVAL_S"]
+__all__ = ["bar", "step", "silent", "say", "set_quiet", "is_quiet", "keras_callback", "clock", "PLAIN_INTERVAL_S", "NOW"]

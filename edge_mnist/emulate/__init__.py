@@ -1,5 +1,6 @@
-"""The emulate stage: every int8 artifact on an emulated Raspberry Pi 4 / Pi 5, compared with this x86-64 host,
-and the interpreter-free C on emulated Cortex-M boards (emulate.cortex_m), compared with TFLM byte for byte.
+"""The emulate stage: every int8 artifact on emulated Raspberry Pis (Pi 4 and Pi 5 on bookworm arm64, Pi 5 on
+trixie with Python 3.13, 32-bit Pi OS with tflite-runtime), compared with this x86-64 host, and the
+interpreter-free C on emulated Cortex-M boards (emulate.cortex_m), compared with TFLM byte for byte.
 
 The int8 kernels of LiteRT (XNNPACK) and ONNX Runtime differ between ARM and x86, so an artifact
 that passes the gate here could still answer differently on a Pi. Without owning one, the
@@ -7,9 +8,9 @@ artifacts are run on arm64 under qemu-user in a Debian root filesystem, by the s
 and the same runtime versions as on the host, and top-1 agreement with the host is gated.
 Emulation proves correctness, not timing.
 
-The root filesystem (debootstrap) and the arm64 install of edge-mnist's runtime dependencies
-(pip cross-installs the wheels on the host; no pip runs under emulation) are built once into a
-user cache folder. Each run extracts the root filesystem into a temporary folder, copies this
+Each Debian release and architecture (targets.Distro) has its root filesystem (debootstrap) and
+its install of edge-mnist's runtime dependencies (pip cross-installs the wheels on the host; no pip
+runs under emulation) built once into a user cache folder. Each run extracts the root filesystem into a temporary folder, copies this
 edge_mnist package in, and runs a worker inside a chroot in a private mount namespace (unshare),
 so its mounts vanish with it on success, crash or Ctrl-C. Two qemu traps are handled: the
 runtimes crash on the host's x86 /proc/cpuinfo (an ARM one is bind-mounted over it, with sysfs
@@ -37,7 +38,6 @@ from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, reference_out
 from edge_mnist.emulate.guest import guest, predict_all, run_on
 from edge_mnist.emulate.images import (
     DEFAULT_MIRROR,
-    SUITE,
     apt_mirror,
     build_rootfs,
     build_site,
@@ -47,7 +47,8 @@ from edge_mnist.emulate.images import (
     require_environment,
     sweep,
 )
-from edge_mnist.emulate.targets import BOARDS, CPUS, DEFAULT_TARGETS, NOTE, known_cpus, split_targets
+from edge_mnist.emulate.status import debootstrap_status, watching, worker_status
+from edge_mnist.emulate.targets import BOARDS, CPU_ALIASES, DEFAULT_TARGETS, NOTE, PI_TARGETS, PiTarget, split_targets
 from edge_mnist.folder.layout import EMULATE_FILE, MANIFEST_FILE
 from edge_mnist.folder.records import SCHEMA, Manifest, tool_versions
 from edge_mnist.folder.verify import refuse_unlisted
@@ -82,6 +83,7 @@ class Row:
     litert_agreement: float | None = None  # a Cortex-M run's top-1 agreement with LiteRT as well
     subset: str = ""  # which test images, when not all of them
     measured: dict | None = None  # a Cortex-M build's flash, RAM and instructions per inference
+    target: str = ""  # the --target name (rows written before targets had names: their cpu)
     passed: bool = field(init=False)
 
     def __post_init__(self):
@@ -138,53 +140,77 @@ class Emulation:
 
 
 def _run_guests(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray, threads: int,
-                cpus: tuple[str, ...], env: tuple, host_seconds: dict, host: tuple, parity: float,
+                targets: list[PiTarget], env: tuple, host: tuple, parity: float,
                 progress: Callable[[str], None], shown) -> tuple[list, dict]:
-    """Run the artifacts on each emulated CPU and compare with the host's outputs: (rows, guest reports)."""
-    cache, tarball, site = env
-    host_outputs, scales = host
+    """Run the artifacts on each emulated Pi target of one distro and compare with the host's outputs:
+    (rows, guest reports)."""
+    cache, tarball, site, distro = env
+    host_outputs, host_seconds, scales = host
     rows, guests = [], {}
-    with guest(cache, tarball, site) as g:
-        for name in cpus:
-            cpu = CPUS[name]
-            progress(f"running {len(keys)} int8 artifacts on an emulated {cpu.board} ({cpu.name}, qemu-user)")
-            outputs, report = run_on(g, cpu, out, keys, images, threads)
-            guests[cpu.name] = {"board": cpu.board, **report}
+    with guest(cache, tarball, site, distro) as g:
+        for target in targets:
+            progress(f"running {len(keys)} int8 artifacts on an emulated {target.board} ({target.cpu}, "
+                     f"{distro.suite} {distro.arch}, qemu-user)")
+            with watching(shown, lambda: worker_status(g, target)):
+                outputs, report = run_on(g, target, out, keys, images, threads)
+            guests[target.name] = {"board": target.board, "cpu": target.cpu, "distro": distro.name,
+                                   "note": target.note, **report}
             for key in keys:
                 artifact = manifest.artifacts[key]
-                rows.append(Row(cpu.board, cpu.name, key, artifact.file, artifact.fmt.runtime, artifact.sha256,
+                rows.append(Row(target.board, target.cpu, key, artifact.file, artifact.fmt.runtime, artifact.sha256,
                                 **compare(host_outputs[key], outputs[key], scales[key]),
-                                seconds=report["seconds"][key], host_seconds=host_seconds[key], limit=parity))
+                                seconds=report["seconds"][key], host_seconds=host_seconds[key], limit=parity,
+                                target=target.name))
             shown.update(1)
     return rows, guests
 
 
-def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, cpus: tuple[str, ...], threads: int, parity: float,
+def _not_runnable(manifest: Manifest, keys: list[str], runtimes: tuple[str, ...]) -> dict[str, str]:
+    """{file: why} for the int8 files whose runtime has no install on a distro (ONNX on 32-bit Pi OS)."""
+    return {manifest.artifacts[k].file: f"no {manifest.artifacts[k].fmt.runtime} runtime for this OS and "
+                                        "architecture" for k in keys if manifest.artifacts[k].fmt.runtime not in runtimes}
+
+
+def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, names: tuple[str, ...], threads: int, parity: float,
             mirror: str | None, progress: Callable[[str], None]) -> tuple[list[Row], dict, dict]:
-    """Every int8 file of DIR on the emulated Pi cores (qemu-user, needs root): (rows, guests, setup)."""
+    """Every int8 file of DIR on the emulated Pi targets (qemu-user, needs root), one distro (root filesystem
+    and runtime install) at a time: (rows, guests, setup)."""
     keys = [k for k, a in manifest.artifacts.items() if a.fmt.is_int8 and a.fmt.runnable]
     if not keys:
         raise EdgeMnistError(f"{out}: no int8 artifact to emulate (run `edge-mnist export --int8`)")
-    known_cpus(cpus)
+    targets = [PI_TARGETS[name] for name in names]
+    distros = list(dict.fromkeys(t.distro for t in targets))
     cache = cache_dir()
-    require_environment(cache, progress)
+    require_environment(cache, distros, progress)
     writable_folder(out)
     images = to_float(dataset.x_test)
-    with step("emulate", 3 + len(cpus), unit="steps") as shown:
+    rows, guests, setup = [], {}, {"threads": threads, "cache": str(cache), "distros": {}}
+    with step("emulate", 1 + 2 * len(distros) + len(targets), unit="steps", eta=False) as shown:
         progress(f"running {len(keys)} int8 artifacts on this x86-64 host ({len(images)} images)")
-        host, host_seconds, scales = predict_all(out, manifest, keys, images, threads)
+        host = predict_all(out, manifest, keys, images, threads)
         shown.update(1)
-        mirror = mirror or apt_mirror() or DEFAULT_MIRROR
-        with locked(cache):
-            sweep(cache / "runs")
-            tarball = build_rootfs(cache, mirror, progress)
-            shown.update(1)
-            site, pins = build_site(cache, progress)
-            shown.update(1)
-        rows, guests = _run_guests(out, manifest, keys, images, threads, cpus, (cache, tarball, site), host_seconds,
-                                   (host, scales), parity, progress, shown)
-    return rows, guests, {"suite": SUITE, "mirror": mirror, "qemu": qemu_version(), "guest_packages": pins,
-                          "cache": str(cache), "threads": threads}
+        setup["mirror"] = mirror = mirror or apt_mirror() or DEFAULT_MIRROR
+        for distro in distros:
+            with locked(cache):
+                sweep(cache / "runs")
+                with watching(shown, lambda: debootstrap_status(cache, distro)):
+                    tarball = build_rootfs(cache, distro, mirror, progress)
+                shown.update(1)
+                site, pins = build_site(cache, distro, progress)
+                shown.update(1)
+            skipped = _not_runnable(manifest, keys, distro.runtimes)
+            if skipped:
+                progress(f"{distro.name}: not runnable there: {', '.join(skipped)} ({next(iter(skipped.values()))})")
+            setup["distros"][distro.name] = {"suite": distro.suite, "arch": distro.arch, "python": distro.python,
+                                             "qemu": qemu_version(distro.qemu), "guest_packages": pins,
+                                             "not_runnable": skipped}
+            runnable = [k for k in keys if manifest.artifacts[k].file not in skipped]
+            new_rows, new_guests = _run_guests(out, manifest, runnable, images, threads,
+                                               [t for t in targets if t.distro == distro],
+                                               (cache, tarball, site, distro), (host[0], host[1], host[2]), parity,
+                                               progress, shown)
+            rows, guests = rows + new_rows, {**guests, **new_guests}
+    return rows, guests, setup
 
 
 def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[str, ...], count: int | None,
@@ -214,7 +240,8 @@ def _run_boards(out: Path, manifest: Manifest, dataset: Dataset, boards: tuple[s
                 rows.append(Row(board.label, board.name, key, artifact.file, "micro-c", artifact.sha256,
                                 **compare(references[reference], found["outputs"], 1.0),
                                 seconds=found["seconds"], host_seconds=0.0, limit=parity, reference=reference,
-                                litert_agreement=litert["agreement"], subset=subset, measured=found["figures"]))
+                                litert_agreement=litert["agreement"], subset=subset, measured=found["figures"],
+                                target=board.name))
                 shown.update(1)
     guests = {name: {"board": BOARDS[name].label, "machine": BOARDS[name].machine,
                      "cflags": " ".join(BOARDS[name].cflags)} for name in boards}
@@ -236,11 +263,12 @@ def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tu
             row = Row(**{**{k: v for k, v in raw.items() if k != "passed"}, "limit": parity})
         except (TypeError, ValueError):
             continue
+        row.target = row.target or CPU_ALIASES.get(row.cpu, row.cpu)
         current = manifest.artifacts.get(row.key)
-        if row.cpu not in targets and current is not None and current.sha256 == row.sha256:
+        if row.target not in targets and current is not None and current.sha256 == row.sha256:
             kept.append(row)
-    cpus = {row.cpu for row in kept}
-    return kept, {k: v for k, v in guests.items() if k in cpus}, setup
+    names = {row.target for row in kept}
+    return kept, {k: v for k, v in guests.items() if k in names}, setup
 
 
 def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARGETS, threads: int = 1,
@@ -249,14 +277,15 @@ def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARG
             micro_images: int | None = TFLM_IMAGES) -> Emulation:
     """Run DIR's int8 artifacts on each emulated target and on this host, and write DIR/emulate.json atomically.
 
-    Pi targets (targets.PI_TARGETS) run every int8 file under qemu-user; Cortex-M targets (targets.BOARDS)
+    Pi targets (targets.PI_TARGETS) run every int8 file their OS has a runtime for under qemu-user (the others
+    are listed in setup as not runnable there); Cortex-M targets (targets.BOARDS)
     run the interpreter-free C on `micro_images` test images (stratified; None for all) under
     qemu-system-arm. Rows of targets not run this time are kept while their artifact is unchanged.
     The caller decides pass/fail from the result (Emulation.passed). DIR's lock is held throughout
     (core.lock; `wait` waits for another writer).
     """
     out = Path(out).resolve()
-    cpus, boards = split_targets(tuple(targets))
+    pis, boards = split_targets(tuple(targets))
     with folder_lock(out, "emulate", wait):
         manifest = Manifest.load(out)
         refuse_unlisted(out, manifest)
@@ -264,13 +293,14 @@ def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARG
         rows, guests, setup = [], {}, {}
         for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
                                                               progress)),
-                               (cpus, lambda: _run_pi(out, manifest, dataset, cpus, threads, parity, mirror,
-                                                      progress))):
+                               (pis, lambda: _run_pi(out, manifest, dataset, pis, threads, parity, mirror,
+                                                     progress))):
             if chosen:
                 new_rows, new_guests, new_setup = runner()
                 rows, guests, setup = rows + new_rows, {**guests, **new_guests}, {**setup, **new_setup}
-        kept, kept_guests, kept_setup = _kept(out, manifest, {*cpus, *boards}, parity)
-        rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup}
+        kept, kept_guests, kept_setup = _kept(out, manifest, {*pis, *boards}, parity)
+        distros = {**kept_setup.get("distros", {}), **setup.get("distros", {})}
+        rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup, "distros": distros}
         result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
                            {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
         atomic_write_json(out / EMULATE_FILE, result.to_json())

@@ -1,5 +1,5 @@
 """Inside the emulated Pi: the chroot in a private mount namespace, the worker that runs every artifact
-there, and its predictions brought back."""
+there (and `doctor`), its progress, and its predictions brought back."""
 from __future__ import annotations
 
 import json
@@ -12,19 +12,21 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.emulate.images import BUILD_TIMEOUT_S, remove_tree, run_logged
-from edge_mnist.emulate.targets import Cpu, cpuinfo
+from edge_mnist.emulate.targets import CPUS, Distro, PiTarget, cpuinfo
 from edge_mnist.folder.records import Manifest, tool_versions
 from edge_mnist.folder.verify import open_artifact
 
 WORKER_TIMEOUT_S = 3600
 GUEST_DIR = "/opt/edge-mnist"  # inside the chroot: site (the wheels), src (edge_mnist), out, work
+CHUNK = 100  # images per call, so the worker can report how far it is
+PROGRESS_FILE = "progress.json"
 
 
 @dataclass
@@ -35,14 +37,15 @@ class Guest:
     run: Path
     root: Path
     site: Path
+    distro: Distro
 
-    def command(self, cpu: Cpu, out: Path, threads: int) -> list[str]:
+    def command(self, target: PiTarget, out: Path, threads: int) -> list[str]:
         """The host command running the worker on `cpu`: a private mount namespace (mounts die with it), proc
         with an ARM cpuinfo and sysfs (the runtimes' CPU detection reads both, else they crash or fall back to
         generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
         r, g = shlex.quote(str(self.root)), GUEST_DIR
-        cpuinfo_file = shlex.quote(str(self.run / f"cpuinfo-{cpu.name}"))
-        env = {"QEMU_CPU": cpu.name, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+        cpuinfo_file = shlex.quote(str(self.run / f"cpuinfo-{target.name}"))
+        env = {"QEMU_CPU": target.cpu, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                "PYTHONPATH": f"{g}/src:{g}/site", "PYTHONNOUSERSITE": "1"}
         call = f"from edge_mnist.emulate.guest import worker; worker({g + '/work'!r}, {threads})"
         lines = ["set -e",
@@ -60,7 +63,7 @@ class Guest:
 
 
 @contextmanager
-def guest(cache: Path, tarball: Path, site: Path) -> Iterator[Guest]:
+def guest(cache: Path, tarball: Path, site: Path, distro: Distro) -> Iterator[Guest]:
     """Extract the root filesystem into a run folder of the cache and copy edge_mnist in; removed afterwards,
     also on error or Ctrl-C."""
     run = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=cache / "runs"))
@@ -68,62 +71,91 @@ def guest(cache: Path, tarball: Path, site: Path) -> Iterator[Guest]:
         root = run / "root"
         root.mkdir()
         (run / "work").mkdir()
-        (cache / "extract.log").unlink(missing_ok=True)
-        run_logged(["tar", "-C", str(root), "--numeric-owner", "-xzf", str(tarball)], cache / "extract.log",
+        log = cache / f"extract-{distro.name}.log"
+        log.unlink(missing_ok=True)
+        run_logged(["tar", "-C", str(root), "--numeric-owner", "-xzf", str(tarball)], log,
                    BUILD_TIMEOUT_S, f"extracting {tarball}", f"delete {tarball} to rebuild it")
         for sub in ("out", "site", "work", "src"):
             (root / GUEST_DIR.lstrip("/") / sub).mkdir(parents=True, exist_ok=True)
         package = Path(__file__).resolve().parents[1]  # the edge_mnist package this module is part of
         shutil.copytree(package, root / GUEST_DIR.lstrip("/") / "src" / package.name,
                         ignore=shutil.ignore_patterns("__pycache__"))
-        yield Guest(cache, run, root, site)
+        yield Guest(cache, run, root, site, distro)
     finally:
         remove_tree(run)
 
 
-def run_on(g: Guest, cpu: Cpu, out: Path, keys: list[str], images: np.ndarray, threads: int) -> tuple[dict, dict]:
-    """Run the worker on one emulated CPU: (probabilities per key, the worker's report)."""
+def run_on(g: Guest, target: PiTarget, out: Path, keys: list[str], images: np.ndarray,
+           threads: int) -> tuple[dict, dict]:
+    """Run the worker on one emulated Pi target: (probabilities per key, the worker's report)."""
     work = g.run / "work"
     for stale in work.iterdir():
         stale.unlink()
     np.save(work / "images.npy", images)
     (work / "keys.json").write_text(json.dumps(keys))
-    (g.run / f"cpuinfo-{cpu.name}").write_text(cpuinfo(cpu, os.cpu_count() or 1))
-    log = g.cache / f"worker-{cpu.name}.log"  # kept after the run folder is gone
+    (g.run / f"cpuinfo-{target.name}").write_text(cpuinfo(CPUS[target.cpu], os.cpu_count() or 1))
+    log = g.cache / f"worker-{target.name}.log"  # kept after the run folder is gone
     log.unlink(missing_ok=True)
-    run_logged(g.command(cpu, out, threads), log, WORKER_TIMEOUT_S, f"the arm64 worker on {cpu.board} ({cpu.name})")
+    run_logged(g.command(target, out, threads), log, WORKER_TIMEOUT_S,
+               f"the {g.distro.machine} worker on {target.name} ({target.cpu})")
     report = json.loads((work / "report.json").read_text())
     with np.load(work / "outputs.npz") as arrays:
         outputs = {k: arrays[k] for k in keys}
-    if report["machine"]["machine"] != "aarch64":
-        raise EdgeMnistError(f"the worker on {cpu.board} ran on {report['machine']['machine']}, not aarch64")
+    if report["machine"]["machine"] != g.distro.machine:
+        raise EdgeMnistError(f"the worker on {target.name} ran on {report['machine']['machine']}, "
+                             f"not {g.distro.machine}")
     return outputs, report
 
 
-def predict_all(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray,
-                threads: int) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float]]:
-    """Probabilities, seconds and output scale of each artifact, opened verified (the same code on host and guest)."""
+def worker_progress(g: Guest) -> dict | None:
+    """How far the running worker is ({file, done, total, index, files, seconds}); None before it starts."""
+    try:
+        return json.loads((g.run / "work" / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def predict_all(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray, threads: int,
+                report: Callable[[dict], None] = lambda state: None
+                ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float]]:
+    """Probabilities, seconds and output scale of each artifact, opened verified (the same code on host and guest);
+    `report` hears after every CHUNK images how far the run is."""
     outputs, seconds, scales = {}, {}, {}
-    for key in keys:
+    for index, key in enumerate(keys):
         runner = open_artifact(out, manifest, key, threads)
-        start = time.perf_counter()
-        outputs[key] = runner.predict(images)
+        parts, start = [], time.perf_counter()
+        for first in range(0, len(images), CHUNK):
+            parts.append(runner.predict(images[first:first + CHUNK]))
+            report({"file": manifest.artifacts[key].file, "done": first + len(parts[-1]), "total": len(images),
+                    "index": index, "files": len(keys), "seconds": time.perf_counter() - start})
+        outputs[key] = np.concatenate(parts)
         seconds[key] = time.perf_counter() - start
         scales[key] = float(runner.output_scale)
     return outputs, seconds, scales
 
 
 def worker(work: str, threads: int) -> None:
-    """Guest side, inside the arm64 chroot: run the listed artifacts of the read-only folder on the images and
-    write outputs.npz and report.json for the host. An expected failure is one line and exit 2."""
+    """Guest side, inside the chroot: run the listed artifacts of the read-only folder on the images, write
+    outputs.npz and report.json (with `edge-mnist doctor`'s view of the guest and folder) for the host, and
+    progress.json as it goes. An expected failure is one line and exit 2."""
+    from edge_mnist.doctor import diagnose
+
     work_dir = Path(work)
+
+    def report(state: dict) -> None:
+        """Replace progress.json whole, so the host never reads half of it."""
+        (work_dir / (PROGRESS_FILE + ".tmp")).write_text(json.dumps(state))
+        os.replace(work_dir / (PROGRESS_FILE + ".tmp"), work_dir / PROGRESS_FILE)
+
     try:
         out = work_dir.parent / "out"
         keys = json.loads((work_dir / "keys.json").read_text())
-        outputs, seconds, _ = predict_all(out, Manifest.load(out), keys, np.load(work_dir / "images.npy"), threads)
+        outputs, seconds, _ = predict_all(out, Manifest.load(out), keys, np.load(work_dir / "images.npy"), threads,
+                                          report)
         np.savez(work_dir / "outputs.npz", **outputs)
         (work_dir / "report.json").write_text(json.dumps({"seconds": seconds, "machine": machine_info(),
-                                                          "versions": tool_versions()}))
+                                                          "versions": tool_versions(),
+                                                          "doctor": diagnose(out).to_json()}))
     except EdgeMnistError as exc:
         print(f"edge-mnist: error: {exc}", file=sys.stderr)
         sys.exit(2)

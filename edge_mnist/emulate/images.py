@@ -1,5 +1,5 @@
-"""What emulation runs in, built once and cached: the host checks (root, qemu-user, binfmt, debootstrap),
-the Debian arm64 root filesystem and the cross-installed wheels of the device runtime."""
+"""What emulation runs in, built once per Distro and cached: the host checks (root, qemu-user, binfmt,
+debootstrap), the Debian root filesystem and the cross-installed wheels of the device runtime."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.emulate.targets import BOOKWORM_ARM64, Distro
 
-SUITE = "bookworm"  # Raspberry Pi OS 12 is bookworm: the same glibc and Python 3.11 as the device
-GUEST_PYTHON = "3.11"
-GUEST_GLIBC_MINOR = 36  # bookworm's glibc 2.36: the newest manylinux wheel tag the guest can run
+HOST_SUITE = "bookworm"  # the release whose archive apt_mirror looks for first (Pi OS 12 is bookworm)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INSTALL_HINT = "apt-get install qemu-user-static debootstrap binfmt-support"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -62,7 +61,7 @@ def _deb822_entries(text: str) -> list[tuple[str, list[str]]]:
 
 
 def apt_mirror(etc: Path = Path("/etc/apt")) -> str | None:
-    """The Debian archive the host's apt uses: the first one serving SUITE, else the first `.../debian` one."""
+    """The Debian archive the host's apt uses: the first one serving HOST_SUITE, else the first `.../debian` one."""
     files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list")),
              *sorted((etc / "sources.list.d").glob("*.sources"))]
     entries = []
@@ -75,7 +74,7 @@ def apt_mirror(etc: Path = Path("/etc/apt")) -> str | None:
     usable = [(uri.rstrip("/"), suites) for uri, suites in entries
               if uri.split(":", 1)[0] in ("http", "https", "ftp", "file")]
     for uri, suites in usable:
-        if SUITE in suites:
+        if HOST_SUITE in suites:
             return uri
     return next((uri for uri, _ in usable if "debian" in uri.split("/")[3:]), None)
 
@@ -156,36 +155,37 @@ def locked(cache: Path) -> Iterator[None]:
         yield
 
 
-def _binfmt_entry() -> str:
-    """The text of the kernel's qemu-aarch64 binfmt_misc entry ('' when there is none)."""
+def _binfmt_entry(handler: str) -> str:
+    """The text of the kernel's binfmt_misc entry `handler` (qemu-aarch64, qemu-arm; '' when there is none)."""
     try:
-        return (BINFMT / "qemu-aarch64").read_text()
+        return (BINFMT / handler).read_text()
     except OSError:
         return ""
 
 
-def ensure_binfmt(progress: Callable[[str], None]) -> None:
-    """Make the kernel run arm64 binaries through qemu, inside a chroot too: mount binfmt_misc and enable the
-    qemu-aarch64 handler when they are missing; the handler must have the F flag (qemu loaded at registration)."""
+def ensure_binfmt(qemu: str, progress: Callable[[str], None]) -> None:
+    """Make the kernel run the distro's ARM binaries through qemu-`qemu`, inside a chroot too: mount binfmt_misc
+    and enable the handler when they are missing; it must have the F flag (qemu loaded at registration)."""
+    handler = f"qemu-{qemu}"
     if not (BINFMT / "status").exists():
         progress(f"mounting binfmt_misc on {BINFMT}")
         if subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], capture_output=True).returncode:
             raise EdgeMnistError(f"cannot mount binfmt_misc on {BINFMT} (a container needs --privileged); "
                                  f"run `mount -t binfmt_misc binfmt_misc {BINFMT}` on the host")
-    if not _binfmt_entry().startswith("enabled") and shutil.which("update-binfmts"):
-        progress("enabling the qemu-aarch64 binfmt handler (update-binfmts --enable qemu-aarch64)")
-        subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], capture_output=True)
-    entry = _binfmt_entry()
+    if not _binfmt_entry(handler).startswith("enabled") and shutil.which("update-binfmts"):
+        progress(f"enabling the {handler} binfmt handler (update-binfmts --enable {handler})")
+        subprocess.run(["update-binfmts", "--enable", handler], capture_output=True)
+    entry = _binfmt_entry(handler)
     if not entry.startswith("enabled"):
-        raise EdgeMnistError(f"no enabled qemu-aarch64 binfmt handler in {BINFMT}: {INSTALL_HINT}, then "
-                             "update-binfmts --enable qemu-aarch64")
+        raise EdgeMnistError(f"no enabled {handler} binfmt handler in {BINFMT}: {INSTALL_HINT}, then "
+                             f"update-binfmts --enable {handler}")
     flags = next((line.split(":", 1)[1].strip() for line in entry.splitlines() if line.startswith("flags:")), "")
     if "F" not in flags:
-        raise EdgeMnistError(f"{BINFMT / 'qemu-aarch64'}: flags {flags!r} lack F, so qemu cannot start inside a "
+        raise EdgeMnistError(f"{BINFMT / handler}: flags {flags!r} lack F, so qemu cannot start inside a "
                              "chroot; use Debian's qemu-user-static, whose handler has it")
 
 
-def require_environment(cache: Path, progress: Callable[[str], None]) -> None:
+def require_environment(cache: Path, distros: list[Distro], progress: Callable[[str], None]) -> None:
     """Refuse, with the remedy, a host that cannot emulate: not x86-64, not root, tools or binfmt missing."""
     if platform.machine() not in ("x86_64", "AMD64"):
         raise EdgeMnistError(f"emulate compares arm64 under qemu with an x86-64 host; this machine is "
@@ -193,44 +193,52 @@ def require_environment(cache: Path, progress: Callable[[str], None]) -> None:
     if os.geteuid() != 0:
         raise EdgeMnistError("emulate needs root (debootstrap, chroot and mounts): rerun it as root, e.g. "
                              "sudo $(command -v edge-mnist) emulate ...")
-    tools = ["unshare", "chroot", "mount", "tar"] + ([] if rootfs_tarball(cache).is_file() else ["debootstrap"])
+    built = all(rootfs_tarball(cache, distro).is_file() for distro in distros)
+    tools = ["unshare", "chroot", "mount", "tar"] + ([] if built else ["debootstrap"])
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise EdgeMnistError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
-    ensure_binfmt(progress)
+    for qemu in dict.fromkeys(distro.qemu for distro in distros):
+        ensure_binfmt(qemu, progress)
 
 
-def qemu_version() -> str:
+def qemu_version(qemu: str = "aarch64") -> str:
     """qemu-user's version line, recorded with the results (qemu bugs are version-specific)."""
-    exe = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    exe = shutil.which(f"qemu-{qemu}-static") or shutil.which(f"qemu-{qemu}")
     if exe is None:
         return "unknown"
     done = subprocess.run([exe, "--version"], capture_output=True, text=True)
     return done.stdout.splitlines()[0] if done.stdout else "unknown"
 
 
-def rootfs_tarball(cache: Path) -> Path:
-    """Where the cache keeps the packed root filesystem."""
-    return cache / f"rootfs-{SUITE}-arm64.tar.gz"
+def rootfs_tarball(cache: Path, distro: Distro) -> Path:
+    """Where the cache keeps the distro's packed root filesystem."""
+    return cache / f"rootfs-{distro.name}.tar.gz"
 
 
-def build_rootfs(cache: Path, mirror: str, progress: Callable[[str], None]) -> Path:
-    """The cached arm64 Debian root filesystem with python3 (built by debootstrap the first time)."""
-    tarball = rootfs_tarball(cache)
+def rootfs_log(cache: Path, distro: Distro) -> Path:
+    """The debootstrap log of the distro's root filesystem (read for progress while it is built)."""
+    return cache / f"rootfs-build-{distro.name}.log"
+
+
+def build_rootfs(cache: Path, distro: Distro, mirror: str, progress: Callable[[str], None]) -> Path:
+    """The distro's cached Debian root filesystem with python3 (built by debootstrap the first time)."""
+    tarball = rootfs_tarball(cache, distro)
     if tarball.is_file():
         return tarball
-    build = _scratch(cache, "rootfs")
+    build = _scratch(cache, f"rootfs-{distro.name}")
     remove_tree(build)
     build.mkdir(parents=True)
-    log = cache / "rootfs-build.log"
+    log = rootfs_log(cache, distro)
     log.unlink(missing_ok=True)
-    progress(f"building the arm64 {SUITE} root filesystem from {mirror} (once; several minutes under emulation, "
-             f"log in {log})")
+    progress(f"building the {distro.arch} {distro.suite} root filesystem from {mirror} (once; several minutes "
+             f"under emulation, log in {log})")
     try:
         root = build / "root"
-        run_logged(["unshare", "--mount", "--propagation", "private", "debootstrap", "--arch=arm64",
-                    "--variant=minbase", "--include=python3", SUITE, str(root), mirror], log, BUILD_TIMEOUT_S,
-                   f"debootstrap of {SUITE} arm64 from {mirror}",
+        packages = ",".join(("python3", *(apt for _, apt in distro.system)))
+        run_logged(["unshare", "--mount", "--propagation", "private", "debootstrap", f"--arch={distro.arch}",
+                    "--variant=minbase", f"--include={packages}", distro.suite, str(root), mirror], log,
+                   BUILD_TIMEOUT_S, f"debootstrap of {distro.suite} {distro.arch} from {mirror}",
                    "check that the mirror is reachable or pass --mirror URL")
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (root / leftover).glob("*"):
@@ -244,56 +252,82 @@ def build_rootfs(cache: Path, mirror: str, progress: Callable[[str], None]) -> P
     return tarball
 
 
-def runtime_requirements() -> list[str]:
-    """edge-mnist's runtime-only dependencies (the base install, no extras), pinned to this host's versions."""
+def _marker_environment(distro: Distro) -> dict[str, str]:
+    """The PEP 508 marker values of the distro's python3, so the requirements are chosen as its pip would."""
+    return {"platform_machine": distro.machine, "python_version": distro.python,
+            "python_full_version": f"{distro.python}.0", "sys_platform": "linux", "platform_system": "Linux",
+            "os_name": "posix", "implementation_name": "cpython", "platform_python_implementation": "CPython",
+            "extra": ""}
+
+
+def runtime_requirements(distro: Distro = BOOKWORM_ARM64) -> list[str]:
+    """edge-mnist's runtime-only dependencies (the base install, no extras) that the distro's pip would install by
+    their markers, pinned to this host's versions where it has them (else as the requirement says); the ones
+    Debian serves on the distro (Distro.system) are left out."""
+    from packaging.requirements import Requirement  # pip's own dependency, on every host that runs emulate
+
     try:
         requires = metadata.requires("edge-mnist") or []
     except metadata.PackageNotFoundError as exc:
         raise EdgeMnistError("edge-mnist's package metadata is missing; install it (pip install -e .)") from exc
+    system, environment = {name for name, _ in distro.system}, _marker_environment(distro)
     pins = []
-    for requirement in requires:
-        if "extra ==" in requirement:
+    for text in requires:
+        requirement = Requirement(text)
+        if (requirement.marker and not requirement.marker.evaluate(environment)) or \
+                requirement.name.lower() in system:
             continue
-        name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]
         try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError as exc:
-            raise EdgeMnistError(f"{name} is not installed here; install edge-mnist's runtime (pip install .)") from exc
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            version = None
+        if version is not None and requirement.specifier.contains(version, prereleases=True):
+            pins.append(f"{requirement.name}=={version}")
+        elif requirement.marker:  # another platform's requirement (tflite-runtime on armv7l): as it says
+            pins.append(f"{requirement.name}{requirement.specifier}")
+        else:
+            raise EdgeMnistError(f"{requirement.name} is not installed here; install edge-mnist's runtime "
+                                 "(pip install .)")
     return pins
 
 
-def _platform_args() -> list[str]:
-    """pip options selecting CPython 3.11 wheels for arm64 Linux that the guest's glibc can load."""
-    tags = [f"manylinux_2_{minor}_aarch64" for minor in range(GUEST_GLIBC_MINOR, 16, -1)] + ["manylinux2014_aarch64"]
-    abi = "cp" + GUEST_PYTHON.replace(".", "")
+def _platform_args(distro: Distro) -> list[str]:
+    """pip options selecting CPython wheels of the distro's Python for its architecture that its glibc loads."""
+    machine = distro.machine
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(distro.glibc_minor, 16, -1)] + \
+        [f"manylinux2014_{machine}"]
+    version = distro.python.replace(".", "")
     return ["--only-binary=:all:", *(a for tag in tags for a in ("--platform", tag)), "--python-version",
-            GUEST_PYTHON, "--implementation", "cp", "--abi", abi]
+            distro.python, "--implementation", "cp", "--abi", f"cp{version}"]
 
 
-def build_site(cache: Path, progress: Callable[[str], None]) -> tuple[Path, list[str]]:
-    """The cached arm64 install of the runtime dependencies (pip download, then pip install --target,
-    both on the host), keyed by their pinned versions."""
-    pins = runtime_requirements()
-    key = "-".join(p.replace("==", "") for p in pins).lower()
-    site = cache / f"site-cp{GUEST_PYTHON.replace('.', '')}-aarch64-{key}"
+def build_site(cache: Path, distro: Distro, progress: Callable[[str], None]) -> tuple[Path, list[str]]:
+    """The distro's cached install of the runtime dependencies (pip download, then pip install --target, both
+    on the host), keyed by the distro and the pinned versions. Where Debian serves some of them (Distro.system),
+    pip installs the listed ones alone (--no-deps): their own dependencies are those Debian packages."""
+    pins = runtime_requirements(distro)
+    key = f"cp{distro.python.replace('.', '')}-{distro.machine}-" + \
+        "-".join(re.sub(r"[^A-Za-z0-9.]+", "", p) for p in pins).lower()
+    site = cache / f"site-{key}"
     if site.is_dir():
         return site, pins
-    wheels, staging = cache / "wheels" / key, _scratch(cache, "site")
-    log = cache / "wheels.log"
+    wheels, staging = cache / "wheels" / key, _scratch(cache, f"site-{distro.name}")
+    log = cache / f"wheels-{distro.name}.log"
     log.unlink(missing_ok=True)
     remove_tree(staging)
     pip = [sys.executable, "-m", "pip"]
+    options = [*_platform_args(distro), *(["--no-deps"] if distro.system else [])]
     try:
         if not wheels.is_dir():
-            progress(f"downloading arm64 wheels: {' '.join(pins)}")
-            run_logged([*pip, "download", "-q", *_platform_args(), "-d", str(staging / "wheels"), *pins], log,
-                       BUILD_TIMEOUT_S, "pip download of the arm64 wheels",
+            progress(f"downloading {distro.machine} wheels for Python {distro.python}: {' '.join(pins)}")
+            run_logged([*pip, "download", "-q", *options, "-d", str(staging / "wheels"), *pins], log,
+                       BUILD_TIMEOUT_S, f"pip download of the {distro.machine} wheels",
                        "check that PyPI (or the index pip is configured with) is reachable")
             wheels.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / "wheels", wheels)
-        progress("installing the arm64 wheels for the guest")
+        progress(f"installing the {distro.machine} wheels for the {distro.name} guest")
         run_logged([*pip, "install", "-q", "--no-index", "--find-links", str(wheels), "--target", str(staging / "site"),
-                    *_platform_args(), *pins], log, BUILD_TIMEOUT_S, "pip install of the arm64 wheels")
+                    *options, *pins], log, BUILD_TIMEOUT_S, f"pip install of the {distro.machine} wheels")
         os.replace(staging / "site", site)
     finally:
         remove_tree(staging)

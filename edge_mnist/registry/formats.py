@@ -9,6 +9,7 @@ This module imports nothing heavy.
 """
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,14 @@ class Runtime:
     timed: bool = True
     optional: bool = False
     subset: bool = False
+    # (module, distribution) an app imports instead where the package has no wheel (tflite-runtime on armv7l)
+    fallback: tuple[str, str] | None = None
+    unavailable_on: tuple[str, ...] = ()  # machines (platform.machine()) PyPI has no wheel of it for
+
+    @property
+    def available_here(self) -> bool:
+        """False on a machine this runtime cannot be installed on: its files are listed as not runnable there."""
+        return platform.machine() not in self.unavailable_on
 
 
 # Test images the `subset` runtimes (TFLM) run on by default: enough to hold them to parity with LiteRT,
@@ -53,9 +62,10 @@ TFLM_IMAGES = 500
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("tflite", (".tflite",), "edge_mnist.runtime.tflite:TFLiteRunner", "ai_edge_litert", "ai-edge-litert",
-            "pip install ai-edge-litert"),
+            "pip install ai-edge-litert (on armv7l: pip install tflite-runtime)",
+            fallback=("tflite_runtime", "tflite-runtime")),
     Runtime("onnx", (".onnx", ".ort"), "edge_mnist.runtime.onnx:OnnxRunner", "onnxruntime", "onnxruntime",
-            "pip install onnxruntime"),
+            "pip install onnxruntime", unavailable_on=("armv7l", "armv6l")),
     Runtime("keras", (".keras", ".h5"), "edge_mnist.runtime.keras:KerasRunner", "tensorflow", "tensorflow",
             "pip install 'edge-mnist[train]' (TensorFlow)", needs_tensorflow=True),
     Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", "tflite_micro", "tflite-micro",
@@ -248,12 +258,16 @@ def chosen_runs(fmt: Format, skip_runtimes: tuple[str, ...] = ()) -> tuple[Run, 
     if unknown:
         raise EdgeMnistError(f"--skip-runtime: {', '.join(sorted(unknown))} cannot be left out; "
                              f"optional runtimes: {', '.join(OPTIONAL_RUNTIMES)}")
-    return tuple(run for run in fmt.runs if run.runtime not in skip_runtimes)
+    return tuple(run for run in fmt.runs if run.runtime not in skip_runtimes and RUNTIMES[run.runtime].available_here)
 
 
-def left_out(formats: list[Format], skip_runtimes: tuple[str, ...]) -> list[Run]:
-    """The runs of `formats` that --skip-runtime leaves out, for the results to say so."""
-    return [run for fmt in formats for run in fmt.runs if run.runtime in skip_runtimes]
+def left_out(formats: list[Format], skip_runtimes: tuple[str, ...]) -> list[tuple[Run, str]]:
+    """(run, why) of the runs of `formats` that --skip-runtime or this machine leaves out, for the results
+    to say so."""
+    reasons = {name: f"--skip-runtime {name}" if name in skip_runtimes else
+               f"not runnable on {platform.machine()} (PyPI has no {name} runtime for it)"
+               for name, runtime in RUNTIMES.items() if name in skip_runtimes or not runtime.available_here}
+    return [(run, reasons[run.runtime]) for fmt in formats for run in fmt.runs if run.runtime in reasons]
 
 
 def runtime_for(path: Path) -> Runtime:

@@ -1,6 +1,8 @@
-"""LiteRT (ai-edge-litert) runner for .tflite files; XNNPACK is used on CPU where available."""
+"""LiteRT (ai-edge-litert) runner for .tflite files; XNNPACK is used on CPU where available. Where PyPI has no
+ai-edge-litert wheel (32-bit Pi OS, armv7l), tflite-runtime's interpreter, the same API, runs them."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,19 @@ from edge_mnist.runtime.base import Runner, image_signature, read_model, weight_
 from edge_mnist.runtime.tflite_graph import live_weights, read_metadata
 
 
+INTERPRETERS = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")  # in order of preference
+
+
+def interpreter_module():
+    """The first importable of INTERPRETERS; else the one-line error naming the extra to install."""
+    for name in INTERPRETERS:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return require(INTERPRETERS[0], "runtime")
+
+
 class TFLiteRunner(Runner):
     """One LiteRT interpreter; resizes its batch dimension on demand."""
 
@@ -18,7 +33,7 @@ class TFLiteRunner(Runner):
 
     def __init__(self, path: Path, threads: int = 1, content: bytes | None = None):
         """Open the model from `content` (bytes already read and verified) or from the file."""
-        interpreter_mod = require("ai_edge_litert.interpreter", "runtime")
+        interpreter_mod = interpreter_module()
         self.path, self.threads = Path(path), threads
         model = read_model(self.path, content)
         try:

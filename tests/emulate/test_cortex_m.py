@@ -14,9 +14,11 @@ from tests.conftest import run_process
 
 
 @pytest.mark.device
-def test_targets_split_into_pi_cores_and_boards_keeping_the_cpu_names():
+def test_targets_split_into_pi_targets_and_boards_taking_the_old_cpu_names():
     assert split_targets(("pi4", "cortex-m4", "cortex-a76", "pi5", "cortex-m33")) == (
-        ("cortex-a72", "cortex-a76"), ("cortex-m4", "cortex-m33"))
+        ("pi4", "pi5"), ("cortex-m4", "cortex-m33"))
+    assert split_targets(("pi5-trixie", "cortex-a7", "pi-32bit", "cortex-a72")) == (
+        ("pi5-trixie", "pi-32bit", "pi4"), ())
     assert set(BOARDS) == {"cortex-m4", "cortex-m7", "cortex-m33"}
 
 

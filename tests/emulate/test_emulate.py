@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.emulate import Row, compare
 from edge_mnist.emulate.images import apt_mirror, cache_dir, runtime_requirements
-from edge_mnist.emulate.targets import CPUS, cpuinfo
+from edge_mnist.emulate.targets import BOOKWORM_ARM64, BOOKWORM_ARMHF, CPUS, TRIXIE_ARM64, cpuinfo
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
@@ -75,16 +76,19 @@ def test_apt_mirror_is_the_debian_archive_the_host_uses(tmp_path, files, mirror)
 
 
 @pytest.mark.device
-@pytest.mark.parametrize("name, part, has_dotprod", [("cortex-a72", "0xd08", False), ("cortex-a76", "0xd0b", True)])
-def test_cpuinfo_describes_the_pi_core_on_every_processor(name, part, has_dotprod):
+@pytest.mark.parametrize("name, part, arch, simd, has_dotprod", [("cortex-a72", "0xd08", "8", "asimd", False),
+                                                                 ("cortex-a76", "0xd0b", "8", "asimd", True),
+                                                                 ("cortex-a7", "0xc07", "7", "neon", False)])
+def test_cpuinfo_describes_the_pi_core_on_every_processor(name, part, arch, simd, has_dotprod):
     text = cpuinfo(CPUS[name], processors=3)
     blocks = [b for b in text.split("\n\n") if b.startswith("processor")]
     assert len(blocks) == 3
     for i, block in enumerate(blocks):
         fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
         assert fields["processor"] == str(i) and fields["CPU implementer"] == "0x41"
-        assert fields["CPU architecture"] == "8" and fields["CPU part"] == part
-        assert "asimd" in fields["Features"].split() and ("asimddp" in fields["Features"].split()) is has_dotprod
+        assert fields["CPU architecture"] == arch and fields["CPU part"] == part
+        assert simd in fields["Features"].split() and ("asimddp" in fields["Features"].split()) is has_dotprod
+        assert ("model name" in fields) is (arch == "7")  # a 32-bit kernel names the core, as on a Pi 2
     assert text.rstrip().endswith("(emulated)")
 
 
@@ -149,10 +153,21 @@ def test_outputs_of_another_shape_are_refused(int8_outputs):
 
 
 @pytest.mark.device
-def test_the_guest_gets_the_runtime_only_install_at_this_hosts_versions():
-    pins = dict(p.split("==") for p in runtime_requirements())
-    assert {name.lower() for name in pins} == {"numpy", "click", "onnxruntime", "ai-edge-litert", "pillow", "tqdm"}
+@pytest.mark.parametrize("distro", [BOOKWORM_ARM64, TRIXIE_ARM64], ids=lambda d: d.name)
+def test_an_arm64_guest_gets_the_runtime_only_install_at_this_hosts_versions(distro):
+    pins = dict(p.split("==") for p in runtime_requirements(distro))
+    assert {name.lower() for name in pins} == {"numpy", "click", "flatbuffers", "onnxruntime", "ai-edge-litert",
+                                               "pillow", "tqdm"}
     assert all(version == metadata.version(name) for name, version in pins.items())
+
+
+@pytest.mark.device
+def test_a_32_bit_guest_gets_tflite_runtime_and_debians_numpy_and_pillow():
+    pins = runtime_requirements(BOOKWORM_ARMHF)
+    assert "tflite-runtime<2.15,>=2.14" in pins or "tflite-runtime>=2.14,<2.15" in pins
+    assert {re.split("[<>=]", p)[0].lower() for p in pins} == {"click", "flatbuffers", "tflite-runtime", "tqdm"}
+    assert dict(BOOKWORM_ARMHF.system) == {"numpy": "python3-numpy", "pillow": "python3-pil"}
+    assert BOOKWORM_ARMHF.runtimes == ("tflite",)
 
 
 @pytest.mark.device
@@ -213,8 +228,9 @@ def test_a_float_only_folder_has_nothing_to_emulate(device_export, fixture_data_
 @pytest.mark.device
 def test_an_unknown_target_is_refused_naming_the_known_ones(device_export):
     proc = run_process(["emulate", "--out", device_export, "--cpu", "cortex-a72,cortex-m5"])
-    assert proc.returncode == 2 and ("unknown target cortex-m5; choose from pi4 (Pi 4, cortex-a72), pi5 (Pi 5, "
-                                     "cortex-a76), cortex-m4 (mps2-an386)") in proc.stderr
+    assert proc.returncode == 2 and ("unknown target cortex-m5; choose from pi4 (cortex-a72, bookworm-arm64), pi5 "
+                                     "(cortex-a76, bookworm-arm64), pi5-trixie (cortex-a76, trixie-arm64), pi-32bit "
+                                     "(cortex-a7, bookworm-armhf), cortex-m4 (mps2-an386)") in proc.stderr
 
 
 @pytest.mark.slow
