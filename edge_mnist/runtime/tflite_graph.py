@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.errors import EdgeMnistError, require
 from edge_mnist.runtime.base import live_constants
 
 METADATA_NAME = "edge_mnist"
@@ -171,9 +171,10 @@ class TfliteGraph:
 
 
 def read_tflite(model: bytes, path: Path) -> TfliteGraph:
-    """The first subgraph of a .tflite flatbuffer, with constant data as numpy arrays."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
+    """The first subgraph of a .tflite flatbuffer, with constant data as numpy arrays (needs ai-edge-litert's
+    schema: a one-line MissingDependency where only tflite-runtime is installed)."""
+    schema = require("ai_edge_litert.schema_py_generated", "runtime")
+    flatbuffer_utils = require("ai_edge_litert.tools.flatbuffer_utils", "runtime")
 
     try:
         return _parse(flatbuffer_utils.convert_bytearray_to_object(bytearray(model)), schema, path)

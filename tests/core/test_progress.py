@@ -101,3 +101,16 @@ def test_cli_quiet_keeps_results_on_stdout_and_drops_progress(device_export, fix
                               "--runs", "3", "--warmup", "0", "--throughput-seconds", "0", "--skip-runtime", "tflm"])
     assert code == 0 and err == ""
     assert "model_int8.tflite" in out and "wrote" in out
+
+
+def test_steps_of_unlike_length_show_elapsed_time_and_activity_not_an_eta(monkeypatch, capsys):
+    """emulate's steps (a root filesystem build, a cached one) predict nothing about each other: no ETA."""
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)
+    with progress.step("emulate", 4, unit="steps", eta=False) as shown:
+        shown.update(1)
+        shown.update(0, now="debootstrap trixie-arm64: unpacking libc6 (12 so far)")
+    lines = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"emulate: 1/4 steps, \d+:\d\d elapsed", lines[0]), lines
+    assert re.fullmatch(r"emulate: 1/4 steps, \d+:\d\d elapsed, now debootstrap trixie-arm64: unpacking libc6 "
+                        r"\(12 so far\)", lines[1]), lines
+    assert "ETA" not in "".join(lines) and "now" not in lines[-1]  # the closing line drops the activity

@@ -253,12 +253,47 @@ def test_emulate_runs_every_int8_artifact_on_an_emulated_pi_4_and_pi_5(device_ex
     assert f"PASS: {2 * len(int8)}/{2 * len(int8)}" in proc.stdout
     report = json.loads((device_export / "emulate.json").read_text())
     assert report["verdict"] == "PASS" and report["n_samples"] == 500 and report["parity"] == 0.99
-    assert {(r["cpu"], r["file"]) for r in report["rows"]} == {(c, f) for c in ("cortex-a72", "cortex-a76")
+    assert {(r["target"], r["file"]) for r in report["rows"]} == {(c, f) for c in ("pi4", "pi5")
                                                                for f in int8}
     for row in report["rows"]:
         assert row["agreement"] >= 0.99 and row["n_samples"] == 500 and row["passed"], row
     guests = report["guests"]
     assert {g["machine"]["machine"] for g in guests.values()} == {"aarch64"}
-    assert "asimddp" in guests["cortex-a76"]["machine"]["flags"]  # the guest read the Pi 5's cpuinfo
-    assert "asimddp" not in guests["cortex-a72"]["machine"]["flags"]
+    assert "asimddp" in guests["pi5"]["machine"]["flags"]  # the guest read the Pi 5's cpuinfo
+    assert "asimddp" not in guests["pi4"]["machine"]["flags"]
     assert set(runs.iterdir()) <= before  # this run's extracted root filesystem is gone
+
+
+@pytest.mark.slow
+def test_emulate_on_trixie_with_python_3_13_and_on_32_bit_pi_os(device_export, fixture_data_dir):
+    """pi5-trixie runs every int8 file under Python 3.13; pi-32bit (armhf, tflite-runtime, Debian's numpy) runs
+    the .tflite files and lists the ONNX ones as not runnable; `doctor` inside each guest says so too."""
+    if os.geteuid() != 0:
+        pytest.skip("emulate needs root (debootstrap, chroot, mounts); CI runs as root")
+    proc = run_process(["emulate", "--out", device_export, "--data-dir", fixture_data_dir,
+                        "--target", "pi5-trixie,pi-32bit"], timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = Manifest.load(device_export)
+    int8 = [f.file for f in FORMATS if f.is_int8 and f.runnable and f.key in manifest.artifacts]
+    tflite = [f for f in int8 if f.endswith(".tflite")]
+    report = json.loads((device_export / "emulate.json").read_text())
+    assert report["verdict"] == "PASS"
+    assert {(r["target"], r["file"]) for r in report["rows"]} == {("pi5-trixie", f) for f in int8} | \
+        {("pi-32bit", f) for f in tflite}
+    assert all(r["agreement"] >= 0.99 and r["n_samples"] == 500 for r in report["rows"])
+    assert set(report["setup"]["distros"]["bookworm-armhf"]["not_runnable"]) == set(int8) - set(tflite)
+    assert "not runnable there" in proc.stderr
+    trixie, armhf = (report["guests"][name]["doctor"] for name in ("pi5-trixie", "pi-32bit"))
+    assert trixie["python"].startswith("3.13.") and trixie["architecture"] == "aarch64"
+    assert "trixie" in trixie["os"] or "13" in trixie["os"]
+    assert trixie["cpu_features"]["dotprod"] and trixie["cpu_features"]["neon"]
+    runtimes = {r["name"]: r for r in trixie["runtimes"]}
+    assert runtimes["tflite"]["version"] == metadata.version("ai-edge-litert")
+    assert runtimes["onnx"]["version"] == metadata.version("onnxruntime")
+    assert armhf["architecture"] == "armv7l" and armhf["python"].startswith("3.11.") and "12" in armhf["os"]
+    assert armhf["cpu_features"]["neon"] and not armhf["cpu_features"]["dotprod"]
+    runtimes = {r["name"]: r for r in armhf["runtimes"]}
+    assert runtimes["tflite"]["package"] == "tflite_runtime" and runtimes["tflite"]["version"] == "2.14.0"
+    assert runtimes["onnx"]["version"] is None and "pip install onnxruntime" in runtimes["onnx"]["install"]
+    files = {f["file"]: f["runs_here"] for f in armhf["files"]}
+    assert all(files[f] for f in tflite) and not any(files[f] for f in set(int8) - set(tflite))

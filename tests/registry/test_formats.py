@@ -13,6 +13,7 @@ from edge_mnist.registry.formats import (
     RUNS,
     chosen_runs,
     for_methods,
+    left_out,
     parity_groups,
     runtime_for,
 )
@@ -79,3 +80,17 @@ def test_reference_order_prefers_keras_then_onnx():
 def test_unknown_suffix_is_a_one_line_error():
     with pytest.raises(EdgeMnistError, match="m.pt: unknown model format '.pt'"):
         runtime_for("m.pt")
+
+
+def test_on_32_bit_arm_the_onnx_files_are_left_out_saying_why(monkeypatch):
+    import platform
+
+    int8 = [f for f in FORMATS if f.is_int8 and f.runnable]
+    monkeypatch.setattr(platform, "machine", lambda: "armv7l")
+    assert all(run.runtime != "onnx" for fmt in int8 for run in chosen_runs(fmt))
+    out = {run.label: why for run, why in left_out(int8, ("tflm",))}
+    assert out["model_int8.onnx"] == "not runnable on armv7l (PyPI has no onnx runtime for it)"
+    assert out["model_int8.tflite@tflm"] == "--skip-runtime tflm"
+    assert "model_int8.tflite" not in out
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert {run.runtime for run in chosen_runs(BY_KEY["onnx_int8"])} == {"onnx"} and left_out(int8, ()) == []

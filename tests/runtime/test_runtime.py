@@ -1,6 +1,9 @@
 """edge_mnist.runtime: runners for .tflite and .onnx on committed real models, input checks, bad models."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,3 +132,30 @@ def test_deeply_nested_tflite_metadata_is_a_one_line_error(device_export):
     path.write_bytes(bytes(builder.Output()))
     with pytest.raises(EdgeMnistError, match="model_int8.tflite: unreadable edge_mnist metadata"):
         open_model(path)
+
+
+@pytest.mark.parametrize("name", ["model_float32.tflite", "model_int8.tflite", "model_qat_int8.tflite"])
+def test_the_runners_small_flatbuffer_reader_agrees_with_the_full_schema(device_export, name):
+    """live_weights and read_metadata use `flatbuffers` alone (tflite-runtime ships no schema module)."""
+    from edge_mnist.runtime.base import live_constants
+    from edge_mnist.runtime.tflite_graph import TFLITE_TYPES, live_weights, read_metadata, read_tflite
+
+    model = (device_export / name).read_bytes()
+    graph = read_tflite(model, Path(name))
+    constants = {i: (TFLITE_TYPES.get(graph.types[i], "other"), int(a.size)) for i, a in graph.data.items()}
+    assert live_weights(model, Path(name)) == live_constants(graph.nodes, graph.outputs, constants)
+    metadata = read_metadata(model, Path(name))
+    assert json.loads(metadata["labels"])[-1] == "Ankle boot"
+    assert metadata["precision"] == ("float32" if "float32" in name else "int8")
+
+
+def test_without_ai_edge_litert_the_tflite_runtime_interpreter_is_used(monkeypatch, device_export, test_images):
+    """32-bit Pi OS has tflite-runtime only: the runner takes the next interpreter module of the list."""
+    from edge_mnist.runtime import tflite
+
+    monkeypatch.setattr(tflite, "INTERPRETERS", ("edge_mnist_no_such.interpreter", "ai_edge_litert.interpreter"))
+    x, y = test_images
+    assert (open_model(device_export / "model_int8.tflite").predict(x).argmax(1) == y).mean() > 0.7
+    monkeypatch.setattr(tflite, "INTERPRETERS", ("edge_mnist_no_such.interpreter", "edge_mnist_nor_this.interpreter"))
+    with pytest.raises(EdgeMnistError, match="install the 'runtime' extra"):
+        open_model(device_export / "model_int8.tflite")
