@@ -234,4 +234,5 @@ def _figures(logs) -> dict[str, str]:
     return {names[k]: f"{float(v):.4f}" for k, v in (logs or {}).items() if k in names}
 
 
-__all__ = ["bar", "step", "silent", "say", "set_quiet", "is_quiet", "keras_callback", "clock", "PLAIN_INTERVAL_S", "NOW"]
+__all__ = ["bar", "step", "silent", "say", "set_quiet", "is_quiet", "keras_callback", "clock", "PLAIN_INTERVAL_S",
+           "NOW"]

@@ -10,12 +10,12 @@ Emulation proves correctness, not timing.
 
 Each Debian release and architecture (targets.Distro) has its root filesystem (debootstrap) and
 its install of edge-mnist's runtime dependencies (pip cross-installs the wheels on the host; no pip
-runs under emulation) built once into a user cache folder. Each run extracts the root filesystem into a temporary folder, copies this
-edge_mnist package in, and runs a worker inside a chroot in a private mount namespace (unshare),
-so its mounts vanish with it on success, crash or Ctrl-C. Two qemu traps are handled: the
-runtimes crash on the host's x86 /proc/cpuinfo (an ARM one is bind-mounted over it, with sysfs
-for their CPU detection), and qemu's default CPU model `max` miscomputes int8 TFLite (QEMU_CPU
-names the Pi's core).
+runs under emulation) built once into a user cache folder. Each run extracts the root filesystem into
+a temporary folder, copies this edge_mnist package in, and runs a worker inside a chroot in a
+private mount namespace (unshare), so its mounts vanish with it on success, crash or Ctrl-C.
+Two qemu traps are handled: the runtimes crash on the host's x86 /proc/cpuinfo (an ARM one is
+bind-mounted over it, with sysfs for their CPU detection), and qemu's default CPU model `max`
+miscomputes int8 TFLite (QEMU_CPU names the Pi's core).
 """
 from __future__ import annotations
 
@@ -167,8 +167,9 @@ def _run_guests(out: Path, manifest: Manifest, keys: list[str], images: np.ndarr
 
 def _not_runnable(manifest: Manifest, keys: list[str], runtimes: tuple[str, ...]) -> dict[str, str]:
     """{file: why} for the int8 files whose runtime has no install on a distro (ONNX on 32-bit Pi OS)."""
-    return {manifest.artifacts[k].file: f"no {manifest.artifacts[k].fmt.runtime} runtime for this OS and "
-                                        "architecture" for k in keys if manifest.artifacts[k].fmt.runtime not in runtimes}
+    formats = {manifest.artifacts[k].file: manifest.artifacts[k].fmt for k in keys}
+    return {file: f"no {fmt.runtime} runtime for this OS and architecture" for file, fmt in formats.items()
+            if fmt.runtime not in runtimes}
 
 
 def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, names: tuple[str, ...], threads: int, parity: float,

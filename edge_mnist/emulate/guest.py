@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,15 +40,16 @@ class Guest:
     site: Path
     distro: Distro
 
-    def command(self, target: PiTarget, out: Path, threads: int) -> list[str]:
-        """The host command running the worker on `cpu`: a private mount namespace (mounts die with it), proc
-        with an ARM cpuinfo and sysfs (the runtimes' CPU detection reads both, else they crash or fall back to
-        generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
+    def command(self, target: PiTarget, out: Path, call: str) -> list[str]:
+        """The host command running Python code `call` on `target`: a private mount namespace (mounts die with
+        it), proc with the target's ARM cpuinfo and sysfs (the runtimes' CPU detection reads both, else they
+        crash or fall back to generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
         r, g = shlex.quote(str(self.root)), GUEST_DIR
-        cpuinfo_file = shlex.quote(str(self.run / f"cpuinfo-{target.name}"))
+        cpuinfo_file = self.run / f"cpuinfo-{target.name}"
+        cpuinfo_file.write_text(cpuinfo(CPUS[target.cpu], os.cpu_count() or 1))
+        cpuinfo_file = shlex.quote(str(cpuinfo_file))
         env = {"QEMU_CPU": target.cpu, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                "PYTHONPATH": f"{g}/src:{g}/site", "PYTHONNOUSERSITE": "1"}
-        call = f"from edge_mnist.emulate.guest import worker; worker({g + '/work'!r}, {threads})"
         lines = ["set -e",
                  f"mount -t proc proc {r}/proc",
                  f"mount --bind {cpuinfo_file} {r}/proc/cpuinfo",
@@ -93,10 +95,10 @@ def run_on(g: Guest, target: PiTarget, out: Path, keys: list[str], images: np.nd
         stale.unlink()
     np.save(work / "images.npy", images)
     (work / "keys.json").write_text(json.dumps(keys))
-    (g.run / f"cpuinfo-{target.name}").write_text(cpuinfo(CPUS[target.cpu], os.cpu_count() or 1))
     log = g.cache / f"worker-{target.name}.log"  # kept after the run folder is gone
     log.unlink(missing_ok=True)
-    run_logged(g.command(target, out, threads), log, WORKER_TIMEOUT_S,
+    call = f"from edge_mnist.emulate.guest import worker; worker({GUEST_DIR + '/work'!r}, {threads})"
+    run_logged(g.command(target, out, call), log, WORKER_TIMEOUT_S,
                f"the {g.distro.machine} worker on {target.name} ({target.cpu})")
     report = json.loads((work / "report.json").read_text())
     with np.load(work / "outputs.npz") as arrays:
@@ -105,6 +107,16 @@ def run_on(g: Guest, target: PiTarget, out: Path, keys: list[str], images: np.nd
         raise EdgeMnistError(f"the worker on {target.name} ran on {report['machine']['machine']}, "
                              f"not {g.distro.machine}")
     return outputs, report
+
+
+def cli_in_guest(g: Guest, target: PiTarget, out: Path, args: list[str],
+                 timeout: float = WORKER_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`edge-mnist ARGS` run inside the guest on `target`, as a user of that device would run it: the folder `out`
+    is read-only at /opt/edge-mnist/out, the run's work folder writable at /opt/edge-mnist/work. For checking the
+    device install (bench, check, predict, info on 32-bit Pi OS); exit code and output are returned."""
+    call = f"from edge_mnist.cli import main; main({list(map(str, args))!r})"
+    return subprocess.run(g.command(target, out, call), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def worker_progress(g: Guest) -> dict | None:

@@ -40,7 +40,8 @@ def cpuinfo(cpu: Cpu, processors: int) -> str:
     """An ARM /proc/cpuinfo for `cpu` with `processors` entries (as many as the guest can really use)."""
     name = f"model name\t: ARMv7 Processor rev {cpu.revision} (v7l)\n" if cpu.architecture == 7 else ""
     entry = (f"{name}BogoMIPS\t: 108.00\nFeatures\t: {cpu.features}\nCPU implementer\t: 0x41\n"
-             f"CPU architecture: {cpu.architecture}\nCPU variant\t: {cpu.variant}\nCPU part\t: {cpu.part}\nCPU revision\t: {cpu.revision}\n\n")
+             f"CPU architecture: {cpu.architecture}\nCPU variant\t: {cpu.variant}\nCPU part\t: {cpu.part}\n"
+             f"CPU revision\t: {cpu.revision}\n\n")
     return "".join(f"processor\t: {i}\n{entry}" for i in range(processors)) + f"Model\t\t: {cpu.model} (emulated)\n"
 
 

@@ -121,8 +121,8 @@ def live_weights(model: bytes, path: Path) -> Counter:
                 dtype = TFLITE_TYPES.get(tensor.scalar(TENSOR_TYPE, n.Int8Flags), "other")
                 shape = tensor.numbers(TENSOR_SHAPE, n.Int32Flags)
                 constants[i] = (dtype, int(np.prod(shape)) if dtype in TYPE_BYTES else len(data))
-        nodes = [(op.numbers(OPERATOR_INPUTS, n.Int32Flags).tolist(), op.numbers(OPERATOR_OUTPUTS, n.Int32Flags).tolist())
-                 for op in graph.tables(SUBGRAPH_OPERATORS)]
+        nodes = [(op.numbers(OPERATOR_INPUTS, n.Int32Flags).tolist(),
+                  op.numbers(OPERATOR_OUTPUTS, n.Int32Flags).tolist()) for op in graph.tables(SUBGRAPH_OPERATORS)]
         return live_constants(nodes, graph.numbers(SUBGRAPH_OUTPUTS, n.Int32Flags).tolist(), constants)
 
     return _checked(read, model, path, "TFLite model")

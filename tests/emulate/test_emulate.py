@@ -297,3 +297,46 @@ def test_emulate_on_trixie_with_python_3_13_and_on_32_bit_pi_os(device_export, f
     assert runtimes["onnx"]["version"] is None and "pip install onnxruntime" in runtimes["onnx"]["install"]
     files = {f["file"]: f["runs_here"] for f in armhf["files"]}
     assert all(files[f] for f in tflite) and not any(files[f] for f in set(int8) - set(tflite))
+
+
+@pytest.mark.slow
+def test_info_check_bench_and_predict_run_on_32_bit_pi_os(device_export, fixture_data_dir, tmp_path):
+    """On armv7l with tflite-runtime and Debian's numpy and Pillow (no onnxruntime, no ai-edge-litert) the CLI
+    works as a user there runs it: the .tflite files gated and timed, the ONNX ones listed as not runnable."""
+    if os.geteuid() != 0:
+        pytest.skip("emulate needs root (debootstrap, chroot, mounts); CI runs as root")
+    from PIL import Image
+
+    from edge_mnist.emulate.guest import cli_in_guest, guest
+    from edge_mnist.emulate.images import DEFAULT_MIRROR, build_rootfs, build_site, require_environment
+    from edge_mnist.emulate.targets import PI_TARGETS
+
+    target = PI_TARGETS["pi-32bit"]
+    cache = cache_dir()
+    require_environment(cache, [target.distro], print)
+    tarball = build_rootfs(cache, target.distro, apt_mirror() or DEFAULT_MIRROR, print)
+    site, _ = build_site(cache, target.distro, print)
+    shoe = tmp_path / "item.png"
+    Image.fromarray(load_dataset("fashion-mnist", fixture_data_dir).x_test[7]).save(shoe)
+    host = run_process(["predict", "--model", device_export / "model_int8.tflite", shoe, "--json"])
+    with guest(cache, tarball, site, target.distro) as g:
+        work, w = g.run / "work", "/opt/edge-mnist/work"
+        shutil.copytree(device_export, work / "export")
+        shutil.copytree(fixture_data_dir, work / "data")
+        shutil.copy(shoe, work / "item.png")
+        ran = {name: cli_in_guest(g, target, device_export, args) for name, args in (
+            ("info", ["info", "--out", f"{w}/export"]),
+            ("check", ["check", "--out", f"{w}/export", "--data-dir", f"{w}/data", "--skip-qat-source"]),
+            ("bench", ["bench", "--out", f"{w}/export", "--data-dir", f"{w}/data", "--runs", "50", "--warmup", "5",
+                       "--throughput-seconds", "0"]),
+            ("predict", ["predict", "--model", f"{w}/export/model_int8.tflite", f"{w}/item.png", "--json"]))}
+        bench = json.loads((work / "export" / "bench.json").read_text())
+    for name, proc in ran.items():
+        assert proc.returncode == 0, (name, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "model_int8.tflite" in ran["info"].stdout
+    assert "PASS" in ran["check"].stdout and "model_int8.onnx: not runnable on armv7l" in ran["check"].stdout
+    assert "model_int8_micro.c: not regenerated and compared here" in ran["check"].stdout
+    timed = {row["file"] for row in bench["rows"]}
+    assert {"model_int8.tflite", "model_qat_int8.tflite", "model_float32.tflite"} <= timed
+    assert not any(f.endswith((".onnx", ".ort")) for f in timed)
+    assert json.loads(ran["predict"].stdout)["label"] == json.loads(host.stdout)["label"]

@@ -36,10 +36,10 @@ def test_the_debootstrap_stage_is_read_from_its_log(tmp_path):
     assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == ""  # not started
     log = rootfs_log(tmp_path, TRIXIE_ARM64)
     log.write_text(LOG)
-    assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == "debootstrap trixie-arm64: extracting apt... (2 so far)"
-    log.write_text(LOG + "I: Configuring libc6:arm64...\n")
+    assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == "debootstrap trixie-arm64: extracting apt (2 so far)"
+    log.write_text(LOG + "I: Configuring libc6:arm64...\nI: Unpacking the base system...\n")
     assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == \
-        "debootstrap trixie-arm64: configuring libc6:arm64... (1 so far)"
+        "debootstrap trixie-arm64: unpacking the base system (1 so far)"
 
 
 def test_the_worker_reports_its_file_and_images_with_an_eta_for_that_file(tmp_path):
