@@ -136,11 +136,12 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
     assert verdict.passed and verdict.n_samples == 500
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
     tflm = importlib.util.find_spec("tflite_micro") is not None  # the .tflite runs again under TFLM, with parity
-    runs = 3 + tflm
+    openvino = importlib.util.find_spec("openvino") is not None  # the .tflite and .onnx run again under OpenVINO
+    runs = 3 + tflm + 2 * openvino
     expected = 3 * runs + runs * per_artifact + 2 * (runs - 1) + 8  # criteria, parity pairs, four C++, four C files
     assert len(verdict.results) == expected
     assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
-    assert len(verdict.skipped) == (0 if has_tensorflow() else runs) + (0 if tflm else 2)
+    assert len(verdict.skipped) == (0 if has_tensorflow() else runs) + (0 if tflm else 2) + (0 if openvino else 4)
 
 
 def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
@@ -275,7 +276,8 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
-    assert len(drops) == 6 + tflm_runs and not any(r.passed for r in drops)
+    openvino_runs = 4 if importlib.util.find_spec("openvino") else 0  # the .tflite and .onnx rows under OpenVINO
+    assert len(drops) == 6 + tflm_runs + openvino_runs and not any(r.passed for r in drops)
 
 
 def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):

@@ -69,7 +69,7 @@ threads_option = click.option("--threads", type=click.IntRange(1, 256), default=
 skip_runtime_option = click.option(
     "--skip-runtime", "skip_runtimes", multiple=True, type=click.Choice(list(OPTIONAL_RUNTIMES)),
     help="Leave an optional runtime out (tflm: TensorFlow Lite Micro's reference kernels take milliseconds "
-         "per image); said in the results.")
+         "per image; openvino: OpenVINO's CPU plugin); said in the results.")
 
 
 def _image_count(ctx, param, value: str) -> int:

@@ -5,8 +5,11 @@ same integer model: the same top-1 as LiteRT, outputs within a few int8 steps (w
 rounding in the stem moves a value across a quantization boundary). The graph is QDQ in the
 shapes onnxruntime fuses into integer kernels in a default session, with nothing the session
 must be told (tests/export/test_artifacts.py and test_onnx.py check the optimized graph):
-- every activation is a QuantizeLinear -> DequantizeLinear pair, which onnxruntime turns into
-  uint8 on x86 and keeps int8 on ARM;
+- every activation is a QuantizeLinear -> DequantizeLinear pair in uint8, the .tflite's int8
+  values shifted by 128 with their zero point (the same real numbers): onnxruntime on x86 runs
+  uint8 activations either way, and OpenVINO's CPU plugin needs them, since it maps an int8 QDQ
+  pair to int8 activations carrying a zero point, which its int8 kernels do not all take
+  (tests/runtime/test_openvino.py); only the graph's `image` input and `probs` output stay int8;
 - Conv and Gemm become QLinearConv and QGemm; a fused ReLU is dropped when the output zero point
   is the int8 minimum (the quantizer clamps there anyway), else it is an integer Clip at the zero
   point after the quantizer (exact, but onnxruntime cannot fuse it: slow);
@@ -33,6 +36,7 @@ from edge_mnist.runtime.tflite_graph import TFLITE_TYPES, Quant, TfliteGraph, re
 
 IR_VERSION = 8  # what onnxruntime releases since 1.14 read
 INT8_MIN, INT8_MAX = -128, 127
+UINT8_SHIFT = 128  # an int8 activation value plus this is its uint8 value in the ONNX graph
 FLOAT32 = 0  # TFLite TensorType code
 TFLITE_NAME_TAG = "tflite:"
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType codes
@@ -76,11 +80,18 @@ class Converter:
         return q
 
     def qparams(self, name: str, q: Quant, dtype) -> list[str]:
-        """Scale and zero-point initializers for a Quantize/DequantizeLinear node."""
+        """Scale and zero-point initializers for a Quantize/DequantizeLinear node; a uint8 `dtype` (an
+        activation) takes the .tflite's int8 zero point shifted by UINT8_SHIFT."""
+        zero = q.zero_point.astype(np.int64) + (UINT8_SHIFT if np.dtype(dtype) == np.uint8 else 0)
         if q.per_tensor:
             return [self.const(f"{name}_scale", q.scale.reshape(())),
-                    self.const(f"{name}_zero_point", q.zero_point.astype(dtype).reshape(()))]
-        return [self.const(f"{name}_scale", q.scale), self.const(f"{name}_zero_point", q.zero_point.astype(dtype))]
+                    self.const(f"{name}_zero_point", zero.astype(dtype).reshape(()))]
+        return [self.const(f"{name}_scale", q.scale), self.const(f"{name}_zero_point", zero.astype(dtype))]
+
+    def activation_dtype(self, index: int):
+        """The ONNX element type of tensor `index`'s value: int8 for the graph output `probs` (the
+        application's interface), uint8 for every activation inside the graph (the module docstring)."""
+        return np.int8 if index in self.graph.outputs else np.uint8
 
     def dequantize(self, name: str, source: str, q: Quant, dtype=np.int8) -> str:
         """DequantizeLinear of `source` (per channel along axis 0 when `q` has several scales)."""
@@ -101,7 +112,8 @@ class Converter:
                                  "converter does not map (only Conv/Pool stacks, then a flatten, then Dense)")
         if self.is_float(index):
             return self.values[index]
-        return self.dequantize(f"t{index}_in{len(self.nodes)}", self.values[index], self.quant(index))
+        return self.dequantize(f"t{index}_in{len(self.nodes)}", self.values[index], self.quant(index),
+                               self.activation_dtype(index))
 
     def constant(self, index: int, name: str, dtype=np.int8, layout=None, stored_float: bool = False) -> str:
         """A TFLite constant (weights or int32 bias), transposed by `layout`, dequantized.
@@ -137,18 +149,19 @@ class Converter:
             self.values[out] = self.float_activation(value, out, activation)
             self.describe(out)
             return
-        q, name = self.quant(out), self.output_name(out)
+        q, name, dtype = self.quant(out), self.output_name(out), self.activation_dtype(out)
         zero = int(q.zero_point.reshape(-1)[0])
         low = zero if activation in ("relu", "relu6") else INT8_MIN
         high = INT8_MAX
         if activation == "relu6":
             high = min(INT8_MAX, zero + int(np.floor(6.0 / float(q.scale.reshape(-1)[0]) + 0.5)))
         if low <= INT8_MIN and high == INT8_MAX:
-            self.values[out] = self.node("QuantizeLinear", [value, *self.qparams(name, q, np.int8)], name)
+            self.values[out] = self.node("QuantizeLinear", [value, *self.qparams(name, q, dtype)], name)
         else:
-            quantized = self.node("QuantizeLinear", [value, *self.qparams(f"{name}_q", q, np.int8)], f"{name}_q")
-            self.values[out] = self.node("Clip", [quantized, self.const(f"{name}_min", np.int8(low)),
-                                                  self.const(f"{name}_max", np.int8(high))], name)
+            shift = UINT8_SHIFT if dtype == np.uint8 else 0
+            quantized = self.node("QuantizeLinear", [value, *self.qparams(f"{name}_q", q, dtype)], f"{name}_q")
+            self.values[out] = self.node("Clip", [quantized, self.const(f"{name}_min", dtype(low + shift)),
+                                                  self.const(f"{name}_max", dtype(high + shift))], name)
         self.describe(out)
 
     def describe(self, out: int) -> None:
@@ -326,9 +339,9 @@ class Converter:
         if not q.per_tensor:
             raise EdgeMnistError(f"{self.path}: DEQUANTIZE of a per-channel tensor is not supported")
         name = f"op{out}_dequantize"
+        zero = q.zero_point.astype(np.float32) + (UINT8_SHIFT if self.activation_dtype(x) == np.uint8 else 0)
         value = self.node("Cast", [self.values[x]], f"{name}_cast", to=1)
-        value = self.node("Sub", [value, self.const(f"{name}_zero_point", q.zero_point.astype(np.float32).reshape(()))],
-                          f"{name}_shift")
+        value = self.node("Sub", [value, self.const(f"{name}_zero_point", zero.reshape(()))], f"{name}_shift")
         self.values[out] = self.node("Mul", [value, self.const(f"{name}_scale", q.scale.reshape(()))], f"{name}_scaled")
         if x in self.nchw:
             self.nchw.add(out)
@@ -381,7 +394,7 @@ class Converter:
         """Without a float stem, the NCHW image is quantized again so the first Conv sees a QDQ pair."""
         (index,) = self.graph.inputs
         q = self.quant(index)
-        self.values[index] = self.node("QuantizeLinear", [self.image(False), *self.qparams("image_nchw_q", q, np.int8)],
+        self.values[index] = self.node("QuantizeLinear", [self.image(False), *self.qparams("image_nchw_q", q, np.uint8)],
                                        "image_nchw_q")
         self.nchw.add(index)
 

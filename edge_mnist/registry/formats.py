@@ -70,6 +70,8 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
             "pip install 'edge-mnist[train]' (TensorFlow)", needs_tensorflow=True),
     Runtime("tflm", (".tflite",), "edge_mnist.runtime.tflm:TFLMRunner", "tflite_micro", "tflite-micro",
             "pip install tflite-micro (x86-64 Linux)", timed=False, optional=True, subset=True),
+    Runtime("openvino", (".onnx", ".tflite"), "edge_mnist.runtime.openvino:OpenVinoRunner", "openvino", "openvino",
+            "pip install 'edge-mnist[openvino]'", optional=True),
 )}
 
 
@@ -93,7 +95,7 @@ class Format:
     parity_group: str | None = None
     reference_rank: int | None = None  # float models usable as the reference, lowest first
     notes: str = ""
-    also_runs: tuple[str, ...] = ()  # further runtimes that open the same file (TFLM for int8 .tflite)
+    also_runs: tuple[str, ...] = ()  # further runtimes that open the same file (TFLM, OpenVINO for int8 files)
     verifier: str = ""  # "module:function" the gate runs on a file that embeds the built_from .tflite
 
     @property
@@ -171,7 +173,7 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
     names = {"tflite": f"{stem}.tflite", "header": f"{stem}.h"}
     return (
         Format(tflite, f"{stem}.tflite", "tflite", "int8", method, "edge_mnist.export.tflite:export_int8", source,
-               parity_group=group, notes=tflite_notes, also_runs=("tflm",)),
+               parity_group=group, notes=tflite_notes, also_runs=("tflm", "openvino")),
         Format(f"{c_source}_h", f"{stem}.h", None, "int8", method, "edge_mnist.export.c_array:export_header", tflite,
                notes=H_NOTES.format(**names),
                verifier="edge_mnist.export.c_array:verify_header"),
@@ -184,7 +186,7 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
                tflite, notes=MICRO_C_NOTES.format(prefix=stem, **names),
                verifier="edge_mnist.export.micro_c:verify_source"),
         Format(onnx, f"{stem}.onnx", "onnx", "int8", method, "edge_mnist.export.onnx:export_int8", tflite,
-               parity_group=group, notes=ONNX_INT8_NOTES.format(source=f"{stem}.tflite")),
+               parity_group=group, notes=ONNX_INT8_NOTES.format(source=f"{stem}.tflite"), also_runs=("openvino",)),
         Format(ort, f"{stem}.ort", "onnx", "int8", method, "edge_mnist.export.ort:export_ort", onnx,
                parity_group=group, notes=ORT_NOTES),
         Format(f"{ort}_ops", f"{stem}.required_operators.config", None, "int8", method,

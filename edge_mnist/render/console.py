@@ -66,9 +66,10 @@ def doctor_text(diagnosis) -> str:
     features = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in d.cpu_features.items())
     lines = [f"os: {d.os} (kernel {d.kernel}), {d.architecture}", f"python: {d.python}; edge-mnist {d.edge_mnist}",
              f"cpu: {d.cpu}; {features}", f"memory: {memory}", "runtimes:"]
+    width = max((len(r.name) for r in d.runtimes), default=0)
     for r in d.runtimes:
-        lines.append(f"  {r.name:<7} {r.package:<15} " + (r.version if r.available else
-                                                           f"does not import: {r.error}; {r.install}"))
+        lines.append(f"  {r.name:<{width}} {r.package:<15} " + (r.version if r.available else
+                                                                f"does not import: {r.error}; {r.install}"))
     lines.append("tools: " + ", ".join(f"{tool} {'yes' if found else 'no'}" for tool, found in d.tools.items()))
     if d.folder is not None:
         models = [f for f in d.files if f.runtimes]

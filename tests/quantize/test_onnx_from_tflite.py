@@ -117,3 +117,35 @@ def test_corrupt_tflite_bytes_are_a_one_line_error(tmp_path):
 
     with pytest.raises(EdgeMnistError, match="bad.tflite: unreadable TFLite model"):
         convert(b"TFL3" + b"\x07" * 300, tmp_path / "bad.tflite", {})
+
+
+def test_activations_are_uint8_and_openvino_runs_them_as_it_runs_the_tflite(tmp_path):
+    """Regression (issue 28): int8 QDQ activations became int8 tensors carrying a zero point in OpenVINO's
+    CPU plugin (an int8 output at the second convolution, int8 inputs to the Dense layers), which its int8
+    kernels do not all take ("No suitable implementations" on a Xeon). In uint8 every integer Convolution and
+    FullyConnected gets uint8 activations, as from the .tflite; onnxruntime's outputs are unchanged (the
+    tests above). The committed `compact` digits model has two int8 convolutions after the float stem."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_mnist.data import load_dataset, to_float
+    from edge_mnist.quantize.onnx_from_tflite import convert
+    from edge_mnist.runtime import open_model
+    from tests.conftest import FIXTURES
+
+    source = FIXTURES / "mnist_export" / "model_int8.tflite"
+    proto = convert(source.read_bytes(), source, {"input_scale": "0.00392156862745098", "input_zero_point": "-128",
+                                                   "output_scale": "0.00390625", "output_zero_point": "-128"})
+    zero_points = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    quantized = {n.output[0]: zero_points[n.input[2]].dtype for n in proto.graph.node if n.op_type == "QuantizeLinear"}
+    assert quantized.pop("probs") == np.int8 and len(quantized) >= 6
+    assert set(quantized.values()) == {np.dtype(np.uint8)}
+    pytest.importorskip("openvino", reason="pip install 'edge-mnist[openvino]'")
+    onnx.save(proto, tmp_path / "model_int8.onnx")
+    vino, lite = open_model(tmp_path / "model_int8.onnx", runtime="openvino"), open_model(source)
+    integer = [(op.get_rt_info()["layerType"].astype(str), op.get_rt_info()["runtimePrecision"].astype(str))
+               for op in vino.compiled.get_runtime_model().get_ordered_ops()
+               if op.get_rt_info()["layerType"].astype(str) in ("Convolution", "FullyConnected")]
+    assert [p for _, p in integer] == ["f32", "u8", "u8", "u8", "u8"]  # float stem, two convs, two Dense
+    images = to_float(load_dataset("mnist", FIXTURES / "mnist-digits").x_test)
+    assert np.array_equal(vino.predict(images).argmax(1), lite.predict(images).argmax(1))

@@ -61,13 +61,16 @@ def test_parity_groups_put_tflm_after_the_files_own_runtimes():
 def test_every_int8_tflite_also_runs_under_tflm_and_c_files_not_at_all():
     for method in ("", "_qat"):
         tflite = BY_KEY[f"tflite{method}_int8"]
-        assert [r.runtime for r in tflite.runs] == ["tflite", "tflm"]
+        assert [r.runtime for r in tflite.runs] == ["tflite", "tflm", "openvino"]
+        assert [r.runtime for r in BY_KEY[f"onnx{method}_int8"].runs] == ["onnx", "openvino"]
+        assert [r.runtime for r in BY_KEY[f"ort{method}_int8"].runs] == ["onnx"]
         for key in (f"c{method}_int8", f"c{method}_int8_h"):
             c_file = BY_KEY[key]
             assert not c_file.runnable and c_file.runs == () and c_file.built_from == tflite.key and c_file.verifier
-    assert all(len(f.runs) == 1 for f in FORMATS if f.runnable and f.suffix != ".tflite" or not f.is_int8 and f.runnable)
-    assert set(RUNS) >= {"tflite_int8@tflm", "tflite_qat_int8@tflm"}
-    assert [r.runtime for r in chosen_runs(BY_KEY["tflite_int8"], ("tflm",))] == ["tflite"]
+    assert all(len(f.runs) == 1 for f in FORMATS if f.runnable and f.suffix not in (".tflite", ".onnx")
+               or not f.is_int8 and f.runnable)
+    assert set(RUNS) >= {"tflite_int8@tflm", "tflite_qat_int8@tflm", "onnx_int8@openvino", "tflite_int8@openvino"}
+    assert [r.runtime for r in chosen_runs(BY_KEY["tflite_int8"], ("tflm", "openvino"))] == ["tflite"]
     with pytest.raises(EdgeMnistError, match="onnx cannot be left out"):
         chosen_runs(BY_KEY["tflite_int8"], ("onnx",))
 
