@@ -123,7 +123,7 @@ class _Lines(_Silent):
         """One progress line."""
         elapsed = max(now - self.start, 1e-9)
         rate = self.n / elapsed
-        extra = "".join(f", {k} {v}" for k, v in self.postfix.items() if not (done and k == NOW))
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items() if v != "" and not (done and k == NOW))
         speed = f"{rate:,.0f} {self.unit}/s" if self.show_rate else ""
         if done:
             return f"{self.desc}: {self.n:,} {self.unit} in {clock(elapsed)}{f' ({speed})' if speed else ''}{extra}"

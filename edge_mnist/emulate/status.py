@@ -21,7 +21,7 @@ from edge_mnist.emulate.targets import Distro, PiTarget
 POLL_S = 2.0
 # debootstrap's "I: <Stage> <package>..." lines, in the order it works
 STAGE = re.compile(r"^I: (Retrieving|Validating|Checking|Chosen|Found|Extracting|Installing|Unpacking|Configuring|"
-                   r"Base system installed successfully)\b\s*(.*?)(?:\.\.\.)?$")
+                   r"Base system installed successfully)\b\s*(.*?)\.*$")
 
 
 def debootstrap_status(cache: Path, distro: Distro) -> str:
@@ -68,3 +68,4 @@ def watching(shown, activity: Callable[[], str]) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+        shown.update(0, now="")  # what ran is over: its line must not linger into the next step

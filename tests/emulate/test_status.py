@@ -40,6 +40,9 @@ def test_the_debootstrap_stage_is_read_from_its_log(tmp_path):
     log.write_text(LOG + "I: Configuring libc6:arm64...\nI: Unpacking the base system...\n")
     assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == \
         "debootstrap trixie-arm64: unpacking the base system (1 so far)"
+    log.write_text(LOG + "I: Base system installed successfully.\n")
+    assert status.debootstrap_status(tmp_path, TRIXIE_ARM64) == \
+        "debootstrap trixie-arm64: base system installed successfully (1 so far)"
 
 
 def test_the_worker_reports_its_file_and_images_with_an_eta_for_that_file(tmp_path):
@@ -68,4 +71,5 @@ def test_watching_puts_the_activity_on_the_step_until_the_block_ends(monkeypatch
         time.sleep(0.1)
     count = len(seen)
     time.sleep(0.05)
-    assert count >= 2 and len(seen) == count and all(s == (0, {"now": "busy"}) for s in seen)
+    assert count >= 3 and len(seen) == count and all(s == (0, {"now": "busy"}) for s in seen[:-1])
+    assert seen[-1] == (0, {"now": ""})  # cleared when the block ends
