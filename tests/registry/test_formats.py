@@ -96,4 +96,4 @@ def test_on_32_bit_arm_the_onnx_files_are_left_out_saying_why(monkeypatch):
     assert out["model_int8.tflite@tflm"] == "--skip-runtime tflm"
     assert "model_int8.tflite" not in out
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
-    assert {run.runtime for run in chosen_runs(BY_KEY["onnx_int8"])} == {"onnx"} and left_out(int8, ()) == []
+    assert "onnx" in {run.runtime for run in chosen_runs(BY_KEY["onnx_int8"])} and left_out(int8, ()) == []

@@ -64,7 +64,9 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
     bench = json.loads((device_export / "bench.json").read_text())
     assert bench["reference"] == "onnx_float32"
     assert [s["file"] for s in bench["skipped"]] == ["model_float32.keras", "model_int8.tflite@tflm",
-                                                     "model_qat_int8.tflite@tflm"]
+                                                     "model_int8.tflite@openvino", "model_int8.onnx@openvino",
+                                                     "model_qat_int8.tflite@tflm", "model_qat_int8.tflite@openvino",
+                                                     "model_qat_int8.onnx@openvino"]
     assert {"model_int8.tflite", "model_int8.onnx", "model_qat_int8.onnx"} <= {r["file"] for r in bench["rows"]}
 
 
