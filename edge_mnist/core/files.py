@@ -222,7 +222,8 @@ def writable_folder(out: Path) -> None:
 
 @contextmanager
 def staged(out: Path, drop: tuple[str, ...] = (), last: tuple[str, ...] = ()):
-    """Yield a staging folder holding the current files of `out` minus `drop`; swap it in whole on success.
+    """Yield a staging folder holding the current files of `out` minus `drop` (files or folders); swap it in
+    whole on success.
 
     On any exception (or signal) the staging folder is discarded and `out` is untouched. `last`
     names the files that commit a set (the manifest): written last where the swap goes file by file.
@@ -239,7 +240,10 @@ def staged(out: Path, drop: tuple[str, ...] = (), last: tuple[str, ...] = ()):
         else:
             stage.mkdir()
         for name in drop:
-            (stage / name).unlink(missing_ok=True)
+            if (stage / name).is_dir():
+                shutil.rmtree(stage / name)
+            else:
+                (stage / name).unlink(missing_ok=True)
         yield stage
         _fsync_dir(stage)
         _swap_in(stage, out, last)
