@@ -1,7 +1,7 @@
 // edge-mnist's web page runtime: the model's own description (ONNX metadata_props), `edge-mnist predict`'s
 // preprocessing (edge_mnist/predict/preprocess.py, step for step, with its float32 arithmetic where it sets a
 // threshold or a rounding), int8 quantization and onnxruntime-web (WASM, one thread, files beside this one).
-// Exposes window.edgeMnist = { ready: Promise, predict(ImageData) -> Promise<{index, label, probs, top, ms}> }.
+// Exposes window.edgeMnist = { ready: Promise, predict(ImageData) -> Promise<{index, label, probs, top, ...}> }.
 "use strict";
 (function () {
   const MODEL = document.currentScript.dataset.model;
@@ -492,19 +492,20 @@
 
   const ready = load();
 
-  /** Classify an ImageData: {index, label, probs, top (3 best), input (the model's input), ms}. */
+  /** Classify an ImageData: {index, label, probs, top (3 best), input (the model's input), ms (all of it),
+   * inferenceMs (the model alone)}. */
   async function predict(data) {
     const model = await ready, start = performance.now(), task = model.task;
     const x = preprocess(data, task), shape = [1].concat(task.input_shape);
     const feeds = {};
     feeds[model.input] = new ort.Tensor("int8", quantize(x.d, model), shape);
-    const raw = (await model.session.run(feeds))[model.output].data;
-    const ms = performance.now() - start;
+    const inferStart = performance.now(), raw = (await model.session.run(feeds))[model.output].data;
+    const end = performance.now();
     const probs = Array.from(raw, q => (q - model.outZero) * model.outScale);
     const order = probs.map((_, i) => i).sort((a, b) => raw[b] - raw[a] || a - b);
     const entry = i => ({ index: i, label: model.labels[i], prob: probs[i] });
     return { index: order[0], label: model.labels[order[0]], probs: probs, top: order.slice(0, 3).map(entry),
-      input: x, ms: ms };
+      input: x, ms: end - start, inferenceMs: end - inferStart };
   }
 
   window.edgeMnist = { ready: ready.then(() => true), predict: predict };
