@@ -109,4 +109,4 @@ def runtime_files() -> dict[str, bytes]:
     return files
 
 
-__all__ = ["FILES", "SCRIPT", "VERSION", "runtime_files", "cache_dir", "tarball_url"]
+__all__ = ["FILES", "SCRIPT", "VERSION", "cache_dir", "runtime_files", "tarball_url"]

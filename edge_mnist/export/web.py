@@ -76,4 +76,4 @@ def _what(name: str, model: str) -> str:
     return f"the {name} edge-mnist writes for {model} (re-export)"
 
 
-__all__ = ["export_page", "verify_page", "render_page"]
+__all__ = ["export_page", "render_page", "verify_page"]

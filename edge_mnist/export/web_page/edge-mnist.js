@@ -9,6 +9,7 @@
   const SURFACE_ROUNDS = [3, 3, 6], STATS_SAMPLE = 50000, NOISE_FLOOR = 4, MIN_CONTRAST_TO_NOISE = 8;
   const INK_PERCENTILE = 90, PART_FRACTION = 0.02, NEAR_FRACTION = 0.3, MIN_OBJECT_PIXELS = 4;
   const MIN_OBJECT_FRACTION = 1e-4;
+  const BLANK = "no digit or object found (blank image)";
   const f32 = Math.fround;
 
   /** Python's and numpy's round(): halves to the even neighbour. */
@@ -76,6 +77,13 @@
   }
 
   // ---- statistics, as numpy computes them ----
+
+  /** Copy an h x w block from (top, left) of `src` to (atTop, atLeft) of `dst`. */
+  function blit(src, top, left, dst, atTop, atLeft, h, w) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) dst.d[(atTop + y) * dst.w + atLeft + x] = src.d[(top + y) * src.w + left + x];
+    }
+  }
 
   /** An evenly spaced sample of at most STATS_SAMPLE values (preprocess._thin). */
   function thin(values) {
@@ -244,7 +252,8 @@
     if (flat.w < 2) return 0;
     const diffs = new Float32Array(flat.h * (flat.w - 1));
     for (let y = 0, j = 0; y < flat.h; y++) {
-      for (let x = 0; x < flat.w - 1; x++) diffs[j++] = Math.abs(f32(flat.d[y * flat.w + x + 1] - flat.d[y * flat.w + x]));
+      const row = y * flat.w;
+      for (let x = 0; x < flat.w - 1; x++) diffs[j++] = Math.abs(f32(flat.d[row + x + 1] - flat.d[row + x]));
     }
     return percentile(thin(diffs), 25) / 0.3186 / Math.sqrt(2);
   }
@@ -343,7 +352,9 @@
         if (!mask[i]) continue;
         parent[i] = i;
         if (x > 0 && mask[i - 1]) join(i, i - 1);
-        if (y > 0) for (let dx = -1; dx <= 1; dx++) if (x + dx >= 0 && x + dx < w && mask[i - w + dx]) join(i, i - w + dx);
+        for (let dx = -1; dx <= 1 && y > 0; dx++) {
+          if (x + dx >= 0 && x + dx < w && mask[i - w + dx]) join(i, i - w + dx);
+        }
       }
     }
     const labels = new Int32Array(h * w).fill(-1), byRoot = new Map();
@@ -373,12 +384,15 @@
     const border = c => top[c] === 0 || left[c] === 0 || bottom[c] === h - 1 || right[c] === w - 1;
     const minArea = Math.max(MIN_OBJECT_PIXELS, MIN_OBJECT_FRACTION * h * w);
     let main = -1;
-    for (let c = 0; c < count; c++) if (!border(c) && area[c] >= minArea && (main < 0 || area[c] > area[main])) main = c;
+    for (let c = 0; c < count; c++) {
+      if (!border(c) && area[c] >= minArea && (main < 0 || area[c] > area[main])) main = c;
+    }
     if (main < 0) { main = 0; for (let c = 1; c < count; c++) if (area[c] > area[main]) main = c; }
     const size = Math.max(bottom[main] - top[main], right[main] - left[main]) + 1, keep = new Uint8Array(count);
     for (let c = 0; c < count; c++) {
       const gap = Math.max(top[c] - bottom[main], top[main] - bottom[c], left[c] - right[main], left[main] - right[c]);
-      keep[c] = (area[c] >= PART_FRACTION * area[main] && gap <= NEAR_FRACTION * size && (!border(c) || border(main))) ? 1 : 0;
+      const large = area[c] >= PART_FRACTION * area[main], near = gap <= NEAR_FRACTION * size;
+      keep[c] = large && near && (!border(c) || border(main)) ? 1 : 0;
     }
     keep[main] = 1;
     return labels.map(c => (c >= 0 && keep[c] ? 1 : 0));
@@ -412,20 +426,22 @@
     const mask = flat.d.map(v => (v > threshold ? 1 : 0)), keep = objectMask(mask, flat.h, flat.w);
     const paper = median(thin(where(flat.d, mask, false)));
     const level = keep ? percentile(thin(where(flat.d, keep, true)), INK_PERCENTILE) : paper;
-    if (level - paper < Math.max(BLANK_RANGE, MIN_CONTRAST_TO_NOISE * noiseLevel)) throw new Error("no digit or object found (blank image)");
+    if (level - paper < Math.max(BLANK_RANGE, MIN_CONTRAST_TO_NOISE * noiseLevel)) throw new Error(BLANK);
     const p32 = f32(paper), span = f32(level - paper), obj = image(flat.h, flat.w);
     for (let i = 0; i < obj.d.length; i++) obj.d[i] = f32(f32(flat.d[i] - p32) / span);
-    const strays = dilate(mask.map((m, i) => (m && !keep[i] ? 1 : 0)), flat.h, flat.w), near = dilate(keep, flat.h, flat.w);
+    const strays = dilate(mask.map((m, i) => (m && !keep[i] ? 1 : 0)), flat.h, flat.w);
+    const near = dilate(keep, flat.h, flat.w);
     let top = flat.h, left = flat.w, bottom = -1, right = -1;
     for (let y = 0; y < flat.h; y++) {
       for (let x = 0; x < flat.w; x++) {
         const i = y * flat.w + x;
         if (strays[i] && !near[i]) obj.d[i] = 0;
-        if (keep[i]) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x); }
+        if (!keep[i]) continue;
+        top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
       }
     }
     const crop = image(bottom - top + 1, right - left + 1);
-    for (let y = 0; y < crop.h; y++) for (let x = 0; x < crop.w; x++) crop.d[y * crop.w + x] = obj.d[(top + y) * obj.w + left + x];
+    blit(obj, top, left, crop, 0, 0, crop.h, crop.w);
     return crop;
   }
 
@@ -435,12 +451,16 @@
     if (centreOfMass) {
       let total = 0, sy = 0, sx = 0;
       for (let y = 0; y < fitted.h; y++) {
-        for (let x = 0; x < fitted.w; x++) { const v = fitted.d[y * fitted.w + x]; total += v; sy += y * v; sx += x * v; }
+        for (let x = 0; x < fitted.w; x++) {
+          const v = fitted.d[y * fitted.w + x];
+          total += v; sy += y * v; sx += x * v;
+        }
       }
       total = f32(total); cy = sy / total; cx = sx / total;
     }
     const clip = (v, hi) => Math.min(Math.max(v, 0), hi);
-    return [clip(roundEven((height - 1) / 2 - cy), height - fitted.h), clip(roundEven((width - 1) / 2 - cx), width - fitted.w)];
+    return [clip(roundEven((height - 1) / 2 - cy), height - fitted.h),
+      clip(roundEven((width - 1) / 2 - cx), width - fitted.w)];
   }
 
   /** The crop fitted into the task's box and frame, on 256 grey levels (preprocess._fit). */
@@ -448,10 +468,14 @@
     const [height, width] = task.input_shape, scale = task.fit_box / Math.max(crop.h, crop.w);
     const fitted = resize(crop, Math.max(1, roundEven(crop.h * scale)), Math.max(1, roundEven(crop.w * scale)));
     let peak = 0;
-    for (let i = 0; i < fitted.d.length; i++) { fitted.d[i] = Math.min(Math.max(fitted.d[i], 0), 1); peak = Math.max(peak, fitted.d[i]); }
-    if (peak <= 0) throw new Error("no digit or object found (blank image)");
-    const canvas = image(height, width), [top, left] = placement(fitted, height, width, task.fit_box < Math.min(height, width));
-    for (let y = 0; y < fitted.h; y++) for (let x = 0; x < fitted.w; x++) canvas.d[(top + y) * width + left + x] = fitted.d[y * fitted.w + x];
+    for (let i = 0; i < fitted.d.length; i++) {
+      fitted.d[i] = Math.min(Math.max(fitted.d[i], 0), 1);
+      peak = Math.max(peak, fitted.d[i]);
+    }
+    if (peak <= 0) throw new Error(BLANK);
+    const canvas = image(height, width);
+    const [top, left] = placement(fitted, height, width, task.fit_box < Math.min(height, width));
+    blit(fitted, 0, 0, canvas, top, left, fitted.h, fitted.w);
     for (let i = 0; i < canvas.d.length; i++) canvas.d[i] = f32(roundEven(f32(f32(canvas.d[i] / peak) * 255)) / 255);
     return canvas;
   }
@@ -461,7 +485,7 @@
     let img = grayscale(data);
     let low = Infinity, high = -Infinity;
     for (const v of img.d) { if (v < low) low = v; if (v > high) high = v; }
-    if (high - low < BLANK_RANGE) throw new Error("no digit or object found (blank image)");
+    if (high - low < BLANK_RANGE) throw new Error(BLANK);
     img = shrink(img, MAX_SIDE);
     const [height, width] = task.input_shape;
     if (img.h === height && img.w === width && !lightBackground(img, task)) return img;
@@ -486,7 +510,9 @@
   /** int8 input as runtime/base.quantize makes it (float32 division, halves to even, clipped). */
   function quantize(x, model) {
     const q = new Int8Array(x.length), scale = f32(model.inScale);
-    for (let i = 0; i < x.length; i++) q[i] = Math.min(127, Math.max(-128, roundEven(f32(x[i] / scale)) + model.inZero));
+    for (let i = 0; i < x.length; i++) {
+      q[i] = Math.min(127, Math.max(-128, roundEven(f32(x[i] / scale)) + model.inZero));
+    }
     return q;
   }
 
