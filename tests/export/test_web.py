@@ -271,3 +271,41 @@ def test_drawing_on_the_canvas_shows_three_labelled_classes(page):
     items = page.locator("#top li").all_text_contents()
     assert all("(class " in item and "p=" in item for item in items), items
     assert "ms" in page.locator("#status").text_content()
+
+
+def test_a_blank_image_is_a_one_line_error(page):
+    message = page.evaluate("window.edgeMnist.predict(new ImageData(28, 28)).then(() => 'answered', e => e.message)")
+    assert message == "no digit or object found (blank image)"
+
+
+def test_labels_are_shown_as_text_never_as_markup(page, served, web_export):
+    """A model whose labels hold markup (labels are user text): the page lists them literally and runs none."""
+    import onnx
+
+    root, url = served
+    evil = root / "evil"
+    shutil.copytree(web_export / "web", evil)
+    model = onnx.load(str(evil / "model_int8.onnx"))
+    props = {p.key: p.value for p in model.metadata_props}
+    task = json.loads(props["task"])
+    task["class_names"] = [f'<img src=x onerror="window.pwned={i}">' for i in range(len(task["class_names"]))]
+    onnx.helper.set_model_props(model, {**props, "task": json.dumps(task)})
+    onnx.save(model, str(evil / "model_int8.onnx"))
+    tab = page.context.browser.new_page()
+    tab.goto(f"{url}/evil/index.html")
+    tab.evaluate("window.edgeMnist.ready")
+    tab.set_input_files("#pick", _item_png(root))
+    tab.wait_for_function("document.querySelectorAll('#top li').length === 3")
+    items = tab.locator("#top li").all_text_contents()
+    assert all(item.startswith('<img src=x onerror="window.pwned=') for item in items), items
+    assert tab.locator("#top img").count() == 0 and tab.evaluate("window.pwned") is None
+    tab.close()
+
+
+def _item_png(root: Path) -> str:
+    """A Fashion-MNIST test item as a PNG file, for the page's file picker."""
+    from edge_mnist.data import load_dataset
+
+    path = root / "item.png"
+    Image.fromarray(load_dataset("fashion-mnist", FIXTURES / "fashion-small").x_test[0]).save(path)
+    return str(path)
