@@ -64,14 +64,17 @@ def _open_runs(out: Path, manifest: Manifest, runs: list[Run], threads: int) -> 
 
 
 def _embedded_results(out: Path, manifest: Manifest, runners: dict) -> tuple[list[Result], list[str]]:
-    """Each file that embeds an int8 .tflite (the C++ source and header) must hold exactly the bytes the
-    gate ran and describe them truly: what a board flashes is what passed. (results, skipped): a device
-    without ai-edge-litert's flatbuffer schema (tflite-runtime on 32-bit Pi OS) cannot regenerate the C, and
-    says so as skipped (its sha256 is still verified)."""
+    """Each file that embeds an int8 model (the C++ source and header: the .tflite; the web page: the .onnx) must
+    hold exactly the bytes the gate ran and describe them truly: what a board flashes or a browser runs is what
+    passed. Every file of a format that spans a folder (web/) must be the one the manifest lists.
+    (results, skipped): a device without ai-edge-litert's flatbuffer schema (tflite-runtime on 32-bit Pi OS)
+    cannot regenerate the C, and says so as skipped (its sha256 is still verified)."""
     results, skipped = [], []
     for fmt in (f for f in FORMATS if f.verifier and f.key in manifest.artifacts):
         artifact, tflite = manifest.artifacts[fmt.key], manifest.artifacts[fmt.built_from]
         read_verified(out / artifact.file, artifact.sha256, artifact.size_bytes)
+        for part, sha256 in artifact.parts.items():
+            read_verified(out / part, sha256)
         content = read_verified(out / tflite.file, tflite.sha256, tflite.size_bytes)
         module, func = fmt.verifier.split(":")
         try:

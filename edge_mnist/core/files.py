@@ -185,6 +185,7 @@ def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
     """A mount point cannot be renamed: copy each new staged file in atomically, `last` (the manifest) at the
     end, then remove what the new set no longer has. Each file is whole; the manifest keeps them consistent.
     A file still hard-linked to DIR's own is left as it is (the writers' lock keeps its inode)."""
+    _swap_folders(stage, out)
     names = sorted(p.name for p in stage.iterdir() if p.is_file())
     changed = [n for n in names if not (out / n).exists() or not os.path.samefile(stage / n, out / n)]
     for name in sorted(changed, key=lambda n: n in last):
@@ -195,6 +196,20 @@ def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
         (out / gone).unlink()
     boundary("swapped")
     shutil.rmtree(stage)
+
+
+def _swap_folders(stage: Path, out: Path) -> None:
+    """The sub-folders of a mount point's new set (web/), each copied beside its old one and renamed over it;
+    one the new set no longer has is removed. Before the files, so the manifest still comes last."""
+    folders = {p.name for p in stage.iterdir() if p.is_dir()}
+    for name in sorted(folders):
+        tmp = out / f".{name}.swap.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(stage / name, tmp)
+        shutil.rmtree(out / name, ignore_errors=True)
+        os.rename(tmp, out / name)
+    for gone in {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")} - folders:
+        shutil.rmtree(out / gone)
 
 
 def canonical(out: Path) -> Path:
@@ -222,7 +237,8 @@ def writable_folder(out: Path) -> None:
 
 @contextmanager
 def staged(out: Path, drop: tuple[str, ...] = (), last: tuple[str, ...] = ()):
-    """Yield a staging folder holding the current files of `out` minus `drop`; swap it in whole on success.
+    """Yield a staging folder holding the current files of `out` minus `drop` (files or folders); swap it in
+    whole on success.
 
     On any exception (or signal) the staging folder is discarded and `out` is untouched. `last`
     names the files that commit a set (the manifest): written last where the swap goes file by file.
@@ -239,7 +255,10 @@ def staged(out: Path, drop: tuple[str, ...] = (), last: tuple[str, ...] = ()):
         else:
             stage.mkdir()
         for name in drop:
-            (stage / name).unlink(missing_ok=True)
+            if (stage / name).is_dir():
+                shutil.rmtree(stage / name)
+            else:
+                (stage / name).unlink(missing_ok=True)
         yield stage
         _fsync_dir(stage)
         _swap_in(stage, out, last)

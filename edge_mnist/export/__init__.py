@@ -128,12 +128,13 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                                     {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
                     if plan is not None and fmt.key == "tflite_int8":
                         job.int8_model = mixer.tflite(plan.chosen.float_layers)
+                    for shared in [k for k, a in manifest.artifacts.items() if a.file == fmt.file]:
+                        manifest.artifacts.pop(shared)  # the old entry, or another method's for a shared file (web/)
                     try:
                         exported = run_exporter(fmt, job)
                     except NotExported as exc:  # a previous export's file of this format is stale: it goes
                         progress(f"{fmt.file}: not written: {exc}")
                         (stage / fmt.file).unlink(missing_ok=True)
-                        manifest.artifacts.pop(fmt.key, None)
                         manifest.artifacts[fmt.built_from].details[f"not_written:{fmt.file}"] = str(exc)
                         shown.update(1)
                         continue

@@ -45,6 +45,7 @@ class Exported:
     converter: str
     quantization: str = ""
     measured: dict[str, str] | None = None  # figures measured on the written file, kept in the manifest
+    parts: tuple[str, ...] = ()  # further files written beside job.path (names in its folder), hashed with it
 
 
 def artifact_metadata(fmt: Format, task: Task, float_accuracy: float) -> dict[str, str]:
@@ -68,8 +69,10 @@ def describe(path: Path, fmt: Format, task: Task, exported: Exported | None) -> 
                              int(runner.input_zero_point))
     details = {"converter": exported.converter, "quantization": exported.quantization,
                **(exported.measured or {})} if exported else {}
+    folder = Path(fmt.file).parent
+    parts = {(folder / name).as_posix(): sha256_file(path.parent / name) for name in exported.parts} if exported else {}
     return Artifact(fmt.key, fmt.file, sha256_file(path), path.stat().st_size, spec,
-                    {k: v for k, v in details.items() if v})
+                    {k: v for k, v in details.items() if v}, parts)
 
 
 def run_exporter(fmt: Format, job: ExportJob) -> Exported:

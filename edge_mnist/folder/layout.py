@@ -3,7 +3,7 @@ registry), the pictures, and what each step makes stale. Other modules import na
 from __future__ import annotations
 
 from edge_mnist.core.lock import LOCK_FILE  # the writers' lock, never an artifact
-from edge_mnist.registry.formats import BY_KEY, FORMATS, QAT_KERAS_FILE
+from edge_mnist.registry.formats import BY_KEY, FORMATS, QAT_KERAS_FILE, WEB_PAGE
 
 # Records (folder.records types them).
 MANIFEST_FILE = "manifest.json"
@@ -16,7 +16,8 @@ REPORT_FILE = "report.html"
 
 # Models: every format's file is named by the registry; these are the ones stages reach by role.
 KERAS_FILE = BY_KEY["keras_float32"].file
-MODEL_FILES = tuple(f.file for f in FORMATS) + (QAT_KERAS_FILE,)
+MODEL_FILES = tuple(dict.fromkeys(f.file for f in FORMATS)) + (QAT_KERAS_FILE,)
+WEB_DIR = WEB_PAGE.split("/")[0]  # the page's folder: a new model makes all of it stale
 # The all-int8 post-training files `export --fallback` rebuilds and re-measures, by runtime.
 FALLBACK_FILES = {"tflite": BY_KEY["tflite_int8"].file, "onnx": BY_KEY["onnx_int8"].file}
 
@@ -32,7 +33,7 @@ ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED
 
 # What a new model makes stale: everything exported from or measured on the previous one.
 STALE_AFTER_TRAINING = tuple(f for f in MODEL_FILES if f != KERAS_FILE) + (
-    MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *(p for p in PLOT_FILES if p != CURVES_FILE))
+    WEB_DIR, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *(p for p in PLOT_FILES if p != CURVES_FILE))
 # The files a command writes into the folder: a report path given by the user must not be one of them.
 WRITTEN_FILES = frozenset(MODEL_FILES + (MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, HISTORY_FILE, DEBUG_FILE,
                                          DEBUG_PLOT, REPORT_FILE, LOCK_FILE) + PLOT_FILES)

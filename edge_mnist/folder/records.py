@@ -150,24 +150,41 @@ class _FileEntry:
                                                                              f"{where}.size_bytes", 1)}
 
 
+def _parts(value: Any, where: str, file: str) -> dict[str, str]:
+    """The further files of a format that spans a folder: path within DIR (in the entry file's folder) -> sha256."""
+    parts = expect(value if value is not None else {}, dict, where)
+    folder = Path(file).parent
+    for name, sha in parts.items():
+        if Path(name).parent != folder or Path(name).name in ("", "..", "."):
+            raise EdgeMnistError(f"{where}: {name!r} is not a file of {folder}/")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise EdgeMnistError(f"{where}.{name}: not a sha256 hex digest")
+    return dict(parts)
+
+
 @dataclass
 class Artifact(_FileEntry):
-    """One exported file: its format (by registry key), hash, size, input and how it was made."""
+    """One exported file: its format (by registry key), hash, size, input and how it was made; `parts` are
+    the further files of a format that spans a folder (web/: the page's script, model and runtime), by sha256."""
 
     input: InputSpec
     details: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        """JSON object."""
-        return {**self._identity(), "input": vars(self.input), "details": self.details}
+        """JSON object (parts only for a format that has them)."""
+        return {**self._identity(), "input": vars(self.input), "details": self.details,
+                **({"parts": self.parts} if self.parts else {})}
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> "Artifact":
         """Strict parse; the key must be a registered format whose file name matches."""
         obj = expect(raw, dict, where)
         details = expect(obj.get("details"), dict, f"{where}.details")
-        return cls(**cls._parse_identity(obj, where), input=InputSpec.from_json(obj.get("input"), f"{where}.input"),
-                   details={str(k): str(v) for k, v in details.items()})
+        identity = cls._parse_identity(obj, where)
+        return cls(**identity, input=InputSpec.from_json(obj.get("input"), f"{where}.input"),
+                   details={str(k): str(v) for k, v in details.items()},
+                   parts=_parts(obj.get("parts"), f"{where}.parts", identity["file"]))
 
 
 @dataclass
@@ -210,10 +227,11 @@ def _check_complete(artifacts: dict, path: Path) -> None:
     """A manifest lists the float model and every format export writes for the methods it holds:
     an int8 file left out could otherwise escape the gate. The one exception is a file its exporter said it
     could not make (the interpreter-free C of a model with an operator it lacks): the file it is built from
-    records why (details["not_written:FILE"])."""
+    records why (details["not_written:FILE"]); and an optional format (web/), which an older export lacks."""
     methods = tuple(sorted({a.fmt.method for a in artifacts.values()} - {"float"}))
     required = ["keras_float32"] + [f.key for f in formats.for_methods(methods)]
-    missing = [formats.BY_KEY[k].file for k in required if k not in artifacts and not _not_written(artifacts, k)]
+    missing = [formats.BY_KEY[k].file for k in required
+               if k not in artifacts and not _not_written(artifacts, k) and not formats.BY_KEY[k].optional]
     if missing:
         raise EdgeMnistError(f"{path}: artifacts: {', '.join(missing)} not listed, but export writes "
                              f"{'it' if len(missing) == 1 else 'them'} with the others; re-export")

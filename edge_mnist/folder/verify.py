@@ -40,9 +40,10 @@ def read_verified(path: Path, sha256: str, size_bytes: int | None = None) -> byt
 
 def refuse_unlisted(out: Path, manifest: Manifest) -> None:
     """A registered artifact file present in DIR but not in the manifest is refused: it would escape
-    bench and the gate while an app could still load it."""
+    bench and the gate while an app could still load it (a file two formats share is listed by either)."""
+    listed = {a.file for a in manifest.artifacts.values()}
     for fmt in FORMATS:
-        if fmt.key not in manifest.artifacts and (Path(out) / fmt.file).exists():
+        if fmt.file not in listed and (Path(out) / fmt.file).exists():
             raise EdgeMnistError(f"{Path(out) / fmt.file}: present but not listed in {MANIFEST_FILE}; re-export, "
                                  "or remove the file")
 

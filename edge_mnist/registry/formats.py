@@ -21,6 +21,7 @@ METHODS = ("float", "ptq", "qat")
 # The tensor names of every exported model (Keras, TFLite and ONNX alike) and the ONNX opset we write.
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 ONNX_OPSET = 17
+WEB_PAGE = "web/index.html"  # the page's entry file; the rest of web/ is listed with it (Artifact.parts)
 QAT_KERAS_FILE = "model_qat.h5"  # the QAT Keras model; tfmot QAT models do not reload from the .keras format
 
 
@@ -96,7 +97,8 @@ class Format:
     reference_rank: int | None = None  # float models usable as the reference, lowest first
     notes: str = ""
     also_runs: tuple[str, ...] = ()  # further runtimes that open the same file (TFLM, OpenVINO for int8 files)
-    verifier: str = ""  # "module:function" the gate runs on a file that embeds the built_from .tflite
+    verifier: str = ""  # "module:function" the gate runs on a file that embeds the built_from model's bytes
+    optional: bool = False  # export may not write it (web/, offline); a manifest without it is complete (see records)
 
     @property
     def suffix(self) -> str:
@@ -156,6 +158,11 @@ H_NOTES = ("C++ header for {tflite}: the array, its length, labels, input and ou
            "smallest TFLM tensor arena measured at export")
 
 
+WEB_NOTES = ("a static page (web/index.html, served with `python -m http.server -d DIR/web`) that runs {onnx}, "
+             "copied into web/, in onnxruntime-web (WASM, one thread, its files beside it): draw or photograph, "
+             "preprocessed as `edge-mnist predict` does; window.edgeMnist.predict(ImageData) for scripts")
+
+
 MICRO_C_NOTES = ("interpreter-free C99 of {tflite} for microcontrollers: const weights, one static activation buffer, "
                  "TFLite's reference integer arithmetic (the outputs equal TFLM's byte for byte); "
                  "{prefix}_invoke() is declared in {prefix}_micro.h")
@@ -166,7 +173,8 @@ MICRO_H_NOTES = ("header of the interpreter-free C of {tflite}: {prefix}_invoke(
 def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
     """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, the
     .onnx converted from it, the .ort made from that, and the .ort's required-operators config; beside
-    them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C)."""
+    them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C), and the web
+    page made from the .onnx (one folder, web/, which the first int8 method of an export writes: for_methods)."""
     infix = "_qat" if method == "qat" else ""
     tflite, onnx, ort, c_source, micro = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort", "c", "micro"))
     group = f"{method}-int8"
@@ -191,6 +199,9 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
                parity_group=group, notes=ORT_NOTES),
         Format(f"{ort}_ops", f"{stem}.required_operators.config", None, "int8", method,
                "edge_mnist.export.ort:export_ops_config", ort, notes=OPS_NOTES),
+        Format(f"web{infix}_int8", WEB_PAGE, None, "int8", method, "edge_mnist.export.web:export_page", onnx,
+               notes=WEB_NOTES.format(onnx=f"{stem}.onnx"), verifier="edge_mnist.export.web:verify_page",
+               optional=True),
     )
 
 
@@ -207,7 +218,7 @@ FORMATS: tuple[Format, ...] = (
               "full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
 )
 BY_KEY: dict[str, Format] = {f.key: f for f in FORMATS}
-BY_FILE: dict[str, Format] = {f.file: f for f in FORMATS}
+BY_FILE: dict[str, Format] = {f.file: f for f in reversed(FORMATS)}  # a shared file: its first format
 REFERENCE_ORDER: tuple[Format, ...] = tuple(sorted((f for f in FORMATS if f.reference_rank is not None),
                                                   key=lambda f: f.reference_rank))
 
@@ -223,12 +234,16 @@ def for_methods(methods: tuple[str, ...]) -> list[Format]:
     """Formats `export` writes for the chosen methods, each after the format it is built from.
 
     The float exports come with every method, so an int8 set always has float counterparts
-    (the reference on a device without TensorFlow).
+    (the reference on a device without TensorFlow). A file two methods' formats share (web/index.html) is
+    written by the first method's format in registry order (post-training before QAT).
     """
     for method in methods:
         if method not in METHODS:
             raise EdgeMnistError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    chosen = [f for f in FORMATS if f.exporter and f.method in ("float", *methods)]
+    chosen: list[Format] = []
+    for fmt in (f for f in FORMATS if f.exporter and f.method in ("float", *methods)):
+        if fmt.file not in {c.file for c in chosen}:
+            chosen.append(fmt)
     ordered: list[Format] = []
     while chosen:
         ready = next(f for f in chosen if f.built_from not in {c.key for c in chosen})

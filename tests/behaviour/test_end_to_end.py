@@ -70,7 +70,7 @@ def test_manifest_lists_every_artifact(full_run):
 
     manifest = Manifest.load(out)
     assert manifest.task.dataset == "fashion-mnist" and manifest.float_accuracy >= 0.87
-    assert list(manifest.artifacts) == [f.key for f in FORMATS]
+    assert list(manifest.artifacts) == [f.key for f in FORMATS if f.key != "web_qat_int8"]  # one web/, PTQ's
     assert manifest.artifacts["tflite_int8"].input.dtype == "int8"
     assert manifest.artifacts["tflite_int8"].input.scale > 0
     assert manifest.qat is not None and len(manifest.qat.predictions) == 10000

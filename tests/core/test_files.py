@@ -145,3 +145,18 @@ def test_a_mount_point_is_swapped_file_by_file_with_the_manifest_last(tmp_path, 
         (stage / "manifest.json").write_text("new")
     assert snapshot(out) == {"a.tflite": "new", "manifest.json": "new"}
     assert order[-1] == "manifest.json" and sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_a_mount_points_sub_folder_is_swapped_whole(tmp_path, monkeypatch):
+    """web/ of a new set replaces the old one on a mount point; a folder the new set dropped goes."""
+    out = make_set(tmp_path / "export", **{"manifest.json": "old"})
+    for name in ("web", "gone"):
+        (out / name).mkdir()
+        (out / name / "index.html").write_text("old")
+    monkeypatch.setattr(files.os.path, "ismount", lambda p: str(p) == str(out))
+    with files.staged(out, drop=("gone",), last=("manifest.json",)) as stage:
+        (stage / "web" / "index.html").unlink()
+        (stage / "web" / "index.html").write_text("new")
+        (stage / "web" / "model.onnx").write_text("new")
+    assert sorted(os.listdir(out)) == ["manifest.json", "web"]
+    assert {p.name: p.read_text() for p in (out / "web").iterdir()} == {"index.html": "new", "model.onnx": "new"}
