@@ -1,3 +1,3 @@
 """The package version, in a leaf module so that records and exporters can stamp it without importing the
 package root (which imports every stage)."""
-__version__ = "0.8.0"
+__version__ = "0.9.0"
