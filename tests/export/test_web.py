@@ -6,13 +6,10 @@ answers are compared with `edge-mnist predict`'s (edge_mnist.predict) on the sam
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import shutil
 import socket
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +17,11 @@ import pytest
 from PIL import Image
 
 from benchmarks.photos import LARGE_PAGE, LARGE_SCALE, phone_photo
+from benchmarks.web import CHROMIUM, CLASSIFY, opened, serving
 from edge_mnist.registry.formats import WEB_PAGE
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.tf
-CHROMIUM = Path("/usr/bin/chromium")
 TEST_IMAGES, PHOTOS, LARGE_PHOTOS = 500, 40, 4  # every test image of the fixture; photos of the first ones
 
 
@@ -146,20 +143,8 @@ def served(web_export, tmp_path_factory):
     root = tmp_path_factory.mktemp("site")
     (root / "web").symlink_to(web_export / "web")
     (root / "images").mkdir()
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    """http.server without a log line per request."""
-
-    def log_message(self, *args) -> None:
-        """Say nothing."""
+    with serving(root) as url:
+        yield root, url
 
 
 @pytest.fixture(scope="module")
@@ -167,31 +152,9 @@ def page(served):
     """The exported page open in headless Debian chromium, its model loaded."""
     if not CHROMIUM.is_file():
         pytest.skip("apt-get install chromium")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        tab = browser.new_page()
-        errors = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(f"{served[1]}/web/index.html")
-        tab.evaluate("window.edgeMnist.ready")
-        assert not errors, errors
+    pytest.importorskip("playwright.sync_api")
+    with opened(f"{served[1]}/web/index.html") as tab:
         yield tab
-        browser.close()
-
-
-CLASSIFY = """async urls => {
-  const out = [];
-  for (const url of urls) {
-    const blob = await (await fetch(url)).blob();
-    const bitmap = await createImageBitmap(blob, {colorSpaceConversion: "none", premultiplyAlpha: "none"});
-    const sheet = new OffscreenCanvas(bitmap.width, bitmap.height), ctx = sheet.getContext("2d");
-    ctx.drawImage(bitmap, 0, 0);
-    const r = await window.edgeMnist.predict(ctx.getImageData(0, 0, bitmap.width, bitmap.height));
-    out.push({index: r.index, label: r.label, ms: r.ms, inference: r.inferenceMs, top: r.top.map(t => t.index)});
-  }
-  return out;
-}"""
 
 
 def _browser_and_predict(page, served, web_export, files: list[Path]) -> tuple[list[dict], list[dict]]:
