@@ -261,6 +261,13 @@ def test_emulate_runs_every_int8_artifact_on_an_emulated_pi_4_and_pi_5(device_ex
     assert {g["machine"]["machine"] for g in guests.values()} == {"aarch64"}
     assert "asimddp" in guests["pi5"]["machine"]["flags"]  # the guest read the Pi 5's cpuinfo
     assert "asimddp" not in guests["pi4"]["machine"]["flags"]
+    for name, dotprod in (("pi4", False), ("pi5", True)):  # `doctor` inside the guest
+        doctor = guests[name]["doctor"]
+        assert doctor["architecture"] == "aarch64" and doctor["python"].startswith("3.11.") and "12" in doctor["os"]
+        assert doctor["cpu_features"]["neon"] and doctor["cpu_features"]["dotprod"] is dotprod
+        versions = {r["name"]: r["version"] for r in doctor["runtimes"]}
+        assert versions["tflite"] == metadata.version("ai-edge-litert") and versions["keras"] is None
+        assert all(f["runs_here"] for f in doctor["files"] if f["file"] in int8)
     assert set(runs.iterdir()) <= before  # this run's extracted root filesystem is gone
 
 
