@@ -256,7 +256,8 @@ def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tu
         previous = json.loads((out / EMULATE_FILE).read_text())
         rows, guests = previous.get("rows", []), dict(previous.get("guests", {}))
         setup = dict(previous.get("setup", {}))
-    except (OSError, ValueError, AttributeError):
+        setup["distros"] = dict(setup.get("distros", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
         return [], {}, {}
     kept = []
     for raw in rows:

@@ -347,3 +347,32 @@ def test_info_check_bench_and_predict_run_on_32_bit_pi_os(device_export, fixture
     assert {"model_int8.tflite", "model_qat_int8.tflite", "model_float32.tflite"} <= timed
     assert not any(f.endswith((".onnx", ".ort")) for f in timed)
     assert json.loads(ran["predict"].stdout)["label"] == json.loads(host.stdout)["label"]
+
+
+def _row(manifest: Manifest, key: str, **names) -> dict:
+    """An emulate.json row of `key` as an earlier run wrote it (`names`: its board/cpu/target fields)."""
+    artifact = manifest.artifacts[key]
+    return {"key": key, "file": artifact.file, "runtime": artifact.fmt.runtime, "sha256": artifact.sha256,
+            "agreement": 1.0, "n_samples": 500, "top1_differ": 0, "differing": [], "outputs_differ": 0,
+            "max_abs_diff": 0.0, "max_steps": 0.0, "seconds": 1.0, "host_seconds": 0.1, "limit": 0.99,
+            "passed": True, **names}
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("setup", [{"distros": {"bookworm-armhf": {"arch": "armhf"}}}, {"distros": 5}, "junk"])
+def test_rows_of_targets_not_run_are_kept_by_target_name_also_from_older_files(device_export, setup):
+    """Rows written before targets had names (cpu only) count as pi4/pi5; pi5-trixie rows are not pi5's."""
+    from edge_mnist.emulate import _kept
+
+    manifest = Manifest.load(device_export)
+    rows = [_row(manifest, "tflite_int8", board="Pi 4", cpu="cortex-a72"),
+            _row(manifest, "tflite_int8", board="Pi 5 trixie", cpu="cortex-a76", target="pi5-trixie"),
+            _row(manifest, "onnx_int8", board="Pi 5", cpu="cortex-a76", target="pi5")]
+    (device_export / "emulate.json").write_text(json.dumps({"rows": rows, "guests": {"pi4": {}, "pi5": {}},
+                                                            "setup": setup}))
+    kept, guests, kept_setup = _kept(device_export, manifest, {"pi5"}, 0.99)
+    if not isinstance(setup, dict) or not isinstance(setup["distros"], dict):
+        assert (kept, guests, kept_setup) == ([], {}, {})  # an unreadable record keeps nothing
+        return
+    assert [(r.target, r.key) for r in kept] == [("pi4", "tflite_int8"), ("pi5-trixie", "tflite_int8")]
+    assert set(guests) == {"pi4"} and kept_setup["distros"] == setup["distros"]
