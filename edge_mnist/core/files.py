@@ -198,17 +198,33 @@ def _swap_files(stage: Path, out: Path, last: tuple[str, ...]) -> None:
     shutil.rmtree(stage)
 
 
+def _same_tree(a: Path, b: Path) -> bool:
+    """True when folder `b` holds exactly `a`'s entries, each file the same inode (an untouched staged copy)."""
+    if not b.is_dir() or b.is_symlink():
+        return False
+    names = sorted(p.relative_to(a) for p in a.rglob("*"))
+    return names == sorted(p.relative_to(b) for p in b.rglob("*")) and \
+        all(os.path.samefile(a / n, b / n) for n in names if (a / n).is_file() and not (a / n).is_symlink())
+
+
 def _swap_folders(stage: Path, out: Path) -> None:
-    """The sub-folders of a mount point's new set (web/), each copied beside its old one and renamed over it;
-    one the new set no longer has is removed. Before the files, so the manifest still comes last."""
-    folders = {p.name for p in stage.iterdir() if p.is_dir()}
-    for name in sorted(folders):
-        tmp = out / f".{name}.swap.tmp"
+    """The changed sub-folders of a mount point's new set (web/): each copied beside its old one and swapped
+    in with one atomic exchange where the OS has it (else a rename after removing the old one); a folder the
+    new set dropped is removed; symlinked folders are left alone. Before the files, so the manifest still
+    comes last."""
+    folders = {p.name for p in stage.iterdir() if p.is_dir() and not p.is_symlink()}
+    for name in sorted(n for n in folders if not _same_tree(stage / n, out / n)):
+        tmp, current = out / f".{name}.swap.tmp", out / name
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(stage / name, tmp)
-        shutil.rmtree(out / name, ignore_errors=True)
-        os.rename(tmp, out / name)
-    for gone in {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")} - folders:
+        shutil.copytree(stage / name, tmp, symlinks=True)
+        if current.is_dir() and not current.is_symlink() and exchange(tmp, current):
+            shutil.rmtree(tmp)
+            continue
+        if current.is_dir() and not current.is_symlink():
+            shutil.rmtree(current)
+        os.rename(tmp, current)
+    for gone in {p.name for p in out.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                 } - folders:
         shutil.rmtree(out / gone)
 
 

@@ -88,7 +88,8 @@ class _Lines(_Silent):
     def update(self, n: int = 1, **postfix) -> None:
         """Advance by n; print a line when the interval has passed."""
         super().update(n)
-        self.postfix.update(postfix)
+        with self._lock:  # the heartbeat and emulate's watcher read it from their threads
+            self.postfix.update(postfix)
         self._maybe_print()
 
     def _maybe_print(self) -> None:
@@ -144,6 +145,7 @@ class _Bar(_Silent):
         remaining = "<{remaining}" if eta else " elapsed"
         layout = {} if unit == "img" and eta else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} {unit} "
                                                                  f"[{{elapsed}}{remaining}{{postfix}}]"}
+        self.shown_postfix: dict = {}
         self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, file=sys.stderr,
                         dynamic_ncols=True, leave=True, **layout)  # a rate means something for images only
 
@@ -151,7 +153,8 @@ class _Bar(_Silent):
         """Advance by n, showing the latest figures beside the bar."""
         super().update(n)
         if postfix:
-            self.bar.set_postfix(postfix, refresh=not n)
+            self.shown_postfix.update(postfix)  # an empty figure ("now" when a step's activity ends) is cleared
+            self.bar.set_postfix({k: v for k, v in self.shown_postfix.items() if v != ""}, refresh=not n)
         self.bar.update(n)
 
     def close(self) -> None:

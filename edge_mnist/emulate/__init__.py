@@ -208,7 +208,7 @@ def _run_pi(out: Path, manifest: Manifest, dataset: Dataset, names: tuple[str, .
             runnable = [k for k in keys if manifest.artifacts[k].file not in skipped]
             new_rows, new_guests = _run_guests(out, manifest, runnable, images, threads,
                                                [t for t in targets if t.distro == distro],
-                                               (cache, tarball, site, distro), (host[0], host[1], host[2]), parity,
+                                               (cache, tarball, site, distro), host, parity,
                                                progress, shown)
             rows, guests = rows + new_rows, {**guests, **new_guests}
     return rows, guests, setup
@@ -260,10 +260,13 @@ def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tu
     except (OSError, ValueError, AttributeError, TypeError):
         return [], {}, {}
     kept = []
-    for raw in rows:
+    for raw in rows if isinstance(rows, list) else []:
         try:
             row = Row(**{**{k: v for k, v in raw.items() if k != "passed"}, "limit": parity})
-        except (TypeError, ValueError):
+            if not all(isinstance(v, str) for v in (row.cpu, row.target, row.key, row.sha256)) or \
+                    not isinstance(row.measured, (dict, type(None))):
+                continue
+        except (TypeError, ValueError, AttributeError):
             continue
         row.target = row.target or CPU_ALIASES.get(row.cpu, row.cpu)
         current = manifest.artifacts.get(row.key)

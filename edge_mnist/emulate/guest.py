@@ -41,8 +41,8 @@ class Guest:
     distro: Distro
 
     def command(self, target: PiTarget, out: Path, call: str) -> list[str]:
-        """The host command running Python code `call` on `target`: a private mount namespace (mounts die with
-        it), proc with the target's ARM cpuinfo and sysfs (the runtimes' CPU detection reads both, else they
+        """The host command running Python code `call` on `target` (writing the target's ARM cpuinfo into the
+        run folder first): a private mount namespace (mounts die with it), proc with that cpuinfo and sysfs (the runtimes' CPU detection reads both, else they
         crash or fall back to generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
         r, g = shlex.quote(str(self.root)), GUEST_DIR
         cpuinfo_file = self.run / f"cpuinfo-{target.name}"
@@ -92,7 +92,10 @@ def run_on(g: Guest, target: PiTarget, out: Path, keys: list[str], images: np.nd
     """Run the worker on one emulated Pi target: (probabilities per key, the worker's report)."""
     work = g.run / "work"
     for stale in work.iterdir():
-        stale.unlink()
+        if stale.is_dir() and not stale.is_symlink():
+            remove_tree(stale)
+        else:
+            stale.unlink()
     np.save(work / "images.npy", images)
     (work / "keys.json").write_text(json.dumps(keys))
     log = g.cache / f"worker-{target.name}.log"  # kept after the run folder is gone
@@ -122,9 +125,11 @@ def cli_in_guest(g: Guest, target: PiTarget, out: Path, args: list[str],
 def worker_progress(g: Guest) -> dict | None:
     """How far the running worker is ({file, done, total, index, files, seconds}); None before it starts."""
     try:
-        return json.loads((g.run / "work" / PROGRESS_FILE).read_text())
+        state = json.loads((g.run / "work" / PROGRESS_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) and set(state) >= {"file", "done", "total", "index", "files",
+                                                                "seconds"} else None
 
 
 def predict_all(out: Path, manifest: Manifest, keys: list[str], images: np.ndarray, threads: int,
@@ -135,13 +140,15 @@ def predict_all(out: Path, manifest: Manifest, keys: list[str], images: np.ndarr
     outputs, seconds, scales = {}, {}, {}
     for index, key in enumerate(keys):
         runner = open_artifact(out, manifest, key, threads)
-        parts, start = [], time.perf_counter()
+        parts, spent = [], 0.0
         for first in range(0, len(images), CHUNK):
+            start = time.perf_counter()
             parts.append(runner.predict(images[first:first + CHUNK]))
+            spent += time.perf_counter() - start  # the predictions alone, not the progress file's writes
             report({"file": manifest.artifacts[key].file, "done": first + len(parts[-1]), "total": len(images),
-                    "index": index, "files": len(keys), "seconds": time.perf_counter() - start})
+                    "index": index, "files": len(keys), "seconds": spent})
         outputs[key] = np.concatenate(parts)
-        seconds[key] = time.perf_counter() - start
+        seconds[key] = spent
         scales[key] = float(runner.output_scale)
     return outputs, seconds, scales
 
@@ -165,9 +172,12 @@ def worker(work: str, threads: int) -> None:
         outputs, seconds, _ = predict_all(out, Manifest.load(out), keys, np.load(work_dir / "images.npy"), threads,
                                           report)
         np.savez(work_dir / "outputs.npz", **outputs)
+        try:
+            doctor = diagnose(out).to_json()
+        except Exception as exc:  # the diagnosis is a record beside the outputs: its failure must not lose them
+            doctor = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         (work_dir / "report.json").write_text(json.dumps({"seconds": seconds, "machine": machine_info(),
-                                                          "versions": tool_versions(),
-                                                          "doctor": diagnose(out).to_json()}))
+                                                          "versions": tool_versions(), "doctor": doctor}))
     except EdgeMnistError as exc:
         print(f"edge-mnist: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -285,6 +285,9 @@ def runtime_requirements(distro: Distro = BOOKWORM_ARM64) -> list[str]:
             pins.append(f"{requirement.name}=={version}")
         elif requirement.marker:  # another platform's requirement (tflite-runtime on armv7l): as it says
             pins.append(f"{requirement.name}{requirement.specifier}")
+        elif version is not None:
+            raise EdgeMnistError(f"{requirement.name} {version} here does not satisfy {requirement}; install "
+                                 "edge-mnist's runtime (pip install .)")
         else:
             raise EdgeMnistError(f"{requirement.name} is not installed here; install edge-mnist's runtime "
                                  "(pip install .)")
@@ -306,7 +309,7 @@ def build_site(cache: Path, distro: Distro, progress: Callable[[str], None]) -> 
     on the host), keyed by the distro and the pinned versions. Where Debian serves some of them (Distro.system),
     pip installs the listed ones alone (--no-deps): their own dependencies are those Debian packages."""
     pins = runtime_requirements(distro)
-    key = f"cp{distro.python.replace('.', '')}-{distro.machine}-" + \
+    key = f"{distro.name}-cp{distro.python.replace('.', '')}-{distro.machine}-" + \
         "-".join(re.sub(r"[^A-Za-z0-9.]+", "", p) for p in pins).lower()
     site = cache / f"site-{key}"
     if site.is_dir():

@@ -57,7 +57,10 @@ def watching(shown, activity: Callable[[], str]) -> Iterator[None]:
     def poll() -> None:
         """Refresh the line until the block ends."""
         while not done.wait(POLL_S):
-            text = activity()
+            try:
+                text = activity()
+            except Exception:  # a half-written or odd status file: say nothing this time, never a traceback
+                continue
             if text:
                 shown.update(0, now=text)
 

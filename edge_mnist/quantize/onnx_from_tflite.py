@@ -99,7 +99,7 @@ class Converter:
         return self.node("DequantizeLinear", [source, *self.qparams(name, q, dtype)], f"{name}_dq", **attrs)
 
     def tensor(self, index: int, nchw: bool | None = None) -> str:
-        """The float value of TFLite tensor `index`: its int8 ONNX value dequantized.
+        """The float value of TFLite tensor `index`: its integer ONNX value (uint8 activations) dequantized.
 
         `nchw` states the layout the consuming operator needs (True: a 4-D NCHW value, False: not
         one); a value in the other layout is a one-line error rather than a silently wrong graph.

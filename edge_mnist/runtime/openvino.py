@@ -9,12 +9,14 @@ outputs, and so top-1, away from LiteRT's).
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, require
+from edge_mnist.core.tfenv import filtered_stderr
 from edge_mnist.runtime.base import Runner, image_signature, read_model, weight_precision
 from edge_mnist.runtime.onnx_graph import refuse_external_data, summarize
 from edge_mnist.runtime.tflite_graph import live_weights, read_metadata, read_tflite
@@ -63,10 +65,12 @@ class OpenVinoRunner(Runner):
             summary = summarize(model, str(self.path))
             refuse_external_data(summary, str(self.path))  # before OpenVINO would follow it
         try:
-            graph = _tflite_model(core, model) if tflite else core.read_model(model)
-            self.compiled = core.compile_model(graph, DEVICE, cpu_properties(threads))
+            with filtered_stderr():  # the frontends' C++ logging would put lines of their own beside ours
+                graph = _tflite_model(core, model) if tflite else core.read_model(model)
+                self.compiled = core.compile_model(graph, DEVICE, cpu_properties(threads))
         except RuntimeError as exc:
-            raise EdgeMnistError(f"{path}: OpenVINO cannot compile this model ({_first_line(exc)})") from exc
+            reason = re.sub(r"/\S*/model\.tflite", self.path.name, _first_line(exc))  # not our temporary file's
+            raise EdgeMnistError(f"{path}: OpenVINO cannot compile this model ({reason})") from exc
         if len(self.compiled.inputs) != 1 or len(self.compiled.outputs) != 1:
             raise EdgeMnistError(f"{path}: expected one input and one output, found {len(self.compiled.inputs)} and "
                                  f"{len(self.compiled.outputs)}")

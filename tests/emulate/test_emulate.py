@@ -367,7 +367,9 @@ def test_rows_of_targets_not_run_are_kept_by_target_name_also_from_older_files(d
     manifest = Manifest.load(device_export)
     rows = [_row(manifest, "tflite_int8", board="Pi 4", cpu="cortex-a72"),
             _row(manifest, "tflite_int8", board="Pi 5 trixie", cpu="cortex-a76", target="pi5-trixie"),
-            _row(manifest, "onnx_int8", board="Pi 5", cpu="cortex-a76", target="pi5")]
+            _row(manifest, "onnx_int8", board="Pi 5", cpu="cortex-a76", target="pi5"),
+            "x", 5, _row(manifest, "onnx_int8", board="Pi 4", cpu=["cortex-a72"]),  # damaged rows: left out
+            _row(manifest, "onnx_int8", board="Pi 4", cpu="cortex-a72", measured=[1])]
     (device_export / "emulate.json").write_text(json.dumps({"rows": rows, "guests": {"pi4": {}, "pi5": {}},
                                                             "setup": setup}))
     kept, guests, kept_setup = _kept(device_export, manifest, {"pi5"}, 0.99)

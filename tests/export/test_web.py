@@ -272,3 +272,20 @@ def _item_png(root: Path) -> str:
     path = root / "item.png"
     Image.fromarray(load_dataset("fashion-mnist", FIXTURES / "fashion-small").x_test[0]).save(path)
     return str(path)
+
+
+def test_on_32_bit_pi_os_the_page_is_listed_as_not_compared(web_copy, monkeypatch):
+    """Where onnxruntime has no wheel the .onnx does not run, so the page's model cannot be held to it: the gate
+    says so (its files' sha256 still verified), it does not crash."""
+    import platform
+
+    from edge_mnist.check import evaluate
+    from edge_mnist.gate import Criteria
+    from edge_mnist.data import load_dataset
+
+    monkeypatch.setattr(platform, "machine", lambda: "armv7l")
+    verdict = evaluate(web_copy, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), Criteria(),
+                       skip_qat_source=True, skip_runtimes=("tflm", "openvino"))
+    assert verdict.passed and any(s.startswith(f"{WEB_PAGE}: not compared here (model_int8.onnx does not run")
+                                  for s in verdict.skipped), verdict.skipped
+    assert not any(r.artifact.endswith(".onnx") for r in verdict.results)
