@@ -42,8 +42,9 @@ class Guest:
 
     def command(self, target: PiTarget, out: Path, call: str) -> list[str]:
         """The host command running Python code `call` on `target` (writing the target's ARM cpuinfo into the
-        run folder first): a private mount namespace (mounts die with it), proc with that cpuinfo and sysfs (the runtimes' CPU detection reads both, else they
-        crash or fall back to generic kernels), the artifact folder read-only, then chroot with QEMU_CPU pinned."""
+        run folder first): a private mount namespace (mounts die with it), proc with that cpuinfo and sysfs
+        (the runtimes' CPU detection reads both, else they crash or fall back to generic kernels), the
+        artifact folder read-only, then chroot with QEMU_CPU pinned."""
         r, g = shlex.quote(str(self.root)), GUEST_DIR
         cpuinfo_file = self.run / f"cpuinfo-{target.name}"
         cpuinfo_file.write_text(cpuinfo(CPUS[target.cpu], os.cpu_count() or 1))

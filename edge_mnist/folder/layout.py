@@ -33,7 +33,8 @@ ARTIFACT_PLOTS = (CONFUSION_FILE, DISAGREEMENT_FILE, LATENCY_FILE, MISCLASSIFIED
 
 # What a new model makes stale: everything exported from or measured on the previous one.
 STALE_AFTER_TRAINING = tuple(f for f in MODEL_FILES if f != KERAS_FILE) + (
-    WEB_DIR, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *(p for p in PLOT_FILES if p != CURVES_FILE))
+    WEB_DIR, MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE,
+    *(p for p in PLOT_FILES if p != CURVES_FILE))
 # The files a command writes into the folder: a report path given by the user must not be one of them.
 WRITTEN_FILES = frozenset(MODEL_FILES + (MANIFEST_FILE, BENCH_FILE, EMULATE_FILE, HISTORY_FILE, DEBUG_FILE,
                                          DEBUG_PLOT, REPORT_FILE, LOCK_FILE) + PLOT_FILES)

@@ -67,7 +67,8 @@ def test_bench_check_predict_without_tensorflow(device_export, fixture_data_dir,
     openvino_absent = importlib.util.find_spec("openvino") is None  # optional: skipped where not installed
     expected = ["model_float32.keras"]
     for stem in ("model_int8", "model_qat_int8"):
-        expected += [f"{stem}.tflite@tflm"] + [f"{stem}.{kind}@openvino" for kind in ("tflite", "onnx") if openvino_absent]
+        expected += [f"{stem}.tflite@tflm"]
+        expected += [f"{stem}.{kind}@openvino" for kind in ("tflite", "onnx") if openvino_absent]
     assert [s["file"] for s in bench["skipped"]] == expected
     assert {"model_int8.tflite", "model_int8.onnx", "model_qat_int8.onnx"} <= {r["file"] for r in bench["rows"]}
 
