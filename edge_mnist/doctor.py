@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from edge_mnist.bench import cpu_name_and_flags
-from edge_mnist.core.tfenv import setup_env
+from edge_mnist.core.tfenv import filtered_stderr, setup_env
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import RUNTIMES
@@ -112,7 +112,8 @@ def runtime_status(name: str) -> RuntimeStatus:
     failure = None
     for package, distribution in ((runtime.package, runtime.distribution), *filter(None, [runtime.fallback])):
         try:
-            module = importlib.import_module(package)
+            with filtered_stderr():  # TensorFlow's C++ start-up lines are not the report
+                module = importlib.import_module(package)
         except Exception as exc:  # an installed wheel can fail to load in many ways; each is reported, not raised
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             failure = failure or f"{type(exc).__name__}: {reason}"[:200]
