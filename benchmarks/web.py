@@ -108,14 +108,14 @@ def measure(out: Path, data_dir: Path | None, images: int, photos: int, seed: in
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "web").symlink_to(out.resolve() / "web")
-        cases = {"test images (28x28 PNG)": [], "phone photos (480x360 JPEG)": []}
         (root / "images").mkdir()
-        for i in range(images):
-            cases["test images (28x28 PNG)"].append(root / "images" / f"{i:05d}.png")
-            Image.fromarray(x[i]).save(cases["test images (28x28 PNG)"][-1])
-        for i in range(photos):
-            cases["phone photos (480x360 JPEG)"].append(root / "images" / f"{i:05d}.jpg")
-            phone_photo(x[i], rng, gradient=50).save(cases["phone photos (480x360 JPEG)"][-1], quality=90)
+        tests = [root / "images" / f"{i:05d}.png" for i in range(images)]
+        shots = [root / "images" / f"{i:05d}.jpg" for i in range(photos)]
+        for i, path in enumerate(tests):
+            Image.fromarray(x[i]).save(path)
+        for i, path in enumerate(shots):
+            phone_photo(x[i], rng, gradient=50).save(path, quality=90)
+        cases = {"test images (28x28 PNG)": tests, "phone photos (480x360 JPEG)": shots}
         with serving(root) as url, opened(f"{url}/web/index.html") as tab:
             version = tab.evaluate("ort.env.versions ? JSON.stringify(ort.env.versions) : ''")
             result = {}

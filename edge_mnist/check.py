@@ -76,10 +76,10 @@ def _embedded_results(out: Path, manifest: Manifest, runners: dict) -> tuple[lis
         for part, sha256 in artifact.parts.items():
             read_verified(out / part, sha256)
         content = read_verified(out / tflite.file, tflite.sha256, tflite.size_bytes)
-        module, func = fmt.verifier.split(":")
         if fmt.built_from not in runners:  # its source's runtime is not here (the .onnx on 32-bit Pi OS)
             skipped.append(f"{fmt.file}: not compared here ({tflite.file} does not run on this machine)")
             continue
+        module, func = fmt.verifier.split(":")
         try:
             problems = getattr(importlib.import_module(module), func)(out / artifact.file, content, manifest.task,
                                                                      runners[fmt.built_from])

@@ -87,7 +87,11 @@ class Row:
     passed: bool = field(init=False)
 
     def __post_init__(self):
-        """Decide the row and keep plain Python types (for JSON)."""
+        """Decide the row and keep plain Python types (for JSON); a row of the wrong types (read back from a
+        damaged emulate.json) is a ValueError."""
+        if not all(isinstance(v, str) for v in (self.board, self.cpu, self.key, self.file, self.sha256, self.target)) \
+                or not isinstance(self.measured, (dict, type(None))):
+            raise ValueError("emulate row with fields of the wrong type")
         self.agreement, self.max_abs_diff = float(self.agreement), float(self.max_abs_diff)
         self.passed = bool(self.agreement >= self.limit - EPS
                            and (self.litert_agreement is None or self.litert_agreement >= self.limit - EPS)
@@ -263,9 +267,6 @@ def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tu
     for raw in rows if isinstance(rows, list) else []:
         try:
             row = Row(**{**{k: v for k, v in raw.items() if k != "passed"}, "limit": parity})
-            if not all(isinstance(v, str) for v in (row.cpu, row.target, row.key, row.sha256)) or \
-                    not isinstance(row.measured, (dict, type(None))):
-                continue
         except (TypeError, ValueError, AttributeError):
             continue
         row.target = row.target or CPU_ALIASES.get(row.cpu, row.cpu)
