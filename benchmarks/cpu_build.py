@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.core.timing import interleaved_p50
+from edge_mnist.core.timing import interleaved_repeats
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.folder.records import Manifest
 from edge_mnist.quantize.cpu_build import cpu_build, find_stem
@@ -48,12 +48,6 @@ def raw_call(model: bytes):
         interpreter.set_tensor(entry["index"], image)
         interpreter.invoke()
     return call
-
-
-def interleaved_repeats(calls: dict, rounds: int, runs: int, repeats: int) -> list[dict[str, float]]:
-    """Per repeat, the median block p50 of each call, the calls interleaved in blocks of `runs`."""
-    return [{name: float(np.median(v)) for name, v in interleaved_p50(calls, rounds, {n: runs for n in calls}).items()}
-            for _ in range(repeats)]
 
 
 def measure(path: Path, images: np.ndarray, labels: np.ndarray, rounds: int, runs: int, repeats: int) -> dict:

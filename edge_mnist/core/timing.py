@@ -53,6 +53,14 @@ def interleaved_p50(calls: dict[str, Callable[[], object]], rounds: int, runs: d
     return blocks
 
 
+def interleaved_repeats(calls: dict[str, Callable[[], object]], rounds: int, runs: int,
+                        repeats: int) -> list[dict[str, float]]:
+    """`repeats` independent interleaved measurements (interleaved_p50, blocks of `runs`), each reduced to
+    the median block p50 per call: the spread of a ratio over repeats is what a claim about it must show."""
+    return [{name: float(np.median(v)) for name, v in interleaved_p50(calls, rounds, {n: runs for n in calls}).items()}
+            for _ in range(repeats)]
+
+
 def throughput_ips(call: Callable[[], object], batch: int, repeats: int = 5, min_seconds: float = 0.2) -> float:
     """Images per second for a batched call: median over `repeats` timed loops of >= min_seconds."""
     call()
