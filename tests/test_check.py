@@ -137,7 +137,7 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
     tflm = importlib.util.find_spec("tflite_micro") is not None  # the .tflite runs again under TFLM, with parity
     openvino = importlib.util.find_spec("openvino") is not None  # the .tflite and .onnx run again under OpenVINO
-    runs = 3 + tflm + 2 * openvino
+    runs = 4 + tflm + 2 * openvino  # .tflite, its CPU build, .onnx, .ort; then TFLM and OpenVINO
     expected = 3 * runs + runs * per_artifact + 2 * (runs - 1) + 8  # criteria, parity pairs, four C++, four C files
     assert len(verdict.results) == expected
     assert verdict.reference == ("model_float32.keras" if has_tensorflow() else "model_float32.onnx")
@@ -202,9 +202,9 @@ def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_exp
     manifest["artifacts"] = [a for a in manifest["artifacts"] if a["method"] != "qat"]
     manifest["qat"] = None
     (device_export / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgeMnistError, match="model_qat_int8.tflite: present but not listed in manifest.json"):
+    with pytest.raises(EdgeMnistError, match=r"model_qat_int8(_cpu)?\.tflite: present but not listed in manifest.json"):
         evaluate(device_export, data, Criteria(), **SKIP)
-    for name in ("model_qat_int8.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
+    for name in ("model_qat_int8.tflite", "model_qat_int8_cpu.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
                  "model_qat_int8.required_operators.config", "model_qat_int8.cc", "model_qat_int8.h",
                  "model_qat_int8_micro.c", "model_qat_int8_micro.h"):
         (device_export / name).unlink()
@@ -263,8 +263,8 @@ def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, d
 
 
 def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
-    ints = ["model_int8.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite", "model_qat_int8.onnx",
-            "model_qat_int8.ort"]
+    ints = ["model_int8.tflite", "model_int8_cpu.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite",
+            "model_qat_int8_cpu.tflite", "model_qat_int8.onnx", "model_qat_int8.ort"]
     measured = bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda *_: None).to_json()
     only_float = baseline_file(measured, tmp_path, ["model_float32.onnx"], 0.5)
     with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
@@ -277,7 +277,7 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
     openvino_runs = 4 if importlib.util.find_spec("openvino") else 0  # the .tflite and .onnx rows under OpenVINO
-    assert len(drops) == 6 + tflm_runs + openvino_runs and not any(r.passed for r in drops)
+    assert len(drops) == 8 + tflm_runs + openvino_runs and not any(r.passed for r in drops)
 
 
 def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):

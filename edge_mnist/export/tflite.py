@@ -9,6 +9,7 @@ from __future__ import annotations
 from edge_mnist.core.files import atomic_write_bytes
 from edge_mnist.core.tfenv import filtered_stderr, import_tf
 from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.quantize.cpu_build import cpu_build
 from edge_mnist.quantize.ptq import converter_for, int8_converter
 from edge_mnist.runtime.base import io_quantization
 from edge_mnist.runtime.tflite import TFLiteRunner
@@ -39,3 +40,13 @@ def export_int8(job: ExportJob) -> Exported:
     io_quant = io_quantization(TFLiteRunner(job.path, content=data))
     atomic_write_bytes(job.path, with_metadata(data, {**job.metadata, **io_quant}))
     return Exported(converter=converter, quantization=f"{len(job.calib)} calibration images")
+
+
+def export_cpu(job: ExportJob) -> Exported:
+    """The CPU build of the int8 .tflite this format is built from (quantize.cpu_build): its stem float,
+    the rest and the int8 input and output unchanged; what it keeps float is in its metadata."""
+    source = job.built_from_path.read_bytes()
+    data, note = cpu_build(source, job.built_from_path)
+    io_quant = io_quantization(TFLiteRunner(job.path, content=data))
+    atomic_write_bytes(job.path, with_metadata(data, {**job.metadata, **io_quant, "cpu_build": note}))
+    return Exported(converter=f"edge-mnist CPU build of {job.built_from_path.name}", quantization=note)

@@ -152,6 +152,9 @@ class Run:
         return self.fmt.file if self.primary else f"{self.fmt.file}@{self.runtime}"
 
 
+CPU_NOTES = ("the CPU build of {tflite} for LiteRT and tflite-runtime on phones, Pis and PCs: the stem (a first "
+             "convolution on a 1- to 3-channel image, with its max pooling) in float32 on the same int8 weights, the "
+             "rest all int8; the same int8 input and output; microcontrollers and NPUs take the all-integer file")
 C_NOTES = ("C++ source for TensorFlow Lite Micro: the {tflite} flatbuffer as a const, 16-byte aligned byte array "
            "(declared in {header}); not runnable here, it is the .tflite's bytes")
 H_NOTES = ("C++ header for {tflite}: the array, its length, labels, input and output scale and zero point, and the "
@@ -171,7 +174,8 @@ MICRO_H_NOTES = ("header of the interpreter-free C of {tflite}: {prefix}_invoke(
 
 
 def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
-    """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, the
+    """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, its CPU
+    build (quantize.cpu_build; optional only so that folders exported before it are complete), the
     .onnx converted from it, the .ort made from that, and the .ort's required-operators config; beside
     them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C), and the web
     page made from the .onnx (one folder, web/, which the first int8 method of an export writes: for_methods)."""
@@ -182,6 +186,8 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
     return (
         Format(tflite, f"{stem}.tflite", "tflite", "int8", method, "edge_mnist.export.tflite:export_int8", source,
                parity_group=group, notes=tflite_notes, also_runs=("tflm", "openvino")),
+        Format(f"{tflite}_cpu", f"{stem}_cpu.tflite", "tflite", "int8", method, "edge_mnist.export.tflite:export_cpu",
+               tflite, parity_group=group, notes=CPU_NOTES.format(tflite=f"{stem}.tflite"), optional=True),
         Format(f"{c_source}_h", f"{stem}.h", None, "int8", method, "edge_mnist.export.c_array:export_header", tflite,
                notes=H_NOTES.format(**names),
                verifier="edge_mnist.export.c_array:verify_header"),
