@@ -13,6 +13,8 @@ from edge_mnist.runtime.base import io_quantization
 from edge_mnist.runtime.tflite import TFLiteRunner
 from edge_mnist.runtime.tflite_graph import TfliteGraph, read_tflite
 
+pytestmark = pytest.mark.device  # the rewrite needs the flatbuffer tools of ai-edge-litert only
+
 FIXTURE_EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "device_export"
 FLOAT32 = 0
 
