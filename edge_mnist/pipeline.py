@@ -17,7 +17,6 @@ from edge_mnist.export import export
 from edge_mnist.folder.layout import CHECK_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.gate import Criteria, Verdict
-from edge_mnist.quantize.equalize import BY_DEFAULT as EQUALIZE_BY_DEFAULT
 from edge_mnist.registry.formats import TFLM_IMAGES
 from edge_mnist.render.tables import write_reports
 from edge_mnist.report import write_report
@@ -49,11 +48,11 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500, qat_epochs: int = 1, threads: int = 1,
         runs: int = 1000, warmup: int = 100, criteria: Criteria | None = None,
         progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = (),
-        fallback=None, equalize: bool = EQUALIZE_BY_DEFAULT, wait: bool = False,
+        fallback=None, equalize: bool | None = None, wait: bool = False,
         tflm_images: int = TFLM_IMAGES) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
     float fallback of edge_mnist.quantize.fallback when `fallback` is a Request; `equalize`: cross-layer
-    equalization first, quantize.equalize), bench every artifact, evaluate
+    equalization, as export's), bench every artifact, evaluate
     the gate (recorded in DIR/check.json; TFLM on `tflm_images` test images stratified by class, 0: all)
     and write DIR/report.html. DIR's lock is held from start to end (core.lock; `wait` waits for another
     writer), so no other command writes between the stages."""
@@ -85,7 +84,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
 def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods: tuple[str, ...], *,
                   model: Path | None = None, calib_samples: int = 500, seed: int = 0, qat_epochs: int = 1,
                   batch_size: int = 128, progress: Callable[[str], None] = print,
-                  fallback=None, equalize: bool = EQUALIZE_BY_DEFAULT,
+                  fallback=None, equalize: bool | None = None,
                   wait: bool = False) -> tuple[dict | None, Manifest]:
     """`edge-mnist export`: with `model`, first import the user's Keras file as DIR's float model (for
     `dataset`, default mnist); then export DIR for the folder's recorded dataset. Returns the import's

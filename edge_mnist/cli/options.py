@@ -188,13 +188,14 @@ gate_options = option_group(
 
 
 fallback_options = option_group(
-    click.option("--equalize/--no-equalize", default=EQUALIZE_BY_DEFAULT, show_default=True,
+    click.option("--equalize/--no-equalize", default=None,
                  help="Cross-layer equalization before post-training int8: rescale channel pairs across ReLU/MaxPool "
-                      "so consecutive layers' weight ranges match (the same float function)."),
+                      "so consecutive layers' weight ranges match (the same float function). Unset: "
+                      f"{'on' if EQUALIZE_BY_DEFAULT else 'off'}, and --fallback tries it before float layers; "
+                      "--no-equalize: never."),
     click.option("--fallback", is_flag=True,
                  help="Keep the fewest layers of the post-training int8 files float, by `debug`'s ranking, until "
-                      "the .tflite and .onnx pass the gate (its options below), after trying --equalize with "
-                      "none; exit 1 if no mix does."),
+                      "the .tflite and .onnx pass the gate (its options below); exit 1 if no mix does."),
     click.option("--max-float-layers", type=click.IntRange(1), default=None,
                  help="With --fallback: at most this many float layers."))
 

@@ -83,17 +83,20 @@ def _ptq_details(fmt: Format, plan, equalization) -> dict[str, str]:
     return {**details, **plan.describe(), **({"fallback_cost": cost} if cost else {})}
 
 
-def _ptq_model(model, equalize_first: bool, fallback, calib: np.ndarray, dataset: Dataset, progress):
+def _ptq_model(model, choice: bool | None, fallback, calib: np.ndarray, dataset: Dataset, progress):
     """The Keras model the post-training int8 files are converted from, its Equalization (None when not
-    equalized) and the fallback's result (None without `fallback`): with `equalize_first` the equalized copy;
-    the fallback may choose it too."""
-    equalized, record = equalize(model) if equalize_first or fallback is not None else (None, None)
+    equalized) and the fallback's result (None without `fallback`). `choice` True: the equalized copy; False:
+    never; None: quantize.equalize.BY_DEFAULT, and the fallback may choose the equalized copy."""
+    equalize_first = BY_DEFAULT if choice is None else choice
+    may_try = choice is None and fallback is not None
+    equalized, record = equalize(model) if equalize_first or may_try else (None, None)
     if equalize_first:
         progress(f"equalizing: {record.describe()}")
     start = equalized if equalize_first else model
     plan = None
     if fallback is not None:
-        plan = _fallback(start, None if equalize_first else equalized, calib, dataset, fallback, progress)
+        plan = _fallback(start, equalized if may_try and not equalize_first else None, calib, dataset, fallback,
+                         progress)
     if equalize_first or (plan is not None and plan.chosen.equalized):
         return equalized, record, plan
     return model, None, plan
@@ -109,7 +112,7 @@ def _no_mix_passes(plan, out: Path) -> GateFailed:
 
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
            seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
-           progress: Callable[[str], None] = print, fallback=None, *, equalize: bool = BY_DEFAULT,
+           progress: Callable[[str], None] = print, fallback=None, *, equalize: bool | None = None,
            wait: bool = False) -> Manifest:
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
@@ -119,8 +122,9 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     describe files that are replaced.
     `fallback` (edge_mnist.quantize.fallback.Request) keeps the fewest layers of the post-training int8 files
     float so they pass the gate (after trying cross-layer equalization with none); when no mix does, the best
-    one is written and GateFailed is raised. `equalize` converts the post-training int8 files from the
-    cross-layer-equalized model (quantize.equalize).
+    one is written and GateFailed is raised. `equalize` True converts the post-training int8 files from the
+    cross-layer-equalized model (quantize.equalize), False never; None (unset) follows quantize.equalize.BY_DEFAULT
+    and lets the fallback try it.
     DIR's lock is held throughout (core.lock; `wait` waits for another writer).
     """
 
