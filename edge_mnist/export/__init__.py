@@ -140,7 +140,8 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         calib = calibration_images(dataset, calib_samples, seed)
         if fallback is not None and "ptq" not in methods:
             raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
-        ptq_model, equalization, plan = _ptq_model(model, equalize, fallback, calib, dataset, progress)
+        choice = equalize if "ptq" in methods else False  # only post-training int8 is equalized
+        ptq_model, equalization, plan = _ptq_model(model, choice, fallback, calib, dataset, progress)
         with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
                     last=(MANIFEST_FILE,)) as stage:
             manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
