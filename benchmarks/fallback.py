@@ -18,17 +18,34 @@ import sys
 from pathlib import Path
 
 
+# Each conv layer of the reference CNN and of a BatchNorm architecture with the layer that reads its output
+# (the last conv's partner is the Dense after Flatten): where tests and benchmarks/equalize.py put an outlier.
+OUTLIER_PAIRS = {"reference_cnn": {"conv1": "conv2", "conv2": "dense1"},
+                 "compact": {"conv1": "conv2", "conv2": "conv3", "conv3": "dense1"}}
+
+
 def outlier_channel(model, conv: str = "conv1", after: str = "conv2", channel: int = 3, factor: float = 300.0):
     """`model` (tf_keras) with `conv`'s output channel `channel` scaled by `factor` and `after`'s matching
-    input channel by 1/factor: the same float function, ruinous for per-tensor int8 activations."""
-    first, second = model.get_layer(conv), model.get_layer(after)
-    kernel, bias = first.get_weights()
-    kernel[..., channel] *= factor
-    bias[channel] *= factor
-    first.set_weights([kernel, bias])
-    kernel, bias = second.get_weights()
-    kernel[:, :, channel, :] /= factor
-    second.set_weights([kernel, bias])
+    input channel by 1/factor: the same float function, ruinous for per-tensor int8 activations.
+
+    A BatchNormalization right after `conv` takes the scale (its gamma and beta: the channel it writes is the
+    outlier); a Dense `after` reading a Flatten has the channel's inputs at rows channel, channel + C, ...
+    (NHWC), all scaled down."""
+    layers = model.layers
+    first = model.get_layer(conv)
+    following = layers[layers.index(first) + 1]
+    scaled = following if type(following).__name__ == "BatchNormalization" else first
+    weights = scaled.get_weights()
+    for index in range(min(2, len(weights))):
+        weights[index][..., channel] *= factor  # kernel and bias, or gamma and beta
+    scaled.set_weights(weights)
+    second = model.get_layer(after)
+    weights = second.get_weights()
+    if weights[0].ndim == 4:
+        weights[0][:, :, channel, :] /= factor
+    else:
+        weights[0][channel::first.get_weights()[0].shape[-1]] /= factor
+    second.set_weights(weights)
     return model
 
 

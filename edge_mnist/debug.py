@@ -5,7 +5,8 @@ table of quantize.layer_error: weight and activation SQNR, RMSE over the quantiz
 test accuracy with each layer kept float. Layers are sorted worst first by the lowest SQNR they
 touch; the ranking is what `export --fallback` walks. The float values come from the calibrated
 float model, whose tensor names are the int8 model's (the .onnx carries them in its nodes'
-doc_string). QAT artifacts are left out: their float source is the fine-tuned QAT model, not a
+doc_string); when export equalized the files (quantize.equalize; the manifest says so), the float model is
+equalized the same way first. QAT artifacts are left out: their float source is the fine-tuned QAT model, not a
 float network to compare with.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, MANIFEST_FILE
 from edge_mnist.folder.records import Manifest
 from edge_mnist.folder.verify import open_artifact, read_verified, recorded_keras_sha256
 from edge_mnist.quantize.calibration import calibration_images
+from edge_mnist.quantize.equalize import DETAILS_KEY, equalize
 from edge_mnist.quantize.layer_error import DEBUG_IMAGES, ArtifactDebug, analyse, tflite_tensors
 from edge_mnist.quantize.mixed import Mixer
 from edge_mnist.registry.formats import BY_KEY
@@ -58,6 +60,9 @@ def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
         if not present:
             raise EdgeMnistError(f"{out}: no post-training int8 artifact to debug (run `edge-mnist export --int8`)")
         model = load_keras(out / BY_KEY["keras_float32"].file, sha256=recorded_keras_sha256(out))
+        if DETAILS_KEY in manifest.artifacts[present[0]].details:
+            progress("equalizing the float model as export did")
+            model, _ = equalize(model)
         progress("calibrating the float model as export did")
         mixer = Mixer.for_model(model, calibration_images(dataset, calib_samples, seed))
         images, labels = to_float(dataset.x_test), dataset.y_test

@@ -48,9 +48,11 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
         methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500, qat_epochs: int = 1, threads: int = 1,
         runs: int = 1000, warmup: int = 100, criteria: Criteria | None = None,
         progress: Callable[[str], None] = print, skip_runtimes: tuple[str, ...] = (),
-        fallback=None, wait: bool = False, tflm_images: int = TFLM_IMAGES) -> RunResult:
+        fallback=None, equalize: bool | None = None, wait: bool = False,
+        tflm_images: int = TFLM_IMAGES) -> RunResult:
     """Train by `config` (or import the user's `model` file instead), export int8 by `methods` (with the
-    float fallback of edge_mnist.quantize.fallback when `fallback` is a Request), bench every artifact, evaluate
+    float fallback of edge_mnist.quantize.fallback when `fallback` is a Request; `equalize`: cross-layer
+    equalization, as export's), bench every artifact, evaluate
     the gate (recorded in DIR/check.json; TFLM on `tflm_images` test images stratified by class, 0: all)
     and write DIR/report.html. DIR's lock is held from start to end (core.lock; `wait` waits for another
     writer), so no other command writes between the stages."""
@@ -67,7 +69,7 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
             history = import_model(model, out, dataset)
         progress(f"[2/{len(stages)}] export ({', '.join(methods)})")
         manifest = export(out, dataset, methods, calib_samples, config.seed, qat_epochs, config.batch_size,
-                          progress=progress, fallback=fallback)
+                          progress=progress, fallback=fallback, equalize=equalize)
         progress(f"[3/{len(stages)}] bench")
         result = bench(out, dataset, threads=threads, runs=runs, warmup=warmup, progress=progress,
                        skip_runtimes=skip_runtimes, tflm_images=tflm_images)
@@ -82,7 +84,8 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
 def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods: tuple[str, ...], *,
                   model: Path | None = None, calib_samples: int = 500, seed: int = 0, qat_epochs: int = 1,
                   batch_size: int = 128, progress: Callable[[str], None] = print,
-                  fallback=None, wait: bool = False) -> tuple[dict | None, Manifest]:
+                  fallback=None, equalize: bool | None = None,
+                  wait: bool = False) -> tuple[dict | None, Manifest]:
     """`edge-mnist export`: with `model`, first import the user's Keras file as DIR's float model (for
     `dataset`, default mnist); then export DIR for the folder's recorded dataset. Returns the import's
     history record (None without `model`) and the manifest. DIR's lock is held across both (core.lock)."""
@@ -95,4 +98,4 @@ def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods
         need_folder(out)
         data = load_for_folder(out, dataset, data_dir)
         return history, export(out, data, methods, calib_samples, seed, qat_epochs, batch_size, progress=progress,
-                               fallback=fallback)
+                               fallback=fallback, equalize=equalize)

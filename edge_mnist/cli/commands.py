@@ -96,15 +96,16 @@ def train_cmd(out, dataset, data_dir, mixed_precision, wait, **training):
 @fallback_options
 @gate_options
 @wait_option
-def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, fallback,
-               max_float_layers, wait, **gate):
+def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, equalize,
+               fallback, max_float_layers, wait, **gate):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
 
     request = fallback_request(fallback, max_float_layers, criteria_from(**gate))
     import_tf()
     history, manifest = export_folder(out, dataset, data_dir, methods_of(method) if int8 else ("float",),
                                       model=model, calib_samples=calib_samples, seed=seed, qat_epochs=qat_epochs,
-                                      batch_size=batch_size, progress=say, fallback=request, wait=wait)
+                                      batch_size=batch_size, progress=say, fallback=request, equalize=equalize,
+                                      wait=wait)
     if history is not None:
         report_training(history, out)
     say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
@@ -199,8 +200,8 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @fallback_options
 @wait_option
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, tflm_images, fallback,
-            max_float_layers, wait, **training):
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, tflm_images, equalize,
+            fallback, max_float_layers, wait, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
 
     criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
@@ -212,7 +213,8 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
     result = run(out, data, config, model=model, methods=methods_of(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
-                 progress=say, skip_runtimes=skip_runtimes, fallback=request, tflm_images=tflm_images, wait=wait)
+                 progress=say, skip_runtimes=skip_runtimes, fallback=request, equalize=equalize,
+                 tflm_images=tflm_images, wait=wait)
     report_training(result.history, out)
     print_bench(result.bench, out)
     say(f"wrote {result.report} (open it in a browser)")

@@ -9,6 +9,7 @@ import click
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import DEFAULT_DATASET
 from edge_mnist.gate import Criteria
+from edge_mnist.quantize.equalize import BY_DEFAULT as EQUALIZE_BY_DEFAULT
 from edge_mnist.quantize.fallback import Request
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES, TFLM_IMAGES
@@ -187,6 +188,11 @@ gate_options = option_group(
 
 
 fallback_options = option_group(
+    click.option("--equalize/--no-equalize", default=None,
+                 help="Cross-layer equalization before post-training int8: rescale channel pairs across ReLU/MaxPool "
+                      "so consecutive layers' weight ranges match (the same float function). Unset: "
+                      f"{'on' if EQUALIZE_BY_DEFAULT else 'off'}, and --fallback tries it before float layers; "
+                      "--no-equalize: never."),
     click.option("--fallback", is_flag=True,
                  help="Keep the fewest layers of the post-training int8 files float, by `debug`'s ranking, until "
                       "the .tflite and .onnx pass the gate (its options below); exit 1 if no mix does."),

@@ -23,6 +23,7 @@ from edge_mnist.folder.records import Manifest, QatRecord
 from edge_mnist.folder.verify import recorded_keras_sha256
 from edge_mnist.gate import Measured
 from edge_mnist.quantize.calibration import calibration_images
+from edge_mnist.quantize.equalize import BY_DEFAULT, DETAILS_KEY, equalize
 from edge_mnist.quantize.fallback import search
 from edge_mnist.quantize.mixed import Mixer
 from edge_mnist.quantize.qat import qat_finetune
@@ -56,25 +57,49 @@ def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, b
                           float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
 
 
-def _fallback(model, calib: np.ndarray, dataset: Dataset, request, progress):
-    """Search the float fallback (edge_mnist.quantize.fallback) for the post-training int8 files; returns the
-    Mixer and the result."""
+def _fallback(model, equalized, calib: np.ndarray, dataset: Dataset, request, progress):
+    """Search the float fallback (edge_mnist.quantize.fallback) for the post-training int8 files of `model`,
+    trying the all-int8 model of `equalized` (a cross-layer-equalized copy; None when `model` is one) before
+    any float layer."""
 
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     preds = model.predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
     reference = Measured(FLOAT_KERAS, BY_KEY["keras_float32"].file, preds, float((preds == labels).mean()))
     progress("fallback: calibrating, then trying the all-int8 model against the gate")
-    mixer = Mixer.for_model(model, calib)
-    return mixer, search(mixer, images, labels, reference, dataset.task.class_names, request.criteria,
-                         request.max_float_layers, progress)
+    alternative = None if equalized is None else (lambda: Mixer.for_model(equalized, calib))
+    return search(Mixer.for_model(model, calib), images, labels, reference, dataset.task.class_names,
+                  request.criteria, request.max_float_layers, progress, equalized=alternative)
 
 
-def _fallback_details(fmt: Format, plan) -> dict[str, str]:
-    """What the manifest and the file say about the fallback, for a post-training int8 format."""
-    if plan is None or fmt.method != "ptq" or not fmt.is_int8:
+def _ptq_details(fmt: Format, plan, equalization) -> dict[str, str]:
+    """What the manifest and the file say about the fallback and the equalization (quantize.equalize.Equalization,
+    None when the files were not equalized), for a post-training int8 format."""
+    if fmt.method != "ptq" or not fmt.is_int8:
         return {}
+    details = {DETAILS_KEY: equalization.describe()} if equalization is not None else {}
+    if plan is None:
+        return details
     cost = plan.cost_note(fmt.runtime or "")
-    return {**plan.describe(), **({"fallback_cost": cost} if cost else {})}
+    return {**details, **plan.describe(), **({"fallback_cost": cost} if cost else {})}
+
+
+def _ptq_model(model, choice: bool | None, fallback, calib: np.ndarray, dataset: Dataset, progress):
+    """The Keras model the post-training int8 files are converted from, its Equalization (None when not
+    equalized) and the fallback's result (None without `fallback`). `choice` True: the equalized copy; False:
+    never; None: quantize.equalize.BY_DEFAULT, and the fallback may choose the equalized copy."""
+    equalize_first = BY_DEFAULT if choice is None else choice
+    may_try = choice is None and fallback is not None
+    equalized, record = equalize(model) if equalize_first or may_try else (None, None)
+    if equalize_first:
+        progress(f"equalizing: {record.describe()}")
+    start = equalized if equalize_first else model
+    plan = None
+    if fallback is not None:
+        plan = _fallback(start, equalized if may_try and not equalize_first else None, calib, dataset, fallback,
+                         progress)
+    if equalize_first or (plan is not None and plan.chosen.equalized):
+        return equalized, record, plan
+    return model, None, plan
 
 
 def _no_mix_passes(plan, out: Path) -> GateFailed:
@@ -87,7 +112,8 @@ def _no_mix_passes(plan, out: Path) -> GateFailed:
 
 def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), calib_samples: int = 500,
            seed: int = 0, qat_epochs: int = 1, batch_size: int = 128,
-           progress: Callable[[str], None] = print, fallback=None, *, wait: bool = False) -> Manifest:
+           progress: Callable[[str], None] = print, fallback=None, *, equalize: bool | None = None,
+           wait: bool = False) -> Manifest:
     """Export every format of `methods` from DIR/model_float32.keras and write DIR/manifest.json.
 
     The new files and the manifest (written last) are built in a staging folder and swapped in
@@ -95,7 +121,10 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     emulate.json, check.json, report.html and the artifacts' pictures leave with the old set: they
     describe files that are replaced.
     `fallback` (edge_mnist.quantize.fallback.Request) keeps the fewest layers of the post-training int8 files
-    float so they pass the gate; when no mix does, the best one is written and GateFailed is raised.
+    float so they pass the gate (after trying cross-layer equalization with none); when no mix does, the best
+    one is written and GateFailed is raised. `equalize` True converts the post-training int8 files from the
+    cross-layer-equalized model (quantize.equalize), False never; None (unset) follows quantize.equalize.BY_DEFAULT
+    and lets the fallback try it.
     DIR's lock is held throughout (core.lock; `wait` waits for another writer).
     """
 
@@ -111,7 +140,8 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         calib = calibration_images(dataset, calib_samples, seed)
         if fallback is not None and "ptq" not in methods:
             raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
-        mixer, plan = _fallback(model, calib, dataset, fallback, progress) if fallback is not None else (None, None)
+        choice = equalize if "ptq" in methods else False  # only post-training int8 is equalized
+        ptq_model, equalization, plan = _ptq_model(model, choice, fallback, calib, dataset, progress)
         with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
                     last=(MANIFEST_FILE,)) as stage:
             manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
@@ -123,11 +153,12 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                 for fmt in formats:
                     progress(f"exporting {fmt.file}")
                     built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
-                    notes = _fallback_details(fmt, plan)
-                    job = ExportJob(sources[fmt.source], calib, stage / fmt.file, fmt, dataset.task,
+                    notes = _ptq_details(fmt, plan, equalization)
+                    source = ptq_model if fmt.key == "tflite_int8" else sources[fmt.source]
+                    job = ExportJob(source, calib, stage / fmt.file, fmt, dataset.task,
                                     {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
                     if plan is not None and fmt.key == "tflite_int8":
-                        job.int8_model = mixer.tflite(plan.chosen.float_layers)
+                        job.int8_model = plan.mixer.tflite(plan.chosen.float_layers)
                     for shared in [k for k, a in manifest.artifacts.items() if a.file == fmt.file]:
                         manifest.artifacts.pop(shared)  # the old entry, or another method's for a shared file (web/)
                     try:

@@ -1,14 +1,15 @@
 """Automatic float fallback for `export --int8 --fallback`: the fewest Keras layers kept float so the
 post-training int8 artifacts pass the gate.
 
-The all-int8 model is tried first. While the .tflite or the .onnx converted from it fails any of
-the gate's criteria (gate.artifact_results, and parity between the two), the next layer of the
-debugger's ranking (debug.analyse, worst first) is kept float too, and both are rebuilt and
-re-measured on the test set: greedy, one layer per step. A layer whose float weights would make
-the file mostly float is passed over (that is the float model, not an int8 artifact). When no mix
-passes, the result says so and carries the best mix's figures; export then exits 1. The cost of
-the float layers is measured in the same run: file size, and p50 latency interleaved with the
-all-int8 model under LiteRT and onnxruntime on one thread.
+The all-int8 model is tried first, then (when export did not equalize already) the all-int8 model of its
+cross-layer-equalized copy (quantize.equalize): the same float function with no layer float. While the
+.tflite or the .onnx converted from it fails any of the gate's criteria (gate.artifact_results, and parity
+between the two), the next layer of the debugger's ranking (debug.analyse, worst first) is kept float too,
+and both are rebuilt and re-measured on the test set: greedy, one layer per step, from whichever all-int8
+model did better. A layer whose float weights would make the file mostly float is passed over (that is the
+float model, not an int8 artifact). When no mix passes, the result says so and carries the best mix's
+figures; export then exits 1. The cost of the float layers is measured in the same run: file size, and p50
+latency interleaved with the all-int8 model under LiteRT and onnxruntime on one thread.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Step:
     float_layers: tuple[str, ...]
     accuracy: dict[str, float]
     failed: list[str]
+    equalized: bool = False  # built from the cross-layer-equalized alternative
 
     @property
     def passed(self) -> bool:
@@ -48,8 +50,15 @@ class Step:
 
     @property
     def label(self) -> str:
-        """'conv1, conv2 float' or 'all int8'."""
-        return f"{', '.join(self.float_layers)} float" if self.float_layers else "all int8"
+        """'conv1, conv2 float' or 'all int8', with ' after equalization' for the equalized alternative."""
+        label = f"{', '.join(self.float_layers)} float" if self.float_layers else "all int8"
+        return f"{label} after equalization" if self.equalized else label
+
+    @property
+    def rank(self) -> tuple:
+        """Sort key, best first: fewest failed criteria, then highest worst-runtime accuracy, then fewest float
+        layers (all-int8 can be the best of a failing search)."""
+        return len(self.failed), -min(self.accuracy.values()), len(self.float_layers)
 
 
 @dataclass
@@ -60,12 +69,17 @@ class Fallback:
     ranking: list[str]
     followers: list[str] = field(default_factory=list)
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    mixers: dict[bool, object] = field(default_factory=dict)  # by Step.equalized: the Mixer its files come from
 
     @property
     def chosen(self) -> Step:
-        """The first passing mix, else the best one: fewest failed criteria, then highest worst-runtime accuracy,
-        then fewest float layers (all-int8 can be the best of a failing search)."""
-        return min(self.steps, key=lambda s: (len(s.failed), -min(s.accuracy.values()), len(s.float_layers)))
+        """The first passing mix, else the best one (Step.rank)."""
+        return min(self.steps, key=lambda s: s.rank)
+
+    @property
+    def mixer(self):
+        """The Mixer that builds the chosen mix's files."""
+        return self.mixers[self.chosen.equalized]
 
     @property
     def passed(self) -> bool:
@@ -75,8 +89,11 @@ class Fallback:
     def describe(self) -> dict[str, str]:
         """Manifest details (and file metadata) of the chosen mix."""
         step = self.chosen
-        if step.passed and not step.float_layers:
+        if step.passed and not step.float_layers and not step.equalized:
             return {"fallback": "not needed: the all-int8 model passes the gate"}
+        if step.passed and not step.float_layers:
+            return {"fallback": f"passes the gate with no float layer after {len(self.steps)} step(s): "
+                                "the all-int8 model after cross-layer equalization"}
         verdict = "passes the gate" if step.passed else f"NO MIX PASSES THE GATE; best mix kept ({step.label})"
         details = {"fallback": f"{verdict} after {len(self.steps)} step(s), by the debugger's ranking "
                                f"{', '.join(self.ranking)}"}
@@ -119,18 +136,27 @@ def _short(result: Result) -> str:
 
 def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, class_names: tuple[str, ...],
            criteria: Criteria, max_float_layers: int | None = None,
-           progress: Callable[[str], None] = print) -> Fallback:
-    """Greedy float fallback over the debugger's ranking (module docstring)."""
+           progress: Callable[[str], None] = print, equalized: Callable[[], object] | None = None) -> Fallback:
+    """Greedy float fallback over the debugger's ranking (module docstring). `equalized` makes the Mixer of the
+    cross-layer-equalized model, tried all-int8 when `mixer`'s all-int8 model fails."""
+    mixers = {False: mixer}
 
-    def step(layers: tuple[str, ...]) -> Step:
-        result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
+    def step(layers: tuple[str, ...], alternative: bool = False) -> Step:
+        result = evaluate_mix(mixers[alternative].runners(layers), images, labels, reference, class_names, criteria,
+                              layers)
+        result.equalized = alternative
         progress(f"fallback: {result.label} -> " + ", ".join(
             f"{k} {v:.4f}" for k, v in result.accuracy.items()) + (" PASS" if result.passed else " fail"))
         return result
 
     steps = [step(())]
-    if steps[0].passed:
-        return Fallback(steps, [])
+    if not steps[0].passed and equalized is not None:
+        mixers[True] = equalized()
+        steps.append(step((), True))
+    if steps[-1].passed:
+        return Fallback(steps, [], mixers=mixers)
+    on = min(steps, key=lambda s: s.rank).equalized
+    mixer = mixers[on]
     runner = mixer.runner((), "tflite")
     table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES["tflite"], progress)
     ranking, layers = table.ranking(), ()
@@ -142,10 +168,10 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
             progress(f"fallback: keeping {layer} float would make the file mostly float; passed over")
             continue
         layers = trial
-        steps.append(step(layers))
-    result = Fallback(steps, ranking)
-    result.followers = followers(mixer.ops, result.chosen.float_layers)
-    result.cost = measure_cost(mixer, result.chosen.float_layers)
+        steps.append(step(layers, on))
+    result = Fallback(steps, ranking, mixers=mixers)
+    result.followers = followers(result.mixer.ops, result.chosen.float_layers)
+    result.cost = measure_cost(result.mixer, result.chosen.float_layers)
     return result
 
 

@@ -3,7 +3,8 @@
 The reference CNN of the session's tiny export with conv1's channel 3 scaled up 300x and conv2's
 matching inputs scaled down (benchmarks/fallback.py): the same float function, but conv1's
 per-tensor int8 activations are ruined. Plain PTQ must fail the gate, debug must name conv1,
-and --fallback must pass with conv1 and conv2 float, for the .tflite and the .onnx alike.
+and --fallback must pass with conv1 and conv2 float, for the .tflite and the .onnx alike. These tests pass
+--no-equalize: cross-layer equalization would rescue the model with no float layer (tests/quantize/test_equalize.py).
 """
 from __future__ import annotations
 
@@ -15,32 +16,9 @@ import pytest
 
 from benchmarks.fallback import outlier_channel
 from tests.conftest import run_process
+from tests.quantize.conftest import CALIB, imported, quiet
 
 pytestmark = pytest.mark.tf
-
-CALIB = 100  # the calibration size these folders are exported with (debug must be given the same)
-
-
-def quiet(*_):
-    """Progress sink."""
-
-
-@pytest.fixture(scope="module")
-def data(medium_fashion_dir):
-    from edge_mnist.data import load_dataset
-
-    return load_dataset("fashion-mnist", medium_fashion_dir)
-
-
-@pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
-    """The reference CNN trained one epoch on 12,000 images: 500 test images per class keep the gate's
-    per-class criterion meaningful (the session's tiny export has 100)."""
-    from edge_mnist.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("trained")
-    train(data, out, TrainConfig(epochs=1, batch_size=64))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +29,6 @@ def broken(trained, tmp_path_factory):
     path = tmp_path_factory.mktemp("broken") / "broken.keras"
     save_keras(outlier_channel(load_keras(trained / "model_float32.keras")), path)
     return path
-
-
-def imported(source, out, data, fallback=None):
-    """`export --int8 --model source` into `out`, in process."""
-    from edge_mnist.export import export
-    from edge_mnist.train.user_model import import_model
-
-    import_model(source, out, data)
-    export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=fallback)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +43,7 @@ def mixed(broken, data, tmp_path_factory):
     from edge_mnist.gate import Criteria
     from edge_mnist.quantize.fallback import Request
 
-    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
+    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()), equalize=False)
 
 
 @pytest.mark.slow
@@ -167,8 +135,9 @@ def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fash
 
     out = tmp_path / "capped"
     with pytest.raises(SystemExit) as exited:
-        main(["export", "--int8", "--model", str(broken), "--fallback", "--max-float-layers", "1", "--calib-samples",
-              str(CALIB), "--dataset", "fashion-mnist", "--data-dir", str(medium_fashion_dir), "--out", str(out)])
+        main(["export", "--int8", "--model", str(broken), "--fallback", "--no-equalize", "--max-float-layers", "1",
+              "--calib-samples", str(CALIB), "--dataset", "fashion-mnist", "--data-dir", str(medium_fashion_dir),
+              "--out", str(out)])
     assert exited.value.code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("edge-mnist: fallback failed: no mix of float layers passes the gate; best: ")
