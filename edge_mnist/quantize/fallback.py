@@ -1,5 +1,5 @@
 """Automatic float fallback for `export --int8 --fallback`: the fewest Keras layers kept float so the
-post-training int8 artifacts pass the gate.
+int8 artifacts of a method pass the gate.
 
 The all-int8 model is tried first. While the .tflite or the .onnx converted from it fails any of
 the gate's criteria (gate.artifact_results, and parity between the two), the next layer of the
@@ -9,6 +9,10 @@ the file mostly float is passed over (that is the float model, not an int8 artif
 passes, the result says so and carries the best mix's figures; export then exits 1. The cost of
 the float layers is measured in the same run: file size, and p50 latency interleaved with the
 all-int8 model under LiteRT and onnxruntime on one thread.
+
+Post-training mixes come from one calibration (quantize.mixed.Mixer); QAT mixes leave the chosen layers
+unannotated and fine-tune again (quantize.mixed.QatMixer), and each is gated against its own QAT Keras
+model, as `check` gates the files export writes.
 """
 from __future__ import annotations
 
@@ -96,14 +100,16 @@ class Fallback:
 
 
 def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, reference: Measured,
-                 class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...]) -> Step:
-    """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both."""
+                 class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...],
+                 method: str = "ptq", source: np.ndarray | None = None) -> Step:
+    """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both; `source`: the
+    predictions they must agree with (a QAT mix's own Keras model), else the float model's."""
     measured, results = {}, []
+    source = reference.predictions if source is None else source
     for runtime, runner in runners.items():
         preds = runner.predict(images).argmax(1).astype(np.int64)
-        measured[runtime] = Measured(runtime, FALLBACK_FILES[runtime], preds, float((preds == labels).mean()))
-        results += artifact_results(measured[runtime], reference.accuracy, reference.predictions, labels,
-                                    class_names, criteria, {})
+        measured[runtime] = Measured(runtime, FALLBACK_FILES[method][runtime], preds, float((preds == labels).mean()))
+        results += artifact_results(measured[runtime], reference.accuracy, source, labels, class_names, criteria, {})
     if criteria.parity is not None:
         results.append(parity("tflite ~ onnx", measured["tflite"].predictions, measured["onnx"].predictions,
                               criteria.parity))
@@ -123,7 +129,8 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     """Greedy float fallback over the debugger's ranking (module docstring)."""
 
     def step(layers: tuple[str, ...]) -> Step:
-        result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers)
+        result = evaluate_mix(mixer.runners(layers), images, labels, reference, class_names, criteria, layers,
+                              mixer.method, mixer.source(layers, images))
         progress(f"fallback: {result.label} -> " + ", ".join(
             f"{k} {v:.4f}" for k, v in result.accuracy.items()) + (" PASS" if result.passed else " fail"))
         return result
@@ -132,7 +139,8 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     if steps[0].passed:
         return Fallback(steps, [])
     runner = mixer.runner((), "tflite")
-    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES["tflite"], progress)
+    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES[mixer.method]["tflite"],
+                    progress)
     ranking, layers = table.ranking(), ()
     for layer in ranking:
         if steps[-1].passed or (max_float_layers is not None and len(layers) >= max_float_layers):
