@@ -25,7 +25,6 @@ from edge_mnist.core.timing import interleaved_p50
 from edge_mnist.folder.layout import FALLBACK_FILES
 from edge_mnist.gate import Criteria, Measured, Result, artifact_results, parity
 from edge_mnist.quantize.layer_error import analyse
-from edge_mnist.quantize.mixed import followers
 from edge_mnist.render.tables import describe
 
 
@@ -152,7 +151,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
         layers = trial
         steps.append(step(layers))
     result = Fallback(steps, ranking)
-    result.followers = followers(mixer.ops, result.chosen.float_layers)
+    result.followers = mixer.followers(result.chosen.float_layers)
     result.cost = measure_cost(mixer, result.chosen.float_layers)
     return result
 

@@ -124,8 +124,9 @@ def float_reference(mixer, images: np.ndarray, like=None) -> FloatReference:
     if like is None:
         return FloatReference(mixer.graph, mixer.ops, values)
     names = matching_names(mixer.graph, mixer.ops, like.graph, like.ops)
+    renamed = {names[name]: value for name, value in values.items() if name in names}
     return FloatReference(mixer.graph, [replace(op, name=names.get(op.name, op.name)) for op in mixer.ops],
-                          {names.get(name, name): value for name, value in values.items()})
+                          {**values, **renamed})  # the original names too: the input's is the artifact's
 
 
 def reference_for(mixer, images: np.ndarray) -> FloatReference:

@@ -164,6 +164,10 @@ class Mixer:
         """The Keras model a mix is gated against, its predictions; None: the float model itself."""
         return None
 
+    def followers(self, float_layers: tuple[str, ...]) -> list[str]:
+        """The pass-through layers that run in float in that mix because of `float_layers`."""
+        return followers(self.ops, float_layers)
+
     @property
     def candidates(self) -> list[str]:
         """Layers that can be kept float, in graph order."""
@@ -268,6 +272,11 @@ class QatMixer:
     def source(self, float_layers: tuple[str, ...], images: np.ndarray) -> np.ndarray:
         """The predictions of the mix's own QAT Keras model, which `check` holds QAT files to."""
         return self.qat_model(float_layers).predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
+
+    def followers(self, float_layers: tuple[str, ...]) -> list[str]:
+        """The pass-through layers float in that mix (tfmot quantizes a float layer's output before an annotated
+        one, so those after it stay int8)."""
+        return self.mixer(float_layers).followers(float_layers)
 
     def tflite(self, float_layers: tuple[str, ...] = ()) -> bytes:
         """The .tflite of the QAT model with `float_layers` unannotated, those layers float."""
