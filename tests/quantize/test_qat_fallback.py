@@ -4,7 +4,9 @@ The outlier-channel model of tests/quantize/test_fallback.py (benchmarks/fallbac
 one output channel of conv1 scaled up, conv2's matching inputs scaled down, the same float function. One epoch
 of QAT fine-tuning does not recover from conv1's stretched per-tensor activation grid (at 300x it does, and
 gains accuracy: docs/quantization.md has the measurements), so the QAT files fail the gate; debug ranks conv1
-first, and --fallback leaves conv1 and conv2 unannotated, fine-tunes again and passes, .tflite and .onnx alike.
+and conv2 first, and --fallback leaves conv1 and conv2 unannotated, fine-tunes again and passes, .tflite and .onnx alike.
+Those three are the slow tier: a training epoch and four QAT fine-tunes take minutes on two cores. The fast tier
+holds the pieces: which layers stay unannotated, and the QAT model with its fake quantization off.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ def mixed(broken, data, tmp_path_factory):
     return qat_export(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
 
 
+@pytest.mark.slow
 def test_plain_qat_of_the_outlier_model_fails_the_gate(plain, data):
     from edge_mnist.check import evaluate
     from edge_mnist.gate import Criteria
@@ -77,6 +80,7 @@ def test_plain_qat_of_the_outlier_model_fails_the_gate(plain, data):
             ("model_qat_int8.onnx", "accuracy drop vs float (pp)")} <= failed
 
 
+@pytest.mark.slow
 def test_debug_of_qat_files_measures_against_the_qat_model_without_fake_quantization(plain, data):
     from edge_mnist.debug import debug
     from edge_mnist.folder.layout import DEBUG_FILE
@@ -93,6 +97,7 @@ def test_debug_of_qat_files_measures_against_the_qat_model_without_fake_quantiza
     assert [set(a["ranking"][:2]) for a in record["artifacts"]] == [{"conv1", "conv2"}] * 2
 
 
+@pytest.mark.slow
 def test_qat_fallback_leaves_conv1_and_conv2_unannotated_and_passes(mixed, data):
     from edge_mnist.check import evaluate
     from edge_mnist.folder.records import Manifest
