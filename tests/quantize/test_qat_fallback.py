@@ -110,6 +110,8 @@ def test_qat_fallback_leaves_conv1_and_conv2_unannotated_and_passes(mixed, data)
     assert float_layers["tflite_qat_int8"] == float_layers["onnx_qat_int8"]
     assert set(float_layers["tflite_qat_int8"].split(", ")) == {"conv1", "conv2"}  # in the debugger's order
     assert manifest.artifacts["tflite_qat_int8"].details["fallback"].startswith("passes the gate")
+    assert manifest.artifacts["tflite_qat_int8"].details["float_followers"] == "pool1"  # pool2 before int8 dense1
+    assert manifest.qat.accuracy > 0.8  # model_qat.h5 is the chosen mix's QAT model
     tflite = TFLiteRunner(mixed / "model_qat_int8.tflite")
     assert tflite.precision == "int8" and "float32" in tflite.tensor_dtypes()  # conv1 and conv2 run in float
     assert OnnxRunner(mixed / "model_qat_int8.onnx").precision == "int8"
