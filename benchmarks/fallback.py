@@ -1,13 +1,15 @@
 """A model that really breaks post-training int8, through `debug` and `export --fallback` (README figures).
 
     python benchmarks/fallback.py --source export --out /tmp/fallback
+    python benchmarks/fallback.py --source export --out /tmp/qat-fallback --method qat --factor 3000
 
 Takes the trained reference CNN of --source (model_float32.keras), scales one output channel of
 conv1 up by --factor and the matching input channel of conv2 down by the same factor. The float
 model computes the same function (ReLU and MaxPool commute with a positive scale), but conv1's
 per-tensor int8 activations now spend their 256 steps on that one channel. Then the real commands:
 `export --int8 --model` (plain PTQ) and `check` (must fail), `debug` (must name conv1 first),
-`export --int8 --fallback`, `bench` and `check` (must pass). Prints each command's figures.
+`export --int8 --fallback`, `bench` and `check` (must pass). Prints each command's figures. With
+`--method qat` the same for the QAT files (a larger factor: one epoch of QAT recovers from 300x).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -51,8 +54,10 @@ def outlier_channel(model, conv: str = "conv1", after: str = "conv2", channel: i
 
 def edge_mnist(*args) -> subprocess.CompletedProcess:
     """Run the real CLI; its output is shown as it is."""
+    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edge_mnist.cli", *map(str, args)], capture_output=True, text=True)
-    print(f"$ edge-mnist {' '.join(map(str, args))}  (exit {proc.returncode})\n{proc.stdout}", flush=True)
+    print(f"$ edge-mnist {' '.join(map(str, args))}  (exit {proc.returncode}, {time.perf_counter() - start:.0f} s)"
+          f"\n{proc.stdout}", flush=True)
     return proc
 
 
@@ -62,6 +67,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=Path("export"), help="Folder with a trained reference CNN.")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--factor", type=float, default=300.0)
+    parser.add_argument("--method", choices=("ptq", "qat"), default="ptq")
+    parser.add_argument("--data-dir", type=Path, default=None, help="The dataset's files, if not found by name.")
+    parser.add_argument("--calib-samples", type=int, default=500)
     args = parser.parse_args()
     from edge_mnist.core.keras_io import load_keras, save_keras
     from edge_mnist.core.tfenv import import_tf
@@ -72,13 +80,15 @@ def main() -> None:
     save_keras(outlier_channel(load_keras(args.source / "model_float32.keras"), factor=args.factor), broken)
     dataset = json.loads((args.source / "history.json").read_text())["dataset"]
     plain, mixed = args.out / "plain", args.out / "fallback"
-    common = ("--dataset", dataset, "--model", broken)
-    edge_mnist("export", "--int8", "--out", plain, *common)
-    edge_mnist("check", "--out", plain, "--skip-runtime", "tflm")
-    edge_mnist("debug", "--out", plain)
-    edge_mnist("export", "--int8", "--fallback", "--out", mixed, *common)
-    edge_mnist("bench", "--out", mixed, "--skip-runtime", "tflm")
-    edge_mnist("check", "--out", mixed)
+    data = ("--dataset", dataset, *(("--data-dir", args.data_dir) if args.data_dir else ()))
+    calib = ("--calib-samples", args.calib_samples)
+    common = (*data, *calib, "--model", broken, "--int8", "--method", args.method)
+    edge_mnist("export", "--out", plain, *common)
+    edge_mnist("check", "--out", plain, "--skip-runtime", "tflm", *data)
+    edge_mnist("debug", "--out", plain, *data, *calib)
+    edge_mnist("export", "--fallback", "--out", mixed, *common)
+    edge_mnist("bench", "--out", mixed, "--skip-runtime", "tflm", *data)
+    edge_mnist("check", "--out", mixed, *data)
     manifest = json.loads((mixed / "manifest.json").read_text())
     for artifact in manifest["artifacts"]:
         if artifact["details"].get("float_layers"):

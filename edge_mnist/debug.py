@@ -1,13 +1,15 @@
 """The debug stage: where int8 loses accuracy, layer by layer, named by the Keras layers.
 
-For each post-training int8 artifact (the .tflite and the .onnx converted from it), the per-layer
+For each int8 artifact (the .tflite and the .onnx converted from it, post-training and QAT), the per-layer
 table of quantize.layer_error: weight and activation SQNR, RMSE over the quantization step, and the
 test accuracy with each layer kept float. Layers are sorted worst first by the lowest SQNR they
 touch; the ranking is what `export --fallback` walks. The float values come from the calibrated
 float model, whose tensor names are the int8 model's (the .onnx carries them in its nodes'
-doc_string); when export equalized the files (quantize.equalize; the manifest says so), the float model is
-equalized the same way first. QAT artifacts are left out: their float source is the fine-tuned QAT model, not a
-float network to compare with.
+doc_string); when export equalized the post-training files (quantize.equalize; the manifest says so), the
+float model is equalized the same way first. QAT artifacts are measured against their QAT model
+(DIR/model_qat.h5) with its fake quantization off, calibrated the same way; their accuracy with a layer kept
+float is left out, as that takes a fine-tune per layer (`export --method qat --fallback` does it for the
+layers it tries).
 """
 from __future__ import annotations
 
@@ -27,12 +29,12 @@ from edge_mnist.folder.records import Manifest
 from edge_mnist.folder.verify import open_artifact, read_verified, recorded_keras_sha256
 from edge_mnist.quantize.calibration import calibration_images
 from edge_mnist.quantize.equalize import DETAILS_KEY, equalize
-from edge_mnist.quantize.layer_error import DEBUG_IMAGES, ArtifactDebug, analyse, tflite_tensors
+from edge_mnist.quantize.layer_error import DEBUG_IMAGES, ArtifactDebug, analyse, reference_for
 from edge_mnist.quantize.mixed import Mixer
 from edge_mnist.registry.formats import BY_KEY
 from edge_mnist.runtime.tflite_graph import read_tflite
 
-DEBUGGED = ("tflite_int8", "onnx_int8")
+DEBUGGED = {"ptq": ("tflite_int8", "onnx_int8"), "qat": ("tflite_qat_int8", "onnx_qat_int8")}
 
 
 def _clean(value):
@@ -48,36 +50,57 @@ def _clean(value):
 
 def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
           progress=print, *, wait: bool = False) -> list[ArtifactDebug]:
-    """The per-layer table of every post-training int8 artifact in DIR; writes DIR/debug.json and DIR/debug.png,
-    holding DIR's lock throughout (core.lock; `wait` waits for another writer)."""
+    """The per-layer table of every int8 artifact in DIR (post-training and QAT); writes DIR/debug.json and
+    DIR/debug.png, holding DIR's lock throughout (core.lock; `wait` waits for another writer)."""
 
     out = Path(out)
     writable_folder(out)
     with folder_lock(out, "debug", wait):
         manifest = Manifest.load(out)
         check_dataset(manifest, dataset, out / MANIFEST_FILE)
-        present = [key for key in DEBUGGED if key in manifest.artifacts]
-        if not present:
-            raise EdgeMnistError(f"{out}: no post-training int8 artifact to debug (run `edge-mnist export --int8`)")
+        present = {method: [k for k in keys if k in manifest.artifacts] for method, keys in DEBUGGED.items()}
+        if not any(present.values()):
+            raise EdgeMnistError(f"{out}: no int8 artifact to debug (run `edge-mnist export --int8`)")
+        calib = calibration_images(dataset, calib_samples, seed)
+        images, labels = to_float(dataset.x_test), dataset.y_test
+        results = []
+        for method, keys in present.items():
+            if keys:
+                mixer = _mixer(out, manifest, method, keys[0], calib, progress)
+                reference = reference_for(mixer, images[:DEBUG_IMAGES])
+                results += [_debugged(out, manifest, key, mixer, reference, images, labels, progress) for key in keys]
+        save_debug(out, results, manifest.float_accuracy)
+        return results
+
+
+def _mixer(out: Path, manifest: Manifest, method: str, key: str, calib: np.ndarray, progress) -> Mixer:
+    """The calibration export made for `method`'s files: of the float model (PTQ; equalized first when the
+    manifest entry `key` says export equalized it) or of the QAT model."""
+    if method == "ptq":
         model = load_keras(out / BY_KEY["keras_float32"].file, sha256=recorded_keras_sha256(out))
-        if DETAILS_KEY in manifest.artifacts[present[0]].details:
+        if DETAILS_KEY in manifest.artifacts[key].details:
             progress("equalizing the float model as export did")
             model, _ = equalize(model)
         progress("calibrating the float model as export did")
-        mixer = Mixer.for_model(model, calibration_images(dataset, calib_samples, seed))
-        images, labels = to_float(dataset.x_test), dataset.y_test
-        float_values = tflite_tensors(mixer.calibrated_model, images[:DEBUG_IMAGES])
-        results = []
-        for key in present:
-            fmt, artifact = BY_KEY[key], manifest.artifacts[key]
-            content = read_verified(out / fmt.file, artifact.sha256, artifact.size_bytes)
-            if key == "tflite_int8":
-                _same_model(mixer, content, out / fmt.file)
-            progress(f"debugging {fmt.file}")
-            results.append(analyse(mixer, content, fmt.runtime, images, labels, open_artifact(out, manifest, key),
-                                   fmt.file, progress, float_values))
-        save_debug(out, results, manifest.float_accuracy)
-        return results
+        return Mixer.for_model(model, calib)
+    if manifest.qat is None:
+        raise EdgeMnistError(f"{out / MANIFEST_FILE}: QAT artifacts are listed but the QAT record is missing; "
+                             "re-export with --method qat")
+    qat = load_keras(out / manifest.qat.keras_file, sha256=manifest.qat.keras_sha256)
+    progress(f"converting {manifest.qat.keras_file} as export did")
+    return Mixer.for_qat(qat, calib)
+
+
+def _debugged(out: Path, manifest: Manifest, key: str, mixer: Mixer, reference, images: np.ndarray,
+              labels: np.ndarray, progress) -> ArtifactDebug:
+    """One artifact's table, after checking that the rebuilt int8 model is the one in the folder."""
+    fmt, artifact = BY_KEY[key], manifest.artifacts[key]
+    content = read_verified(out / fmt.file, artifact.sha256, artifact.size_bytes)
+    if fmt.runtime == "tflite" and not artifact.details.get("float_layers"):
+        _same_model(mixer, content, out / fmt.file)
+    progress(f"debugging {fmt.file}")
+    return analyse(mixer, content, fmt.runtime, images, labels, open_artifact(out, manifest, key), fmt.file,
+                   progress, reference)
 
 
 def _same_model(mixer, content: bytes, path: Path) -> None:

@@ -243,9 +243,10 @@ def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, 
 @seed_option
 @wait_option
 def debug_cmd(out, dataset, data_dir, calib_samples, seed, wait):
-    """Per-layer int8 error of DIR's post-training int8 .tflite and .onnx, by Keras layer, worst first:
-    weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
-    layer kept float. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
+    """Per-layer int8 error of DIR's int8 .tflite and .onnx (post-training and QAT), by Keras layer, worst
+    first: weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
+    layer kept float (post-training files). QAT files are measured against the QAT model with its fake
+    quantization off. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
     export's (they rebuild its calibration)."""
 
     need_folder(out)

@@ -194,8 +194,9 @@ fallback_options = option_group(
                       f"{'on' if EQUALIZE_BY_DEFAULT else 'off'}, and --fallback tries it before float layers; "
                       "--no-equalize: never."),
     click.option("--fallback", is_flag=True,
-                 help="Keep the fewest layers of the post-training int8 files float, by `debug`'s ranking, until "
-                      "the .tflite and .onnx pass the gate (its options below); exit 1 if no mix does."),
+                 help="Keep the fewest layers of the int8 files float, by `debug`'s ranking, until the .tflite and "
+                      ".onnx pass the gate (its options below); exit 1 if no mix does. For --method qat the layers "
+                      "are left unannotated and fine-tuned again."),
     click.option("--max-float-layers", type=click.IntRange(1), default=None,
                  help="With --fallback: at most this many float layers."))
 

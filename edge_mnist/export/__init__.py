@@ -18,14 +18,15 @@ from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
 from edge_mnist.export.job import ExportJob, NotExported, artifact_metadata, describe, run_exporter
-from edge_mnist.folder.layout import ARTIFACT_PLOTS, BENCH_FILE, CHECK_FILE, EMULATE_FILE, MANIFEST_FILE, REPORT_FILE
+from edge_mnist.folder.layout import (ARTIFACT_PLOTS, BENCH_FILE, CHECK_FILE, EMULATE_FILE, FALLBACK_FILES,
+                                      MANIFEST_FILE, REPORT_FILE)
 from edge_mnist.folder.records import Manifest, QatRecord
 from edge_mnist.folder.verify import recorded_keras_sha256
 from edge_mnist.gate import Measured
 from edge_mnist.quantize.calibration import calibration_images
 from edge_mnist.quantize.equalize import BY_DEFAULT, DETAILS_KEY, equalize
 from edge_mnist.quantize.fallback import search
-from edge_mnist.quantize.mixed import Mixer
+from edge_mnist.quantize.mixed import Mixer, QatMixer
 from edge_mnist.quantize.qat import qat_finetune
 from edge_mnist.registry.formats import BY_KEY, FLOAT_KERAS, QAT_KERAS, QAT_KERAS_FILE, Format, for_methods
 from edge_mnist.train import evaluate_keras
@@ -44,39 +45,34 @@ def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accura
     return old
 
 
-def _qat(stage: Path, model, dataset: Dataset, calib: np.ndarray, epochs: int, batch_size: int, seed: int,
-         progress) -> tuple[object, QatRecord]:
-    """Fine-tune a QAT copy of the float model (ranges calibrated on `calib` first), save it and
-    record its test-set predictions."""
-
-    progress(f"quantization-aware fine-tuning for {epochs} epoch(s)")
-    qat, metrics = qat_finetune(model, dataset, epochs, batch_size, seed, calib)
+def _qat(stage: Path, qat, metrics: list, epochs: int, dataset: Dataset) -> QatRecord:
+    """Save the QAT model and record its test-set predictions."""
     save_keras(qat, stage / QAT_KERAS_FILE)
     preds = qat.predict(to_float(dataset.x_test), batch_size=1024, verbose=0).argmax(1)
-    return qat, QatRecord(epochs, QAT_KERAS_FILE, sha256_file(stage / QAT_KERAS_FILE),
-                          float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
+    return QatRecord(epochs, QAT_KERAS_FILE, sha256_file(stage / QAT_KERAS_FILE),
+                     float((preds == dataset.y_test).mean()), preds.astype(np.int64), metrics)
 
 
-def _fallback(model, equalized, calib: np.ndarray, dataset: Dataset, request, progress):
-    """Search the float fallback (edge_mnist.quantize.fallback) for the post-training int8 files of `model`,
-    trying the all-int8 model of `equalized` (a cross-layer-equalized copy; None when `model` is one) before
-    any float layer."""
+def _fallback(mixer, model, dataset: Dataset, request, progress, equalized=None):
+    """Search the float fallback (edge_mnist.quantize.fallback) for one method's int8 files with `mixer`
+    (quantize.mixed: Mixer for post-training int8, QatMixer for QAT), gated against the float `model`;
+    `equalized` makes the Mixer of a cross-layer-equalized copy, tried before any float layer."""
 
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
     preds = model.predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
     reference = Measured(FLOAT_KERAS, BY_KEY["keras_float32"].file, preds, float((preds == labels).mean()))
-    progress("fallback: calibrating, then trying the all-int8 model against the gate")
-    alternative = None if equalized is None else (lambda: Mixer.for_model(equalized, calib))
-    return search(Mixer.for_model(model, calib), images, labels, reference, dataset.task.class_names,
-                  request.criteria, request.max_float_layers, progress, equalized=alternative)
+    progress(f"fallback ({mixer.method}): trying the all-int8 model against the gate")
+    return search(mixer, images, labels, reference, dataset.task.class_names, request.criteria,
+                  request.max_float_layers, progress, equalized=equalized)
 
 
-def _ptq_details(fmt: Format, plan, equalization) -> dict[str, str]:
-    """What the manifest and the file say about the fallback and the equalization (quantize.equalize.Equalization,
-    None when the files were not equalized), for a post-training int8 format."""
-    if fmt.method != "ptq" or not fmt.is_int8:
+def _int8_details(fmt: Format, plans: dict, equalization) -> dict[str, str]:
+    """What the manifest and the file say about the fallback (`plans` by method) and the equalization
+    (quantize.equalize.Equalization of the post-training files, None when not equalized), for an int8 format."""
+    if not fmt.is_int8:
         return {}
-    details = {DETAILS_KEY: equalization.describe()} if equalization is not None else {}
+    details = {DETAILS_KEY: equalization.describe()} if equalization is not None and fmt.method == "ptq" else {}
+    plan = plans.get(fmt.method)
     if plan is None:
         return details
     cost = plan.cost_note(fmt.runtime or "")
@@ -88,15 +84,16 @@ def _ptq_model(model, choice: bool | None, fallback, calib: np.ndarray, dataset:
     equalized) and the fallback's result (None without `fallback`). `choice` True: the equalized copy; False:
     never; None: quantize.equalize.BY_DEFAULT, and the fallback may choose the equalized copy."""
     equalize_first = BY_DEFAULT if choice is None else choice
-    may_try = choice is None and fallback is not None
+    may_try = choice is None and fallback is not None and not equalize_first
     equalized, record = equalize(model) if equalize_first or may_try else (None, None)
     if equalize_first:
         progress(f"equalizing: {record.describe()}")
-    start = equalized if equalize_first else model
     plan = None
     if fallback is not None:
-        plan = _fallback(start, equalized if may_try and not equalize_first else None, calib, dataset, fallback,
-                         progress)
+        progress("fallback: calibrating the float model")
+        start = Mixer.for_model(equalized if equalize_first else model, calib)
+        alternative = (lambda: Mixer.for_model(equalized, calib)) if may_try else None
+        plan = _fallback(start, model, dataset, fallback, progress, alternative)
     if equalize_first or (plan is not None and plan.chosen.equalized):
         return equalized, record, plan
     return model, None, plan
@@ -120,11 +117,12 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
     whole (files.staged), so an interruption leaves the previous complete set. bench.json,
     emulate.json, check.json, report.html and the artifacts' pictures leave with the old set: they
     describe files that are replaced.
-    `fallback` (edge_mnist.quantize.fallback.Request) keeps the fewest layers of the post-training int8 files
-    float so they pass the gate (after trying cross-layer equalization with none); when no mix does, the best
-    one is written and GateFailed is raised. `equalize` True converts the post-training int8 files from the
-    cross-layer-equalized model (quantize.equalize), False never; None (unset) follows quantize.equalize.BY_DEFAULT
-    and lets the fallback try it.
+    `fallback` (edge_mnist.quantize.fallback.Request) keeps the fewest layers of each method's int8 files
+    float so they pass the gate (QAT: left unannotated and fine-tuned again; post-training: after trying
+    cross-layer equalization with none); when no mix does, the best one is written and GateFailed is raised.
+    `equalize` True converts the post-training int8 files from the cross-layer-equalized model
+    (quantize.equalize), False never; None (unset) follows quantize.equalize.BY_DEFAULT and lets the fallback
+    try it.
     DIR's lock is held throughout (core.lock; `wait` waits for another writer).
     """
 
@@ -138,26 +136,32 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
         accuracy = evaluate_keras(model, dataset, str(out / reference.file))
         manifest = _start_manifest(out, dataset, sha256_file(out / reference.file), accuracy)
         calib = calibration_images(dataset, calib_samples, seed)
-        if fallback is not None and "ptq" not in methods:
-            raise EdgeMnistError("--fallback applies to post-training int8: use --method ptq or both")
-        choice = equalize if "ptq" in methods else False  # only post-training int8 is equalized
-        ptq_model, equalization, plan = _ptq_model(model, choice, fallback, calib, dataset, progress)
+        plans, ptq_model, equalization = {}, model, None
+        if "ptq" in methods:
+            ptq_model, equalization, plans["ptq"] = _ptq_model(model, equalize, fallback, calib, dataset, progress)
         with staged(out, drop=(BENCH_FILE, EMULATE_FILE, CHECK_FILE, REPORT_FILE, *ARTIFACT_PLOTS),
                     last=(MANIFEST_FILE,)) as stage:
             manifest.artifacts[reference.key] = describe(stage / reference.file, reference, dataset.task, None)
             sources = {FLOAT_KERAS: model}
             if "qat" in methods:
-                sources[QAT_KERAS], manifest.qat = _qat(stage, model, dataset, calib, qat_epochs, batch_size, seed,
-                                                         progress)
+                progress(f"quantization-aware fine-tuning for {qat_epochs} epoch(s)")
+                qat, metrics = qat_finetune(model, dataset, qat_epochs, batch_size, seed, calib)
+                if fallback is not None:
+                    mixer = QatMixer(model, dataset, calib, qat_epochs, batch_size, seed, qat, progress=progress)
+                    plans["qat"] = _fallback(mixer, model, dataset, fallback, progress)
+                    chosen = plans["qat"].chosen.float_layers
+                    qat, metrics = mixer.qat_model(chosen), mixer.metrics.get(tuple(sorted(chosen)), metrics)
+                sources[QAT_KERAS], manifest.qat = qat, _qat(stage, qat, metrics, qat_epochs, dataset)
             with step("export", len(formats), unit="files") as shown:
                 for fmt in formats:
                     progress(f"exporting {fmt.file}")
                     built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
-                    notes = _ptq_details(fmt, plan, equalization)
+                    notes = _int8_details(fmt, plans, equalization)
                     source = ptq_model if fmt.key == "tflite_int8" else sources[fmt.source]
                     job = ExportJob(source, calib, stage / fmt.file, fmt, dataset.task,
                                     {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
-                    if plan is not None and fmt.key == "tflite_int8":
+                    plan = plans.get(fmt.method)
+                    if plan is not None and fmt.file == FALLBACK_FILES[fmt.method]["tflite"]:
                         job.int8_model = plan.mixer.tflite(plan.chosen.float_layers)
                     for shared in [k for k, a in manifest.artifacts.items() if a.file == fmt.file]:
                         manifest.artifacts.pop(shared)  # the old entry, or another method's for a shared file (web/)
@@ -173,8 +177,9 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                     manifest.artifacts[fmt.key].details.update(notes)
                     shown.update(1)
             manifest.save(stage)
-        if plan is not None and not plan.passed:
-            raise _no_mix_passes(plan, out)
+        for plan in plans.values():
+            if plan is not None and not plan.passed:
+                raise _no_mix_passes(plan, out)
         return manifest
 
 

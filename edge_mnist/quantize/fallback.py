@@ -1,5 +1,5 @@
 """Automatic float fallback for `export --int8 --fallback`: the fewest Keras layers kept float so the
-post-training int8 artifacts pass the gate.
+int8 artifacts of a method pass the gate.
 
 The all-int8 model is tried first, then (when export did not equalize already) the all-int8 model of its
 cross-layer-equalized copy (quantize.equalize): the same float function with no layer float. While the
@@ -10,6 +10,10 @@ model did better. A layer whose float weights would make the file mostly float i
 float model, not an int8 artifact). When no mix passes, the result says so and carries the best mix's
 figures; export then exits 1. The cost of the float layers is measured in the same run: file size, and p50
 latency interleaved with the all-int8 model under LiteRT and onnxruntime on one thread.
+
+Post-training mixes come from one calibration (quantize.mixed.Mixer); QAT mixes leave the chosen layers
+unannotated and fine-tune again (quantize.mixed.QatMixer), and each is gated against its own QAT Keras
+model, as `check` gates the files export writes.
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ from edge_mnist.core.timing import interleaved_p50
 from edge_mnist.folder.layout import FALLBACK_FILES
 from edge_mnist.gate import Criteria, Measured, Result, artifact_results, parity
 from edge_mnist.quantize.layer_error import analyse
-from edge_mnist.quantize.mixed import followers
 from edge_mnist.render.tables import describe
 
 
@@ -113,18 +116,21 @@ class Fallback:
 
 
 def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, reference: Measured,
-                 class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...]) -> Step:
-    """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both."""
+                 class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...],
+                 method: str = "ptq", source: np.ndarray | None = None) -> Step:
+    """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both; `source`: the
+    predictions they must agree with (a QAT mix's own Keras model), else the float model's."""
     measured, results = {}, []
+    source = reference.predictions if source is None else source
     for runtime, runner in runners.items():
         preds = runner.predict(images).argmax(1).astype(np.int64)
-        measured[runtime] = Measured(runtime, FALLBACK_FILES[runtime], preds, float((preds == labels).mean()))
-        results += artifact_results(measured[runtime], reference.accuracy, reference.predictions, labels,
-                                    class_names, criteria, {})
+        measured[runtime] = Measured(runtime, FALLBACK_FILES[method][runtime], preds, float((preds == labels).mean()))
+        results += artifact_results(measured[runtime], reference.accuracy, source, labels, class_names, criteria, {})
     if criteria.parity is not None:
         results.append(parity("tflite ~ onnx", measured["tflite"].predictions, measured["onnx"].predictions,
                               criteria.parity))
-    return Step(float_layers, {k: m.accuracy for k, m in measured.items()}, [_short(r) for r in results if not r.passed])
+    failed = [_short(r) for r in results if not r.passed]
+    return Step(float_layers, {k: m.accuracy for k, m in measured.items()}, failed)
 
 
 def _short(result: Result) -> str:
@@ -142,8 +148,9 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     mixers = {False: mixer}
 
     def step(layers: tuple[str, ...], alternative: bool = False) -> Step:
-        result = evaluate_mix(mixers[alternative].runners(layers), images, labels, reference, class_names, criteria,
-                              layers)
+        made = mixers[alternative]
+        result = evaluate_mix(made.runners(layers), images, labels, reference, class_names, criteria, layers,
+                              made.method, made.source(layers, images))
         result.equalized = alternative
         progress(f"fallback: {result.label} -> " + ", ".join(
             f"{k} {v:.4f}" for k, v in result.accuracy.items()) + (" PASS" if result.passed else " fail"))
@@ -158,7 +165,8 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     on = min(steps, key=lambda s: s.rank).equalized
     mixer = mixers[on]
     runner = mixer.runner((), "tflite")
-    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES["tflite"], progress)
+    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES[mixer.method]["tflite"],
+                    progress)
     ranking, layers = table.ranking(), ()
     for layer in ranking:
         if steps[-1].passed or (max_float_layers is not None and len(layers) >= max_float_layers):
@@ -170,7 +178,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
         layers = trial
         steps.append(step(layers, on))
     result = Fallback(steps, ranking, mixers=mixers)
-    result.followers = followers(result.mixer.ops, result.chosen.float_layers)
+    result.followers = result.mixer.followers(result.chosen.float_layers)
     result.cost = measure_cost(result.mixer, result.chosen.float_layers)
     return result
 

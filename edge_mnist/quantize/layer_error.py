@@ -10,17 +10,23 @@ For each Keras layer an int8 artifact holds:
   SQNR of what the artifact really computes there against float;
 - the test accuracy with only that layer kept float (quantize.mixed), in the artifact's runtime.
 Layers are sorted worst first by the lowest SQNR they touch.
+
+A QAT artifact is measured against its QAT model with the fake quantization off (quantize.qat.float_model),
+calibrated like a float model; its tensors carry other names (tfmot's `quant_conv1`), so they are matched
+to the artifact's operator by operator (FloatReference). Its accuracy with a layer kept float is left out:
+for QAT that means fine-tuning again, which `export --method qat --fallback` does for the layers it tries.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_mnist.core.tfenv import filtered_stderr
-from edge_mnist.quantize.mixed import op_layers
+from edge_mnist.quantize.mixed import IGNORED, Mixer, Op, op_layers
+from edge_mnist.quantize.qat import float_model
 from edge_mnist.quantize.onnx_from_tflite import TFLITE_NAME_TAG
 from edge_mnist.registry.formats import INPUT_NAME
 from edge_mnist.runtime.base import quantize
@@ -99,6 +105,55 @@ class ArtifactDebug:
     def ranking(self) -> list[str]:
         """Layers that can stay float, worst first (ties: larger accuracy gain first, then graph order)."""
         return [row.layer for row in self.layers if row.can_stay_float]
+
+
+@dataclass
+class FloatReference:
+    """The float model an int8 graph is measured against: its calibrated graph and operators (for the float
+    weights) and its tensors on the debug images, both under the int8 graph's tensor names."""
+
+    graph: object
+    ops: list[Op]
+    values: dict[str, np.ndarray]
+
+
+def float_reference(mixer, images: np.ndarray, like=None) -> FloatReference:
+    """The calibrated model of `mixer` (quantize.mixed) run on `images`; with `like` (the Mixer of a QAT
+    model), renamed to that model's tensor names (matching_names)."""
+    values = tflite_tensors(mixer.calibrated_model, images)
+    if like is None:
+        return FloatReference(mixer.graph, mixer.ops, values)
+    names = matching_names(mixer.graph, mixer.ops, like.graph, like.ops)
+    renamed = {names[name]: value for name, value in values.items() if name in names}
+    return FloatReference(mixer.graph, [replace(op, name=names.get(op.name, op.name)) for op in mixer.ops],
+                          {**values, **renamed})  # the original names too: the input's is the artifact's
+
+
+def reference_for(mixer, images: np.ndarray) -> FloatReference:
+    """What the artifacts of `mixer` are measured against: its calibrated float model, or for a QAT model's
+    mixer that model with the fake quantization off (quantize.qat.float_model), calibrated on the same images."""
+    if mixer.method == "ptq":
+        return float_reference(mixer, images)
+    return float_reference(Mixer.for_model(float_model(mixer.keras_model), mixer.calib), images, like=mixer)
+
+
+def matching_names(float_graph, float_ops: list[Op], int8_graph, int8_ops: list[Op]) -> dict[str, str]:
+    """Float tensor name -> int8 tensor name: the k-th operator of a Keras layer in one graph is the k-th of
+    that layer in the other (quantize and dequantize operators aside), and so are their first inputs."""
+    def by_layer(ops):
+        found: dict[str, list[Op]] = {}
+        for op in ops:
+            if op.kind not in IGNORED:
+                found.setdefault(op.layer, []).append(op)
+        return found
+
+    int8_by_layer, names = by_layer(int8_ops), {}
+    for layer, ops in by_layer(float_ops).items():
+        for float_op, int8_op in zip(ops, int8_by_layer.get(layer, [])):
+            if float_op.kind == int8_op.kind:
+                names[float_op.name] = int8_op.name
+                names.setdefault(float_graph.names[float_op.inputs[0]], int8_graph.names[int8_op.inputs[0]])
+    return names
 
 
 def tflite_tensors(model: bytes, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -195,7 +250,8 @@ def layer_table(graph, ops, float_graph, float_ops, float_values: dict, actual: 
         row.operators.append(op.kind)
         row.can_stay_float = row.can_stay_float or op.candidate
         if op.name in float_by_name and row.weight_sqnr_db is None:
-            row.weight_sqnr_db, row.weight_rmse_over_scale = _weight_stats(graph, float_graph, op, float_by_name[op.name])
+            row.weight_sqnr_db, row.weight_rmse_over_scale = _weight_stats(graph, float_graph, op,
+                                                                           float_by_name[op.name])
         if len(row.operators) == 1:
             source = graph.names[op.inputs[0]]
             row.input_sqnr_db, _ = _grid_sqnr(graph, op.inputs[0], float_values.get(source))
@@ -213,21 +269,21 @@ def rank(rows: list[LayerDebug]) -> list[LayerDebug]:
 
 
 def analyse(mixer, artifact: bytes, runtime: str, images: np.ndarray, labels: np.ndarray, runner, name: str,
-            progress=print, float_values: dict | None = None) -> ArtifactDebug:
+            progress=print, reference: FloatReference | None = None) -> ArtifactDebug:
     """The ranked per-layer table of one int8 artifact made from `mixer`'s calibrated model (quantize.mixed):
-    statistics on the first DEBUG_IMAGES test images, accuracies on all of them. `float_values`: the
-    calibrated model's tensors on those images, when the caller already has them."""
+    statistics on the first DEBUG_IMAGES test images, accuracies on all of them. `reference`: the float model
+    to measure against, when the caller has it (a QAT artifact's: module docstring); else `mixer`'s own."""
 
     sample = images[:DEBUG_IMAGES]
     graph = read_tflite(mixer.tflite(), Path(name))
     ops = op_layers(graph, mixer.layer_names)
-    if float_values is None:
-        float_values = tflite_tensors(mixer.calibrated_model, sample)
+    if reference is None:
+        reference = reference_for(mixer, sample)
     actual = (tflite_tensors(artifact, sample) if runtime == "tflite" else
               onnx_tensors(artifact, sample, runner.input_scale, runner.input_zero_point))
     accuracy = float((runner.predict(images).argmax(1) == labels).mean())
-    rows = layer_table(graph, ops, mixer.graph, mixer.ops, float_values, actual)
-    for row in (r for r in rows if r.can_stay_float):
+    rows = layer_table(graph, ops, reference.graph, reference.ops, reference.values, actual)
+    for row in (r for r in rows if r.can_stay_float and mixer.method == "ptq"):
         progress(f"  {name}: accuracy with {row.layer} kept float")
         mix = mixer.runner((row.layer,), runtime)
         row.accuracy_if_float = float((mix.predict(images).argmax(1) == labels).mean())

@@ -14,12 +14,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edge_mnist.core.tfenv import filtered_stderr, import_tf
 from edge_mnist.quantize.onnx_from_tflite import convert
 from edge_mnist.quantize.ptq import int8_converter
+from edge_mnist.quantize.qat import keras_names, qat_finetune
 from edge_mnist.runtime.base import io_quantization
 from edge_mnist.runtime.onnx import OnnxRunner
 from edge_mnist.runtime.tflite import TFLiteRunner
@@ -46,13 +48,15 @@ class Op:
         return self.kind not in PASS_THROUGH + IGNORED
 
 
-def layer_label(tensor_name: str, layer_names: list[str]) -> str:
-    """The Keras layers named in a (fused, ';'-joined) TFLite tensor name, in model order; '' for none."""
+def layer_label(tensor_name: str, layer_names: list[str] | dict[str, str]) -> str:
+    """The Keras layers named in a (fused, ';'-joined) TFLite tensor name, in model order; '' for none.
+    `layer_names` maps a name in the graph to the label to give (tfmot's `quant_conv1` is `conv1`)."""
+    labels = layer_names if isinstance(layer_names, dict) else {name: name for name in layer_names}
     parts = {part for piece in tensor_name.split(";") for part in piece.split("/")}
-    return "+".join(name for name in layer_names if name in parts)
+    return "+".join(dict.fromkeys(label for name, label in labels.items() if name in parts))
 
 
-def op_layers(graph, layer_names: list[str]) -> list[Op]:
+def op_layers(graph, layer_names: list[str] | dict[str, str]) -> list[Op]:
     """The operators of a parsed .tflite (quantize.onnx_from_tflite.TfliteGraph) with their Keras layers;
     an operator whose name names no layer (the final softmax's 'StatefulPartitionedCall:0', a
     QUANTIZE) belongs to the layer that produced its input."""
@@ -123,10 +127,16 @@ def quantize(calibrated_model: bytes, denylisted_nodes: list[str]) -> bytes:
 @dataclass
 class Mixer:
     """Builds and runs mixes of one calibrated model: the .tflite with some layers float, and the ONNX
-    converted from it (quantize.onnx_from_tflite), as export would write them."""
+    converted from it (quantize.onnx_from_tflite), as export would write them.
+
+    `method` "qat": the calibrated model is a QAT model's, whose fake quantization fixes every annotated
+    layer's grid, so only its all-int8 model is meaningful here; QatMixer makes QAT mixes."""
 
     calibrated_model: bytes
-    layer_names: list[str]
+    layer_names: list[str] | dict[str, str]
+    method: str = "ptq"
+    keras_model: object = None  # the QAT model, for "qat"
+    calib: np.ndarray | None = None  # the images it was calibrated on, for "qat"
     graph: object = None
     ops: list[Op] = field(default_factory=list)
     _built: dict = field(default_factory=dict)
@@ -142,6 +152,21 @@ class Mixer:
         """Calibrate `model` (a tf_keras model) on `calib` with the converter settings of quantize.ptq."""
 
         return cls(calibrated(int8_converter(model, calib)), [layer.name for layer in model.layers])
+
+    @classmethod
+    def for_qat(cls, qat, calib: np.ndarray) -> "Mixer":
+        """Calibrate a QAT model as export converts it; its operators are labelled with the Keras layers' own
+        names (quantize.qat.keras_names)."""
+
+        return cls(calibrated(int8_converter(qat, calib)), keras_names(qat), "qat", qat, calib)
+
+    def source(self, float_layers: tuple[str, ...], images: np.ndarray) -> np.ndarray | None:
+        """The Keras model a mix is gated against, its predictions; None: the float model itself."""
+        return None
+
+    def followers(self, float_layers: tuple[str, ...]) -> list[str]:
+        """The pass-through layers that run in float in that mix because of `float_layers`."""
+        return followers(self.ops, float_layers)
 
     @property
     def candidates(self) -> list[str]:
@@ -178,4 +203,97 @@ class Mixer:
         return {runtime: self.runner(float_layers, runtime) for runtime in ("tflite", "onnx")}
 
 
-__all__ = ["Mixer", "Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize", "layer_label"]
+@dataclass
+class QatMixer:
+    """Mixes of a QAT model, as Mixer's of a float one: keeping layers float means leaving them unannotated
+    and fine-tuning again (quantize.qat.qat_finetune, the same settings), then converting with those layers
+    denylisted as Mixer does (tfmot still quantizes a float layer's output where an annotated layer reads it,
+    and that is where int8 resumes). Each set of float layers is fine-tuned and converted once."""
+
+    model: object  # the float Keras model
+    dataset: object
+    calib: np.ndarray
+    epochs: int
+    batch_size: int
+    seed: int
+    qat: object = None  # the all-annotated QAT model, when the caller has it
+    progress: Callable[[str], None] = print
+    method: str = "qat"
+    models: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # float layers -> the fine-tune's per-epoch metrics
+    _mixers: dict = field(default_factory=dict)
+
+    def qat_model(self, float_layers: tuple[str, ...] = ()):
+        """The QAT model fine-tuned with `float_layers` unannotated."""
+        key = tuple(sorted(float_layers))
+        if key not in self.models:
+            if not key and self.qat is not None:
+                self.models[key] = self.qat
+            else:
+                self.progress(f"fallback: QAT fine-tuning with {', '.join(float_layers) or 'every layer'} "
+                              f"{'unannotated' if float_layers else 'annotated'}")
+                self.models[key], self.metrics[key] = qat_finetune(
+                    self.model, self.dataset, self.epochs, self.batch_size, self.seed, self.calib,
+                    float_layers=float_layers)
+        return self.models[key]
+
+    def mixer(self, float_layers: tuple[str, ...] = ()) -> Mixer:
+        """The calibrated conversion of that QAT model."""
+        key = tuple(sorted(float_layers))
+        if key not in self._mixers:
+            self._mixers[key] = Mixer.for_qat(self.qat_model(float_layers), self.calib)
+        return self._mixers[key]
+
+    @property
+    def keras_model(self):
+        """The all-annotated QAT model."""
+        return self.qat_model()
+
+    @property
+    def calibrated_model(self) -> bytes:
+        """The all-annotated QAT model's calibration (what the all-int8 files are quantized from)."""
+        return self.mixer().calibrated_model
+
+    @property
+    def layer_names(self) -> dict[str, str]:
+        """Graph name -> Keras name of the all-annotated QAT model's layers."""
+        return self.mixer().layer_names
+
+    @property
+    def graph(self):
+        """The all-annotated QAT model's calibrated graph."""
+        return self.mixer().graph
+
+    @property
+    def ops(self) -> list[Op]:
+        """Its operators, labelled with the Keras layers."""
+        return self.mixer().ops
+
+    def source(self, float_layers: tuple[str, ...], images: np.ndarray) -> np.ndarray:
+        """The predictions of the mix's own QAT Keras model, which `check` holds QAT files to."""
+        return self.qat_model(float_layers).predict(images, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
+
+    def followers(self, float_layers: tuple[str, ...]) -> list[str]:
+        """The pass-through layers float in that mix (tfmot quantizes a float layer's output before an annotated
+        one, so those after it stay int8)."""
+        return self.mixer(float_layers).followers(float_layers)
+
+    def tflite(self, float_layers: tuple[str, ...] = ()) -> bytes:
+        """The .tflite of the QAT model with `float_layers` unannotated, those layers float."""
+        return self.mixer(float_layers).tflite(float_layers)
+
+    def onnx(self, float_layers: tuple[str, ...] = ()) -> bytes:
+        """The int8 ONNX converted from that .tflite."""
+        return self.mixer(float_layers).onnx(float_layers)
+
+    def runner(self, float_layers: tuple[str, ...], runtime: str):
+        """A LiteRT ("tflite") or onnxruntime ("onnx") runner of the mix."""
+        return self.mixer(float_layers).runner(float_layers, runtime)
+
+    def runners(self, float_layers: tuple[str, ...] = ()) -> dict[str, object]:
+        """A LiteRT and an onnxruntime runner of the mix, keyed by runtime."""
+        return self.mixer(float_layers).runners(float_layers)
+
+
+__all__ = ["Mixer", "QatMixer", "Op", "op_layers", "candidates", "denylist", "followers", "calibrated", "quantize",
+           "layer_label"]

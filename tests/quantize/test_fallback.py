@@ -162,19 +162,6 @@ def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
     assert manifest.artifacts["tflite_int8"].details["fallback"].startswith("not needed")
 
 
-@pytest.mark.slow
-def test_fallback_is_for_post_training_int8(trained, data, tmp_path):
-    from edge_mnist.core.errors import EdgeMnistError
-    from edge_mnist.export import export
-    from edge_mnist.gate import Criteria
-    from edge_mnist.quantize.fallback import Request
-
-    out = tmp_path / "qat"
-    shutil.copytree(trained, out)
-    with pytest.raises(EdgeMnistError, match="post-training"):
-        export(out, data, ("qat",), calib_samples=CALIB, progress=quiet, fallback=Request(Criteria()))
-
-
 def test_a_failing_search_never_reads_as_passing_even_when_all_int8_is_the_best_mix():
     from edge_mnist.quantize.fallback import Fallback, Step
 

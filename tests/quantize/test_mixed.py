@@ -43,3 +43,10 @@ def test_pooling_and_reshape_follow_a_float_layer_and_nothing_else():
     assert followers(ops, ("dense1",)) == []
     names = denylist(ops, ("conv2",))
     assert names == [graph().names[3], graph().names[4], graph().names[5]]
+
+
+def test_a_label_map_names_tfmot_wrappers_by_their_keras_layer():
+    names = {"quantize_layer": "quantize_layer", "quant_conv1": "conv1", "conv2": "conv2"}
+    assert layer_label("m/m/quant_conv1/Relu;m/m/quant_conv1/BiasAdd", names) == "conv1"
+    assert layer_label("m/m/conv2/Relu", names) == "conv2"  # an unannotated layer keeps its own name
+    assert layer_label("m/m/conv1/Relu", names) == ""
