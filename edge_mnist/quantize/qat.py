@@ -168,7 +168,8 @@ def qat_finetune(model, dataset: Dataset, epochs: int, batch_size: int, seed: in
     per-tensor weight range): the float model itself is never changed. A functional model goes
     to tfmot as it is; a layer tfmot cannot quantize is a one-line error suggesting PTQ. With `calib`,
     activation ranges start from those images (module docstring); without it, from tfmot's [-6, 6].
-    `float_layers` (and the pooling after them, with_followers) are left unannotated: `export --method qat --fallback` keeps them float.
+    `float_layers` (and the pooling after them, with_followers) are left unannotated:
+    `export --method qat --fallback` keeps them float.
     """
     _, keras = import_tf()
 
