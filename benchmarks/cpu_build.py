@@ -12,7 +12,9 @@ can give: the all-integer time minus its stem is the floor. No TensorFlow needed
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -70,26 +72,58 @@ def measure(path: Path, images: np.ndarray, labels: np.ndarray, rounds: int, run
             "ratio_median": float(np.median(ratios)), "ratio_range": (min(ratios), max(ratios))}
 
 
+def row(folder: Path, r: dict) -> str:
+    """One Markdown table row: the folder (an architecture's export), the file and its figures."""
+    if not r["p50_us"] or "cpu stem" not in r["p50_us"][0]:
+        stems = "no stem: the CPU build is the same file"
+    else:
+        stems = " / ".join(f"{np.median([p[k] for p in r['p50_us']]):.1f}" for k in ("int8 stem", "cpu stem"))
+    p50 = " → ".join(f"{np.median([p[k] for p in r['p50_us']]):.1f}" for k in ("int8", "cpu"))
+    return (f"| {folder.name} | {r['file']} | {r['accuracy']['int8']:.2%} / {r['accuracy']['cpu']:.2%} | "
+            f"{r['agreement']:.2%} | {p50} | {r['ratio_median']:.2f} ({r['ratio_range'][0]:.2f}–"
+            f"{r['ratio_range'][1]:.2f}) | {stems} |")
+
+
+HEADER = ("| folder | file | accuracy all-int / CPU | agreement | p50 µs all-int → CPU | ratio (range) | "
+          "stem alone µs int8 / float |\n|---|---|---|---|---|---|---|")
+
+
 def main() -> None:
-    """Measure every int8 .tflite of the folder and print one block per file."""
+    """Measure every int8 .tflite of each folder, print one block per file and the table (also written to
+    --results as DATE-cpu-build.md and .json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("export"))
+    parser.add_argument("--out", type=Path, action="append", help="an export folder; repeat for several "
+                        "(default: export)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=None, help="folder for DATE-cpu-build.md and .json")
     args = parser.parse_args()
-    manifest = Manifest.load(args.out)
-    data = load_dataset(manifest.task.dataset)
-    images, labels = to_float(data.x_test), data.y_test
-    print(f"{platform.processor() or platform.machine()}; {len(images):,} test images; one thread")
-    for artifact in manifest.artifacts.values():
-        if artifact.file.endswith("int8.tflite"):
-            r = measure(args.out / artifact.file, images, labels, args.rounds, args.runs, args.repeats)
-            p50 = "; ".join(" ".join(f"{k} {v:.1f}" for k, v in p.items()) for p in r["p50_us"])
-            print(f"{r['file']}: {r['note']}\n  accuracy all-integer {r['accuracy']['int8']:.2%}, CPU build "
-                  f"{r['accuracy']['cpu']:.2%}, top-1 agreement {r['agreement']:.2%}\n  p50 us per repeat: {p50}\n"
-                  f"  ratio CPU build / all-integer: median {r['ratio_median']:.2f} "
-                  f"(range {r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f} over {args.repeats} repeats)")
+    print(f"{platform.processor() or platform.machine()}; one thread")
+    rows, records = [HEADER], []
+    for folder in args.out or [Path("export")]:
+        manifest = Manifest.load(folder)
+        data = load_dataset(manifest.task.dataset)
+        images, labels = to_float(data.x_test), data.y_test
+        for artifact in manifest.artifacts.values():
+            if artifact.file.endswith("int8.tflite"):
+                r = measure(folder / artifact.file, images, labels, args.rounds, args.runs, args.repeats)
+                p50 = "; ".join(" ".join(f"{k} {v:.1f}" for k, v in p.items()) for p in r["p50_us"])
+                print(f"{folder}/{r['file']}: {r['note']}\n  accuracy all-integer {r['accuracy']['int8']:.2%}, "
+                      f"CPU build {r['accuracy']['cpu']:.2%}, top-1 agreement {r['agreement']:.2%}\n"
+                      f"  p50 us per repeat: {p50}\n  ratio CPU build / all-integer: median "
+                      f"{r['ratio_median']:.2f} (range {r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f} over "
+                      f"{args.repeats} repeats)", flush=True)
+                rows.append(row(folder, r))
+                records.append({"folder": str(folder), **r})
+    print("\n".join(rows))
+    if args.results is not None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / f"{stamp}-cpu-build.md").write_text("\n".join(rows) + "\n")
+        (args.results / f"{stamp}-cpu-build.json").write_text(json.dumps(
+            {"machine": platform.processor() or platform.machine(), "rounds": args.rounds, "runs": args.runs,
+             "repeats": args.repeats, "rows": records}, indent=1))
 
 
 if __name__ == "__main__":

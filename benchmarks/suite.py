@@ -36,7 +36,8 @@ from edge_mnist.runtime import open_model
 MACS = 26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 512 + 512 * 10
 HERE = Path(__file__).parent
 BATCHES = (1, 32, 256)
-PAIRED = ("tflite_int8", "onnx_int8", "ort_int8", "tflite_qat_int8", "onnx_qat_int8", "ort_qat_int8", "keras_float32")
+PAIRED = ("tflite_int8", "tflite_int8_cpu", "onnx_int8", "ort_int8", "tflite_qat_int8", "tflite_qat_int8_cpu",
+          "onnx_qat_int8", "ort_qat_int8", "keras_float32")
 
 
 def peak_rss_mb() -> float:
@@ -79,10 +80,10 @@ def measure_paired(paths: dict[str, Path], images: np.ndarray, threads: int, run
 
 
 def ratios(p50: dict[str, float]) -> dict:
-    """Every int8 .onnx and .ort over TFLite int8 (PTQ; QAT ones over the QAT .tflite too), and the
-    Keras direct call over TFLite int8, where both exist."""
+    """Every int8 .onnx, .ort and CPU-build .tflite over TFLite int8 (PTQ; QAT ones over the QAT .tflite too),
+    and the Keras direct call over TFLite int8, where both exist."""
     out = {}
-    for key in ("onnx_int8", "ort_int8", "onnx_qat_int8", "ort_qat_int8"):
+    for key in ("tflite_int8_cpu", "onnx_int8", "ort_int8", "tflite_qat_int8_cpu", "onnx_qat_int8", "ort_qat_int8"):
         for base in ("tflite_int8", "tflite_qat_int8" if "qat" in key else None):
             if base and {key, base} <= p50.keys():
                 out[f"{key}_over_{base}"] = p50[key] / p50[base]
