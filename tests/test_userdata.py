@@ -371,6 +371,14 @@ def test_undecodable_class_folder_name_is_refused(digits, tmp_path):
     refused(userdata.load_folder, root, names=root / "train")
 
 
+def test_two_class_folders_equal_after_nfc_are_refused(digits, tmp_path):
+    root = small_folder(tmp_path / "n", digits)
+    for split in ("train", "test"):
+        (root / split / "1").rename(root / split / unicodedata.normalize("NFC", "café"))
+        (root / split / "2").rename(root / split / unicodedata.normalize("NFD", "café"))
+    assert "after Unicode NFC" in refused(userdata.load_folder, root, names=root / "train")
+
+
 def test_out_of_range_sides_and_channels_are_refused(digits, tmp_path):
     root = small_folder(tmp_path / "s", digits)
     refused(userdata.load_folder, root, image_size=(4, 4), names=root)
