@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
@@ -183,17 +183,26 @@ def list_folder(root: Path) -> tuple[Path, tuple[str, ...], dict[str, tuple[tupl
 
 def _open(path: Path) -> Image.Image:
     """Open an image lazily (header only), as the format its suffix names; unreadable is an error naming it."""
+    kind = IMAGE_FORMATS[path.suffix.lower()]
     try:
-        return Image.open(path, formats=[IMAGE_FORMATS[path.suffix.lower()]])
+        return Image.open(path, formats=[kind])
+    except UnidentifiedImageError as exc:
+        raise EdgeMnistError(f"{path}: not a readable {kind} image") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise EdgeMnistError(f"{path}: cannot read the image ({exc})") from exc
+
+
+def _upright(image: Image.Image) -> bool:
+    """Whether the image needs its EXIF orientation applied: JPEG photos only, whose EXIF sits in the header
+    (a PNG's may follow the pixels, and reading it would decode them)."""
+    return image.format == "JPEG" and image.getexif().get(EXIF_ORIENTATION, 1) != 1
 
 
 def _header(path: Path) -> tuple[int, int, bool]:
     """(height, width, is grey) of an image file as it will load (EXIF rotation applied), from its header."""
     with _open(path) as image:
         width, height = image.size
-        if image.getexif().get(EXIF_ORIENTATION) in ROTATED:
+        if _upright(image) and image.getexif()[EXIF_ORIENTATION] in ROTATED:
             width, height = height, width
         return height, width, image.mode in GRAY_MODES
 
@@ -229,13 +238,14 @@ def index_folder(root: Path | str, channels: int | None = None,
 
 
 def decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """One image file as uint8 pixels of `shape` ((H, W) for one channel): EXIF rotation applied, converted to
-    grey or RGB (alpha dropped), resized bilinearly only when its size differs."""
+    """One image file as uint8 pixels of `shape` ((H, W) for one channel): a JPEG's EXIF rotation applied,
+    converted to grey or RGB (alpha dropped), resized bilinearly only when its size differs."""
     height, width, channels = shape
     with _open(path) as image:
         try:
             image.load()
-            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+            image = (ImageOps.exif_transpose(image) if _upright(image) else image).convert(
+                "L" if channels == 1 else "RGB")
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise EdgeMnistError(f"{path}: cannot decode the image ({exc})") from exc
         if image.size != (width, height):

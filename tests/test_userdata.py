@@ -276,6 +276,15 @@ def truncated_png(root: Path) -> Path:
     return path
 
 
+def truncated_pixels(root: Path) -> Path:
+    """A real photo-sized PNG cut in the middle of its pixel data: the header reads, decoding fails."""
+    path = root / "test" / "0" / "00000.png"
+    noise = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    path.write_bytes(path.read_bytes()[:-30])
+    return path
+
+
 def text_as_png(root: Path) -> Path:
     path = root / "test" / "2" / "notes.png"
     path.write_text("this is not a picture\n")
@@ -351,8 +360,8 @@ def no_test_split(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("breakage", [truncated_png, text_as_png, gif_as_png, mixed_sizes, empty_class,
-                                      missing_from_test, only_in_test, single_class, renamed_class(" "),
+@pytest.mark.parametrize("breakage", [truncated_png, truncated_pixels, text_as_png, gif_as_png, mixed_sizes,
+                                      empty_class, missing_from_test, only_in_test, single_class, renamed_class(" "),
                                       renamed_class("a\x01b"), renamed_class("line\nbreak"), stray_file,
                                       not_an_image_suffix, no_test_split],
                          ids=lambda f: f.__name__)
@@ -416,3 +425,14 @@ def test_a_file_that_is_no_npz_is_refused(tmp_path):
     path = tmp_path / "junk.npz"
     path.write_bytes(b"PK but not really")
     refused(userdata.load_npz, path, names=path)
+
+
+def test_a_jpeg_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / "p" / split / name).mkdir(parents=True)
+            exif = Image.Exif()
+            exif[0x0112] = 6  # rotated 90 degrees: stored 16 wide and 8 high, shown 8 wide and 16 high
+            Image.new("L", (16, 8), 128).save(tmp_path / "p" / split / name / "1.jpg", exif=exif)
+    ds = userdata.load_folder(tmp_path / "p")
+    assert ds.task.input_shape == (16, 8, 1) and ds.x_test.shape == (2, 16, 8)
