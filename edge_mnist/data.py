@@ -36,7 +36,8 @@ IDX_FILES = {
 
 @dataclass
 class Dataset:
-    """Images as uint8 (N, H, W), labels as uint8 (N,), the task they belong to, and where they came from."""
+    """Images as uint8 (N, H, W) for one channel or (N, H, W, 3) for colour, labels as uint8 (N,) (uint16 past
+    256 classes), the task they belong to, and where they came from."""
 
     task: Task
     x_train: np.ndarray
@@ -58,8 +59,9 @@ class Dataset:
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1], the models' input convention."""
-    return (images.astype(np.float32) / 255.0)[..., None]
+    """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C) in [0, 1], the models' input convention."""
+    scaled = images.astype(np.float32) / 255.0
+    return scaled[..., None] if scaled.ndim == 3 else scaled
 
 
 def stratified_indices(labels: np.ndarray, n: int) -> np.ndarray | None:
@@ -135,9 +137,9 @@ def _idx_dims(path: Path, header: bytes, expected_ndim: int) -> list[int]:
     return dims
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read mnist.npz in Keras' layout (x_train, y_train, x_test, y_test); members over the size cap are refused
-    from the zip directory, before anything is decompressed."""
+def read_npz(path: Path, optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read mnist.npz in Keras' layout (x_train, y_train, x_test, y_test, and those of `optional` it holds);
+    members over the size cap are refused from the zip directory, before anything is decompressed."""
     try:
         with zipfile.ZipFile(path) as archive:
             too_big = [i.filename for i in archive.infolist() if i.file_size > MAX_IDX_BYTES]
@@ -147,7 +149,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             missing = [k for k in IDX_FILES if k not in npz.files]
             if missing:
                 raise EdgeMnistError(f"{path}: missing arrays {missing} (expected Keras' mnist.npz layout)")
-            return {k: npz[k] for k in IDX_FILES}
+            return {k: npz[k] for k in (*IDX_FILES, *optional) if k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise EdgeMnistError(f"{path}: not a readable .npz file ({exc})") from exc
 
@@ -158,13 +160,17 @@ def read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
 
 
 def validate(arrays: dict[str, np.ndarray], origin: str, task: Task) -> dict[str, np.ndarray]:
-    """Check shapes, dtypes, counts and label range against the task; return uint8 copies or raise naming `origin`."""
+    """Check shapes, dtypes, counts and label range against the task; return uint8 copies or raise naming `origin`.
+
+    One channel is held as (N, H, W), the layout every caller has always had; three as (N, H, W, 3)."""
     out = {}
-    height, width, _ = task.input_shape
+    height, width, channels = task.input_shape
+    image = (height, width) if channels == 1 else (height, width, channels)
+    label_type = np.uint8 if task.num_classes <= 256 else np.uint16
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (height, width):
-            raise EdgeMnistError(f"{origin}: x_{split} has shape {x.shape}, expected (N, {height}, {width})")
+        if x.shape[1:] != image:
+            raise EdgeMnistError(f"{origin}: x_{split} has shape {x.shape}, expected (N, {', '.join(map(str, image))})")
         if y.ndim != 1:
             raise EdgeMnistError(f"{origin}: y_{split} has shape {y.shape}, expected (N,)")
         if len(x) != len(y):
@@ -178,7 +184,7 @@ def validate(arrays: dict[str, np.ndarray], origin: str, task: Task) -> dict[str
         if y.min() < 0 or y.max() >= task.num_classes:
             raise EdgeMnistError(f"{origin}: y_{split} labels span {y.min()}..{y.max()}, "
                                  f"expected 0..{task.num_classes - 1}")
-        out[f"x_{split}"], out[f"y_{split}"] = np.ascontiguousarray(x), y.astype(np.uint8)
+        out[f"x_{split}"], out[f"y_{split}"] = np.ascontiguousarray(x), y.astype(label_type)
     return out
 
 

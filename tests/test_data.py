@@ -12,7 +12,7 @@ import pytest
 
 from edge_mnist import data
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.registry.datasets import DATASETS, DEBIAN_FASHION_DIR
+from edge_mnist.registry.datasets import DATASETS, DEBIAN_FASHION_DIR, Task
 from tests.conftest import synthetic_arrays, write_idx, write_idx_dir
 
 pytestmark = pytest.mark.device
@@ -213,3 +213,20 @@ def test_stratified_indices_of_zero_or_the_whole_set_mean_all(n):
 def test_stratified_indices_refuse_a_negative_count():
     with pytest.raises(EdgeMnistError, match="0 .all. or more, not -1"):
         data.stratified_indices(np.arange(10), -1)
+
+
+def test_to_float_adds_the_channel_axis_only_to_one_channel_images():
+    assert data.to_float(np.zeros((2, 8, 8), np.uint8)).shape == (2, 8, 8, 1)
+    colour = data.to_float(np.full((2, 8, 8, 3), 255, np.uint8))
+    assert colour.shape == (2, 8, 8, 3) and colour.max() == 1.0
+
+
+def test_validate_takes_three_channels_and_more_than_256_classes():
+    task = Task("own", (8, 8, 3), tuple(f"c{i}" for i in range(300)), fit_box=8)
+    rng = np.random.default_rng(0)
+    arrays = {f"x_{s}": rng.integers(0, 256, (300, 8, 8, 3), dtype=np.uint8) for s in ("train", "test")}
+    arrays |= {f"y_{s}": np.arange(300) for s in ("train", "test")}
+    checked = data.validate(arrays, "own", task)
+    assert checked["y_test"].dtype == np.uint16 and checked["y_test"][-1] == 299
+    with pytest.raises(EdgeMnistError, match="expected \\(N, 8, 8, 3\\)"):
+        data.validate({**arrays, "x_test": arrays["x_test"][..., 0]}, "own", task)

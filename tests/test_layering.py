@@ -20,7 +20,7 @@ LAYERS = (
     ("registry",),
     ("runtime",),
     ("folder",),
-    ("data", "gate", "render"),
+    ("data", "userdata", "gate", "render"),
     ("train", "quantize"),
     ("export",),
     ("bench", "check", "debug", "report", "info", "doctor", "predict", "emulate"),

@@ -1,0 +1,390 @@
+"""A user's own dataset, an image folder or an .npz, read and checked with numpy and Pillow (no TensorFlow).
+
+An image folder holds train/ and test/ (or val/), one sub-folder per class of PNG, JPEG or BMP files: the layout
+of Keras' image_dataset_from_directory and torchvision's ImageFolder. Indexing it reads directories and image
+headers only, so a folder of any size is listed, checked and fingerprinted without holding its pixels; load_split
+decodes one split. The task (input shape, class names) is derived from the data. resolve_dataset turns a
+--dataset value into a Dataset: a registered name, else a path. Every problem is a one-line EdgeMnistError
+naming the file. See docs/your-own-data.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.files import sha256_file
+from edge_mnist.data import Dataset, load_dataset, read_npz, validate
+from edge_mnist.registry import datasets
+from edge_mnist.registry.datasets import Task
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+TEST_SPLITS = ("test", "val")  # the first one present is the test split
+MIN_SIDE, MAX_SIDE = 8, 224
+MIN_CLASSES, MAX_CLASSES = 2, 1000
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+ROTATED = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """The index of an image folder: what it holds and the shape its images load as, but not its pixels.
+
+    files maps "train" and "test" to (path relative to root, label) pairs in sorted order; image_shape is
+    (height, width, channels) after any resize; resized_to is the image_size asked for, recorded so a later
+    command can ask for the same."""
+
+    root: Path
+    test_dir: str
+    class_names: tuple[str, ...]
+    files: dict[str, tuple[tuple[str, int], ...]]
+    image_shape: tuple[int, int, int]
+    resized_to: tuple[int, int] | None = None
+
+    @property
+    def task(self) -> Task:
+        """The task the data defines: whole-frame fit box, the usual pixel scale."""
+        return Task(dataset_label(self.root), self.image_shape, self.class_names, fit_box=min(self.image_shape[:2]))
+
+    @property
+    def source(self) -> str:
+        """Where the data came from, with the resize if one was asked for."""
+        if self.resized_to is None:
+            return str(self.root)
+        return f"{self.root} (resized to {self.resized_to[0]}x{self.resized_to[1]})"
+
+    def fingerprint(self) -> str:
+        """sha256 over the class names, the image shape, every train file's path, label and size, and every test
+        file's path, label and content.
+
+        The gate's verdict depends on the test pixels, so the test split is hashed by content; the train split
+        only by path and size, which is cheap for 100k images and stable across a git clone or a copy (mtimes
+        are not, so they are left out)."""
+        digest = hashlib.sha256(repr((self.class_names, self.image_shape)).encode())
+        for relative, label in self.files["train"]:
+            digest.update(f"train\0{relative}\0{label}\0{(self.root / relative).stat().st_size}\n".encode())
+        for relative, label in self.files["test"]:
+            digest.update(f"test\0{relative}\0{label}\0{sha256_file(self.root / relative)}\n".encode())
+        return digest.hexdigest()
+
+
+def dataset_label(path: Path) -> str:
+    """The dataset name of a path: the folder's name or the file's stem (NFC), with ./ in front when it would
+    read as a registered dataset."""
+    path = Path(path).resolve()
+    name = unicodedata.normalize("NFC", path.stem if path.is_file() else path.name)
+    return f"./{name}" if name in datasets.DATASETS else name
+
+
+def class_name(folder: Path) -> str:
+    """A class folder's name as its label (NFC), refused when it cannot be one: blank, control characters, or
+    bytes that are not text in the file system's encoding."""
+    where = f"{folder.parent}: class folder {folder.name!r}"  # the name shown escaped, so the message is one line
+    if _undecodable(folder.name):
+        raise EdgeMnistError(f"{where}: its name is not valid text in the file system's encoding")
+    name = unicodedata.normalize("NFC", folder.name)
+    if not name.strip():
+        raise EdgeMnistError(f"{where}: a blank name cannot be a label")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise EdgeMnistError(f"{where}: a name with control characters cannot be a label")
+    return name
+
+
+def _undecodable(name: str) -> bool:
+    """True for a name Python decoded with surrogate escapes (its bytes were not valid in the file system's
+    encoding)."""
+    return any("\udc80" <= c <= "\udcff" for c in name)
+
+
+def _visible(folder: Path) -> list[Path]:
+    """The entries of a folder in sorted order, without hidden ones (.ipynb_checkpoints, .DS_Store, ...)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _class_folders(split: Path) -> dict[str, Path]:
+    """A split's class folders by class name; a stray file or two folders with one name are errors."""
+    found: dict[str, Path] = {}
+    for entry in _visible(split):
+        if not entry.is_dir():
+            raise EdgeMnistError(f"{entry}: not a class folder (a split holds one sub-folder per class)")
+        name = class_name(entry)
+        if name in found:
+            raise EdgeMnistError(f"{entry}: the same class name as {found[name]} (after Unicode NFC)")
+        found[name] = entry
+    return found
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """A class folder's image files; anything else in it, and an empty class, are errors."""
+    files = []
+    for entry in _visible(folder):
+        if entry.is_dir() or entry.suffix.lower() not in IMAGE_FORMATS:
+            kinds = ", ".join(sorted(IMAGE_FORMATS))
+            raise EdgeMnistError(f"{entry}: not an image file ({kinds}) in class folder {folder.name!r}")
+        files.append(entry)
+    if not files:
+        raise EdgeMnistError(f"{folder}: class {folder.name!r} has no images")
+    return files
+
+
+def _split_dirs(root: Path) -> tuple[Path, Path]:
+    """The train folder and the test (or val) folder of an image folder."""
+    train = root / "train"
+    if not train.is_dir():
+        raise EdgeMnistError(f"{root}: no train/ folder (an image folder holds train/ and test/ or val/)")
+    test = next((root / name for name in TEST_SPLITS if (root / name).is_dir()), None)
+    if test is None:
+        raise EdgeMnistError(f"{root}: no test/ or val/ folder next to train/")
+    return train, test
+
+
+def check_class_count(count: int, origin: str) -> None:
+    """Between two and a thousand classes: one class is no classifier, and the cap keeps the output layer sane."""
+    if not MIN_CLASSES <= count <= MAX_CLASSES:
+        raise EdgeMnistError(f"{origin}: {count} class{'es' if count != 1 else ''}, "
+                             f"expected {MIN_CLASSES} to {MAX_CLASSES}")
+
+
+def check_sides(height: int, width: int, origin: str) -> None:
+    """Image sides from 8 to 224 pixels, the range the models and the int8 runtimes are built for."""
+    if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
+        raise EdgeMnistError(f"{origin}: images are {height}x{width} (height x width), expected sides from "
+                             f"{MIN_SIDE} to {MAX_SIDE}; pass image_size=(H, W) to resize")
+
+
+def list_folder(root: Path) -> tuple[Path, tuple[str, ...], dict[str, tuple[tuple[str, int], ...]]]:
+    """The test folder, class names (sorted) and each split's (relative path, label) pairs, from directory
+    listings alone: every class must hold images in both splits."""
+    root = Path(root)
+    train, test = _split_dirs(root)
+    train_classes, test_classes = _class_folders(train), _class_folders(test)
+    names = tuple(sorted(train_classes))
+    check_class_count(len(names), str(train))
+    extra = sorted(set(test_classes) - set(train_classes))
+    if extra:
+        raise EdgeMnistError(f"{test_classes[extra[0]]}: class {extra[0]!r} is not in {train}")
+    files = {}
+    for split, folder, classes in (("train", train, train_classes), ("test", test, test_classes)):
+        pairs = []
+        for label, name in enumerate(names):
+            if name not in classes:
+                raise EdgeMnistError(f"{folder / name}: class {name!r} is missing from the {folder.name} split")
+            pairs += [(p.relative_to(root).as_posix(), label) for p in _image_files(classes[name])]
+        files[split] = tuple(pairs)
+    return test, names, files
+
+
+def _open(path: Path) -> Image.Image:
+    """Open an image lazily (header only), as the format its suffix names; unreadable is an error naming it."""
+    kind = IMAGE_FORMATS[path.suffix.lower()]
+    try:
+        return Image.open(path, formats=[kind])
+    except UnidentifiedImageError as exc:
+        raise EdgeMnistError(f"{path}: not a readable {kind} image") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise EdgeMnistError(f"{path}: cannot read the image ({exc})") from exc
+
+
+def _upright(image: Image.Image) -> bool:
+    """Whether the image needs its EXIF orientation applied: JPEG photos only, whose EXIF sits in the header
+    (a PNG's may follow the pixels, and reading it would decode them)."""
+    return image.format == "JPEG" and image.getexif().get(EXIF_ORIENTATION, 1) != 1
+
+
+def _header(path: Path) -> tuple[int, int, bool]:
+    """(height, width, is grey) of an image file as it will load (EXIF rotation applied), from its header."""
+    with _open(path) as image:
+        width, height = image.size
+        if _upright(image) and image.getexif()[EXIF_ORIENTATION] in ROTATED:
+            width, height = height, width
+        return height, width, image.mode in GRAY_MODES
+
+
+def image_shape(root: Path, relatives: list[str], channels: int | None,
+                image_size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """The (height, width, channels) every image loads as: one size across the files unless image_size is given;
+    one channel if every file is grey, else three, unless channels forces it."""
+    if channels not in (None, 1, 3):
+        raise EdgeMnistError(f"{root}: channels must be 1 or 3, not {channels}")
+    first, grey = None, True
+    for relative in relatives:
+        height, width, is_grey = _header(root / relative)
+        grey = grey and is_grey
+        if first is None:
+            first = (relative, height, width)
+        elif image_size is None and (height, width) != first[1:]:
+            raise EdgeMnistError(f"{root / relative}: {height}x{width} pixels (height x width) but {first[0]} is "
+                                 f"{first[1]}x{first[2]}; pass image_size=(H, W) to resize them all")
+    height, width = image_size if image_size is not None else first[1:]
+    check_sides(height, width, str(root))
+    return height, width, channels or (1 if grey else 3)
+
+
+def index_folder(root: Path | str, channels: int | None = None,
+                 image_size: tuple[int, int] | None = None) -> ImageFolder:
+    """Index an image folder: its classes and files, and the shape its images load as (headers read, pixels not)."""
+    root = Path(root)
+    size = tuple(int(s) for s in image_size) if image_size is not None else None
+    test, names, files = list_folder(root)
+    shape = image_shape(root, [r for split in ("train", "test") for r, _ in files[split]], channels, size)
+    return ImageFolder(root, test.name, names, files, shape, size)
+
+
+def decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """One image file as uint8 pixels of `shape` ((H, W) for one channel): a JPEG's EXIF rotation applied,
+    converted to grey or RGB (alpha dropped), resized bilinearly only when its size differs."""
+    height, width, channels = shape
+    with _open(path) as image:
+        try:
+            image.load()
+            image = (ImageOps.exif_transpose(image) if _upright(image) else image).convert(
+                "L" if channels == 1 else "RGB")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise EdgeMnistError(f"{path}: cannot decode the image ({exc})") from exc
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def load_split(folder: ImageFolder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one split ("train" or "test") of an indexed folder: uint8 images and int64 labels."""
+    pairs = folder.files[split]
+    height, width, channels = folder.image_shape
+    x = np.empty((len(pairs), height, width) + ((channels,) if channels > 1 else ()), np.uint8)
+    for i, (relative, _) in enumerate(pairs):
+        x[i] = decode(folder.root / relative, folder.image_shape)
+    return x, np.array([label for _, label in pairs], np.int64)
+
+
+def load_folder(root: Path | str, channels: int | None = None,
+                image_size: tuple[int, int] | None = None) -> Dataset:
+    """An image folder as a Dataset, both splits decoded."""
+    folder = index_folder(root, channels, image_size)
+    arrays = {}
+    for split in ("train", "test"):
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = load_split(folder, split)
+    return Dataset(task=folder.task, source=folder.source, **validate(arrays, folder.source, folder.task))
+
+
+def _npz_images(x: np.ndarray, key: str, origin: str) -> np.ndarray:
+    """An npz image array checked for NaN, dtype and shape; (N, H, W, 1) becomes (N, H, W)."""
+    if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
+        raise EdgeMnistError(f"{origin}: {key} contains NaN; expected uint8 pixels")
+    if x.dtype != np.uint8:
+        raise EdgeMnistError(f"{origin}: {key} has dtype {x.dtype}, expected uint8 pixels")
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
+        raise EdgeMnistError(f"{origin}: {key} has shape {x.shape}, expected (N, H, W) or (N, H, W, C) with C 1 or 3")
+    return x[..., 0] if x.ndim == 4 and x.shape[3] == 1 else x
+
+
+def _npz_labels(y: np.ndarray, key: str, origin: str) -> np.ndarray:
+    """An npz label array checked for shape and integer type (its range is checked against the task later)."""
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise EdgeMnistError(f"{origin}: {key} has shape {y.shape} and dtype {y.dtype}, expected (N,) integers")
+    return y
+
+
+def _npz_class_names(arrays: dict[str, np.ndarray], origin: str) -> tuple[str, ...]:
+    """The npz's class_names (NFC, each a valid label), else "0", "1", ... up to the largest label."""
+    if "class_names" not in arrays:
+        top = max((int(arrays[k].max()) for k in ("y_train", "y_test") if arrays[k].size), default=-1)
+        return tuple(str(i) for i in range(top + 1))
+    names = arrays["class_names"]
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise EdgeMnistError(f"{origin}: class_names has shape {names.shape} and dtype {names.dtype}, "
+                             "expected a 1-D array of strings")
+    out = tuple(unicodedata.normalize("NFC", str(n)) for n in names)
+    bad = [n for n in out if not n.strip() or any(unicodedata.category(c) == "Cc" for c in n)]
+    if bad:
+        raise EdgeMnistError(f"{origin}: class name {bad[0]!r} is blank or holds control characters")
+    if len(set(out)) != len(out):
+        raise EdgeMnistError(f"{origin}: class_names repeats a name")
+    return out
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """Images as one channel ((N, H, W); ITU-R 601 luma, as Pillow's convert("L")) or three ((N, H, W, 3))."""
+    if channels == 1 and x.ndim == 4:
+        weighted = x[..., 0] * np.uint32(19595) + x[..., 1] * np.uint32(38470) + x[..., 2] * np.uint32(7471)
+        return ((weighted + 0x8000) >> 16).astype(np.uint8)
+    if channels == 3 and x.ndim == 3:
+        return np.repeat(x[..., None], 3, axis=3)
+    return x
+
+
+def check_coverage(y_train: np.ndarray, y_test: np.ndarray, names: tuple[str, ...], origin: str) -> None:
+    """Every class has train images and test images: a class the test split lacks cannot be gated."""
+    for split, y in (("train", y_train), ("test", y_test)):
+        present = np.bincount(y.astype(np.int64), minlength=len(names))
+        empty = np.flatnonzero(present == 0)
+        if empty.size:
+            label = int(empty[0])
+            raise EdgeMnistError(f"{origin}: class {names[label]!r} (label {label}) has no {split} images")
+
+
+def load_npz(path: Path | str, channels: int | None = None) -> Dataset:
+    """A user's .npz (x_train, y_train, x_test, y_test; optional class_names) as a Dataset."""
+    path = Path(path)
+    origin = str(path)
+    arrays = read_npz(path, optional=("class_names",))
+    for key in ("x_train", "x_test"):
+        arrays[key] = _npz_images(arrays[key], key, origin)
+    for key in ("y_train", "y_test"):
+        arrays[key] = _npz_labels(arrays[key], key, origin)
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise EdgeMnistError(f"{origin}: x_train images are {arrays['x_train'].shape[1:]} but x_test's are "
+                             f"{arrays['x_test'].shape[1:]}")
+    if channels not in (None, 1, 3):
+        raise EdgeMnistError(f"{origin}: channels must be 1 or 3, not {channels}")
+    channels = channels or (3 if arrays["x_train"].ndim == 4 else 1)
+    for key in ("x_train", "x_test"):
+        arrays[key] = to_channels(arrays[key], channels)
+    names = _npz_class_names(arrays, origin)
+    check_class_count(len(names), origin)
+    height, width = arrays["x_train"].shape[1:3]
+    check_sides(height, width, origin)
+    task = Task(dataset_label(path), (height, width, channels), names, fit_box=min(height, width))
+    checked = validate(arrays, origin, task)
+    check_coverage(checked["y_train"], checked["y_test"], names, origin)
+    return Dataset(task=task, source=origin, **checked)
+
+
+def fingerprint(path: Path | str, channels: int | None = None, image_size: tuple[int, int] | None = None) -> str:
+    """The cheap identity of a user's dataset: an .npz's sha256, or an image folder's index fingerprint."""
+    path = Path(path)
+    return sha256_file(path) if path.is_file() else index_folder(path, channels, image_size).fingerprint()
+
+
+def _looks_like_path(value: str) -> bool:
+    """A value with a separator, a leading dot or an .npz suffix was meant as a path, not a registered name."""
+    return os.sep in value or "/" in value or value.startswith(".") or value.lower().endswith(".npz")
+
+
+def resolve_dataset(value: str, data_dir: Path | None = None, channels: int | None = None,
+                    image_size: tuple[int, int] | None = None) -> Dataset:
+    """A --dataset value as a Dataset: a registered name first (write ./mnist for a folder called mnist), else
+    an existing image folder or .npz. channels and image_size apply to a user's data only."""
+    if value in datasets.DATASETS:
+        if channels is not None or image_size is not None:
+            raise EdgeMnistError(f"{value}: channels and image_size apply to your own data, not a registered dataset")
+        return load_dataset(value, data_dir)
+    path = Path(value)
+    if path.is_dir():
+        return load_folder(path, channels, image_size)
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise EdgeMnistError(f"{path}: neither an .npz file nor an image folder")
+        if image_size is not None:
+            raise EdgeMnistError(f"{path}: image_size applies to image folders; resize the .npz arrays instead")
+        return load_npz(path, channels)
+    if _looks_like_path(value):
+        raise EdgeMnistError(f"{value}: no such file or folder")
+    raise EdgeMnistError(f"unknown dataset {value!r}; choose one of {', '.join(datasets.DATASETS)}, "
+                         "or give the path of an image folder or .npz")
