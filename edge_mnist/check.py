@@ -28,7 +28,7 @@ from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
+from edge_mnist.gate import EMBEDS, EPS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
     FORMATS,
@@ -125,8 +125,8 @@ def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, ski
 def _baseline(path: Path, manifest: Manifest, keys: list[str], labels: np.ndarray) -> dict[str, Measured]:
     """Accuracy per int8 run checked on the whole test set, from an earlier bench.json of the same dataset;
     every such run needs a row measured on the whole test set too. Its predictions pair the baseline drop per
-    image (gate.drop_rule) when that bench ran on these very test images (same labels in the same order), and
-    are None otherwise."""
+    image (gate.drop_rule) when that bench ran on these very test images (same labels in the same order) and
+    its accuracy is theirs, and are None otherwise."""
     baseline = BenchResult.load(path, manifest.task.num_classes)
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
@@ -140,8 +140,14 @@ def _baseline(path: Path, manifest: Manifest, keys: list[str], labels: np.ndarra
         raise EdgeMnistError(f"{path}: {', '.join(partial)}: measured on a subset of the test images only; bench "
                              "the baseline with --tflm-images 0 to compare on the whole test set")
     same_images = np.array_equal(baseline.labels, labels)
-    return {key: Measured(key, row.file, row.predictions if same_images else None, row.accuracy)
-            for key, row in found.items()}
+    return {key: Measured(key, row.file, row.predictions if same_images and _consistent(row, labels) else None,
+                          row.accuracy) for key, row in found.items()}
+
+
+def _consistent(row, labels: np.ndarray) -> bool:
+    """Whether a baseline row's accuracy is that of its predictions: only then do they pair its drop (an edited
+    accuracy keeps the point rule on the recorded accuracy, as before pairing existed)."""
+    return abs(float((row.predictions == labels).mean()) - row.accuracy) <= EPS
 
 
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
