@@ -51,6 +51,7 @@ class Criteria:
     max_class_drop_pp: float | None = 3.0
     parity: float | None = 0.99
     baseline: Path | None = None
+    strict_drop: bool = False  # drop_rule: fail a drop beyond the tolerance even where the set cannot resolve it
 
     def validate(self) -> "Criteria":
         """Refuse NaN, negative or out-of-range limits before any work is done."""
@@ -180,7 +181,8 @@ class PairedDrop:
                 100 * high * (rate[1] if high >= 0 else rate[0]))
 
 
-def drop_rule(drop: float, tolerance_pp: float, paired: PairedDrop | None) -> tuple[bool, dict]:
+def drop_rule(drop: float, tolerance_pp: float, paired: PairedDrop | None,
+              strict: bool = False) -> tuple[bool, dict]:
     """(passed, the figures the result's sentence shows) for an accuracy drop of `drop` pp against a tolerance.
 
     Without paired predictions: pass when drop <= tolerance (the rule of earlier releases). With them the
@@ -193,7 +195,8 @@ def drop_rule(drop: float, tolerance_pp: float, paired: PairedDrop | None) -> tu
       it is unresolved (context `resolved` False; Verdict.unresolved) so the verdict warns. A point rule there
       fails an unchanged model whenever one image flips (flaky); failing every unresolved check would fail
       every small set (a gate nobody can pass); this rule fails what is demonstrably worse and says plainly
-      what it cannot see."""
+      what it cannot see. `strict` (--strict-drop) keeps the point rule there too, the interval still shown:
+      for a tolerance of 0, which no set resolves, or a CI that prefers flaky to lenient."""
     beyond = drop > tolerance_pp + EPS
     if paired is None:
         return not beyond, {}
@@ -201,7 +204,7 @@ def drop_rule(drop: float, tolerance_pp: float, paired: PairedDrop | None) -> tu
     resolved = (high - low) / 2 <= tolerance_pp + EPS
     figures = {"images": paired.n, "lost": paired.lost, "gained": paired.gained, "interval": [low, high],
                "resolved": resolved}
-    return not beyond or (not resolved and low <= 0), figures
+    return not beyond or (not strict and not resolved and low <= 0), figures
 
 
 def paired_drop(predictions: np.ndarray | None, reference: np.ndarray | None,
@@ -211,11 +214,11 @@ def paired_drop(predictions: np.ndarray | None, reference: np.ndarray | None,
 
 
 def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float,
-                  paired: PairedDrop | None = None) -> Result:
+                  paired: PairedDrop | None = None, strict: bool = False) -> Result:
     """Pass when accuracy is at most `tolerance_pp` percentage points below the reference; with the paired
     predictions, as drop_rule weighs it against the number of images."""
     drop = (reference - accuracy) * 100
-    passed, figures = drop_rule(drop, tolerance_pp, paired)
+    passed, figures = drop_rule(drop, tolerance_pp, paired, strict)
     return Result(name, DROP, drop, tolerance_pp, passed,
                   context={"accuracy": accuracy, "reference": reference, **figures})
 
@@ -254,11 +257,11 @@ def class_drop(name: str, preds: np.ndarray, source: np.ndarray, labels: np.ndar
 
 
 def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float,
-                  paired: PairedDrop | None = None) -> Result:
+                  paired: PairedDrop | None = None, strict: bool = False) -> Result:
     """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release; with
     the paired predictions (the baseline's, on the same test images), as drop_rule weighs it."""
     drop = (baseline - accuracy) * 100
-    passed, figures = drop_rule(drop, tolerance_pp, paired)
+    passed, figures = drop_rule(drop, tolerance_pp, paired, strict)
     return Result(name, BASELINE, drop, tolerance_pp, passed,
                   context={"accuracy": accuracy, "baseline": baseline, **figures})
 
@@ -351,7 +354,7 @@ def artifact_results(m: Measured, reference: float, source: np.ndarray | None, l
     out = []
     if c.tolerance_pp is not None:
         out.append(accuracy_drop(name, acc, reference, c.tolerance_pp,
-                                 paired_drop(m.predictions, reference_predictions, labels)))
+                                 paired_drop(m.predictions, reference_predictions, labels), c.strict_drop))
     if c.relative_pct is not None:
         out.append(relative_drop(name, acc, reference, c.relative_pct))
     if c.min_accuracy is not None:
@@ -363,7 +366,7 @@ def artifact_results(m: Measured, reference: float, source: np.ndarray | None, l
     if baseline:
         earlier = baseline[m.key]
         out.append(baseline_drop(name, acc, earlier.accuracy, c.tolerance_pp,
-                                 paired_drop(m.predictions, earlier.predictions, labels)))
+                                 paired_drop(m.predictions, earlier.predictions, labels), c.strict_drop))
     return out
 
 

@@ -123,6 +123,14 @@ def test_only_an_unresolved_drop_beyond_the_tolerance_needs_to_be_real():
     assert not passed and not figures["resolved"] and figures["interval"][0] > TOLERANCE
 
 
+def test_strict_drop_keeps_the_point_rule_on_a_set_too_small_to_resolve_the_tolerance():
+    excused = accuracy_drop("m", 0.78, 0.80, TOLERANCE, PairedDrop(50, 1, 0))
+    strict = accuracy_drop("m", 0.78, 0.80, TOLERANCE, PairedDrop(50, 1, 0), strict=True)
+    assert excused.passed and not strict.passed and strict.context["interval"] == excused.context["interval"]
+    assert accuracy_drop("m", 0.80, 0.80, TOLERANCE, PairedDrop(50, 1, 1), strict=True).passed
+    assert Criteria(strict_drop=True).validate().strict_drop is True
+
+
 def test_results_carry_the_images_and_interval_only_when_paired():
     paired = PairedDrop(50, 1, 0)
     result = accuracy_drop("m", 0.78, 0.80, TOLERANCE, paired)
