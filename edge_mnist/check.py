@@ -11,7 +11,9 @@ is a record of what was measured, never evidence. The set of criteria follows fr
 artifacts present and the options; one that cannot be evaluated is an error, never a silent
 omission (an optional runtime that is not installed is listed as skipped in the verdict).
 Exit codes (via the CLI): 0 pass, 1 a check failed, 2 bad input. Each check's value and limit
-are in its UNITS entry; tables.py phrases them for people.
+are in its UNITS entry; tables.py phrases them for people. The accuracy drops vs the float model and
+vs a baseline are paired per image with the reference's (the baseline's) predictions, and weighed
+against the number of test images (gate.drop_rule: the interval, and when a set is too small).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
-from edge_mnist.gate import EMBEDS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
+from edge_mnist.gate import EMBEDS, EPS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
     FORMATS,
@@ -120,9 +122,11 @@ def _qat_source(out: Path, manifest: Manifest, images, labels, threads: int, ski
                              "--skip-qat-source to leave those two checks out for QAT artifacts") from exc
 
 
-def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[str, float]:
+def _baseline(path: Path, manifest: Manifest, keys: list[str], labels: np.ndarray) -> dict[str, Measured]:
     """Accuracy per int8 run checked on the whole test set, from an earlier bench.json of the same dataset;
-    every such run needs a row measured on the whole test set too."""
+    every such run needs a row measured on the whole test set too. Its predictions pair the baseline drop per
+    image (gate.drop_rule) when that bench ran on these very test images (same labels in the same order) and
+    its accuracy is theirs, and are None otherwise."""
     baseline = BenchResult.load(path, manifest.task.num_classes)
     if baseline.dataset != manifest.task.dataset:
         raise EdgeMnistError(f"{path}: baseline measured on {baseline.dataset}, not {manifest.task.dataset}")
@@ -135,7 +139,15 @@ def _baseline_accuracy(path: Path, manifest: Manifest, keys: list[str]) -> dict[
     if partial:
         raise EdgeMnistError(f"{path}: {', '.join(partial)}: measured on a subset of the test images only; bench "
                              "the baseline with --tflm-images 0 to compare on the whole test set")
-    return {key: row.accuracy for key, row in found.items()}
+    same_images = np.array_equal(baseline.labels, labels)
+    return {key: Measured(key, row.file, row.predictions if same_images and _consistent(row, labels) else None,
+                          row.accuracy) for key, row in found.items()}
+
+
+def _consistent(row, labels: np.ndarray) -> bool:
+    """Whether a baseline row's accuracy is that of its predictions: only then do they pair its drop (an edited
+    accuracy keeps the point rule on the recorded accuracy, as before pairing existed)."""
+    return abs(float((row.predictions == labels).mean()) - row.accuracy) <= EPS
 
 
 def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
@@ -159,8 +171,8 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     skipped += [f"{run.label}: {why}" for run, why in left_out(present, skip_runtimes)]
     keys = list(runners)
     whole = [k for k in keys if subset is None or not RUNTIMES[RUNS[k].runtime].subset]
-    baseline = _baseline_accuracy(criteria.baseline, manifest, whole) if criteria.baseline else {}
     images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    baseline = _baseline(criteria.baseline, manifest, whole, labels) if criteria.baseline else {}
     reference = _reference(out, manifest, images, labels, threads)
     measured = {k: _run(runner, k, images, labels, subset if RUNTIMES[RUNS[k].runtime].subset else None)
                 for k, runner in runners.items()}
@@ -170,7 +182,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     results: list[Result] = []
     for key, m in measured.items():
         results += run_results(m, reference.accuracy, sources[RUNS[key].fmt.source], labels,
-                               manifest.task.class_names, criteria, baseline)
+                               manifest.task.class_names, criteria, baseline, reference.predictions)
     if criteria.parity is not None:
         results += parity_results(measured, criteria.parity)
     embedded, not_verified = _embedded_results(out, manifest, runners)

@@ -3,9 +3,14 @@
 Each criterion is a small pure function of predictions and limits (unit-tested at its boundary); check.py
 runs the artifacts and feeds them here. Each check's value and limit are in its UNITS entry; render.tables
 phrases them for people.
+
+The two accuracy-drop checks (vs the float model, vs a baseline) also weigh the drop against the number of test
+images when both models' predictions on the same images are known (PairedDrop, drop_rule): on 50 images one
+image is 2 pp, so a fixed 0.5 pp tolerance alone cannot tell noise from a regression.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +51,7 @@ class Criteria:
     max_class_drop_pp: float | None = 3.0
     parity: float | None = 0.99
     baseline: Path | None = None
+    strict_drop: bool = False  # drop_rule: fail a drop beyond the tolerance even where the set cannot resolve it
 
     def validate(self) -> "Criteria":
         """Refuse NaN, negative or out-of-range limits before any work is done."""
@@ -95,11 +101,126 @@ class Result:
         return {**asdict(self), "unit": self.unit}
 
 
-def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float) -> Result:
-    """Pass when accuracy is at most `tolerance_pp` percentage points below the reference."""
+LEVEL = 0.95  # confidence of the interval each accuracy drop is stated with
+
+
+@functools.lru_cache(maxsize=8)
+def _log_factorials(n: int) -> np.ndarray:
+    """log(i!) for i = 0..n (cached: one test set asks for the same n many times)."""
+    return np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1)))))
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), 0 < p < 1, summed in log space (exact to float rounding for any n)."""
+    log_f, i = _log_factorials(n), np.arange(k, n + 1)
+    log_pmf = log_f[n] - log_f[i] - log_f[n - i] + i * math.log(p) + (n - i) * math.log1p(-p)
+    return float(np.exp(np.logaddexp.reduce(log_pmf)))
+
+
+def _lowest_p(k: int, n: int, tail: float) -> float:
+    """The p at which P(X >= k) = `tail` (k >= 1), by bisection: the tail rises with p."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if binomial_tail(k, n, middle) < tail else (low, middle)
+    return low
+
+
+def clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided 1 - alpha interval of a proportion seen k times in n trials: its
+    coverage is at least 1 - alpha for every true proportion and every n, small n included, which is why it is
+    used rather than a normal approximation. n = 0 says nothing: (0, 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    low = 0.0 if k == 0 else _lowest_p(k, n, alpha / 2)
+    high = 1.0 if k == n else 1.0 - _lowest_p(n - k, n, alpha / 2)
+    return low, high
+
+
+@dataclass(frozen=True)
+class PairedDrop:
+    """A model against a reference on the same `n` test images, paired per image: `lost` images the reference
+    classifies right and the model wrong, `gained` the reverse. Only these discordant images move the drop,
+    (lost - gained) / n; images both get right or both get wrong carry no information about it."""
+
+    n: int
+    lost: int
+    gained: int
+
+    @classmethod
+    def of(cls, predictions: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> "PairedDrop":
+        """Count the discordant images of two models' top-1 predictions on the same labelled images."""
+        if not len(labels) or not len(predictions) == len(reference) == len(labels):
+            raise EdgeMnistError(f"check: paired predictions need the same images: {len(predictions)} predictions, "
+                                 f"{len(reference)} reference predictions, {len(labels)} labels")
+        ours, theirs = predictions == labels, reference == labels
+        return cls(len(labels), int((theirs & ~ours).sum()), int((ours & ~theirs).sum()))
+
+    @property
+    def drop_pp(self) -> float:
+        """The drop on these images, in percentage points."""
+        return (self.lost - self.gained) / self.n * 100
+
+    def interval_pp(self, level: float = LEVEL) -> tuple[float, float]:
+        """The `level` interval of the drop (pp), exact and paired over images (McNemar's setting).
+
+        The drop is d = r (2s - 1): r the share of discordant images, s the share of those the model lost.
+        s gets the exact Clopper-Pearson interval of `lost` in the discordant images (conditionally on them,
+        lost ~ Binomial(lost + gained, s): the exact McNemar test), r that of the discordant count in n; each
+        at 1 - (1 - level) / 2, so both hold together with probability >= level (Bonferroni), and d's interval
+        is the image of that rectangle. The r factor is what a McNemar interval alone lacks: with no
+        discordant image it would give [0, 0] on 50 images, claiming a precision 50 images do not have (they
+        cannot rule out a discordance of 8%). Why not a bootstrap: it collapses there too, and is random.
+        The interval contains the observed drop, and excludes 0 exactly when the exact one-sided binomial test
+        of lost vs gained rejects "no drop" at (1 - level) / 4."""
+        alpha = (1 - level) / 2
+        rate = clopper_pearson(self.lost + self.gained, self.n, alpha)
+        share = clopper_pearson(self.lost, self.lost + self.gained, alpha)
+        low, high = 2 * share[0] - 1, 2 * share[1] - 1
+        return (100 * low * (rate[0] if low >= 0 else rate[1]),
+                100 * high * (rate[1] if high >= 0 else rate[0]))
+
+
+def drop_rule(drop: float, tolerance_pp: float, paired: PairedDrop | None,
+              strict: bool = False) -> tuple[bool, dict]:
+    """(passed, the figures the result's sentence shows) for an accuracy drop of `drop` pp against a tolerance.
+
+    Without paired predictions: pass when drop <= tolerance (the rule of earlier releases). With them the
+    95% interval of the drop decides how far the point drop can be trusted:
+    - the set resolves the tolerance when the interval's half-width is at most the tolerance; then the rule
+      is exactly the point rule (10,000 images at 0.5 pp: unchanged, unless the models disagree on several %
+      of the images);
+    - on a set too small to resolve it, a drop beyond the tolerance fails only when the interval excludes
+      zero (the regression is real, not one or two images flipping); otherwise it passes, and the result says
+      it is unresolved (context `resolved` False; Verdict.unresolved) so the verdict warns. A point rule there
+      fails an unchanged model whenever one image flips (flaky); failing every unresolved check would fail
+      every small set (a gate nobody can pass); this rule fails what is demonstrably worse and says plainly
+      what it cannot see. `strict` (--strict-drop) keeps the point rule there too, the interval still shown:
+      for a tolerance of 0, which no set resolves, or a CI that prefers flaky to lenient."""
+    beyond = drop > tolerance_pp + EPS
+    if paired is None:
+        return not beyond, {}
+    low, high = paired.interval_pp()
+    resolved = (high - low) / 2 <= tolerance_pp + EPS
+    figures = {"images": paired.n, "lost": paired.lost, "gained": paired.gained, "interval": [low, high],
+               "resolved": resolved}
+    return not beyond or (not strict and not resolved and low <= 0), figures
+
+
+def paired_drop(predictions: np.ndarray | None, reference: np.ndarray | None,
+                labels: np.ndarray) -> PairedDrop | None:
+    """The paired counts of two models on the test images, or None when either's predictions are unknown."""
+    return None if predictions is None or reference is None else PairedDrop.of(predictions, reference, labels)
+
+
+def accuracy_drop(name: str, accuracy: float, reference: float, tolerance_pp: float,
+                  paired: PairedDrop | None = None, strict: bool = False) -> Result:
+    """Pass when accuracy is at most `tolerance_pp` percentage points below the reference; with the paired
+    predictions, as drop_rule weighs it against the number of images."""
     drop = (reference - accuracy) * 100
-    return Result(name, DROP, drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  context={"accuracy": accuracy, "reference": reference})
+    passed, figures = drop_rule(drop, tolerance_pp, paired, strict)
+    return Result(name, DROP, drop, tolerance_pp, passed,
+                  context={"accuracy": accuracy, "reference": reference, **figures})
 
 
 def relative_drop(name: str, accuracy: float, reference: float, max_pct: float) -> Result:
@@ -135,11 +256,14 @@ def class_drop(name: str, preds: np.ndarray, source: np.ndarray, labels: np.ndar
                   context={"class": class_names[worst]})
 
 
-def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float) -> Result:
-    """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release."""
+def baseline_drop(name: str, accuracy: float, baseline: float, tolerance_pp: float,
+                  paired: PairedDrop | None = None, strict: bool = False) -> Result:
+    """Pass when accuracy is at most `tolerance_pp` points below the same artifact in an earlier release; with
+    the paired predictions (the baseline's, on the same test images), as drop_rule weighs it."""
     drop = (baseline - accuracy) * 100
-    return Result(name, BASELINE, drop, tolerance_pp, drop <= tolerance_pp + EPS,
-                  context={"accuracy": accuracy, "baseline": baseline})
+    passed, figures = drop_rule(drop, tolerance_pp, paired, strict)
+    return Result(name, BASELINE, drop, tolerance_pp, passed,
+                  context={"accuracy": accuracy, "baseline": baseline, **figures})
 
 
 def on_images(full: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
@@ -185,22 +309,29 @@ class Verdict:
         """True when every check passed."""
         return not self.failed
 
+    @property
+    def unresolved(self) -> list[Result]:
+        """The accuracy-drop checks whose test images are too few to resolve their tolerance (drop_rule)."""
+        return [r for r in self.results if r.context.get("resolved") is False]
+
     def to_json(self) -> dict:
         """JSON object for --json (full precision; tables.verdict_json rounds it for the reports)."""
         return {"verdict": "PASS" if self.passed else "FAIL", "created": self.created, "reference": self.reference,
                 "reference_accuracy": self.reference_accuracy, "n_samples": self.n_samples, "dataset": self.dataset,
                 "criteria": self.criteria, "skipped": self.skipped, "float_layers": self.float_layers,
                 "accuracies": self.accuracies, "subsets": {k: len(v) for k, v in self.subsets.items()},
+                "unresolved": [f"{r.artifact}: {r.criterion}" for r in self.unresolved],
                 "results": [r.to_json() for r in self.results]}
 
 
 @dataclass
 class Measured:
-    """One model run by the gate on the test set, or on the test images `indices` (a `subset` runtime's)."""
+    """One model run by the gate on the test set, or on the test images `indices` (a `subset` runtime's); for a
+    baseline from an earlier bench.json, predictions are None when that was measured on other test images."""
 
     key: str
     file: str
-    predictions: np.ndarray
+    predictions: np.ndarray | None
     accuracy: float
     indices: np.ndarray | None = None
 
@@ -214,12 +345,16 @@ class Measured:
 
 
 def artifact_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
-                      class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
-    """Every enabled check for one int8 artifact."""
+                     class_names: tuple[str, ...], c: Criteria, baseline: dict[str, Measured],
+                     reference_predictions: np.ndarray | None = None) -> list[Result]:
+    """Every enabled check for one int8 artifact. `baseline`: the same run in an earlier release (its predictions
+    None where they are not of these test images); `reference_predictions`: the reference's, which pair the
+    accuracy drop per image (drop_rule)."""
     name, acc = m.file, m.accuracy
     out = []
     if c.tolerance_pp is not None:
-        out.append(accuracy_drop(name, acc, reference, c.tolerance_pp))
+        out.append(accuracy_drop(name, acc, reference, c.tolerance_pp,
+                                 paired_drop(m.predictions, reference_predictions, labels), c.strict_drop))
     if c.relative_pct is not None:
         out.append(relative_drop(name, acc, reference, c.relative_pct))
     if c.min_accuracy is not None:
@@ -229,19 +364,22 @@ def artifact_results(m: Measured, reference: float, source: np.ndarray | None, l
     if source is not None and c.max_class_drop_pp is not None:
         out.append(class_drop(name, m.predictions, source, labels, class_names, c.max_class_drop_pp))
     if baseline:
-        out.append(baseline_drop(name, acc, baseline[m.key], c.tolerance_pp))
+        earlier = baseline[m.key]
+        out.append(baseline_drop(name, acc, earlier.accuracy, c.tolerance_pp,
+                                 paired_drop(m.predictions, earlier.predictions, labels), c.strict_drop))
     return out
 
 
 def run_results(m: Measured, reference: float, source: np.ndarray | None, labels: np.ndarray,
-                class_names: tuple[str, ...], c: Criteria, baseline: dict[str, float]) -> list[Result]:
+                class_names: tuple[str, ...], c: Criteria, baseline: dict[str, Measured],
+                reference_predictions: np.ndarray | None = None) -> list[Result]:
     """Every enabled accuracy check for one run of an int8 artifact on the whole test set. A run on a subset
     (TFLM's stratified images) has none: on a few hundred images a drop's sampling error (about 0.6 pp on 500
     images at a 2% disagreement) is larger than the tolerances, so such a run is held to parity with the same
     file's run on every image, whose accuracy checks then stand for it."""
     if m.indices is not None:
         return []
-    return artifact_results(m, reference, source, labels, class_names, c, baseline)
+    return artifact_results(m, reference, source, labels, class_names, c, baseline, reference_predictions)
 
 
 def parity_results(measured: dict[str, Measured], minimum: float) -> list[Result]:

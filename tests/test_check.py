@@ -278,6 +278,14 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
     openvino_runs = 4 if importlib.util.find_spec("openvino") else 0  # the .tflite and .onnx rows under OpenVINO
     assert len(drops) == 8 + tflm_runs + openvino_runs and not any(r.passed for r in drops)
+    assert all(r.context["images"] == 500 and r.context["interval"][0] > 5 for r in drops)  # paired: a real drop
+    edited = json.loads(perfect.read_text())
+    for row in edited["rows"]:
+        row["accuracy"] = 0.9  # no longer the accuracy of its predictions: the point rule on the recorded figure
+    perfect.write_text(json.dumps(edited))
+    verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
+    drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
+    assert drops and not any(r.passed or "interval" in r.context for r in drops)
 
 
 def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, data):

@@ -149,17 +149,20 @@ STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
 @wait_option
 def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
-              parity, baseline, skip_qat_source, skip_runtimes, tflm_images, json_path, junit_path, md_path,
-              wait):
+              parity, baseline, strict_drop, skip_qat_source, skip_runtimes, tflm_images, json_path, junit_path,
+              md_path, wait):
     """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
     artifact is within the limits, 1 when one is not, 2 on bad input.
 
     Prints each file's checks as sentences ("accuracy 81.00% vs float 80.80%: drop 0.20 pp, tolerance
     0.50 pp"): accuracies and shares of images in %, accuracy differences in percentage points (pp),
     with 2 decimals (more where needed to tell a value from its limit). --min-accuracy and --parity
-    are given as fractions (0.9 is shown as 90.00%)."""
+    are given as fractions (0.9 is shown as 90.00%). Each accuracy drop also states its images and 95%
+    interval; on too few images to resolve --tolerance a drop beyond it fails only when real (a warning
+    says so; --strict-drop fails it anyway)."""
 
-    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
+                             strict_drop)
     need_folder(out)
     json_path, junit_path, md_path = (p if p == STDOUT else prepare_report_path(p, out, say)
                                       for p in (json_path, junit_path, md_path or _step_summary()))
@@ -200,11 +203,12 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @fallback_options
 @wait_option
 def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, skip_runtimes, tflm_images, equalize,
-            fallback, max_float_layers, wait, **training):
+            min_accuracy, max_disagreement, max_class_drop, parity, baseline, strict_drop, skip_runtimes, tflm_images,
+            equalize, fallback, max_float_layers, wait, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
 
-    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline)
+    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
+                             strict_drop)
     request = fallback_request(fallback, max_float_layers, criteria)
     config = TrainConfig(**training)
     validate_run(config, model)

@@ -184,7 +184,10 @@ gate_options = option_group(
                       "(0.99 means 99.00%)."),
     click.option("--baseline", type=click.Path(path_type=Path), default=None,
                  help="An earlier bench.json (e.g. the last release's): each int8 artifact may fall at most "
-                      "--tolerance below its accuracy there."))
+                      "--tolerance below its accuracy there."),
+    click.option("--strict-drop", is_flag=True,
+                 help="Fail every accuracy drop beyond --tolerance, also where the test set is too few images to "
+                      "tell it from noise (by default such a drop fails only when its 95% interval lies above 0)."))
 
 
 fallback_options = option_group(
@@ -209,9 +212,11 @@ def fallback_request(fallback: bool, max_float_layers: int | None, criteria: Cri
     return Request(criteria, max_float_layers) if fallback else None
 
 
-def criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline) -> Criteria:
+def criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
+                  strict_drop=False) -> Criteria:
     """Gate options -> validated Criteria (NaN, negative and out-of-range limits are refused)."""
-    return Criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline).validate()
+    return Criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
+                    strict_drop).validate()
 
 
 # What `check` and `report` share: the folder, its data, and how the gate runs on it.

@@ -130,6 +130,25 @@ def _drop(value: float, limit: float, unit: str, bound: str = "tolerance", name:
     return f"no {name}{rise}, {bound} {apart(value, limit)[1]}{unit}"
 
 
+def _interval(r) -> str:
+    """'; 500 images, 95% interval -0.45 to +1.38 pp' for an accuracy drop paired per image (gate.drop_rule),
+    and when the images are too few to resolve the tolerance, that and what it did to the verdict; '' for a
+    drop known from accuracies only."""
+    if "interval" not in r.context:
+        return ""
+    low, high = r.context["interval"]
+    text = f"; {r.context['images']:,} images, 95% interval {low:+.2f} to {high:+.2f} pp"
+    if r.context["resolved"]:
+        return text
+    if not r.passed:
+        outcome = ", but the drop is real (its interval lies above 0)"
+    elif r.value > r.limit + EPS:
+        outcome = ", and its interval includes 0: passed as noise"
+    else:
+        outcome = ""
+    return f"{text}: too few images to resolve {r.limit:.2f} pp{outcome}"
+
+
 def _compared(r, other: str, what: str) -> str:
     """'accuracy 81.00% vs float 80.80%' from a result's context."""
     return f"accuracy {percent(r.context['accuracy'])} vs {what} {percent(r.context[other])}"
@@ -156,14 +175,15 @@ def _sentences() -> dict:
 
     images = " of images"
     return {
-        DROP: lambda r: f"{_compared(r, 'reference', 'float')}: {_drop(r.value, r.limit, ' pp')}",
+        DROP: lambda r: f"{_compared(r, 'reference', 'float')}: {_drop(r.value, r.limit, ' pp')}{_interval(r)}",
         RELATIVE: lambda r: (f"{_compared(r, 'reference', 'float')}: "
                              f"{_drop(r.value, r.limit, '%', 'maximum', 'relative drop')}"),
         MINIMUM: lambda r: f"accuracy {_bounded(r.value * 100, r.limit * 100, '%', 'minimum')}",
         DISAGREEMENT: lambda r: "differs from its source model on "
                                 f"{_bounded(r.value, r.limit, '%', 'maximum', images)}",
         CLASS_DROP: _class_drop,
-        BASELINE: lambda r: f"{_compared(r, 'baseline', 'baseline')}: {_drop(r.value, r.limit, ' pp')}",
+        BASELINE: lambda r: (f"{_compared(r, 'baseline', 'baseline')}: {_drop(r.value, r.limit, ' pp')}"
+                             f"{_interval(r)}"),
         PARITY: lambda r: (f"same class as {r.pair[0]} on "
                            f"{_bounded(r.value * 100, r.limit * 100, '%', 'minimum', images)}"),
         EMBEDS: _embeds,
@@ -262,6 +282,18 @@ def board_rows(result) -> list[list[str]]:
     return rows
 
 
+def unresolved_lines(verdict) -> list[str]:
+    """The warning that some accuracy drops were checked on too few images to resolve their tolerance ([] when
+    none): such a drop fails only when it is real, so a regression smaller than the interval passes unseen."""
+    unresolved = verdict.unresolved
+    if not unresolved:
+        return []
+    widest = max((r.context["interval"][1] - r.context["interval"][0]) / 2 for r in unresolved)
+    return [f"warning: {plural(len(unresolved), 'accuracy-drop check')} on too few images to resolve the tolerance "
+            f"(95% intervals up to ±{widest:.2f} pp): a drop beyond it fails only when its interval lies above 0; "
+            "test on more images, or widen --tolerance to what the set resolves"]
+
+
 def summary_lines(verdict) -> list[str]:
     """The closing lines of `check`, unwrapped: the verdict with its counts in words, then what was skipped
     and which files are mixed int8/float."""
@@ -272,7 +304,7 @@ def summary_lines(verdict) -> list[str]:
              f"accuracy {percent(verdict.reference_accuracy)}"]
     subsets = subset_lines({k: len(v) for k, v in verdict.subsets.items()}, verdict.n_samples,
                            "parity only (too few images for the accuracy checks),")
-    return (lines + subsets + [f"skipped: {s}" for s in verdict.skipped]
+    return (lines + unresolved_lines(verdict) + subsets + [f"skipped: {s}" for s in verdict.skipped]
             + mixed_note(verdict.float_layers).splitlines())
 
 

@@ -17,7 +17,17 @@ import pytest
 
 from edge_mnist.cli.commands import STDOUT, _conclude
 from edge_mnist.core.errors import GateFailed
-from edge_mnist.gate import EMBEDS, Result, Verdict, accuracy_drop, class_drop, minimum_accuracy, parity
+from edge_mnist.gate import (
+    EMBEDS,
+    PairedDrop,
+    Result,
+    Verdict,
+    accuracy_drop,
+    baseline_drop,
+    class_drop,
+    minimum_accuracy,
+    parity,
+)
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.render.tables import WIDTH, check_text, describe, write_reports
 from tests.conftest import FIXTURES
@@ -188,3 +198,42 @@ def test_info_imports_no_tensorflow(device_export):
                           timeout=120, cwd=FIXTURES.parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "gate verdict: none recorded" in proc.stdout
+
+
+def small_set_verdict() -> Verdict:
+    """The drops of three files on 50 images (one within noise, one beyond the tolerance but not significant,
+    one real) and one on 10,000 images that resolves the tolerance."""
+    return Verdict([accuracy_drop("a.tflite", 0.80, 0.80, 0.5, PairedDrop(50, 0, 0)),
+                    accuracy_drop("b.tflite", 0.78, 0.80, 0.5, PairedDrop(50, 1, 0)),
+                    baseline_drop("c.tflite", 0.20, 0.80, 0.5, PairedDrop(50, 30, 0)),
+                    accuracy_drop("d.tflite", 0.794, 0.80, 0.5, PairedDrop(10_000, 80, 20))],
+                   "model_float32.onnx", 0.8, 50, "fashion-mnist")
+
+
+def test_a_drop_states_its_images_and_interval_and_whether_the_set_resolves_it():
+    noise, excused, real, resolved = (describe(r) for r in small_set_verdict().results)
+    assert noise.endswith("no drop, tolerance 0.50 pp; 50 images, 95% interval -8.39 to +8.39 pp: too few images "
+                          "to resolve 0.50 pp")
+    assert excused.endswith("drop 2.00 pp, tolerance 0.50 pp; 50 images, 95% interval -11.79 to +12.10 pp: too few "
+                            "images to resolve 0.50 pp, and its interval includes 0: passed as noise")
+    assert re.search(r"vs baseline 80\.00%: drop 60\.00 pp, tolerance 0\.50 pp; 50 images, 95% interval \+\d+\.\d\d "
+                     r"to \+\d+\.\d\d pp: too few images to resolve 0\.50 pp, but the drop is real \(its interval "
+                     r"lies above 0\)$", real), real
+    assert resolved.endswith("drop 0.60 pp, tolerance 0.50 pp; 10,000 images, 95% interval +0.31 to +0.95 pp")
+
+
+def test_unresolved_checks_are_a_warning_in_every_report(tmp_path):
+    verdict = small_set_verdict()
+    text = check_text(verdict)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    assert "FAIL: 2 checks failed and 2 passed" in text  # c (real) and d (resolved); a and b pass
+    words = " ".join(text.split())
+    assert ("warning: 3 accuracy-drop checks on too few images to resolve the tolerance (95% intervals up to "
+            "±21.88 pp)") in words
+    write_reports(verdict, json_path=tmp_path / "c.json", md_path=tmp_path / "c.md")
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["unresolved"] == ["a.tflite: accuracy drop vs float (pp)", "b.tflite: accuracy drop vs float (pp)",
+                                    "c.tflite: accuracy drop vs baseline (pp)"]
+    assert report["results"][1]["context"]["images"] == 50 and report["results"][1]["passed"] is True
+    assert "\n- warning: 3 accuracy-drop checks on too few images" in (tmp_path / "c.md").read_text()
+    assert "warning" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
