@@ -1,7 +1,7 @@
 """Post-training int8 with and without cross-layer equalization, for every architecture (trained) and for
 constructed outlier-channel models: the table behind `export --equalize`'s default.
 
-    python benchmarks/equalize.py --dataset fashion-mnist --epochs 1 --out /tmp/cle
+    python -m benchmarks.equalize --dataset fashion-mnist --epochs 1 --out /tmp/cle
 
 For each architecture: train it (`edge-mnist train`'s library call; a folder of --out that already holds
 model_float32.keras is reused), then calibrate on --calib-samples training images and build the all-int8
