@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge_mnist.data import to_float
+from edge_mnist.folder.records import Manifest
+from edge_mnist.userdata import load_for_folder
 from tests.behaviour.test_cli import run_cli
+from tests.export.test_micro_c import assert_same_as_tflm
 
 pytestmark = pytest.mark.tf
 
@@ -65,6 +69,13 @@ def test_every_format_is_exported_at_8x8(exported):
     for name in ("model_int8.tflite", "model_int8.onnx", "model_int8.ort", "model_int8.h", "model_int8_micro.c",
                  "web/index.html"):
         assert name in files, name
+
+
+def test_the_micro_c_at_8x8_equals_tflm_byte_for_byte(exported, tmp_path):
+    """The interpreter-free C, built by the host's gcc, on 100 of the test images."""
+    data = load_for_folder(exported, None, None)
+    assert_same_as_tflm(exported / "model_int8.tflite", Manifest.load(exported).task, to_float(data.x_test[:100]),
+                        tmp_path)
 
 
 def test_check_gives_a_verdict_on_the_recorded_data(exported):
