@@ -204,8 +204,9 @@ ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'sa
 
 
 model_option = click.option("--model", "model", type=click.Path(path_type=Path), default=None,
-                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): 28x28x1 input, "
-                                 "one output per class. It becomes DIR's float reference; nothing is trained.")
+                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): the dataset's image "
+                                 "shape as input (28x28x1 for mnist), one output per class. It becomes DIR's float "
+                                 "reference; nothing is trained.")
 
 
 gate_options = option_group(

@@ -142,3 +142,14 @@ def test_run_on_the_folder(digits_dir, tmp_path):
     assert code in (0, 1), err
     assert json.loads((out / "manifest.json").read_text())["user_data"]["path"] == str(digits_dir.resolve())
     assert (out / "report.html").is_file()
+
+
+def test_export_model_imports_a_keras_file_for_the_folder(exported, digits_dir, tmp_path):
+    out = tmp_path / "imported"
+    code, _, err = run_cli(["export", "--model", str(exported / "model_float32.keras"), "--dataset", str(digits_dir),
+                            "--channels", "1", "--out", str(out)])
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["user_data"] == json.loads((exported / "manifest.json").read_text())["user_data"]
+    code, _, err = run_cli(["export", "--channels", "3", "--out", str(out)])
+    assert code == 2 and "go with --model" in one_line_error(err)
