@@ -24,7 +24,7 @@ from edge_mnist.core.files import atomic_write_bytes
 from edge_mnist.folder.layout import MANIFEST_FILE
 from edge_mnist.folder.records import History, Manifest
 from edge_mnist.registry import datasets
-from edge_mnist.registry.datasets import KERAS_BASE_URL, DatasetSpec, Task
+from edge_mnist.registry.datasets import KERAS_BASE_URL, DatasetSpec, Task, UserData
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -37,7 +37,7 @@ IDX_FILES = {
 @dataclass
 class Dataset:
     """Images as uint8 (N, H, W) for one channel or (N, H, W, 3) for colour, labels as uint8 (N,) (uint16 past
-    256 classes), the task they belong to, and where they came from."""
+    256 classes), the task they belong to, and where they came from (user_data: a user's own dataset's record)."""
 
     task: Task
     x_train: np.ndarray
@@ -45,6 +45,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    user_data: UserData | None = None
 
     @property
     def name(self) -> str:
@@ -56,6 +57,12 @@ class Dataset:
         digest = hashlib.sha256(self.x_test.tobytes())
         digest.update(self.y_test.tobytes())
         return digest.hexdigest()
+
+    def history_fields(self) -> dict:
+        """What history.json records of the data a model was trained on or imported for (user_data only for a
+        user's own dataset, so the records of registered ones are unchanged)."""
+        fields = {"dataset": self.name, "task": self.task.to_json(), "dataset_source": self.source}
+        return fields if self.user_data is None else {**fields, "user_data": self.user_data.to_json()}
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -272,23 +279,20 @@ def _remedies(spec: DatasetSpec, why: str) -> str:
 DEFAULT_DATASET = "mnist"
 
 
-def folder_dataset(out: Path) -> str | None:
-    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
+def folder_records(out: Path) -> tuple[str | None, UserData | None]:
+    """The dataset an artifact folder belongs to and, for a user's own data, its record: the manifest's, else the
+    training history's."""
     out = Path(out)
     if (out / MANIFEST_FILE).is_file():
-        return Manifest.load(out).task.dataset
-
+        manifest = Manifest.load(out)
+        return manifest.task.dataset, manifest.user_data
     history = History.load(out)
-    return None if history is None else history.dataset
+    return (None, None) if history is None else (history.dataset, history.user_data)
 
 
-def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
-    """The folder's own dataset; asking for another one is an error naming both."""
-    recorded = folder_dataset(out)
-    if recorded and requested and recorded != requested:
-        raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "
-                             f"leave --dataset out or pass --dataset {recorded}")
-    return load_dataset(requested or recorded or DEFAULT_DATASET, data_dir)
+def folder_dataset(out: Path) -> str | None:
+    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
+    return folder_records(out)[0]
 
 
 def need_folder(out: Path) -> None:

@@ -65,10 +65,14 @@ class Info:
     accuracies: list[Recorded]
     verdict: dict | None = None
     notes: list[str] = field(default_factory=list)
+    user_data: dict | None = None  # a user's own dataset: its recorded path, fingerprint, channels and resize
 
     def to_json(self) -> dict:
-        """JSON object (the same names as the fields)."""
-        return asdict(self)
+        """JSON object (the same names as the fields; user_data only for a user's own dataset)."""
+        data = asdict(self)
+        if self.user_data is None:
+            del data["user_data"]
+        return data
 
 
 def _sha_status(path: Path, sha256: str, size_bytes: int | None) -> str:
@@ -183,7 +187,8 @@ def gather(out: Path) -> Info:
     verdict, checked = _check_record(out, manifest, notes)
     return Info(str(out), manifest.created, manifest.versions.get("edge-mnist", "?"), manifest.task.dataset,
                 manifest.dataset_fingerprint, list(manifest.task.class_names), _architecture(out, notes),
-                _models(out, manifest), at_export + _bench_accuracies(out, manifest, notes) + checked, verdict, notes)
+                _models(out, manifest), at_export + _bench_accuracies(out, manifest, notes) + checked, verdict, notes,
+                None if manifest.user_data is None else manifest.user_data.to_json())
 
 
 def _size(size_bytes: int | None) -> str:
@@ -209,6 +214,16 @@ def _verdict_lines(verdict: dict | None) -> list[str]:
             f"  {verdict['verdict']}: {counts}{stale}"]
 
 
+def _user_data_lines(user_data: dict | None) -> list[str]:
+    """Where a user's own dataset is read from and its fingerprint (nothing for a registered dataset)."""
+    if user_data is None:
+        return []
+    size = user_data["image_size"]
+    resize = "" if size is None else f", resized to {size[0]}x{size[1]}"
+    return [f"data: {user_data['path']} ({user_data['channels']} channel{'s' if user_data['channels'] > 1 else ''}"
+            f"{resize}); fingerprint {user_data['fingerprint'][:16]}…"]
+
+
 def render(info: Info) -> str:
     """The summary as text, every line at most tables.WIDTH columns."""
     models = table(["file", "format", "precision", "method", "size", "sha256"],
@@ -219,6 +234,7 @@ def render(info: Info) -> str:
     lines = [f"folder: {info.folder}, exported {info.exported} by edge-mnist {info.edge_mnist}",
              f"dataset: {info.dataset}, {len(info.classes)} classes ({', '.join(info.classes)}); "
              f"test set sha256 {info.test_set_sha256[:16]}…",
+             *_user_data_lines(info.user_data),
              f"architecture: {info.architecture}",
              f"models ({sum(m.sha256 == 'ok' for m in info.models)} of {len(info.models)} files as exported: "
              f"size and sha256 as in {MANIFEST_FILE}):",

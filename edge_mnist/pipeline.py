@@ -12,7 +12,7 @@ from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.lock import folder_lock
-from edge_mnist.data import DEFAULT_DATASET, Dataset, load_dataset, load_for_folder, need_folder
+from edge_mnist.data import DEFAULT_DATASET, Dataset, need_folder
 from edge_mnist.export import export
 from edge_mnist.folder.layout import CHECK_FILE
 from edge_mnist.folder.records import BenchResult, Manifest
@@ -22,6 +22,7 @@ from edge_mnist.render.tables import write_reports
 from edge_mnist.report import write_report
 from edge_mnist.train import TrainConfig, train
 from edge_mnist.train.user_model import import_model
+from edge_mnist.userdata import load_for_folder, resolve_dataset
 
 
 def validate_run(config: TrainConfig, model: Path | None) -> None:
@@ -84,17 +85,22 @@ def run(out: Path, dataset: Dataset, config: TrainConfig | None = None, *, model
 def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods: tuple[str, ...], *,
                   model: Path | None = None, calib_samples: int = 500, seed: int = 0, qat_epochs: int = 1,
                   batch_size: int = 128, progress: Callable[[str], None] = print,
-                  fallback=None, equalize: bool | None = None,
-                  wait: bool = False) -> tuple[dict | None, Manifest]:
+                  fallback=None, equalize: bool | None = None, wait: bool = False,
+                  channels: int | None = None,
+                  image_size: tuple[int, int] | None = None) -> tuple[dict | None, Manifest]:
     """`edge-mnist export`: with `model`, first import the user's Keras file as DIR's float model (for
-    `dataset`, default mnist); then export DIR for the folder's recorded dataset. Returns the import's
-    history record (None without `model`) and the manifest. DIR's lock is held across both (core.lock)."""
+    `dataset`, default mnist, a registered name or a path; `channels` and `image_size` shape a user's data);
+    then export DIR for the folder's recorded dataset. Returns the import's history record (None without
+    `model`) and the manifest. DIR's lock is held across both (core.lock)."""
     if fallback is not None and "float" in methods:
         raise EdgeMnistError("--fallback goes with --int8")
+    if model is None and (channels is not None or image_size is not None):
+        raise EdgeMnistError("--channels and --image-size go with --model (an artifact folder records its data's)")
     history = None
     with folder_lock(out, "export", wait, create=model is not None):
         if model is not None:
-            history = import_model(model, out, load_dataset(dataset or DEFAULT_DATASET, data_dir))
+            history = import_model(model, out, resolve_dataset(dataset or DEFAULT_DATASET, data_dir, channels,
+                                                               image_size))
         need_folder(out)
         data = load_for_folder(out, dataset, data_dir)
         return history, export(out, data, methods, calib_samples, seed, qat_epochs, batch_size, progress=progress,

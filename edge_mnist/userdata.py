@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +20,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
-from edge_mnist.data import Dataset, load_dataset, read_npz, validate
+from edge_mnist.data import DEFAULT_DATASET, Dataset, folder_records, load_dataset, read_npz, validate
 from edge_mnist.registry import datasets
-from edge_mnist.registry.datasets import Task
+from edge_mnist.registry.datasets import Task, UserData
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 TEST_SPLITS = ("test", "val")  # the first one present is the test split
@@ -52,6 +52,11 @@ class ImageFolder:
     def task(self) -> Task:
         """The task the data defines: whole-frame fit box, the usual pixel scale."""
         return Task(dataset_label(self.root), self.image_shape, self.class_names, fit_box=min(self.image_shape[:2]))
+
+    @property
+    def record(self) -> UserData:
+        """What an artifact folder records of this data (absolute path, fingerprint, channels, resize)."""
+        return UserData(str(self.root.resolve()), self.fingerprint(), self.image_shape[2], self.resized_to)
 
     @property
     def source(self) -> str:
@@ -270,7 +275,8 @@ def load_folder(root: Path | str, channels: int | None = None,
     arrays = {}
     for split in ("train", "test"):
         arrays[f"x_{split}"], arrays[f"y_{split}"] = load_split(folder, split)
-    return Dataset(task=folder.task, source=folder.source, **validate(arrays, folder.source, folder.task))
+    return Dataset(task=folder.task, source=folder.source, user_data=folder.record,
+                   **validate(arrays, folder.source, folder.task))
 
 
 def _npz_images(x: np.ndarray, key: str, origin: str) -> np.ndarray:
@@ -353,7 +359,8 @@ def load_npz(path: Path | str, channels: int | None = None) -> Dataset:
     task = Task(dataset_label(path), (height, width, channels), names, fit_box=min(height, width))
     checked = validate(arrays, origin, task)
     check_coverage(checked["y_train"], checked["y_test"], names, origin)
-    return Dataset(task=task, source=origin, **checked)
+    record = UserData(str(path.resolve()), sha256_file(path), channels)
+    return Dataset(task=task, source=origin, user_data=record, **checked)
 
 
 def fingerprint(path: Path | str, channels: int | None = None, image_size: tuple[int, int] | None = None) -> str:
@@ -376,15 +383,54 @@ def resolve_dataset(value: str, data_dir: Path | None = None, channels: int | No
             raise EdgeMnistError(f"{value}: channels and image_size apply to your own data, not a registered dataset")
         return load_dataset(value, data_dir)
     path = Path(value)
-    if path.is_dir():
-        return load_folder(path, channels, image_size)
-    if path.is_file():
-        if path.suffix.lower() != ".npz":
-            raise EdgeMnistError(f"{path}: neither an .npz file nor an image folder")
-        if image_size is not None:
-            raise EdgeMnistError(f"{path}: image_size applies to image folders; resize the .npz arrays instead")
-        return load_npz(path, channels)
+    if path.is_dir() or path.is_file():
+        return load_path(path, channels, image_size)
     if _looks_like_path(value):
         raise EdgeMnistError(f"{value}: no such file or folder")
     raise EdgeMnistError(f"unknown dataset {value!r}; choose one of {', '.join(datasets.DATASETS)}, "
                          "or give the path of an image folder or .npz")
+
+
+def load_path(path: Path, channels: int | None = None, image_size: tuple[int, int] | None = None) -> Dataset:
+    """An existing image folder or .npz as a Dataset (its record attached)."""
+    if path.is_dir():
+        return load_folder(path, channels, image_size)
+    if path.suffix.lower() != ".npz":
+        raise EdgeMnistError(f"{path}: neither an .npz file nor an image folder")
+    if image_size is not None:
+        raise EdgeMnistError(f"{path}: image_size applies to image folders; resize the .npz arrays instead")
+    return load_npz(path, channels)
+
+
+def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
+    """The artifact folder's own dataset: a registered one by name (asking for another is an error naming both),
+    or a user's data reloaded from its record, from `requested` when that is the path it moved to; data whose
+    fingerprint differs from the record is refused."""
+    recorded, record = folder_records(out)
+    if record is None:
+        if recorded and requested and recorded != requested:
+            raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "
+                                 f"leave --dataset out or pass --dataset {recorded}")
+        return resolve_dataset(requested or recorded or DEFAULT_DATASET, data_dir)
+    path = _recorded_path(out, recorded, record, requested)
+    data = load_path(path, record.channels, record.image_size)
+    if data.user_data.fingerprint != record.fingerprint:
+        raise EdgeMnistError(f"{path}: the data changed since {out} recorded it (fingerprint "
+                             f"{record.fingerprint[:12]}..., now {data.user_data.fingerprint[:12]}...); restore it, "
+                             "pass --dataset PATH of the recorded data, or train again")
+    return replace(data, task=replace(data.task, dataset=recorded))
+
+
+def _recorded_path(out: Path, recorded: str, record: UserData, requested: str | None) -> Path:
+    """Where to read a folder's recorded user data: the recorded path, or `requested` when it names existing data
+    (moved there); a registered name or a missing path is an error."""
+    if requested is None:
+        path = Path(record.path)
+        if not path.exists():
+            raise EdgeMnistError(f"{path}: the data {out} was trained on is not there; pass --dataset PATH where it "
+                                 "moved")
+        return path
+    if requested in datasets.DATASETS or not Path(requested).exists():
+        raise EdgeMnistError(f"{out}: the folder was trained on {record.path}, not {requested}; leave --dataset out "
+                             "or pass the path the data moved to")
+    return Path(requested)

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.data import folder_dataset, load_for_folder
+from edge_mnist.data import folder_dataset
+from edge_mnist.userdata import load_for_folder
 
 pytestmark = pytest.mark.device
 

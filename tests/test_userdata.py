@@ -4,7 +4,9 @@ one line that names the file."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -16,7 +18,7 @@ from PIL import Image
 
 from edge_mnist import data, userdata
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR, FASHION
+from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR, FASHION, UserData
 
 
 def write_folder(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], names, suffix=".png") -> Path:
@@ -436,3 +438,59 @@ def test_a_jpeg_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
             Image.new("L", (16, 8), 128).save(tmp_path / "p" / split / name / "1.jpg", exif=exif)
     ds = userdata.load_folder(tmp_path / "p")
     assert ds.task.input_shape == (16, 8, 1) and ds.x_test.shape == (2, 16, 8)
+
+
+# --- an artifact folder's record of the data, and reloading it -------------------------------------------
+
+def record_folder(out: Path, data: data.Dataset) -> Path:
+    """An artifact folder holding only the history.json training would write for `data`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.json").write_text(json.dumps({"config": {"architecture": "mlp"}, **data.history_fields()}))
+    return out
+
+
+def test_a_users_data_carries_its_record(digits, digits_folder, tmp_path):
+    ds = userdata.resolve_dataset(str(digits_folder))
+    index = userdata.index_folder(digits_folder)
+    assert ds.user_data == UserData(str(digits_folder.resolve()), index.fingerprint(), 1, None)
+    npz = save_npz(tmp_path / "d.npz", **digits)
+    assert userdata.resolve_dataset(str(npz), channels=3).user_data.channels == 3
+    registered = data.Dataset(ds.task, ds.x_train, ds.y_train, ds.x_test, ds.y_test, "somewhere")
+    assert list(registered.history_fields()) == ["dataset", "task", "dataset_source"]  # as before user data
+
+
+def test_the_folder_reloads_its_recorded_data(digits_folder, tmp_path):
+    ds = userdata.resolve_dataset(str(digits_folder))
+    out = record_folder(tmp_path / "out", ds)
+    assert data.folder_records(out) == (ds.name, ds.user_data)
+    again = userdata.load_for_folder(out, None, None)
+    assert again.task == ds.task and again.test_fingerprint() == ds.test_fingerprint()
+
+
+def test_moved_data_is_found_by_its_new_path_and_keeps_its_name(digits_folder, tmp_path):
+    ds = userdata.resolve_dataset(str(digits_folder))
+    out = record_folder(tmp_path / "out", ds)
+    moved = shutil.copytree(digits_folder, tmp_path / "elsewhere")
+    again = userdata.load_for_folder(out, str(moved), None)
+    assert again.name == ds.name and again.test_fingerprint() == ds.test_fingerprint()
+    refused(userdata.load_for_folder, out, "mnist", None, names="trained on")
+    refused(userdata.load_for_folder, out, str(tmp_path / "nothing"), None, names=tmp_path / "nothing")
+
+
+def test_changed_or_missing_data_is_refused_in_one_line(digits_folder, tmp_path):
+    moved = shutil.copytree(digits_folder, tmp_path / "copy")
+    out = record_folder(tmp_path / "out", userdata.resolve_dataset(str(moved)))
+    changed = next((moved / "test" / "3").iterdir())
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(changed)
+    assert "the data changed" in refused(userdata.load_for_folder, out, None, None, names=moved)
+    shutil.rmtree(moved)
+    assert "is not there" in refused(userdata.load_for_folder, out, None, None, names=moved)
+
+
+def test_a_registered_folder_keeps_its_message(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "history.json").write_text(json.dumps({"dataset": "fashion-mnist"}))
+    message = refused(userdata.load_for_folder, out, "mnist", None, names=out)
+    assert message == (f"{out}: the folder was trained on fashion-mnist, not mnist; leave --dataset out or pass "
+                       "--dataset fashion-mnist")

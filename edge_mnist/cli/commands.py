@@ -27,6 +27,7 @@ from edge_mnist.cli.options import (
     micro_images_option,
     model_option,
     out_option,
+    own_data_options,
     qat_epochs_option,
     seed_option,
     skip_runtime_option,
@@ -39,7 +40,7 @@ from edge_mnist.core.errors import EdgeMnistError, GateFailed
 from edge_mnist.core.lock import folder_lock, writes_into
 from edge_mnist.core.progress import say
 from edge_mnist.core.tfenv import import_tf
-from edge_mnist.data import DEFAULT_DATASET, load_dataset, load_for_folder, need_folder
+from edge_mnist.data import DEFAULT_DATASET, need_folder
 from edge_mnist.debug import debug
 from edge_mnist.doctor import diagnose
 from edge_mnist.emulate import emulate
@@ -66,17 +67,18 @@ from edge_mnist.render.tables import (
 from edge_mnist.report import report
 from edge_mnist.train import TrainConfig
 from edge_mnist.train import train as train_model
+from edge_mnist.userdata import load_for_folder, resolve_dataset
 
 
 @click.command("train", epilog=ARCH_EPILOG)
 @training_options
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
 @wait_option
-def train_cmd(out, dataset, data_dir, mixed_precision, wait, **training):
+def train_cmd(out, dataset, data_dir, channels, image_size, mixed_precision, wait, **training):
     """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
 
     import_tf()
-    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
+    data = resolve_dataset(dataset or DEFAULT_DATASET, data_dir, channels, image_size)
     say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
     history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision), wait=wait)
     report_training(history, out)
@@ -93,11 +95,12 @@ def train_cmd(out, dataset, data_dir, mixed_precision, wait, **training):
 @batch_option
 @seed_option
 @model_option
+@own_data_options
 @fallback_options
 @gate_options
 @wait_option
-def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, equalize,
-               fallback, max_float_layers, wait, **gate):
+def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, channels,
+               image_size, equalize, fallback, max_float_layers, wait, **gate):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
 
     request = fallback_request(fallback, max_float_layers, criteria_from(**gate))
@@ -105,7 +108,7 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
     history, manifest = export_folder(out, dataset, data_dir, methods_of(method) if int8 else ("float",),
                                       model=model, calib_samples=calib_samples, seed=seed, qat_epochs=qat_epochs,
                                       batch_size=batch_size, progress=say, fallback=request, equalize=equalize,
-                                      wait=wait)
+                                      wait=wait, channels=channels, image_size=image_size)
     if history is not None:
         report_training(history, out)
     say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
@@ -202,9 +205,9 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @tflm_images_option
 @fallback_options
 @wait_option
-def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, threads, tolerance, relative,
-            min_accuracy, max_disagreement, max_class_drop, parity, baseline, strict_drop, skip_runtimes, tflm_images,
-            equalize, fallback, max_float_layers, wait, **training):
+def run_cmd(out, dataset, data_dir, channels, image_size, model, method, calib_samples, qat_epochs, threads, tolerance,
+            relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline, strict_drop, skip_runtimes,
+            tflm_images, equalize, fallback, max_float_layers, wait, **training):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
 
     criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
@@ -214,7 +217,7 @@ def run_cmd(out, dataset, data_dir, model, method, calib_samples, qat_epochs, th
     validate_run(config, model)
     md_path = prepare_report_path(_step_summary(), out, say)
     import_tf()
-    data = load_dataset(dataset or DEFAULT_DATASET, data_dir)
+    data = resolve_dataset(dataset or DEFAULT_DATASET, data_dir, channels, image_size)
     result = run(out, data, config, model=model, methods=methods_of(method),
                  calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
                  progress=say, skip_runtimes=skip_runtimes, fallback=request, equalize=equalize,

@@ -34,6 +34,15 @@ wait_option = click.option("--wait", is_flag=True,
                            help="If another edge-mnist command is writing DIR, wait for it instead of exiting 2.")
 
 
+def option_group(*options):
+    """Apply several click options in the order listed."""
+    def apply(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return apply
+
+
 class CommandHelp(click.Option):
     """An option several commands share whose help text is each command's own: `helps` maps a command name
     to its text, "*" to the text for the others."""
@@ -52,11 +61,51 @@ class CommandHelp(click.Option):
 FOLDER_DATASET = "The folder's dataset (recorded at training) is used; naming another one is an error."
 
 
-dataset_option = click.option("--dataset", type=click.Choice(list(DATASETS)), default=None, cls=CommandHelp, helps={
-    "train": f"Dataset to train on (default: {DEFAULT_DATASET}).",
-    "run": f"Dataset to train on, or to import --model for (default: {DEFAULT_DATASET}).",
-    "export": f"{FOLDER_DATASET} With --model: the dataset the model is for (default: {DEFAULT_DATASET}).",
-    "*": FOLDER_DATASET})
+class DatasetChoice(click.Choice):
+    """A registered dataset's name, or the path of an existing image folder or .npz (a registered name wins, as
+    userdata.resolve_dataset reads it); anything else is refused as a name, with click's list of choices."""
+
+    def convert(self, value, param, ctx):
+        """The value itself when it names a registered dataset or existing data, else click's Choice error."""
+        if value not in self.choices and Path(value).exists():
+            return value
+        return super().convert(value, param, ctx)
+
+    def get_metavar(self, param, ctx=None):
+        """The choices and PATH."""
+        return f"[{'|'.join(self.choices)}|PATH]"
+
+
+YOUR_DATA = "or the path of your own image folder or .npz (docs/your-own-data.md)"
+MOVED = "A user's dataset is reloaded from its recorded path; --dataset PATH: where it moved (same fingerprint)."
+dataset_option = click.option("--dataset", type=DatasetChoice(list(DATASETS)), default=None, cls=CommandHelp, helps={
+    "train": f"Dataset to train on, {YOUR_DATA} (default: {DEFAULT_DATASET}).",
+    "run": f"Dataset to train on, or to import --model for, {YOUR_DATA} (default: {DEFAULT_DATASET}).",
+    "export": f"{FOLDER_DATASET} {MOVED} With --model: the dataset the model is for, {YOUR_DATA} "
+              f"(default: {DEFAULT_DATASET}).",
+    "*": f"{FOLDER_DATASET} {MOVED}"})
+
+
+def _channels(ctx, param, value: str | None) -> int | None:
+    """--channels value -> 1 or 3 (None: from the files)."""
+    return None if value is None else int(value)
+
+
+def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """--image-size value H or HxW -> (height, width)."""
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not H or HxW (positive pixel counts)")
+    return int(parts[0]), int(parts[-1])
+
+
+own_data_options = option_group(
+    click.option("--channels", type=click.Choice(["1", "3"]), default=None, callback=_channels,
+                 help="Your own data only: load it grey (1) or RGB (3) (default: from the files)."),
+    click.option("--image-size", type=str, default=None, callback=_image_size, metavar="H[xW]",
+                 help="Your own image folder only: resize every image to H x W (default: the files' one size)."))
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -126,17 +175,8 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=128,
                             help="Training batch size.")
 
 
-def option_group(*options):
-    """Apply several click options in the order listed."""
-    def apply(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-    return apply
-
-
 training_options = option_group(
-    out_option, dataset_option, data_dir_option,
+    out_option, dataset_option, data_dir_option, own_data_options,
     click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, cls=CommandHelp, helps={
         "run": "Passes over the training set (not used with --model, which is imported, not trained).",
         "*": "Passes over the training set."}),
@@ -164,8 +204,9 @@ ARCH_EPILOG = ("\b\nArchitectures (--arch): C32:3 = Conv 32 3x3 (C32:5s: 5x5 'sa
 
 
 model_option = click.option("--model", "model", type=click.Path(path_type=Path), default=None,
-                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): 28x28x1 input, "
-                                 "one output per class. It becomes DIR's float reference; nothing is trained.")
+                            help="Your own Keras model (.keras from Keras 3 or tf_keras, or .h5): the dataset's image "
+                                 "shape as input (28x28x1 for mnist), one output per class. It becomes DIR's float "
+                                 "reference; nothing is trained.")
 
 
 gate_options = option_group(

@@ -34,7 +34,8 @@ from edge_mnist.train import evaluate_keras
 
 def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accuracy: float) -> Manifest:
     """The folder's manifest when it belongs to the same float model and test data, else a new one."""
-    fresh = Manifest(dataset.task, dataset.test_fingerprint(), keras_sha256, float_accuracy)
+    fresh = Manifest(dataset.task, dataset.test_fingerprint(), keras_sha256, float_accuracy,
+                     user_data=dataset.user_data)
     try:
         old = Manifest.load(out)
     except EdgeMnistError:
@@ -42,6 +43,7 @@ def _start_manifest(out: Path, dataset: Dataset, keras_sha256: str, float_accura
     if (old.keras_sha256, old.dataset_fingerprint) != (keras_sha256, fresh.dataset_fingerprint):
         return fresh
     old.float_accuracy, old.versions, old.created = float_accuracy, fresh.versions, fresh.created
+    old.user_data = fresh.user_data  # where the data is now, should it have moved
     return old
 
 

@@ -27,7 +27,7 @@ from edge_mnist.core.jsonio import count, expect, now, number, read_record
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.registry import formats
-from edge_mnist.registry.datasets import Task, task_from_json
+from edge_mnist.registry.datasets import Task, UserData, task_from_json, user_data_from_json
 
 SCHEMA = 2
 LATENCY_KEYS = ("p50", "p90", "p99")
@@ -249,6 +249,7 @@ class Manifest:
     qat: QatRecord | None = None
     versions: dict[str, str] = field(default_factory=tool_versions)
     created: str = field(default_factory=now)
+    user_data: UserData | None = None  # a user's own dataset (written only then, so other manifests are unchanged)
 
     def float_layers(self) -> dict[str, str]:
         """Format key -> the layers `export --fallback` kept float, for each mixed int8/float artifact."""
@@ -257,8 +258,9 @@ class Manifest:
     def to_json(self) -> dict:
         """JSON object in registry order."""
         ordered = [self.artifacts[f.key].to_json() for f in formats.FORMATS if f.key in self.artifacts]
+        user_data = {} if self.user_data is None else {"user_data": self.user_data.to_json()}
         return {"schema": SCHEMA, "created": self.created, "task": self.task.to_json(),
-                "dataset_fingerprint": self.dataset_fingerprint, "keras_sha256": self.keras_sha256,
+                "dataset_fingerprint": self.dataset_fingerprint, **user_data, "keras_sha256": self.keras_sha256,
                 "float_accuracy": self.float_accuracy, "versions": self.versions,
                 "qat": self.qat.to_json() if self.qat else None, "artifacts": ordered}
 
@@ -287,7 +289,8 @@ class Manifest:
                    qat=None if qat is None else QatRecord.from_json(qat, f"{path}: qat", task.num_classes),
                    versions={str(k): str(v) for k, v in expect(raw.get("versions"), dict,
                                                                f"{path}: versions").items()},
-                   created=expect(raw.get("created"), str, f"{path}: created"))
+                   created=expect(raw.get("created"), str, f"{path}: created"),
+                   user_data=user_data_from_json(raw.get("user_data"), f"{path}: user_data"))
 
 
 @dataclass
@@ -443,6 +446,7 @@ class History:
     metrics: dict = field(default_factory=dict)  # per-epoch lists ("history" in the file); empty when imported
     source_model: dict | None = None  # path, sha256 and Keras version of an imported file
     raw: dict = field(default_factory=dict, repr=False)
+    user_data: UserData | None = None  # where a user's own dataset was read, and its fingerprint
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> "History":
@@ -457,7 +461,8 @@ class History:
                    None if params is None else count(params, f"{where}: parameters", 0),
                    None if sha is None else expect(sha, str, f"{where}: keras_sha256"),
                    expect(raw.get("history", {}), dict, f"{where}: history"),
-                   None if source is None else expect(source, dict, f"{where}: source_model"), raw)
+                   None if source is None else expect(source, dict, f"{where}: source_model"), raw,
+                   user_data_from_json(raw.get("user_data"), f"{where}: user_data"))
 
     @classmethod
     def load(cls, out: Path) -> "History | None":

@@ -44,6 +44,40 @@ class Task:
 
 
 @dataclass(frozen=True)
+class UserData:
+    """A user's own dataset as an artifact folder records it: the absolute path it was read from, its fingerprint
+    (userdata.fingerprint) and the options that shaped it, so later commands reload exactly that data and refuse
+    it once it changed. image_size is the resize asked for (None: none)."""
+
+    path: str
+    fingerprint: str
+    channels: int
+    image_size: tuple[int, int] | None = None
+
+    def to_json(self) -> dict:
+        """Plain JSON object (the size as a list or null)."""
+        size = None if self.image_size is None else list(self.image_size)
+        return {"path": self.path, "fingerprint": self.fingerprint, "channels": self.channels, "image_size": size}
+
+
+def user_data_from_json(data: object, where: str) -> UserData | None:
+    """Rebuild a recorded UserData strictly; None (a registered dataset) stays None."""
+    if data is None:
+        return None
+    obj = expect(data, dict, where)
+    channels = expect(obj.get("channels"), int, f"{where}.channels")
+    if channels not in (1, 3):
+        raise EdgeMnistError(f"{where}.channels: expected 1 or 3, got {channels}")
+    size = obj.get("image_size")
+    if size is not None:
+        size = expect(size, list, f"{where}.image_size")
+        if len(size) != 2 or not all(isinstance(d, int) and d > 0 for d in size):
+            raise EdgeMnistError(f"{where}.image_size: expected null or two positive integers, got {size}")
+    return UserData(expect(obj.get("path"), str, f"{where}.path"), expect(obj.get("fingerprint"), str,
+                    f"{where}.fingerprint"), channels, None if size is None else tuple(size))
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A registered dataset: its task and where its files come from (names and published sha256)."""
 

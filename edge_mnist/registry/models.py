@@ -24,6 +24,12 @@ class Architecture:
     spec: str
     note: str = ""
 
+    @property
+    def min_side(self) -> int:
+        """The smallest image side (pixels) the architecture takes: below it a valid conv or a pool leaves no
+        pixel."""
+        return next(side for side in range(1, 4097) if output_side(self.spec, side) >= 1)
+
     def describe(self) -> str:
         """One line for --help and the README: the layers in the notebooks' notation, parameters, note."""
         layers = " ".join(self.spec.split())
@@ -34,21 +40,41 @@ class Architecture:
 LAYER_CODES = {"C": "conv", "P": "pool", "D": "dropout", "B": "bn", "F": "flatten", "H": "dense"}
 
 
+def conv_args(arg: str) -> tuple[int, int, int, str, bool]:
+    """A conv token's argument (`32:3`, `32:5s`, `16:3/2`, `16:3sn`) -> filters, kernel, stride, padding and
+    whether BatchNorm sits before the ReLU."""
+    flags = arg[len(arg.rstrip("sn")):]
+    shape, _, stride = arg.rstrip("sn").partition("/")
+    filters, kernel = shape.split(":")
+    return int(filters), int(kernel), int(stride or 1), "same" if "s" in flags else "valid", "n" in flags
+
+
+def output_side(spec: str, side: int) -> int:
+    """The side of the feature map a spec leaves from a `side`-pixel image, 0 once a layer leaves no pixel
+    (Keras' arithmetic: a valid conv k shrinks by k - 1, strides and 2x2 pools divide, flooring)."""
+    for token in spec.split():
+        if token[0] == "C":
+            _, kernel, stride, padding, _ = conv_args(token[1:])
+            side = -(-side // stride) if padding == "same" else (side - kernel) // stride + 1
+        elif token[0] == "P":
+            side //= 2
+        if side < 1:
+            return 0
+    return side
+
+
 def _layer(keras, token: str, name: str) -> list:
     """The layers of one spec token (see `spec_model`); every hidden Conv and Dense is ReLU. A conv token
     ending in `n` is Conv (no bias) -> BatchNorm -> ReLU, which the TFLite converter folds into one
     int8 convolution."""
     layers, code, arg = keras.layers, token[0], token[1:]
     if code == "C":
-        flags = arg[len(arg.rstrip("sn")):]
-        shape, _, stride = arg.rstrip("sn").partition("/")
-        filters, kernel = shape.split(":")
-        padding = "same" if "s" in flags else "valid"
-        conv = dict(strides=int(stride or 1), padding=padding, name=name)
-        if "n" in flags:
-            return [layers.Conv2D(int(filters), int(kernel), use_bias=False, **conv),
+        filters, kernel, stride, padding, batch_norm = conv_args(arg)
+        conv = dict(strides=stride, padding=padding, name=name)
+        if batch_norm:
+            return [layers.Conv2D(filters, kernel, use_bias=False, **conv),
                     layers.BatchNormalization(name=f"{name}_bn"), layers.ReLU(name=f"{name}_relu")]
-        return [layers.Conv2D(int(filters), int(kernel), activation="relu", **conv)]
+        return [layers.Conv2D(filters, kernel, activation="relu", **conv)]
     if code == "H":
         return [layers.Dense(int(arg), activation="relu", name=name)]
     if code == "D":
@@ -107,8 +133,19 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
 )}
 
 
-def build(name: str, task: Task):
-    """Build a registered architecture for `task` (its input shape and number of classes)."""
+def check_fits(name: str, task: Task) -> None:
+    """Refuse an architecture whose layers would shrink the task's images to nothing, naming those that fit."""
     if name not in ARCHITECTURES:
         raise EdgeMnistError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    height, width = task.input_shape[:2]
+    need = ARCHITECTURES[name].min_side
+    if min(height, width) < need:
+        fit = [a.name for a in ARCHITECTURES.values() if a.min_side <= min(height, width)]
+        raise EdgeMnistError(f"--arch {name} needs images of at least {need}x{need} pixels, {task.dataset} images are "
+                             f"{height}x{width}; architectures that fit: {', '.join(fit) or 'none'}")
+
+
+def build(name: str, task: Task):
+    """Build a registered architecture for `task` (its input shape and number of classes)."""
+    check_fits(name, task)
     return ARCHITECTURES[name].build(task)

@@ -19,7 +19,7 @@ from edge_mnist.data import Dataset, to_float
 from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STALE_AFTER_TRAINING
 from edge_mnist.folder.records import History
 from edge_mnist.registry import datasets
-from edge_mnist.registry.models import build
+from edge_mnist.registry.models import build, check_fits
 from edge_mnist.render.plots import training_curves
 
 
@@ -230,6 +230,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
     The writing process holds DIR's lock throughout (core.lock; `wait` waits for another writer);
     a non-chief multi-worker worker writes nothing and takes none.
     """
+    check_fits(config.architecture, dataset.task)  # before TensorFlow starts: a one-line error, not a shape trace
     tf, keras = import_tf()
 
     out = Path(out)
@@ -246,8 +247,7 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
             float_accuracy = evaluate_keras(model, dataset)
         keras.mixed_precision.set_global_policy("float32")
         history = {
-            "config": asdict(config), "dataset": dataset.name, "task": dataset.task.to_json(),
-            "dataset_source": dataset.source,
+            "config": asdict(config), **dataset.history_fields(),
             "device": device, "parameters": int(model.count_params()),
             "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
             "augment": {"preset": augment_preset(dataset), **AUGMENT_PRESETS[augment_preset(dataset)]}

@@ -233,8 +233,8 @@ def import_model(source: Path, out: Path, dataset: Dataset, *, wait: bool = Fals
         model, version = load_user_model(source, dataset)
         accuracy = evaluate_keras(model, dataset, str(source))
         record = {
-            "config": {"architecture": f"user model {model.name}"}, "dataset": dataset.name,
-            "task": dataset.task.to_json(), "dataset_source": dataset.source, "parameters": int(model.count_params()),
+            "config": {"architecture": f"user model {model.name}"}, **dataset.history_fields(),
+            "parameters": int(model.count_params()),
             "test_accuracy": accuracy, "tensorflow": tf.__version__,
             "source_model": {"path": str(Path(source).resolve()), "sha256": sha256_file(source),
                              "keras_version": version},

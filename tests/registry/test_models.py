@@ -5,8 +5,8 @@ import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.gate import DROP
-from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.registry.models import ARCHITECTURES, build
+from edge_mnist.registry.datasets import DATASETS, Task
+from edge_mnist.registry.models import ARCHITECTURES, build, check_fits, output_side
 
 TASK = DATASETS["mnist"].task
 
@@ -171,3 +171,23 @@ def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tf
     assert ptq.value <= 0.3, ptq
     tflm = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
     assert tflm.value >= 0.996  # at most 2 of its 500 images (measured: 99.94% of all 10,000)
+
+
+@pytest.mark.parametrize("spec, side, expected", [
+    ("C32:3 P C64:3 P", 10, 1), ("C32:3 P C64:3 P", 9, 0), ("C16:3sn P C32:3sn P C64:3sn P", 8, 1),
+    ("C16:3/2", 9, 4), ("C16:3/2s", 9, 5), ("F H256", 1, 1),
+])
+def test_output_side_follows_keras_arithmetic(spec, side, expected):
+    assert output_side(spec, side) == expected
+
+
+def test_smallest_inputs_and_8x8_fits_mlp_and_compact():
+    assert ARCHITECTURES["reference_cnn"].min_side == 10 and ARCHITECTURES["mlp"].min_side == 1
+    assert ARCHITECTURES["compact"].min_side == 8
+    digits = Task("digits", (8, 8, 1), tuple("0123456789"), fit_box=8)
+    check_fits("compact", digits)
+    with pytest.raises(EdgeMnistError) as info:
+        check_fits("reference_cnn", digits)
+    message = str(info.value)
+    assert "at least 10x10" in message and "digits images are 8x8" in message and "mlp" in message
+    assert "compact" in message and "reference_cnn," not in message
