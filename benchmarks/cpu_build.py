@@ -23,6 +23,7 @@ from edge_mnist.core.timing import interleaved_repeats
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.folder.records import Manifest
 from edge_mnist.quantize.cpu_build import cpu_build, find_stem
+from edge_mnist.render.tables import markdown
 from edge_mnist.runtime.tflite import TFLiteRunner, interpreter_module
 from edge_mnist.runtime.tflite_graph import read_tflite
 
@@ -72,20 +73,20 @@ def measure(path: Path, images: np.ndarray, labels: np.ndarray, rounds: int, run
             "ratio_median": float(np.median(ratios)), "ratio_range": (min(ratios), max(ratios))}
 
 
-def row(folder: Path, r: dict) -> str:
-    """One Markdown table row: the folder (an architecture's export), the file and its figures."""
+def row(folder: Path, r: dict) -> list[str]:
+    """One table row: the folder (an architecture's export), the file and its figures."""
     if not r["p50_us"] or "cpu stem" not in r["p50_us"][0]:
         stems = "no stem: the CPU build is the same file"
     else:
         stems = " / ".join(f"{np.median([p[k] for p in r['p50_us']]):.1f}" for k in ("int8 stem", "cpu stem"))
     p50 = " → ".join(f"{np.median([p[k] for p in r['p50_us']]):.1f}" for k in ("int8", "cpu"))
-    return (f"| {folder.name} | {r['file']} | {r['accuracy']['int8']:.2%} / {r['accuracy']['cpu']:.2%} | "
-            f"{r['agreement']:.2%} | {p50} | {r['ratio_median']:.2f} ({r['ratio_range'][0]:.2f}–"
-            f"{r['ratio_range'][1]:.2f}) | {stems} |")
+    return [folder.name, r["file"], f"{r['accuracy']['int8']:.2%} / {r['accuracy']['cpu']:.2%}",
+            f"{r['agreement']:.2%}", p50,
+            f"{r['ratio_median']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})", stems]
 
 
-HEADER = ("| folder | file | accuracy all-int / CPU | agreement | p50 µs all-int → CPU | ratio (range) | "
-          "stem alone µs int8 / float |\n|---|---|---|---|---|---|---|")
+HEADERS = ["folder", "file", "accuracy all-int / CPU", "agreement", "p50 µs all-int → CPU", "ratio (range)",
+           "stem alone µs int8 / float"]
 
 
 def main() -> None:
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="folder for DATE-cpu-build.md and .json")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}; one thread")
-    rows, records = [HEADER], []
+    rows, records = [], []
     for folder in args.out or [Path("export")]:
         manifest = Manifest.load(folder)
         data = load_dataset(manifest.task.dataset)
@@ -116,11 +117,12 @@ def main() -> None:
                       f"{args.repeats} repeats)", flush=True)
                 rows.append(row(folder, r))
                 records.append({"folder": str(folder), **r})
-    print("\n".join(rows))
+    text = markdown(HEADERS, rows)
+    print(text)
     if args.results is not None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
         args.results.mkdir(parents=True, exist_ok=True)
-        (args.results / f"{stamp}-cpu-build.md").write_text("\n".join(rows) + "\n")
+        (args.results / f"{stamp}-cpu-build.md").write_text(text + "\n")
         (args.results / f"{stamp}-cpu-build.json").write_text(json.dumps(
             {"machine": platform.processor() or platform.machine(), "rounds": args.rounds, "runs": args.runs,
              "repeats": args.repeats, "rows": records}, indent=1))

@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks.fallback import OUTLIER_PAIRS, outlier_channel
 from edge_mnist.registry.models import ARCHITECTURES
+from edge_mnist.render.tables import markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("model", "epochs", "float", "PTQ .tflite", "PTQ .onnx", "PTQ gate", "CLE .tflite", "CLE .onnx",
@@ -63,16 +64,14 @@ def judge(model, calib: np.ndarray, data) -> dict:
     return row
 
 
-def markdown(rows: list[dict]) -> str:
+def table(rows: list[dict]) -> str:
     """The table of docs/quantization.md."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        ptq, cle = r["ptq"], r["cle"]
-        lines.append(f"| {r['model']} | {r['epochs']} | {r['float']:.2%} | {ptq['accuracy']['tflite']:.2%} | "
-                     f"{ptq['accuracy']['onnx']:.2%} | {'pass' if ptq['passed'] else 'FAIL'} | "
-                     f"{cle['accuracy']['tflite']:.2%} | {cle['accuracy']['onnx']:.2%} | "
-                     f"{'pass' if cle['passed'] else 'FAIL'} | {r['pairs']} |")
-    return "\n".join(lines)
+    verdict = {True: "pass", False: "FAIL"}
+    return markdown(list(COLUMNS), [
+        [r["model"], r["epochs"], f"{r['float']:.2%}",
+         *(cell for m in ("ptq", "cle") for cell in (f"{r[m]['accuracy']['tflite']:.2%}",
+                                                     f"{r[m]['accuracy']['onnx']:.2%}", verdict[r[m]["passed"]])),
+         r["pairs"]] for r in rows])
 
 
 def main() -> None:
@@ -101,12 +100,12 @@ def main() -> None:
             model = outlier_channel(model, conv, OUTLIER_PAIRS[arch][conv], factor=args.factor)
         name = arch if conv is None else f"{arch}, {conv} channel 3 x{args.factor:g}"
         rows.append({"model": name, "epochs": args.epochs, **judge(model, calib, data)})
-        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
         RESULTS.mkdir(exist_ok=True)
         meta = {"dataset": args.dataset, "calib_samples": args.calib_samples, "test_images": len(data.x_test)}
         (RESULTS / f"{stamp}-equalize.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-        (RESULTS / f"{stamp}-equalize.md").write_text(markdown(rows) + "\n")
-    print(markdown(rows))
+        (RESULTS / f"{stamp}-equalize.md").write_text(table(rows) + "\n")
+    print(table(rows))
 
 
 if __name__ == "__main__":

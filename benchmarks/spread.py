@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.render.tables import markdown
+
 
 def collect(paths: list[Path]) -> tuple[dict[str, list[float]], dict[str, list[float]], list[str]]:
     """Ratios and paired p50s of every run, by name, and each run's date and time."""
@@ -31,13 +33,11 @@ def collect(paths: list[Path]) -> tuple[dict[str, list[float]], dict[str, list[f
     return ratios, p50s, stamps
 
 
-def table(rows: dict[str, list[float]], unit: str, digits: int) -> list[str]:
-    """Markdown rows: name, median, lowest, highest, runs."""
-    lines = [f"| {unit} | median | lowest run | highest run | runs |", "|---|---|---|---|---|"]
-    for key, values in rows.items():
-        lines.append(f"| {key.replace('_', ' ')} | {np.median(values):.{digits}f} | {min(values):.{digits}f} | "
-                     f"{max(values):.{digits}f} | {len(values)} |")
-    return lines
+def table(rows: dict[str, list[float]], unit: str, digits: int) -> str:
+    """A Markdown table: name, median, lowest, highest, runs."""
+    return markdown([unit, "median", "lowest run", "highest run", "runs"],
+                    [[key.replace("_", " "), *(f"{f(values):.{digits}f}" for f in (np.median, min, max)), len(values)]
+                     for key, values in rows.items()])
 
 
 def main() -> None:
@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the Markdown here too")
     args = parser.parse_args()
     ratios, p50s, stamps = collect(args.runs)
-    text = "\n".join([f"Suite runs: {len(stamps)} ({', '.join(stamps)}).", "", *table(ratios, "ratio", 2), "",
-                      *table(p50s, "p50 µs (interleaved)", 1)]) + "\n"
+    text = "\n\n".join([f"Suite runs: {len(stamps)} ({', '.join(stamps)}).", table(ratios, "ratio", 2),
+                        table(p50s, "p50 µs (interleaved)", 1)]) + "\n"
     print(text, end="")
     if args.out:
         args.out.write_text(text)
