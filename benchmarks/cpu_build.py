@@ -55,13 +55,14 @@ def raw_call(model: bytes):
 
 def measure(path: Path, images: np.ndarray, labels: np.ndarray, rounds: int, runs: int, repeats: int) -> dict:
     """Accuracy of both files, and p50 of each with their ratio per repeat (interleaved)."""
-    built, note = cpu_build(path.read_bytes(), path)
+    model = path.read_bytes()
+    built, note = cpu_build(model, path)
     runners = {"int8": TFLiteRunner(path, threads=1),
                "cpu": TFLiteRunner(path.with_name(path.stem + "_cpu.tflite"), content=built, threads=1)}
     top1 = {name: r.predict(images).argmax(1) for name, r in runners.items()}
-    stem = find_stem(read_tflite(path.read_bytes(), path))
+    stem = find_stem(read_tflite(model, path))
     if stem is not None:
-        cut = {"int8 stem": stem_only(path.read_bytes(), path, stem.last + 1),
+        cut = {"int8 stem": stem_only(model, path, stem.last + 1),
                "cpu stem": stem_only(built, path, stem.last + 3)}
     calls = {name: r.bound_call(images[:1]) for name, r in runners.items()}
     if stem is not None:

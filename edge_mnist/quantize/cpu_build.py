@@ -45,18 +45,15 @@ class Stem:
         return self.conv if self.pool is None else self.pool
 
 
-def find_stem(graph: TfliteGraph, require_pool: bool = False) -> Stem | None:
-    """The graph's stem (module docstring), or None: no CONV_2D first, its input not the graph's image,
-    more than MAX_STEM_CHANNELS channels, or (`require_pool`) no MaxPool that only the convolution feeds."""
+def find_stem(graph: TfliteGraph) -> Stem | None:
+    """The graph's stem (module docstring), or None: no CONV_2D first, its input not the graph's image, or
+    more than MAX_STEM_CHANNELS channels. Its MaxPool is kept when only the convolution feeds it."""
     ops, (image,) = graph.ops, graph.inputs
     if not ops or ops[0][0] != "CONV_2D" or ops[0][1][0] != image or graph.shapes[image][-1] > MAX_STEM_CHANNELS:
         return None
     conv_out = ops[0][2][0]
     readers = [i for i, op in enumerate(ops) if conv_out in op[1]]
-    pool = 1 if readers == [1] and ops[1][0] == "MAX_POOL_2D" and conv_out not in graph.outputs else None
-    if pool is None and require_pool:
-        return None
-    return Stem(0, pool)
+    return Stem(0, 1 if readers == [1] and ops[1][0] == "MAX_POOL_2D" and conv_out not in graph.outputs else None)
 
 
 def describe_stem(graph: TfliteGraph, stem: Stem | None) -> str:

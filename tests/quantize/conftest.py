@@ -20,13 +20,14 @@ def train_once(arch: str, data, tmp_path_factory, epochs: int = 1, batch_size: i
     return out
 
 
-def imported(source, out, data, fallback=None, **options):
-    """`export --int8 --model source` into `out`, in process (`options`: export's keywords, e.g. equalize)."""
+def imported(source, out, data, fallback=None, methods=("ptq",), **options):
+    """`export --int8 --method ... --model source` into `out`, in process (`options`: export's keywords, e.g.
+    equalize)."""
     from edge_mnist.export import export
     from edge_mnist.train.user_model import import_model
 
     import_model(source, out, data)
-    export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=fallback, **options)
+    export(out, data, methods, calib_samples=CALIB, progress=quiet, fallback=fallback, **options)
     return out
 
 

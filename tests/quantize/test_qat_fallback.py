@@ -16,50 +16,27 @@ import json
 import pytest
 
 from benchmarks.fallback import outlier_channel
+from tests.quantize.conftest import CALIB, imported, quiet
 
 pytestmark = pytest.mark.tf
 
-CALIB = 100
 FACTOR = 3000.0
 
 
-def quiet(*_):
-    """Progress sink."""
-
-
 @pytest.fixture(scope="module")
-def data(medium_fashion_dir):
-    from edge_mnist.data import load_dataset
-
-    return load_dataset("fashion-mnist", medium_fashion_dir)
-
-
-@pytest.fixture(scope="module")
-def broken(data, tmp_path_factory):
-    """The reference CNN trained one epoch on 12,000 images, with the outlier channel, as a user's .keras file."""
+def broken(trained, tmp_path_factory):
+    """The reference CNN trained one epoch on 12,000 images (conftest's), with the outlier channel, as a user's
+    .keras file."""
     from edge_mnist.core.keras_io import load_keras, save_keras
-    from edge_mnist.train import TrainConfig, train
 
-    trained = tmp_path_factory.mktemp("trained")
-    train(data, trained, TrainConfig(epochs=1, batch_size=64))
     path = tmp_path_factory.mktemp("broken") / "broken.keras"
     save_keras(outlier_channel(load_keras(trained / "model_float32.keras"), factor=FACTOR), path)
     return path
 
 
-def qat_export(source, out, data, fallback=None):
-    """`export --method qat --model source` into `out`, in process."""
-    from edge_mnist.export import export
-    from edge_mnist.train.user_model import import_model
-
-    import_model(source, out, data)
-    export(out, data, ("qat",), calib_samples=CALIB, progress=quiet, fallback=fallback)
-    return out
-
-
 @pytest.fixture(scope="module")
 def plain(broken, data, tmp_path_factory):
-    return qat_export(broken, tmp_path_factory.mktemp("plain"), data)
+    return imported(broken, tmp_path_factory.mktemp("plain"), data, methods=("qat",))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +44,7 @@ def mixed(broken, data, tmp_path_factory):
     from edge_mnist.gate import Criteria
     from edge_mnist.quantize.fallback import Request
 
-    return qat_export(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()))
+    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()), methods=("qat",))
 
 
 @pytest.mark.slow
