@@ -159,7 +159,7 @@ def export(out: Path, dataset: Dataset, methods: tuple[str, ...] = ("ptq",), cal
                     progress(f"exporting {fmt.file}")
                     built_from = stage / BY_KEY[fmt.built_from].file if fmt.built_from in BY_KEY else None
                     notes = _int8_details(fmt, plans, equalization)
-                    source = ptq_model if fmt.key == "tflite_int8" else sources[fmt.source]
+                    source = ptq_model if fmt.method == "ptq" else sources[fmt.source]  # equalized or not
                     job = ExportJob(source, calib, stage / fmt.file, fmt, dataset.task,
                                     {**artifact_metadata(fmt, dataset.task, accuracy), **notes}, built_from)
                     plan = plans.get(fmt.method)
