@@ -25,6 +25,11 @@ def report_training(history: dict, out: Path) -> None:
     if dev["note"]:
         say(dev["note"])
     ips = history["history"]["images_per_second"]
+    batchnorm = history.get("batchnorm")
+    if batchnorm:
+        say(f"BatchNorm statistics recomputed with the trained weights from {batchnorm['recomputed_from_images']:,} "
+            f"training images (test accuracy with Keras' moving statistics: "
+            f"{batchnorm['test_accuracy_with_moving_statistics']:.4f})")
     say(f"trained on {dev['device']} ({dev['policy']}): test accuracy {history['test_accuracy']:.4f}, "
          f"{ips[-1]:.0f} images/s in the last epoch; wrote model, history.json and training_curves.png to {out}")
 

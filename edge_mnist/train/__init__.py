@@ -21,6 +21,7 @@ from edge_mnist.folder.records import History
 from edge_mnist.registry import datasets
 from edge_mnist.registry.models import build, check_fits
 from edge_mnist.render.plots import training_curves
+from edge_mnist.train.batchnorm import RECALIBRATION_BATCHES, batchnorm_layers, recalibrate
 
 
 @dataclass
@@ -244,19 +245,21 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
             model = build(config.architecture, dataset.task)
             metrics = fit(model, dataset, config.epochs, global_batch, config.seed, config.learning_rate,
                           augment=config.augment, lr_schedule=config.lr_schedule)
-            float_accuracy = evaluate_keras(model, dataset)
         keras.mixed_precision.set_global_policy("float32")
+        # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
+        # when read, so a worker that skipped this would leave the chief waiting on a closed socket.
+        final = inference_copy(model)
+        batchnorm = recalibrated(final, keras, dataset, config)
+        float_accuracy = evaluate_keras(final, dataset)
         history = {
             "config": asdict(config), **dataset.history_fields(),
             "device": device, "parameters": int(model.count_params()),
             "strategy": config.strategy, "replicas": replicas, "global_batch_size": global_batch,
             "augment": {"preset": augment_preset(dataset), **AUGMENT_PRESETS[augment_preset(dataset)]}
             if config.augment else None, "chief": is_chief(strategy),
-            "test_accuracy": float_accuracy, "tensorflow": tf.__version__, "history": metrics,
+            "test_accuracy": float_accuracy, "batchnorm": batchnorm, "tensorflow": tf.__version__,
+            "history": metrics,
         }
-        # Every worker reads the weights: BatchNorm's moving statistics are reduced across workers
-        # when read, so a worker that skipped this would leave the chief waiting on a closed socket.
-        final = inference_copy(model)
         if not history["chief"]:
             return history
         with staged(out, drop=STALE_AFTER_TRAINING, last=(HISTORY_FILE,)) as stage:
@@ -266,6 +269,18 @@ def train(dataset: Dataset, out: Path, config: TrainConfig, *, wait: bool = Fals
                             curves_title(dataset.name, config.architecture, float_accuracy))
             History.write(stage / HISTORY_FILE, history)
         return history
+
+
+def recalibrated(model, keras, dataset: Dataset, config: TrainConfig) -> dict | None:
+    """Recompute the trained model's BatchNorm statistics (train.batchnorm) from training batches, unaugmented and
+    seeded; what history.json records of it: the test accuracy with Keras' moving statistics and the images used
+    (None for a model without BatchNorm)."""
+    before = evaluate_keras(model, dataset) if batchnorm_layers(model, keras) else None
+    if before is None:
+        return None
+    batches = make_pipeline(dataset.x_train, dataset.y_train, config.batch_size, config.seed, shuffle=True)
+    images = recalibrate(model, keras, batches.take(RECALIBRATION_BATCHES))
+    return {"recomputed_from_images": images, "test_accuracy_with_moving_statistics": before}
 
 
 def curves_title(dataset: str, architecture: str, accuracy: float) -> str:
