@@ -129,7 +129,7 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
             raise EdgeMnistError(f"{out}: no artifact could be measured")
         result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,
                              {"runs": runs, "warmup": warmup, "throughput_seconds": throughput_seconds}, machine_info(),
-                             rows, skipped)
+                             rows, skipped, user_data=dataset.user_data)
         result.add_agreement(manifest)
         result.save(out)
         for stale in (out / REPORT_FILE, out / LATENCY_FILE):  # they show the previous timings

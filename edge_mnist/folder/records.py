@@ -363,6 +363,7 @@ class BenchResult:
     rows: list[BenchRow]
     skipped: list[dict] = field(default_factory=list)
     created: str = field(default_factory=now)
+    user_data: UserData | None = None  # a user's own dataset the rows were measured on (written only then)
 
     @property
     def n_samples(self) -> int:
@@ -397,7 +398,8 @@ class BenchResult:
     def to_json(self) -> dict:
         """JSON object."""
         reference = self.reference()
-        return {"schema": SCHEMA, "created": self.created, "dataset": self.dataset,
+        user_data = {} if self.user_data is None else {"user_data": self.user_data.to_json()}
+        return {"schema": SCHEMA, "created": self.created, "dataset": self.dataset, **user_data,
                 "dataset_fingerprint": self.dataset_fingerprint, "n_samples": self.n_samples,
                 "threads": self.threads, "timing": self.timing, "machine": self.machine,
                 "reference": reference.key if reference else None, "labels": self.labels.tolist(),
@@ -430,7 +432,8 @@ class BenchResult:
                    expect(raw.get("timing"), dict, f"{path}: timing"),
                    expect(raw.get("machine"), dict, f"{path}: machine"), rows,
                    expect(raw.get("skipped"), list, f"{path}: skipped"),
-                   expect(raw.get("created"), str, f"{path}: created"))
+                   expect(raw.get("created"), str, f"{path}: created"),
+                   user_data_from_json(raw.get("user_data"), f"{path}: user_data"))
 
 
 @dataclass

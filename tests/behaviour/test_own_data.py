@@ -135,12 +135,26 @@ def test_bad_data_options_exit_2_in_one_line(argv, says, tmp_path):
     assert code == 2 and says in err and "Traceback" not in err
 
 
-def test_run_on_the_folder(digits_dir, tmp_path):
+@pytest.mark.slow
+def test_run_on_the_folder_passes_the_gate_with_every_format(digits_dir, tmp_path):
+    """Issue 26's done-when on the digits: `run --dataset DIR` trains (float >= 95%), exports PTQ and QAT in
+    every format, benches each, passes the gate and writes the report."""
     out = tmp_path / "run"
-    code, stdout, err = run_cli(["run", "--dataset", str(digits_dir), "--arch", "mlp", "--epochs", "1",
-                                 "--tflm-images", "50", "--out", str(out)])
-    assert code in (0, 1), err
-    assert json.loads((out / "manifest.json").read_text())["user_data"]["path"] == str(digits_dir.resolve())
+    code, stdout, err = run_cli(["run", "--dataset", str(digits_dir), "--arch", "compact", "--epochs", "10",
+                                 "--method", "both", "--out", str(out)])
+    assert code == 0, err
+    assert "PASS: all" in stdout and "BatchNorm statistics recomputed" in err + stdout
+    history = json.loads((out / "history.json").read_text())
+    assert history["test_accuracy"] >= 0.95, history["test_accuracy"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["user_data"]["path"] == str(digits_dir.resolve())
+    files = {a["file"] for a in manifest["artifacts"]}
+    assert {"model_int8.tflite", "model_qat_int8.tflite", "model_int8.onnx", "model_qat_int8.onnx",
+            "model_int8.ort", "model_qat_int8_micro.c", "web/index.html"} <= files
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["user_data"] == manifest["user_data"]
+    benched = {row["file"] for row in bench["rows"]}
+    assert {f for f in files if f.endswith((".tflite", ".onnx", ".ort"))} <= benched
     assert (out / "report.html").is_file()
 
 
