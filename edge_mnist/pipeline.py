@@ -21,7 +21,7 @@ from edge_mnist.registry.formats import TFLM_IMAGES
 from edge_mnist.render.tables import write_reports
 from edge_mnist.report import write_report
 from edge_mnist.train import TrainConfig, train
-from edge_mnist.train.user_model import import_model
+from edge_mnist.train.user_model import import_model, require_model_file
 from edge_mnist.userdata import load_for_folder, resolve_dataset
 
 
@@ -32,6 +32,8 @@ def validate_run(config: TrainConfig, model: Path | None) -> None:
     if model is not None and chosen != default:
         raise EdgeMnistError("--model imports a trained model; --arch, --augment, --strategy, --learning-rate and "
                              "--lr-schedule are for training")
+    if model is not None:
+        require_model_file(model)
 
 
 @dataclass
@@ -96,6 +98,8 @@ def export_folder(out: Path, dataset: str | None, data_dir: Path | None, methods
         raise EdgeMnistError("--fallback goes with --int8")
     if model is None and (channels is not None or image_size is not None):
         raise EdgeMnistError("--channels and --image-size go with --model (an artifact folder records its data's)")
+    if model is not None:
+        require_model_file(model)
     history = None
     with folder_lock(out, "export", wait, create=model is not None):
         if model is not None:

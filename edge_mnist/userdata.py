@@ -369,7 +369,7 @@ def fingerprint(path: Path | str, channels: int | None = None, image_size: tuple
     return sha256_file(path) if path.is_file() else index_folder(path, channels, image_size).fingerprint()
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
     """A value with a separator, a leading dot or an .npz suffix was meant as a path, not a registered name."""
     return os.sep in value or "/" in value or value.startswith(".") or value.lower().endswith(".npz")
 
@@ -385,7 +385,7 @@ def resolve_dataset(value: str, data_dir: Path | None = None, channels: int | No
     path = Path(value)
     if path.is_dir() or path.is_file():
         return load_path(path, channels, image_size)
-    if _looks_like_path(value):
+    if looks_like_path(value):
         raise EdgeMnistError(f"{value}: no such file or folder")
     raise EdgeMnistError(f"unknown dataset {value!r}; choose one of {', '.join(datasets.DATASETS)}, "
                          "or give the path of an image folder or .npz")

@@ -15,6 +15,7 @@ from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES, TFLM_IMAGES
 from edge_mnist.registry.models import ARCHITECTURES
 from edge_mnist.train import LR_SCHEDULES, STRATEGIES
+from edge_mnist.userdata import looks_like_path
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
@@ -62,12 +63,13 @@ FOLDER_DATASET = "The folder's dataset (recorded at training) is used; naming an
 
 
 class DatasetChoice(click.Choice):
-    """A registered dataset's name, or the path of an existing image folder or .npz (a registered name wins, as
-    userdata.resolve_dataset reads it); anything else is refused as a name, with click's list of choices."""
+    """A registered dataset's name, or a path (a registered name wins, as userdata.resolve_dataset reads it): an
+    existing one, or one written as a path (userdata.looks_like_path), which the library refuses in one line naming
+    it when it is missing; anything else is refused as a name, with click's list of choices."""
 
     def convert(self, value, param, ctx):
-        """The value itself when it names a registered dataset or existing data, else click's Choice error."""
-        if value not in self.choices and Path(value).exists():
+        """The value itself when it names a registered dataset or a path, else click's Choice error."""
+        if value not in self.choices and (Path(value).exists() or looks_like_path(value)):
             return value
         return super().convert(value, param, ctx)
 

@@ -201,13 +201,18 @@ def check_io(model, dataset: Dataset, path: Path) -> None:
                              f"(None, {task.num_classes}), one value per class of {task.dataset}")
 
 
+def require_model_file(path: Path) -> None:
+    """Refuse a --model path that is no file, before any data is read or downloaded for it."""
+    if not Path(path).is_file():
+        raise EdgeMnistError(f"{path}: model file not found")
+
+
 def load_user_model(path: Path, dataset: Dataset):
     """A user's .keras/.h5 model, checked and as tf_keras, ending in softmax."""
 
     _, tfk = import_tf()
     path = Path(path)
-    if not path.is_file():
-        raise EdgeMnistError(f"{path}: model file not found")
+    require_model_file(path)
     config = stored_config(path)
     builtin, _ = known_classes(tfk)
     refuse_unsafe(path, config, builtin)

@@ -167,3 +167,16 @@ def test_export_model_imports_a_keras_file_for_the_folder(exported, digits_dir, 
     assert manifest["user_data"] == json.loads((exported / "manifest.json").read_text())["user_data"]
     code, _, err = run_cli(["export", "--channels", "3", "--out", str(out)])
     assert code == 2 and "go with --model" in one_line_error(err)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "--dataset", "no/such/folder"], "no/such/folder: no such file or folder"),
+    (["run", "--dataset", "./gone.npz"], "./gone.npz: no such file or folder"),
+    (["export", "--model", "no/such.keras"], "no/such.keras: model file not found"),
+    (["run", "--model", "no/such.keras", "--dataset", "fashion-mnist"], "no/such.keras: model file not found"),
+])
+def test_a_missing_path_is_one_line_naming_it_before_any_data_is_read(argv, says, tmp_path):
+    """A missing data path or model file is the library's one line, not click's usage text, and a missing model
+    is refused before its dataset is loaded (for mnist that would mean a download)."""
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")])
+    assert code == 2 and one_line_error(err) == f"edge-mnist: error: {says}", err
