@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.registry.datasets import DATASETS, Task
+from edge_mnist.registry.datasets import Task, is_registered
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger images are refused before decoding
 MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
@@ -362,13 +362,6 @@ def _fit(crop: np.ndarray, task: Task, source: str) -> np.ndarray:
     return np.round(canvas / canvas.max() * 255) / 255
 
 
-def is_scan_task(task: Task) -> bool:
-    """True for a registered dataset's task (MNIST-like scans: objects cut out and fitted, see the module
-    docstring); False for a task of the user's own data, whose photos are resized whole."""
-    spec = DATASETS.get(task.dataset)
-    return spec is not None and spec.task == task
-
-
 def whole_frame(img: np.ndarray, task: Task) -> np.ndarray:
     """A float image (H, W) or (H, W, 3) resized whole to the task's frame as userdata.decode resizes a
     training image (8-bit, Pillow bilinear, aspect not kept; a frame-sized image unchanged): (H, W) for a
@@ -388,7 +381,7 @@ def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray
     A task of the user's own data gets the whole image resized (whole_frame). For the registered scans
     (white on black) an image already in that format is used as it is; a photo or scan is flattened,
     thresholded, reduced to its object, fitted and centred (_object_crop, _fit)."""
-    if not is_scan_task(task):
+    if not is_registered(task):
         return whole_frame(img, task)
     img = to_channels(img, 1)
     height, width = task.input_shape[:2]

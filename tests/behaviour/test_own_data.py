@@ -153,3 +153,43 @@ def test_export_model_imports_a_keras_file_for_the_folder(exported, digits_dir, 
     assert manifest["user_data"] == json.loads((exported / "manifest.json").read_text())["user_data"]
     code, _, err = run_cli(["export", "--channels", "3", "--out", str(out)])
     assert code == 2 and "go with --model" in one_line_error(err)
+
+
+@pytest.mark.slow
+def test_run_on_a_colour_folder_exports_benches_checks_and_reports(tinted_run, tinted_dir):
+    """32x32x3 (conftest.tinted_run): every format exported, bench.json times every artifact, check gives a
+    verdict with its reasons, report.html written with the colour samples in colour. No float accuracy is
+    asserted: on a run this short the float model's BatchNorm statistics lag its training."""
+    code, stdout, err, out = tinted_run
+    assert code in (0, 1) and "Traceback" not in err, err[-3000:]
+    assert ("PASS" if code == 0 else "FAIL") in stdout + err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"]["input_shape"] == [32, 32, 3] and manifest["user_data"]["channels"] == 3
+    files = {a["file"] for a in manifest["artifacts"]}
+    for prefix in ("model_int8", "model_qat_int8"):
+        for suffix in (".tflite", ".onnx", ".ort", ".h", ".cc", "_micro.h", "_micro.c"):
+            assert prefix + suffix in files, prefix + suffix
+    assert "web/index.html" in files and "model_float32.tflite" in files
+    timed = {row["file"] for row in json.loads((out / "bench.json").read_text())["rows"]}
+    runnable = {a["file"] for a in manifest["artifacts"] if a["file"].endswith((".tflite", ".onnx", ".ort", ".keras"))}
+    assert runnable <= timed, runnable - timed
+    assert (out / "report.html").is_file()
+    rgb = np.asarray(Image.open(out / "dataset_samples.png").convert("RGB"), np.int32)
+    assert ((rgb.max(2) - rgb.min(2)) > 60).mean() > 0.02  # the tints are drawn, not one channel in grey
+
+
+@pytest.mark.slow
+def test_the_micro_c_at_32x32x3_equals_tflm_byte_for_byte(tinted_run, tmp_path):
+    """The interpreter-free C of both int8 models, built by the host's gcc, on 100 colour test images; its
+    header's constants are the task's."""
+    out = tinted_run[3]
+    task = Manifest.load(out).task
+    data = load_for_folder(out, None, None)
+    for prefix in ("model_int8", "model_qat_int8"):
+        header = (out / f"{prefix}_micro.h").read_text()
+        upper = prefix.upper()
+        for name, value in (("INPUT_HEIGHT", 32), ("INPUT_WIDTH", 32), ("INPUT_CHANNELS", 3), ("NUM_CLASSES", 10)):
+            assert f"#define {upper}_{name} {value}" in header, name
+        assert "constexpr int kInputChannels = 3;" in (out / f"{prefix}.h").read_text()
+        (tmp_path / prefix).mkdir()
+        assert_same_as_tflm(out / f"{prefix}.tflite", task, to_float(data.x_test[:100]), tmp_path / prefix)

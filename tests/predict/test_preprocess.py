@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from edge_mnist.folder.records import Manifest
-from edge_mnist.predict.preprocess import is_scan_task, load_image, preprocess
-from edge_mnist.registry.datasets import DATASETS, FASHION, Task
+from edge_mnist.predict.preprocess import load_image, preprocess
+from edge_mnist.registry.datasets import DATASETS, FASHION, Task, is_registered
 from tests.behaviour.test_cli import run_cli
 from tests.test_userdata import tinted
 
@@ -42,9 +42,9 @@ def enlarged(image: np.ndarray, path: Path, factor: int = 3) -> Path:
 
 
 def test_only_the_registered_tasks_are_scans():
-    assert is_scan_task(DATASETS["mnist"].task) and is_scan_task(DATASETS["fashion-mnist"].task)
-    assert not is_scan_task(COLOUR) and not is_scan_task(DIGITS8)
-    assert not is_scan_task(Task("mnist", (28, 28, 1), tuple("abcdefghij"), fit_box=28))  # a folder's own classes
+    assert is_registered(DATASETS["mnist"].task) and is_registered(DATASETS["fashion-mnist"].task)
+    assert not is_registered(COLOUR) and not is_registered(DIGITS8)
+    assert not is_registered(Task("mnist", (28, 28, 1), tuple("abcdefghij"), fit_box=28))  # a folder's own classes
 
 
 def test_a_frame_sized_image_is_the_model_input_as_it_is(tinted_items, tmp_path):
