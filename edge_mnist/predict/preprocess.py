@@ -113,8 +113,6 @@ def _load_picture(path: Path, channels: int = 1) -> np.ndarray:
 def _grayscale(img) -> np.ndarray:
     """Pillow image -> float32 gray in [0, 1]: 16- and 32-bit integer modes scaled by their range,
     transparency composited on white paper."""
-    from PIL import Image
-
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float32)
         return arr / (65535.0 if img.mode != "I" or arr.max() <= 65535 else float(arr.max()))

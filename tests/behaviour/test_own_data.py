@@ -15,6 +15,7 @@ from edge_mnist.folder.records import Manifest
 from edge_mnist.userdata import load_for_folder
 from tests.behaviour.test_cli import run_cli
 from tests.export.test_micro_c import assert_same_as_tflm
+from tests.predict.test_preprocess import enlarged
 
 pytestmark = pytest.mark.tf
 
@@ -76,6 +77,27 @@ def test_the_micro_c_at_8x8_equals_tflm_byte_for_byte(exported, tmp_path):
     data = load_for_folder(exported, None, None)
     assert_same_as_tflm(exported / "model_int8.tflite", Manifest.load(exported).task, to_float(data.x_test[:100]),
                         tmp_path)
+
+
+def test_predict_at_8x8_takes_the_test_images_as_they_are_and_resizes_a_larger_one_whole(exported, digits_dir,
+                                                                                         tmp_path):
+    """The test digits through the CLI get the runtime's classes on the folder's own pixels; the same digits saved
+    4x larger (32x32) are resized whole to 8x8 (no cut, no centring), which --save-preprocessed shows. (The
+    one-epoch model's scores are too even for the enlarged copies' classes to be asserted.)"""
+    from edge_mnist.runtime import open_model
+
+    files = sorted((digits_dir / "test").rglob("*.png"))[:60]
+    code, stdout, err = run_cli(["predict", "--out", str(exported), "--json", *map(str, files)])
+    assert code == 0, err
+    x = np.stack([np.asarray(Image.open(f)) for f in files])
+    expected = open_model(exported / "model_int8.tflite").predict(to_float(x)).argmax(1)
+    assert [json.loads(line)["class"] for line in stdout.splitlines()] == expected.tolist()
+    big = [enlarged(image, tmp_path / f"{i}.png", 4) for i, image in enumerate(x)]
+    code, _, err = run_cli(["predict", "--out", str(exported), "--save-preprocessed", str(tmp_path / "seen"),
+                            *map(str, big)])
+    assert code == 0, err
+    seen = np.stack([np.asarray(Image.open(tmp_path / "seen" / f"{i}.8x8.png")) for i in range(len(x))])
+    assert np.abs(seen.astype(int) - x).mean() < 30
 
 
 def test_check_gives_a_verdict_on_the_recorded_data(exported):

@@ -103,30 +103,38 @@ def test_an_8x8_digit_photographed_larger_comes_back_to_8x8():
         assert np.abs(x * 255 - digit).mean() < 30
 
 
-def confident(out: Path, model: str, files: list[Path], floor: float = 0.8) -> list[tuple[Path, int]]:
-    """(file, class) of the frame-sized test files the model classifies with probability at least `floor`:
-    a 3x larger copy of those must not change the answer (a copy differs by a few levels per pixel)."""
+def confident(out: Path, model: str, files: list[Path], steps: int = 4) -> list[tuple[Path, int]]:
+    """(file, class) of the frame-sized test files whose best class the model puts at least `steps` int8 output
+    steps (of 1/256) ahead of the next: a 3x larger copy, a few levels off per pixel, must not change those
+    (measured on the session's colour export: 56 of 200 for the QAT model, all kept; at 2 steps 97% kept)."""
     from edge_mnist.runtime import open_model
 
     task = Manifest.load(out).task
     x = np.stack([load_image(f, task.input_shape[2]) for f in files]).reshape(len(files), *task.input_shape)
     probs = open_model(out / model).predict(x)
-    return [(f, int(p.argmax())) for f, p in zip(files, probs) if p.max() >= floor]
+    ranked = np.sort(probs, axis=1)
+    ahead = ranked[:, -1] - ranked[:, -2] >= steps / 256 - 1e-6
+    return [(f, int(p.argmax())) for f, p, sure in zip(files, probs, ahead) if sure]
+
+
+def assert_larger_copies_keep_their_class(out: Path, model: str, files: list[Path], folder: Path, suffix: str,
+                                          factor: int = 3) -> None:
+    """Through the CLI: each test file the model is clear about (`confident`), saved `factor` times larger, is
+    given the class the runtime gives the file itself."""
+    sure = confident(out, model, files)
+    assert len(sure) >= 10
+    photos = [enlarged(np.asarray(Image.open(f)), folder / f"{i}{suffix}", factor) for i, (f, _) in enumerate(sure)]
+    code, stdout, err = run_cli(["predict", "--out", str(out), "--model", str(out / model), "--json",
+                                 *map(str, photos)])
+    assert code == 0, err
+    assert [json.loads(line)["class"] for line in stdout.splitlines()] == [c for _, c in sure]
 
 
 @pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_predict_gives_a_larger_colour_photo_the_class_of_its_test_image(tinted_run, tinted_dir, tmp_path, suffix):
-    """Through the CLI against the colour export: the QAT int8 model (the float model's BatchNorm lags on a
-    run this short, so the PTQ model is weak) on the test images it is sure of, each saved 3x larger."""
-    out = tinted_run[3]
-    files = sorted((tinted_dir / "test").rglob("*.png"))[::4]
-    sure = confident(out, "model_qat_int8.tflite", files)
-    assert len(sure) >= 10
-    photos = [enlarged(np.asarray(Image.open(f)), tmp_path / f"{i}{suffix}") for i, (f, _) in enumerate(sure)]
-    code, stdout, err = run_cli(["predict", "--out", str(out), "--model", str(out / "model_qat_int8.tflite"),
-                                 "--json", *map(str, photos)])
-    assert code == 0, err
-    got = [json.loads(line)["class"] for line in stdout.splitlines()]
-    assert got == [c for _, c in sure]
+    """Against the colour export: the QAT int8 model (the float model's BatchNorm lags on a run this short, so
+    the PTQ model is weak) on the test images it is clear about, each saved 3x larger."""
+    files = sorted((tinted_dir / "test").rglob("*.png"))
+    assert_larger_copies_keep_their_class(tinted_run[3], "model_qat_int8.tflite", files, tmp_path, suffix)
