@@ -138,3 +138,31 @@ def pytest_collection_modifyitems(config, items):
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if "slow" not in item.keywords]
+
+
+@pytest.fixture(scope="session")
+def tinted_dir(tmp_path_factory, fashion_full) -> Path:
+    """A colour image folder of real Fashion-MNIST items, padded to 32x32 and tinted one colour per class
+    (tests/test_userdata.py's `tinted`): 100 train and 20 test images per class, small enough to train in seconds."""
+    from edge_mnist.data import stratified_indices
+    from edge_mnist.registry.datasets import FASHION
+    from tests.test_userdata import safe_names, tinted, write_folder
+
+    splits = {}
+    for split, count in (("train", 1000), ("test", 200)):
+        x, y = fashion_full[f"x_{split}"], fashion_full[f"y_{split}"].astype(np.int64)
+        picked = stratified_indices(y, count)
+        splits[split] = (tinted(x[picked], y[picked]), y[picked])
+    return write_folder(tmp_path_factory.mktemp("tinted") / "tinted", splits, safe_names(FASHION))
+
+
+@pytest.fixture(scope="session")
+def tinted_run(tinted_dir, tmp_path_factory) -> tuple[int, str, str, Path]:
+    """`edge-mnist run` on the tinted folder (compact, one epoch, post-training and QAT int8), once per session:
+    (exit code, stdout, stderr, artifact folder). The colour export the slow tests of every stage share."""
+    from tests.behaviour.test_cli import run_cli
+
+    out = tmp_path_factory.mktemp("tinted_run") / "out"
+    code, stdout, stderr = run_cli(["run", "--dataset", str(tinted_dir), "--arch", "compact", "--epochs", "1",
+                                    "--method", "both", "--out", str(out)])
+    return code, stdout, stderr, out

@@ -281,8 +281,9 @@ def predict_cmd(out, images, model, threads, as_json, top, save_dir):
     """Classify PNG/JPEG photos or scans (or .npy arrays); every file gets a line, exit 2 if any could not be read.
 
     IMAGES are files, folders (their image files, sorted) or quoted patterns such as 'photos/*.jpg'.
-    Photos of dark ink on paper are flattened (uneven light), thresholded, cut to the digit or item
-    and centred like the training data; --save-preprocessed shows the result."""
+    For MNIST and Fashion-MNIST, photos of dark ink on paper are flattened (uneven light), thresholded,
+    cut to the digit or item and centred like the training data; for your own data the whole photo is
+    resized to the model's size, in colour for a colour model. --save-preprocessed shows the result."""
 
     if model is None:
 

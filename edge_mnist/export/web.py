@@ -15,22 +15,26 @@ from pathlib import Path
 from edge_mnist.core.files import atomic_write_bytes
 from edge_mnist.export import ort_web
 from edge_mnist.export.job import Exported, ExportJob
+from edge_mnist.registry.datasets import Task, is_registered
 
 TEMPLATES = Path(__file__).resolve().parent / "web_page"
 PAGE, SCRIPT = "index.html", "edge-mnist.js"
 
 
-def render_page(model: str) -> bytes:
-    """index.html for the model file `model` (a name the registry gives, never user text)."""
+def render_page(model: str, task: Task) -> bytes:
+    """index.html for the model file `model` (a name the registry gives, never user text) of `task`: the page
+    preprocesses as predict does, cutting out and fitting a registered dataset's scans ("scan") and resizing
+    a photo whole for the user's own data ("whole")."""
     text = (TEMPLATES / PAGE).read_text(encoding="utf-8")
-    for key, value in {"MODEL": model, "ORT_SCRIPT": ort_web.SCRIPT, "ORT_VERSION": ort_web.VERSION}.items():
+    for key, value in {"MODEL": model, "ORT_SCRIPT": ort_web.SCRIPT, "ORT_VERSION": ort_web.VERSION,
+                       "PREPROCESS": "scan" if is_registered(task) else "whole"}.items():
         text = text.replace("{{" + key + "}}", value)
     return text.encode()
 
 
-def expected_sha256(model: str, onnx: bytes) -> dict[str, str]:
-    """The sha256 every file of web/ must have for the gated .onnx `model` (its bytes `onnx`)."""
-    ours = {PAGE: render_page(model), SCRIPT: (TEMPLATES / SCRIPT).read_bytes(), model: onnx}
+def expected_sha256(model: str, onnx: bytes, task: Task) -> dict[str, str]:
+    """The sha256 every file of web/ must have for the gated .onnx `model` (its bytes `onnx`) of `task`."""
+    ours = {PAGE: render_page(model, task), SCRIPT: (TEMPLATES / SCRIPT).read_bytes(), model: onnx}
     return {**{name: hashlib.sha256(data).hexdigest() for name, data in ours.items()}, **ort_web.FILES}
 
 
@@ -46,7 +50,7 @@ def export_page(job: ExportJob) -> Exported:
     folder.mkdir()
     model = job.built_from_path.name
     files = {SCRIPT: (TEMPLATES / SCRIPT).read_bytes(), model: job.built_from_path.read_bytes(), **runtime,
-             PAGE: render_page(model)}
+             PAGE: render_page(model, job.task)}
     for name, data in files.items():
         atomic_write_bytes(folder / name, data)
     return Exported(converter=f"edge-mnist page with {ort_web.PACKAGE} {ort_web.VERSION} (npm, integrity pinned)",
@@ -58,7 +62,7 @@ def verify_page(path: Path, onnx: bytes, task, runner) -> list[str]:
     pinned onnxruntime-web ([] when nothing)."""
     model, folder = Path(runner.path).name, Path(path).parent
     problems = []
-    for name, sha in expected_sha256(model, onnx).items():
+    for name, sha in expected_sha256(model, onnx, task).items():
         target = folder / name
         if not target.is_file():
             problems.append(f"{folder.name}/{name} is missing")

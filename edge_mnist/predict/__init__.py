@@ -64,7 +64,7 @@ class PreprocessedWriter:
     """Writes each model input as an 8-bit PNG into a folder, named after its file (photo.jpg ->
     photo.28x28.png); a name taken earlier in the run or by an input file gets -2, -3... so no input
     and no earlier output of the run is ever overwritten. The PNG holds exactly what the model got:
-    preprocess puts photos on the training data's 256 grey levels."""
+    preprocess puts photos on the training data's 256 levels (grey, or RGB for a colour task)."""
 
     def __init__(self, folder: Path, inputs: list[Path]):
         self.folder = Path(folder)
@@ -104,7 +104,7 @@ def predict_files(runner, paths: list[Path], task: Task, top: int | None = None,
     images, results = [], []
     for path in paths:
         try:
-            image = preprocess(load_image(path), task, str(path))
+            image = preprocess(load_image(path, task.input_shape[2]), task, str(path))
         except EdgeMnistError as exc:
             results.append({"file": str(path), "error": str(exc)})
             continue
@@ -113,7 +113,7 @@ def predict_files(runner, paths: list[Path], task: Task, top: int | None = None,
         if writer is not None:
             results[-1]["preprocessed"] = str(writer.write(image, path))
     if images:
-        probs = iter(runner.predict(np.stack(images)[..., None]))
+        probs = iter(runner.predict(np.stack(images).reshape(len(images), *task.input_shape)))
         for item in results:
             if "error" not in item:
                 item.update(_ranked(next(probs), task, top and min(top, task.num_classes)))

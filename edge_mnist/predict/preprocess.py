@@ -9,6 +9,12 @@ fit what is left, as flattened ink intensity rather than a mask, into the task's
 (Task.fit_box; Fashion-MNIST items fill the frame), centred by mass. Images already in the
 training format are used as they are. Needs Pillow and numpy only; a 2048-pixel photo takes
 well under a second.
+
+That is for the registered scans (MNIST, Fashion-MNIST: white objects on black, cut out and fitted).
+A task of the user's own data (edge_mnist.userdata) was trained on whole images, each resized to the
+frame as the reader resizes them: a photo for it is resized whole (bilinear, aspect not kept), in
+colour when the task takes three channels (a grey photo's one channel repeated, as the reader
+does), in ITU-R 601 luma when it takes one; nothing is inverted or cut.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.registry.datasets import Task
+from edge_mnist.registry.datasets import Task, is_registered
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger images are refused before decoding
 MAX_SIDE = 2048  # larger photos are reduced to this before any float arithmetic
@@ -34,8 +40,9 @@ PART_FRACTION = 0.02  # another component is a stroke of the object if at least 
 NEAR_FRACTION = 0.3  # ...and no further from it than this much of its size
 
 
-def load_image(path: Path) -> np.ndarray:
-    """A PNG/JPEG (any mode) or a 2-D .npy array as float32 grayscale in [0, 1]; blank images are refused."""
+def load_image(path: Path, channels: int = 1) -> np.ndarray:
+    """A PNG/JPEG (any mode) or a .npy array as float32 in [0, 1]: (H, W) grey for `channels` 1, (H, W, 3)
+    RGB for 3 (grey repeated); blank images are refused."""
     path = Path(path)
     if path.is_dir():
         raise EdgeMnistError(f"{path}: is a folder; pass the image files in it" if folder_images(path) else
@@ -43,21 +50,24 @@ def load_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise EdgeMnistError(f"{path}: no file matches the pattern" if is_pattern(str(path)) else
                              f"{path}: image not found")
-    img = _load_npy(path) if path.suffix.lower() == ".npy" else _load_picture(path)
+    img = _load_npy(path, channels) if path.suffix.lower() == ".npy" else _load_picture(path, channels)
     if float(img.max() - img.min()) < BLANK_RANGE:
         raise EdgeMnistError(f"{path}: no digit or object found (blank image)")
     return img
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """A 2-D numeric .npy in 0..1 or 0..255; the header is checked against the file before data is read."""
+def _load_npy(path: Path, channels: int = 1) -> np.ndarray:
+    """A 2-D (grey) or H x W x 3 (RGB) numeric .npy in 0..1 or 0..255, as `channels`; the header is checked
+    against the file before data is read."""
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as exc:
         raise EdgeMnistError(f"{path}: not a readable .npy array ({str(exc)[:120]})") from exc
     shape = tuple(d for d in arr.shape if d != 1)
-    if len(shape) != 2 or min(shape) < 1 or not np.issubdtype(arr.dtype, np.number):
-        raise EdgeMnistError(f"{path}: expected a non-empty 2-D numeric image, got shape {arr.shape} {arr.dtype}")
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[2] == 3)) or min(shape) < 1 \
+            or not np.issubdtype(arr.dtype, np.number):
+        raise EdgeMnistError(f"{path}: expected a non-empty 2-D (or H x W x 3) numeric image, "
+                             f"got shape {arr.shape} {arr.dtype}")
     if arr.size > MAX_PIXELS:
         raise EdgeMnistError(f"{path}: {arr.size} pixels, more than the limit of {MAX_PIXELS}")
     img = np.asarray(arr, dtype=np.float32).reshape(shape)
@@ -65,12 +75,22 @@ def _load_npy(path: Path) -> np.ndarray:
         raise EdgeMnistError(f"{path}: image contains NaN or infinite values")
     if img.min() < 0 or img.max() > 255:
         raise EdgeMnistError(f"{path}: pixel values span {img.min():.3g}..{img.max():.3g}, expected 0..1 or 0..255")
-    return img / 255.0 if img.max() > 1.0 else img
+    return to_channels(img / 255.0 if img.max() > 1.0 else img, channels)
 
 
-def _load_picture(path: Path) -> np.ndarray:
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """A float image (H, W) or (H, W, 3) as `channels` 1 (ITU-R 601 luma, Pillow's convert("L") weights) or 3
+    (grey repeated), as userdata.to_channels converts the training images."""
+    if channels == 1 and img.ndim == 3:
+        return (img @ np.array([19595, 38470, 7471], np.float32) / 65536).astype(np.float32)
+    if channels == 3 and img.ndim == 2:
+        return np.repeat(img[..., None], 3, axis=2)
+    return img
+
+
+def _load_picture(path: Path, channels: int = 1) -> np.ndarray:
     """Any Pillow image: size checked before decoding, EXIF rotation applied, alpha composited on white,
-    16-bit kept at full depth."""
+    16-bit kept at full depth (grey); RGB for `channels` 3."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -80,10 +100,12 @@ def _load_picture(path: Path) -> np.ndarray:
         with img:
             if img.width * img.height > MAX_PIXELS:
                 raise EdgeMnistError(f"{path}: {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS}")
-            img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a reduced scale; others ignore it
+            img.draft("L" if channels == 1 else "RGB", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a reduced scale
             img = ImageOps.exif_transpose(img)
             img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            return _grayscale(img)
+            if channels == 3 and img.mode not in GREY_MODES:
+                return _rgb(img)
+            return to_channels(_grayscale(img), channels)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise EdgeMnistError(f"{path}: not a readable image ({str(exc)[:120]})") from exc
 
@@ -91,8 +113,6 @@ def _load_picture(path: Path) -> np.ndarray:
 def _grayscale(img) -> np.ndarray:
     """Pillow image -> float32 gray in [0, 1]: 16- and 32-bit integer modes scaled by their range,
     transparency composited on white paper."""
-    from PIL import Image
-
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float32)
         return arr / (65535.0 if img.mode != "I" or arr.max() <= 65535 else float(arr.max()))
@@ -101,11 +121,25 @@ def _grayscale(img) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise ValueError("float image contains NaN or infinite values")
         return np.clip(arr / (255.0 if arr.max() > 1.0 else 1.0), 0, 1)
+    return np.asarray(_on_white(img).convert("L"), dtype=np.float32) / 255.0
+
+
+def _on_white(img):
+    """A Pillow image with transparency composited on white paper (one without, as it is)."""
+    from PIL import Image
+
     if img.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in img.info:
         rgba = img.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(paper, rgba)
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img
+
+
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # read as grey, then repeated
+
+
+def _rgb(img) -> np.ndarray:
+    """Pillow colour image -> float32 RGB in [0, 1], transparency composited on white paper."""
+    return np.asarray(_on_white(img).convert("RGB"), dtype=np.float32) / 255.0
 
 
 def _light_background(img: np.ndarray, task: Task) -> bool:
@@ -326,11 +360,28 @@ def _fit(crop: np.ndarray, task: Task, source: str) -> np.ndarray:
     return np.round(canvas / canvas.max() * 255) / 255
 
 
-def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray:
-    """Grayscale float image -> the task's frame as the model was trained on it (white on black, 0..1).
+def whole_frame(img: np.ndarray, task: Task) -> np.ndarray:
+    """A float image (H, W) or (H, W, 3) resized whole to the task's frame as userdata.decode resizes a
+    training image (8-bit, Pillow bilinear, aspect not kept; a frame-sized image unchanged): (H, W) for a
+    one-channel task, (H, W, 3) for three."""
+    from PIL import Image
 
-    An image already in that format is used as it is; a photo or scan is flattened, thresholded,
-    reduced to its object, fitted and centred (_object_crop, _fit)."""
+    height, width, channels = task.input_shape
+    pixels = np.round(np.clip(to_channels(img, channels), 0, 1) * 255).astype(np.uint8)
+    if pixels.shape[:2] != (height, width):
+        pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+    return pixels.astype(np.float32) / 255
+
+
+def preprocess(img: np.ndarray, task: Task, source: str = "image") -> np.ndarray:
+    """Float image (load_image's, grey or RGB) -> the task's frame as the model was trained on it, 0..1.
+
+    A task of the user's own data gets the whole image resized (whole_frame). For the registered scans
+    (white on black) an image already in that format is used as it is; a photo or scan is flattened,
+    thresholded, reduced to its object, fitted and centred (_object_crop, _fit)."""
+    if not is_registered(task):
+        return whole_frame(img, task)
+    img = to_channels(img, 1)
     height, width = task.input_shape[:2]
     if img.shape == (height, width) and not _light_background(img, task):
         return img.astype(np.float32)

@@ -122,6 +122,13 @@ def get(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
+def is_registered(task: Task) -> bool:
+    """True for a registered dataset's own task (MNIST-like scans, which `predict` cuts out and fits);
+    False for a task of the user's data (whose photos `predict` resizes whole), even one named like them."""
+    spec = DATASETS.get(task.dataset)
+    return spec is not None and spec.task == task
+
+
 def task_from_json(data: object, where: str) -> Task:
     """Rebuild a Task recorded in a manifest, strictly (a wrong field is a one-line error)."""
 

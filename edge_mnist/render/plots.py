@@ -71,18 +71,32 @@ def training_curves(metrics: dict, path: Path, title: str, qat_metrics: dict | N
     return _save(fig, path)
 
 
+MAX_LABELLED = 30  # classes up to which a matrix names every class and writes its counts; beyond, every k-th name
+SAMPLE_COLUMNS = 20  # classes up to which the samples give each class a column; beyond, one image per class...
+SAMPLE_CLASSES = 100  # ...of at most this many classes, SAMPLE_COLUMNS to a row
+
+
 def _matrix(ax, counts: np.ndarray, class_names: list[str], xlabel: str, ylabel: str, normalise_rows: bool) -> None:
-    """Draw a class-by-class count matrix with the counts written in the cells."""
+    """Draw a class-by-class count matrix with the counts written in the cells; with more than MAX_LABELLED
+    classes only the shading and about MAX_LABELLED evenly spaced class names (cells too small for text)."""
     shade = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalise_rows else counts / max(counts.max(), 1)
-    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(ticks, class_names, fontsize=8)
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ticks = np.arange(0, len(class_names), -(-len(class_names) // MAX_LABELLED))
+    names = [class_names[i] for i in ticks]
+    ax.set_xticks(ticks, names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if len(class_names) > MAX_LABELLED:
+        return
     for (i, j), n in np.ndenumerate(counts):
         if n:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if shade[i, j] > 0.6 else "black")
+
+
+def _matrix_side(classes: int) -> float:
+    """Inches per side of a matrix plot: room for every name up to MAX_LABELLED classes, capped beyond."""
+    return 6.0 + 0.12 * min(classes, 3 * MAX_LABELLED)
 
 
 def confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -94,7 +108,8 @@ def confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
 
 def confusion(labels: np.ndarray, preds: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
     """The confusion matrix of one model on the test set (rows: true class), shaded by row."""
-    fig, grid = _figure(figsize=(6.5, 6))
+    side = _matrix_side(len(class_names))
+    fig, grid = _figure(figsize=(side + 0.5, side))
     ax = grid[0, 0]
     _matrix(ax, confusion_counts(labels, preds, len(class_names)), class_names, "predicted", "true", True)
     ax.set_title(f"{title}: accuracy {100 * (labels == preds).mean():.2f}%")
@@ -108,7 +123,8 @@ def disagreement(reference: np.ndarray, artifacts: dict[str, np.ndarray], class_
     n = max(len(artifacts), 1)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = _figure(rows, cols, (5.2 * cols, 5.3 * rows))
+    side = _matrix_side(len(class_names)) - 0.8
+    fig, axes = _figure(rows, cols, (side * cols, (side + 0.1) * rows))
     for ax, (name, preds) in zip(axes.flat, artifacts.items()):
         images = (subsets or {}).get(name)
         counts = confusion_counts(reference if images is None else reference[images], preds, len(class_names))
@@ -146,7 +162,8 @@ def latency_vs_size(points: list[dict], path: Path, title: str) -> Path:
 
 def image_grid(images: np.ndarray, captions: list[str], path: Path, title: str, columns: int = 10,
                colours: list[str] | None = None) -> Path:
-    """Images (N, H, W) in a grid, each with its caption, shown as the data stores them (white ink on black)."""
+    """Images (N, H, W) or, in colour, (N, H, W, 3) in a grid, each with its caption, shown as the data stores
+    them (white ink on black)."""
     rows = max(1, -(-len(images) // columns))
     fig, axes = _figure(rows, columns, (1.35 * columns, 1.55 * rows + 0.5))
     for i, ax in enumerate(axes.flat):
@@ -169,11 +186,17 @@ def misclassified(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, cla
 
 def samples(images: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path, title: str,
             per_class: int = 4) -> Path:
-    """`per_class` images of every class, one class per column."""
-    picked = [np.flatnonzero(labels == c)[:per_class] for c in range(len(class_names))]
+    """`per_class` images of every class, one class per column; with more than SAMPLE_COLUMNS classes, one
+    image of each of the first SAMPLE_CLASSES classes, SAMPLE_COLUMNS to a row (the title says how many)."""
+    classes = len(class_names)
+    if classes > SAMPLE_COLUMNS:
+        per_class, classes = 1, min(classes, SAMPLE_CLASSES)
+        if classes < len(class_names):
+            title = f"{title} (the first {classes} of {len(class_names)} classes)"
+    picked = [np.flatnonzero(labels == c)[:per_class] for c in range(classes)]
     order = [idx[r] for r in range(per_class) for idx in picked if r < len(idx)]
     captions = [class_names[labels[i]] for i in order]
-    return image_grid(images[order], captions, path, title, columns=len(class_names))
+    return image_grid(images[order], captions, path, title, columns=min(classes, SAMPLE_COLUMNS))
 
 
 __all__ = ["confusion", "confusion_counts", "disagreement", "image_grid", "latency_vs_size",

@@ -15,6 +15,7 @@ from edge_mnist.folder.records import Manifest
 from edge_mnist.userdata import load_for_folder
 from tests.behaviour.test_cli import run_cli
 from tests.export.test_micro_c import assert_same_as_tflm
+from tests.predict.test_preprocess import enlarged
 
 pytestmark = pytest.mark.tf
 
@@ -76,6 +77,27 @@ def test_the_micro_c_at_8x8_equals_tflm_byte_for_byte(exported, tmp_path):
     data = load_for_folder(exported, None, None)
     assert_same_as_tflm(exported / "model_int8.tflite", Manifest.load(exported).task, to_float(data.x_test[:100]),
                         tmp_path)
+
+
+def test_predict_at_8x8_takes_the_test_images_as_they_are_and_resizes_a_larger_one_whole(exported, digits_dir,
+                                                                                         tmp_path):
+    """The test digits through the CLI get the runtime's classes on the folder's own pixels; the same digits saved
+    4x larger (32x32) are resized whole to 8x8 (no cut, no centring), which --save-preprocessed shows. (The
+    one-epoch model's scores are too even for the enlarged copies' classes to be asserted.)"""
+    from edge_mnist.runtime import open_model
+
+    files = sorted((digits_dir / "test").rglob("*.png"))[:60]
+    code, stdout, err = run_cli(["predict", "--out", str(exported), "--json", *map(str, files)])
+    assert code == 0, err
+    x = np.stack([np.asarray(Image.open(f)) for f in files])
+    expected = open_model(exported / "model_int8.tflite").predict(to_float(x)).argmax(1)
+    assert [json.loads(line)["class"] for line in stdout.splitlines()] == expected.tolist()
+    big = [enlarged(image, tmp_path / f"{i}.png", 4) for i, image in enumerate(x)]
+    code, _, err = run_cli(["predict", "--out", str(exported), "--save-preprocessed", str(tmp_path / "seen"),
+                            *map(str, big)])
+    assert code == 0, err
+    seen = np.stack([np.asarray(Image.open(tmp_path / "seen" / f"{i}.8x8.png")) for i in range(len(x))])
+    assert np.abs(seen.astype(int) - x).mean() < 30
 
 
 def test_check_gives_a_verdict_on_the_recorded_data(exported):
@@ -180,3 +202,43 @@ def test_a_missing_path_is_one_line_naming_it_before_any_data_is_read(argv, says
     is refused before its dataset is loaded (for mnist that would mean a download)."""
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")])
     assert code == 2 and one_line_error(err) == f"edge-mnist: error: {says}", err
+
+
+@pytest.mark.slow
+def test_run_on_a_colour_folder_exports_benches_checks_and_reports(tinted_run, tinted_dir):
+    """32x32x3 (conftest.tinted_run): every format exported, bench.json times every artifact, check gives a
+    verdict with its reasons, report.html written with the colour samples in colour. No float accuracy is
+    asserted: on a run this short the float model's BatchNorm statistics lag its training."""
+    code, stdout, err, out = tinted_run
+    assert code in (0, 1) and "Traceback" not in err, err[-3000:]
+    assert ("PASS" if code == 0 else "FAIL") in stdout + err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"]["input_shape"] == [32, 32, 3] and manifest["user_data"]["channels"] == 3
+    files = {a["file"] for a in manifest["artifacts"]}
+    for prefix in ("model_int8", "model_qat_int8"):
+        for suffix in (".tflite", ".onnx", ".ort", ".h", ".cc", "_micro.h", "_micro.c"):
+            assert prefix + suffix in files, prefix + suffix
+    assert "web/index.html" in files and "model_float32.tflite" in files
+    timed = {row["file"] for row in json.loads((out / "bench.json").read_text())["rows"]}
+    runnable = {a["file"] for a in manifest["artifacts"] if a["file"].endswith((".tflite", ".onnx", ".ort", ".keras"))}
+    assert runnable <= timed, runnable - timed
+    assert (out / "report.html").is_file()
+    rgb = np.asarray(Image.open(out / "dataset_samples.png").convert("RGB"), np.int32)
+    assert ((rgb.max(2) - rgb.min(2)) > 60).mean() > 0.02  # the tints are drawn, not one channel in grey
+
+
+@pytest.mark.slow
+def test_the_micro_c_at_32x32x3_equals_tflm_byte_for_byte(tinted_run, tmp_path):
+    """The interpreter-free C of both int8 models, built by the host's gcc, on 100 colour test images; its
+    header's constants are the task's."""
+    out = tinted_run[3]
+    task = Manifest.load(out).task
+    data = load_for_folder(out, None, None)
+    for prefix in ("model_int8", "model_qat_int8"):
+        header = (out / f"{prefix}_micro.h").read_text()
+        upper = prefix.upper()
+        for name, value in (("INPUT_HEIGHT", 32), ("INPUT_WIDTH", 32), ("INPUT_CHANNELS", 3), ("NUM_CLASSES", 10)):
+            assert f"#define {upper}_{name} {value}" in header, name
+        assert "constexpr int kInputChannels = 3;" in (out / f"{prefix}.h").read_text()
+        (tmp_path / prefix).mkdir()
+        assert_same_as_tflm(out / f"{prefix}.tflite", task, to_float(data.x_test[:100]), tmp_path / prefix)

@@ -289,3 +289,43 @@ def test_on_32_bit_pi_os_the_page_is_listed_as_not_compared(web_copy, monkeypatc
     assert verdict.passed and any(s.startswith(f"{WEB_PAGE}: not compared here (model_int8.onnx does not run")
                                   for s in verdict.skipped), verdict.skipped
     assert not any(r.artifact.endswith(".onnx") for r in verdict.results)
+
+
+@pytest.fixture(scope="module")
+def colour_site(tinted_run, tmp_path_factory):
+    """http://127.0.0.1:PORT/ serving the colour export's web/ (conftest.tinted_run) and the probe images."""
+    root = tmp_path_factory.mktemp("colour_site")
+    (root / "web").symlink_to(tinted_run[3] / "web")
+    (root / "images").mkdir()
+    with serving(root) as url:
+        yield root, url
+
+
+@pytest.mark.slow
+def test_the_page_gives_predicts_class_on_colour_images(tinted_run, tinted_dir, colour_site):
+    """A 32x32x3 task of the user's own data: 16 test images as they are, 16 saved 3x larger (PNG), 8 of those
+    as JPEG and 8 as grey PNGs (one channel, repeated for the colour model); the page resizes each whole, as
+    predict does, and must give predict's class and three best."""
+    if not CHROMIUM.is_file():
+        pytest.skip("apt-get install chromium")
+    pytest.importorskip("playwright.sync_api")
+    root, url = colour_site
+    folder = root / "images" / "colour"
+    folder.mkdir()
+    files = []
+    for i, source in enumerate(sorted((tinted_dir / "test").rglob("*.png"))[::12][:16]):
+        image = Image.open(source)
+        big = image.resize((96, 96), Image.LANCZOS)
+        files += [folder / f"{i:02d}.png", folder / f"{i:02d}_big.png"]
+        image.save(files[-2])
+        big.save(files[-1])
+        if i % 2:
+            files.append(folder / f"{i:02d}_big.jpg")
+            big.save(files[-1], quality=90)
+        else:
+            files.append(folder / f"{i:02d}_grey.png")
+            big.convert("L").save(files[-1])
+    with opened(f"{url}/web/index.html") as tab:
+        ours, theirs = _browser_and_predict(tab, colour_site, tinted_run[3], files)
+    assert _agreement(ours, theirs) == 1.0, [(a, b) for a, b in zip(ours, theirs) if a["index"] != b["class"]]
+    assert np.mean([a["top"] == [t["class"] for t in b["top"]] for a, b in zip(ours, theirs)]) >= 0.95

@@ -4,7 +4,7 @@
 // Exposes window.edgeMnist = { ready: Promise, predict(ImageData) -> Promise<{index, label, probs, top, ...}> }.
 "use strict";
 (function () {
-  const MODEL = document.currentScript.dataset.model;
+  const MODEL = document.currentScript.dataset.model, PREPROCESS = document.currentScript.dataset.preprocess;
   const MAX_PIXELS = 50000000, MAX_SIDE = 2048, BLANK_RANGE = 0.05, WORK_SIDE = 768, SURFACE_SIDE = 64;
   const SURFACE_ROUNDS = [3, 3, 6], STATS_SAMPLE = 50000, NOISE_FLOOR = 4, MIN_CONTRAST_TO_NOISE = 8;
   const INK_PERCENTILE = 90, PART_FRACTION = 0.02, NEAR_FRACTION = 0.3, MIN_OBJECT_PIXELS = 4;
@@ -18,8 +18,8 @@
     return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
   }
 
-  /** A grey image: height, width and float32 pixels in rows. */
-  function image(h, w, d) { return { h: h, w: w, d: d || new Float32Array(h * w) }; }
+  /** An image: height, width, channels (1 grey, 3 RGB interleaved) and float32 pixels in rows. */
+  function image(h, w, d, c) { return { h: h, w: w, c: c || 1, d: d || new Float32Array(h * w * (c || 1)) }; }
 
   // ---- the model's description: metadata_props of the ONNX ModelProto (field 14), read from its bytes ----
 
@@ -159,16 +159,17 @@
     return (x >= -3 && x < 3) ? sinc(x) * sinc(x / 3) : 0;
   }
 
-  /** Pillow's precompute_coeffs: per output pixel, the first input pixel and the normalized weights. */
-  function coefficients(inSize, outSize) {
-    const scale = inSize / outSize, filterScale = Math.max(scale, 1), support = 3 * filterScale, rows = [];
+  /** Pillow's precompute_coeffs for `filter` of half-width `width` (Lanczos-3 unless given): per output pixel,
+   * the first input pixel and the normalized weights. */
+  function coefficients(inSize, outSize, filter = lanczos, width = 3) {
+    const scale = inSize / outSize, filterScale = Math.max(scale, 1), support = width * filterScale, rows = [];
     for (let xx = 0; xx < outSize; xx++) {
       const center = (xx + 0.5) * scale, ss = 1 / filterScale;
       const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
       const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
       const k = new Float64Array(Math.max(xmax, 0));
       let ww = 0;
-      for (let x = 0; x < xmax; x++) { k[x] = lanczos((x + xmin - center + 0.5) * ss); ww += k[x]; }
+      for (let x = 0; x < xmax; x++) { k[x] = filter((x + xmin - center + 0.5) * ss); ww += k[x]; }
       if (ww !== 0) for (let x = 0; x < xmax; x++) k[x] /= ww;
       rows.push([xmin, k]);
     }
@@ -214,19 +215,75 @@
 
   // ---- the steps of preprocess.py ----
 
+  /** Pixel i of RGBA bytes `p` as Pillow makes it opaque (transparency composited on white paper): [r, g, b]. */
+  function onWhite(p, i) {
+    const a = p[4 * i + 3];
+    return [p[4 * i], p[4 * i + 1], p[4 * i + 2]].map(c => {
+      if (a === 255) return c;
+      const t = c * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
+      return (((t >> 8) + t) >> 8) >> 7;
+    });
+  }
+
+  /** Pillow's convert("L") of an [r, g, b] pixel (ITU-R 601 luma). */
+  function luma(rgb) { return (rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16; }
+
+  /** ImageData's pixel count, refused over MAX_PIXELS. */
+  function pixelCount(data) {
+    if (data.width * data.height > MAX_PIXELS) throw new Error("more than " + MAX_PIXELS + " pixels");
+    return data.width * data.height;
+  }
+
   /** ImageData -> float32 grey in [0, 1] as Pillow converts it (transparency on white paper, then "L"). */
   function grayscale(data) {
-    if (data.width * data.height > MAX_PIXELS) throw new Error("more than " + MAX_PIXELS + " pixels");
     const img = image(data.height, data.width), p = data.data;
-    for (let i = 0; i < img.d.length; i++) {
-      const a = p[4 * i + 3], rgb = [p[4 * i], p[4 * i + 1], p[4 * i + 2]].map(c => {
-        if (a === 255) return c;
-        const t = c * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
-        return (((t >> 8) + t) >> 8) >> 7;
-      });
-      img.d[i] = f32(((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16) / 255);
-    }
+    for (let i = 0, n = pixelCount(data); i < n; i++) img.d[i] = f32(luma(onWhite(p, i)) / 255);
     return img;
+  }
+
+  // ---- a task of the user's own data: the whole photo resized (preprocess.whole_frame) ----
+
+  /** Pillow's bilinear_filter (a triangle of half-width 1). */
+  function triangle(x) {
+    const a = Math.abs(x);
+    return a < 1 ? 1 - a : 0;
+  }
+
+  /** Pillow's 8-bit resample along one axis (ImagingResampleHorizontal/Vertical_8bpc): the weights as integers
+   * with 22 fraction bits (normalize_coeffs_8bpc), sums rounded by adding half, clipped to 0..255. */
+  function resample8(src, h, w, c, size, vertical) {
+    const rows = coefficients(vertical ? h : w, size, triangle, 1).map(([first, k]) =>
+      [first, Array.from(k, v => Math.trunc(v < 0 ? v * 4194304 - 0.5 : v * 4194304 + 0.5))]);
+    const oh = vertical ? size : h, ow = vertical ? w : size, out = new Uint8Array(oh * ow * c);
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) {
+        const [first, k] = rows[vertical ? y : x];
+        for (let ch = 0; ch < c; ch++) {
+          let sum = 2097152;
+          for (let i = 0; i < k.length; i++) {
+            sum += src[((vertical ? first + i : y) * w + (vertical ? x : first + i)) * c + ch] * k[i];
+          }
+          out[(y * ow + x) * c + ch] = Math.min(255, Math.max(0, Math.floor(sum / 4194304)));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** ImageData -> the task's frame, the whole image resized bilinearly in 8 bits (horizontal pass, then
+   * vertical, as Pillow's resize), RGB for a three-channel task and luma for one (preprocess.whole_frame). */
+  function wholeFrame(data, task) {
+    const [height, width, channels] = task.input_shape, n = pixelCount(data);
+    let px = new Uint8Array(n * channels), low = 255, high = 0;
+    for (let i = 0; i < n; i++) {
+      const rgb = onWhite(data.data, i);
+      if (channels === 3) px.set(rgb, 3 * i); else px[i] = luma(rgb);
+    }
+    for (const v of px) { if (v < low) low = v; if (v > high) high = v; }
+    if ((high - low) / 255 < BLANK_RANGE) throw new Error(BLANK);
+    if (data.width !== width) px = resample8(px, data.height, data.width, channels, width, false);
+    if (data.height !== height) px = resample8(px, data.height, width, channels, height, true);
+    return image(height, width, Float32Array.from(px, v => f32(v / 255)), channels);
   }
 
   /** True for dark ink on light paper (preprocess._light_background). */
@@ -480,8 +537,9 @@
     return canvas;
   }
 
-  /** ImageData -> the model's float input (height x width, 0..1), as `edge-mnist predict` makes it. */
+  /** ImageData -> the model's float input (height x width x channels, 0..1), as `edge-mnist predict` makes it. */
   function preprocess(data, task) {
+    if (PREPROCESS === "whole") return wholeFrame(data, task);
     let img = grayscale(data);
     let low = Infinity, high = -Infinity;
     for (const v of img.d) { if (v < low) low = v; if (v > high) high = v; }
