@@ -207,11 +207,11 @@ def test_a_missing_path_is_one_line_naming_it_before_any_data_is_read(argv, says
 @pytest.mark.slow
 def test_run_on_a_colour_folder_exports_benches_checks_and_reports(tinted_run, tinted_dir):
     """32x32x3 (conftest.tinted_run): every format exported, bench.json times every artifact, check gives a
-    verdict with its reasons, report.html written with the colour samples in colour. No float accuracy is
-    asserted: on a run this short the float model's BatchNorm statistics lag its training."""
+    verdict, report.html written with the colour samples in colour. The tints make the classes easy, so the
+    float model must learn them (99.5% when written) and every int8 file pass the gate."""
     code, stdout, err, out = tinted_run
-    assert code in (0, 1) and "Traceback" not in err, err[-3000:]
-    assert ("PASS" if code == 0 else "FAIL") in stdout + err
+    assert code == 0 and "PASS: all" in stdout, err[-3000:]
+    assert json.loads((out / "history.json").read_text())["test_accuracy"] >= 0.9
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["task"]["input_shape"] == [32, 32, 3] and manifest["user_data"]["channels"] == 3
     files = {a["file"] for a in manifest["artifacts"]}
