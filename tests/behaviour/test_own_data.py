@@ -153,3 +153,17 @@ def test_export_model_imports_a_keras_file_for_the_folder(exported, digits_dir, 
     assert manifest["user_data"] == json.loads((exported / "manifest.json").read_text())["user_data"]
     code, _, err = run_cli(["export", "--channels", "3", "--out", str(out)])
     assert code == 2 and "go with --model" in one_line_error(err)
+
+
+def test_a_train_image_that_cannot_be_decoded_stops_training_in_one_line(digits_dir, tmp_path):
+    """The train split is streamed from its files, so a damaged one shows only when training reads it: the
+    error names the file (not TensorFlow's wrapped trace), exit 2, and nothing is written."""
+    broken_dir = shutil.copytree(digits_dir, tmp_path / "broken")
+    broken = sorted((broken_dir / "train" / "digit4").iterdir())[-1]
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:whole.index(b"IDAT") + 8])  # the header intact, the pixels cut off
+    code, _, err = run_cli(["train", "--dataset", str(broken_dir), "--arch", "mlp", "--epochs", "1",
+                            "--out", str(tmp_path / "out")])
+    line = one_line_error(err)
+    assert code == 2 and str(broken) in line and "cannot decode the image" in line
+    assert not (tmp_path / "out" / "history.json").exists()
