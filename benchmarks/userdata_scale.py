@@ -10,6 +10,8 @@ a child process each (so the peak resident memory is that run's alone; benchmark
 - streamed: index the folder and fingerprint it, with the files' pages evicted first (posix_fadvise
   DONTNEED; "cold") and again at once ("warm"), then `edge-mnist train`'s library call (compact, one epoch)
   on load_folder's Dataset, whose train split is read from its files (userdata.FileImages);
+- streamed, a tenth: the same on 10,000 of the train images (1,000 a class, hard links in a sibling folder)
+  and the same test split: the peak RSS that does not depend on the train split's size;
 - arrays (unless --no-arrays): the same training with the train split decoded into one array first, the way
   image folders were read before they were streamed, for comparison.
 
@@ -74,6 +76,23 @@ def write_scale_folder(root: Path) -> Path:
     return root
 
 
+def subset_folder(root: Path, train_per_class: int) -> Path:
+    """A sibling of root with the first `train_per_class` train images of each class and the whole test split,
+    hard-linked (no copy): the streamed run at a tenth of the size, to show what does not grow with it."""
+    subset = root.with_name(f"{root.name}-subset{train_per_class}")
+    if (subset / DONE).is_file():
+        return subset
+    for source in sorted((root / "train").iterdir()) + sorted((root / "test").iterdir()):
+        target = subset / source.relative_to(root)
+        target.mkdir(parents=True, exist_ok=True)
+        files = sorted(source.iterdir())
+        for path in files[:train_per_class] if source.parent.name == "train" else files:
+            if not (target / path.name).exists():
+                os.link(path, target / path.name)
+    (subset / DONE).write_text(f"{train_per_class} train images a class, the whole test split\n")
+    return subset
+
+
 def evict(root: Path) -> int:
     """Drop the image files' pages from the page cache (posix_fadvise DONTNEED; clean pages need no root):
     the next read comes from the disk. Directory and inode caches stay warm. Returns how many files."""
@@ -100,8 +119,8 @@ def child(mode: str, root: Path, epochs: int) -> dict:
     from edge_mnist import userdata
     from edge_mnist.train import TrainConfig, train
 
-    row: dict = {"mode": mode}
-    if mode == "streamed":
+    row: dict = {"mode": mode, "folder": str(root)}
+    if mode.startswith("streamed"):
         evict(root)
         row["index_cold_s"], folder = timed(lambda: userdata.index_folder(root))
         row["index_warm_s"], _ = timed(lambda: userdata.index_folder(root))
@@ -126,8 +145,8 @@ def child(mode: str, root: Path, epochs: int) -> dict:
 
 
 def run_child(mode: str, root: Path, epochs: int) -> dict:
-    """child() in a fresh interpreter; its JSON is the last line it prints."""
-    cmd = [sys.executable, "-m", "benchmarks.userdata_scale", "--dir", str(root.parent), "--epochs", str(epochs),
+    """child() on the folder at root in a fresh interpreter; its JSON is the last line it prints."""
+    cmd = [sys.executable, "-m", "benchmarks.userdata_scale", "--dir", str(root), "--epochs", str(epochs),
            "--child", mode]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode:
@@ -157,16 +176,18 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, required=True, help="where the image folder is written (or reused)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--no-arrays", action="store_true", help="skip the decoded-arrays comparison run")
-    ap.add_argument("--child", choices=("streamed", "arrays"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("streamed", "streamed, a tenth", "arrays"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    root = args.dir / "fashion-tinted-100k"
-    if args.child:
-        print(json.dumps(child(args.child, root, args.epochs)))
+    if args.child:  # --dir is then the image folder itself
+        print(json.dumps(child(args.child, args.dir, args.epochs)))
         return
     from edge_mnist.bench import machine_info
 
+    root = args.dir / "fashion-tinted-100k"
     write_seconds, _ = timed(lambda: write_scale_folder(root))
-    rows = [run_child(mode, root, args.epochs) for mode in ("streamed",) + (() if args.no_arrays else ("arrays",))]
+    runs = [("streamed", root), ("streamed, a tenth", subset_folder(root, TRAIN_IMAGES // 100))]
+    runs += [] if args.no_arrays else [("arrays", root)]
+    rows = [run_child(mode, folder, args.epochs) for mode, folder in runs]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     note = ("Timings taken on a shared machine (2 cores, other engineers' jobs running): compare the rows with each "
             "other, not with another machine. Cold = the files' pages evicted with posix_fadvise DONTNEED (directory "

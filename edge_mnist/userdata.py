@@ -3,9 +3,10 @@
 An image folder holds train/ and test/ (or val/), one sub-folder per class of PNG, JPEG or BMP files: the layout
 of Keras' image_dataset_from_directory and torchvision's ImageFolder. Indexing it reads directories and image
 headers only, so a folder of any size is listed, checked and fingerprinted without holding its pixels; load_split
-decodes one split, and load_folder leaves the train split as files (FileImages) that training streams. The task (input shape, class names) is derived from the data. resolve_dataset turns a
---dataset value into a Dataset: a registered name, else a path. Every problem is a one-line EdgeMnistError
-naming the file. See docs/your-own-data.md.
+decodes one split, and load_folder leaves the train split as files (FileImages) that training streams. The task
+(input shape, class names) is derived from the data. resolve_dataset turns a --dataset value into a Dataset: a
+registered name, else a path. Every problem is a one-line EdgeMnistError naming the file. See
+docs/your-own-data.md.
 """
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifac
     from edge_mnist.data import load_dataset
     from edge_mnist.train import TrainConfig, train
 
-    history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export, TrainConfig(epochs=1, batch_size=32))
+    history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export,
+                    TrainConfig(epochs=1, batch_size=32))
     names = sorted(p.name for p in device_export.iterdir())
     assert names == [".edge-mnist.lock", "history.json", "model_float32.keras", "training_curves.png"]
     assert history["keras_sha256"] == sha256_file(device_export / "model_float32.keras")
@@ -170,7 +171,8 @@ def test_multiworker_with_two_local_workers(tmp_path, fixture_data_dir):
                 "--batch-size", "32", "--dataset", "fashion-mnist", "--data-dir", str(fixture_data_dir),
                 "--out", str(tmp_path / f"worker{index}")]
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=FIXTURES.parent.parent, env={**__import__("os").environ, "TF_CONFIG": config}))
+                                      cwd=FIXTURES.parent.parent,
+                                      env={**__import__("os").environ, "TF_CONFIG": config}))
     try:
         results = [p.communicate(timeout=600) for p in procs]
     finally:
@@ -204,7 +206,8 @@ def test_each_dataset_augments_as_suits_it_and_the_cosine_rate_spans_the_run(fix
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
     assert augment_preset(data) == "clothes"
-    kinds = {preset: [type(layer).__name__ for layer in augmenter(0, preset).layers] for preset in ("clothes", "digits")}
+    kinds = {preset: [type(layer).__name__ for layer in augmenter(0, preset).layers]
+             for preset in ("clothes", "digits")}
     assert kinds == {"clothes": ["RandomFlip", "RandomTranslation"],
                      "digits": ["RandomRotation", "RandomTranslation", "RandomZoom"]}
     model = build("mlp", data.task)
