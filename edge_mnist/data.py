@@ -37,7 +37,9 @@ IDX_FILES = {
 @dataclass
 class Dataset:
     """Images as uint8 (N, H, W) for one channel or (N, H, W, 3) for colour, labels as uint8 (N,) (uint16 past
-    256 classes), the task they belong to, and where they came from (user_data: a user's own dataset's record)."""
+    256 classes), the task they belong to, and where they came from (user_data: a user's own dataset's record).
+
+    An image folder's x_train is a userdata.FileImages: the files, read when indexed or streamed by training."""
 
     task: Task
     x_train: np.ndarray
@@ -191,7 +193,9 @@ def validate(arrays: dict[str, np.ndarray], origin: str, task: Task) -> dict[str
         if y.min() < 0 or y.max() >= task.num_classes:
             raise EdgeMnistError(f"{origin}: y_{split} labels span {y.min()}..{y.max()}, "
                                  f"expected 0..{task.num_classes - 1}")
-        out[f"x_{split}"], out[f"y_{split}"] = np.ascontiguousarray(x), y.astype(label_type)
+        # an array is copied contiguous; an image folder's train split left as files (userdata.FileImages) as is
+        out[f"x_{split}"] = np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
+        out[f"y_{split}"] = y.astype(label_type)
     return out
 
 

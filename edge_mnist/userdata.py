@@ -3,9 +3,10 @@
 An image folder holds train/ and test/ (or val/), one sub-folder per class of PNG, JPEG or BMP files: the layout
 of Keras' image_dataset_from_directory and torchvision's ImageFolder. Indexing it reads directories and image
 headers only, so a folder of any size is listed, checked and fingerprinted without holding its pixels; load_split
-decodes one split. The task (input shape, class names) is derived from the data. resolve_dataset turns a
---dataset value into a Dataset: a registered name, else a path. Every problem is a one-line EdgeMnistError
-naming the file. See docs/your-own-data.md.
+decodes one split, and load_folder leaves the train split as files (FileImages) that training streams. The task
+(input shape, class names) is derived from the data. resolve_dataset turns a --dataset value into a Dataset: a
+registered name, else a path. Every problem is a one-line EdgeMnistError naming the file. See
+docs/your-own-data.md.
 """
 from __future__ import annotations
 
@@ -258,23 +259,78 @@ def decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+class FileImages:
+    """A split of an image folder left as files, standing in for the uint8 array load_split would give.
+
+    It has the array's len(), shape, ndim and dtype, and indexing (an int, a slice, an index array, then any
+    further axes) decodes only the files indexed, so a 100k-image train split costs its file list in memory:
+    calibration's 500 images and `len(dataset.x_train)` work as on an array, and training reads it batch by
+    batch (edge_mnist.train.make_pipeline). `failure` keeps the first decode error, so training can report it
+    as the one-line error it is after TensorFlow has wrapped it in its own (train.fit)."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, root: Path, relatives: tuple[str, ...], image_shape: tuple[int, int, int]):
+        self.root, self.relatives, self.image_shape = Path(root), tuple(relatives), image_shape
+        self.failure: EdgeMnistError | None = None
+
+    def __len__(self) -> int:
+        return len(self.relatives)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(N, H, W) for one channel, (N, H, W, C) for more: the layout of Dataset's arrays."""
+        height, width, channels = self.image_shape
+        return (len(self), height, width) + ((channels,) if channels > 1 else ())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        """The indexed images decoded: the first index picks files, the rest applies to their pixels."""
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if first is Ellipsis:
+            first, rest = slice(None), (Ellipsis, *rest)
+        chosen = np.arange(len(self))[first]
+        if np.ndim(chosen) == 0:
+            return self.read([int(chosen)])[(0, *rest)]
+        return self.read(chosen)[(slice(None), *rest)]
+
+    def read(self, indices) -> np.ndarray:
+        """The images at `indices` decoded into one uint8 array (userdata.decode, file by file)."""
+        out = np.empty((len(indices),) + self.shape[1:], np.uint8)
+        try:
+            for i, index in enumerate(indices):
+                out[i] = decode(self.root / self.relatives[index], self.image_shape)
+        except EdgeMnistError as exc:
+            self.failure = self.failure or exc
+            raise
+        return out
+
+
+def split_files(folder: ImageFolder, split: str) -> tuple[FileImages, np.ndarray]:
+    """One split of an indexed folder as files (nothing decoded) and its int64 labels."""
+    pairs = folder.files[split]
+    return (FileImages(folder.root, tuple(r for r, _ in pairs), folder.image_shape),
+            np.array([label for _, label in pairs], np.int64))
+
+
 def load_split(folder: ImageFolder, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Decode one split ("train" or "test") of an indexed folder: uint8 images and int64 labels."""
-    pairs = folder.files[split]
-    height, width, channels = folder.image_shape
-    x = np.empty((len(pairs), height, width) + ((channels,) if channels > 1 else ()), np.uint8)
-    for i, (relative, _) in enumerate(pairs):
-        x[i] = decode(folder.root / relative, folder.image_shape)
-    return x, np.array([label for _, label in pairs], np.int64)
+    images, labels = split_files(folder, split)
+    return images.read(range(len(images))), labels
 
 
 def load_folder(root: Path | str, channels: int | None = None,
                 image_size: tuple[int, int] | None = None) -> Dataset:
-    """An image folder as a Dataset, both splits decoded."""
+    """An image folder as a Dataset: the test split decoded (the gate needs its pixels, and it is usually
+    small), the train split streamed from its files (FileImages), whatever the folder's size: one code path,
+    and memory that does not grow with the train split. docs/your-own-data.md."""
     folder = index_folder(root, channels, image_size)
     arrays = {}
-    for split in ("train", "test"):
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = load_split(folder, split)
+    arrays["x_train"], arrays["y_train"] = split_files(folder, "train")
+    arrays["x_test"], arrays["y_test"] = load_split(folder, "test")
     return Dataset(task=folder.task, source=folder.source, user_data=folder.record,
                    **validate(arrays, folder.source, folder.task))
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.userdata_scale import safe_names, tinted
 from edge_mnist import data, userdata
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR, FASHION, UserData
@@ -72,11 +73,6 @@ def fashion_subset() -> dict[str, np.ndarray]:
             "x_test": full.x_test[test], "y_test": full.y_test[test].astype(np.int64)}
 
 
-def safe_names(names) -> list[str]:
-    """Class names as index-prefixed folder names that sort in class order and hold no path separator."""
-    return [f"{i}_{name.replace('/', '-').replace(' ', '-')}" for i, name in enumerate(names)]
-
-
 def small_folder(root: Path, digits, classes=3, train=4, test=2) -> Path:
     """A few real digits per class as an image folder: the base the bad-data cases break."""
     splits = {}
@@ -103,7 +99,7 @@ def test_digits_image_folder_round_trip(digits, digits_folder):
     ds = userdata.load_folder(digits_folder)
     for split in ("train", "test"):
         x, y = folder_order(digits[f"x_{split}"], digits[f"y_{split}"])
-        np.testing.assert_array_equal(getattr(ds, f"x_{split}"), x)
+        np.testing.assert_array_equal(getattr(ds, f"x_{split}")[:], x)
         np.testing.assert_array_equal(getattr(ds, f"y_{split}"), y)
     assert ds.task.input_shape == (8, 8, 1) and ds.task.fit_box == 8
     assert ds.task.class_names == tuple(str(i) for i in range(10))
@@ -134,16 +130,8 @@ def test_fashion_mnist_as_an_image_folder_matches_the_idx_route(fashion_subset, 
     assert ds.task.class_names == tuple(names) and ds.task.input_shape == (28, 28, 1)
     for split in ("train", "test"):
         x, y = folder_order(fashion_subset[f"x_{split}"], fashion_subset[f"y_{split}"])
-        np.testing.assert_array_equal(getattr(ds, f"x_{split}"), x)
+        np.testing.assert_array_equal(getattr(ds, f"x_{split}")[:], x)
         np.testing.assert_array_equal(getattr(ds, f"y_{split}"), y)
-
-
-def tinted(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Fashion-MNIST items padded to 32x32 and tinted with one colour per class: (N, 32, 32, 3) uint8."""
-    palette = np.array([[255, 64, 64], [64, 255, 64], [64, 64, 255], [255, 255, 64], [255, 64, 255],
-                        [64, 255, 255], [255, 160, 64], [160, 64, 255], [128, 255, 128], [255, 255, 255]], np.uint32)
-    padded = np.pad(images, ((0, 0), (2, 2), (2, 2))).astype(np.uint32)
-    return (padded[..., None] * palette[labels][:, None, None, :] // 255).astype(np.uint8)
 
 
 def test_colour_images_are_read_as_three_channels(fashion_subset, tmp_path):
@@ -177,7 +165,7 @@ def test_bmp_is_lossless_and_jpeg_is_read(digits, tmp_path):
     x, y = digits["x_train"][:40], digits["y_train"][:40]
     splits = {"train": (x, y), "test": (x, y)}
     bmp = userdata.load_folder(write_folder(tmp_path / "bmp", splits, [str(i) for i in range(10)], ".bmp"))
-    np.testing.assert_array_equal(bmp.x_train, folder_order(x, y)[0])
+    np.testing.assert_array_equal(bmp.x_train[:], folder_order(x, y)[0])
     jpeg = userdata.load_folder(write_folder(tmp_path / "jpeg", splits, [str(i) for i in range(10)], ".jpg"))
     assert jpeg.x_train.shape == (40, 8, 8)
 
@@ -212,6 +200,31 @@ def test_val_serves_as_the_test_split(digits, tmp_path):
     (root / "test").rename(root / "val")
     folder = userdata.index_folder(root)
     assert folder.test_dir == "val" and len(folder.files["test"]) == 6
+
+
+def test_the_train_split_stays_files_decoded_only_where_indexed(digits, digits_folder):
+    ds = userdata.load_folder(digits_folder)
+    x, _ = folder_order(digits["x_train"], digits["y_train"])
+    files = ds.x_train
+    assert isinstance(files, userdata.FileImages) and isinstance(ds.x_test, np.ndarray)
+    assert len(files) == 1500 and files.shape == (1500, 8, 8) and files.ndim == 3 and files.dtype == np.uint8
+    picked = np.array([7, 0, 1499, 300])
+    np.testing.assert_array_equal(files[picked], x[picked])
+    np.testing.assert_array_equal(files[5], x[5])
+    np.testing.assert_array_equal(files[10:13, 2:4], x[10:13, 2:4])
+    np.testing.assert_array_equal(files[..., 3], x[..., 3])
+    assert data.to_float(files[picked]).shape == (4, 8, 8, 1)
+
+
+def test_a_train_file_that_cannot_be_decoded_is_named_and_kept(digits, tmp_path):
+    root = small_folder(tmp_path / "c", digits)
+    broken = root / "train" / "1" / "00005.png"
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:whole.index(b"IDAT") + 8])  # the header (size, mode) intact, the pixels cut off
+    ds = userdata.load_folder(root)  # indexing reads headers only: the damage shows when the file is read
+    assert ds.x_train[0].shape == (8, 8) and ds.x_train.failure is None
+    message = refused(ds.x_train.__getitem__, slice(None), names=broken)
+    assert "cannot decode" in message and str(ds.x_train.failure) == message
 
 
 def test_index_lists_without_decoding(digits, tmp_path):

@@ -22,6 +22,7 @@ from edge_mnist.registry import datasets
 from edge_mnist.registry.models import build, check_fits
 from edge_mnist.render.plots import training_curves
 from edge_mnist.train.batchnorm import RECALIBRATION_BATCHES, batchnorm_layers, recalibrate
+from edge_mnist.userdata import FileImages
 
 
 @dataclass
@@ -87,33 +88,59 @@ def augmenter(seed: int, preset: str = "digits"):
     return keras.Sequential(chosen, name="augment")
 
 
-def make_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool,
+def make_pipeline(images, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool,
                   augment: bool = False, preset: str = "digits"):
     """tf.data pipeline: shuffled indices -> batch -> gather + normalize (vectorized) -> prefetch.
 
-    The uint8 arrays stay in memory as two constants and only indices are shuffled, so each
+    In-memory uint8 arrays stay in memory as two constants and only indices are shuffled, so each
     step does one gather per batch instead of moving 60k separate image tensors through a
-    shuffle buffer; that is also how Keras feeds in-memory arrays. The map runs sequentially in
+    shuffle buffer; that is also how Keras feeds in-memory arrays. That map runs sequentially in
     the prefetch thread: a batch gather is cheap, and parallel map threads only compete with
-    the training step for the cores. With `augment` each batch then goes through `augmenter(preset)`.
-    Sharding across workers is by element (DATA): the dataset is made of indices, not files.
+    the training step for the cores. An image folder's train split (userdata.FileImages) takes the
+    file-backed branch instead (file_gather): the same shuffled indices, now into its file list, and
+    each batch's files read and decoded in parallel map calls, so only a few batches of pixels are held.
+    With `augment` each batch then goes through `augmenter(preset)`. Sharding across workers is by
+    element (DATA) on both branches: the dataset is made of indices, not files, shuffled with the same
+    seed on every worker, so each keeps a disjoint share of every epoch (docs/your-own-data.md).
     """
     tf, _ = import_tf()
-    x, y = tf.constant(images), tf.constant(labels.astype(np.int32))
+    y = tf.constant(labels.astype(np.int32))
+    streamed = isinstance(images, FileImages)
+    pixels = file_gather(tf, images) if streamed else array_gather(tf, images)
 
     def gather(index):
-        return tf.cast(tf.gather(x, index), tf.float32)[..., None] / 255.0, tf.gather(y, index)
+        x = tf.cast(pixels(index), tf.float32) / 255.0
+        return (x[..., None] if len(images.shape) == 3 else x), tf.gather(y, index)
 
     ds = tf.data.Dataset.range(len(images))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(gather)
+    parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True} if streamed else {}
+    ds = ds.batch(batch_size).map(gather, **parallel)
     if augment:
         transform = augmenter(seed, preset)
         ds = ds.map(lambda image, label: (transform(image, training=True), label))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def array_gather(tf, images: np.ndarray):
+    """index batch -> its uint8 images, gathered from the array held as one constant."""
+    x = tf.constant(images)
+    return lambda index: tf.gather(x, index)
+
+
+def file_gather(tf, images: FileImages):
+    """index batch -> its uint8 images, read and decoded from their files by userdata's own Pillow code
+    (FileImages.read), so a streamed image is exactly the pixels the in-memory path would hold."""
+
+    def read(index):
+        batch = tf.numpy_function(images.read, [index], tf.uint8, name="read_image_files")
+        batch.set_shape((None, *images.shape[1:]))
+        return batch
+
+    return read
 
 
 def augment_preset(dataset: Dataset) -> str:
@@ -196,7 +223,9 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
     """
     if feed not in ("tf.data", "arrays"):
         raise ValueError(f"feed must be 'tf.data' or 'arrays', not {feed!r}")
-    _, keras = import_tf()
+    if feed == "arrays" and isinstance(dataset.x_train, FileImages):
+        raise ValueError("feed='arrays' needs the train split in memory, not an image folder's files")
+    tf, keras = import_tf()
     rate = learning_rate
     if lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * -(-len(dataset.x_train) // batch_size))
@@ -213,8 +242,11 @@ def fit(model, dataset: Dataset, epochs: int, batch_size: int, seed: int, learni
         else:
             history = model.fit(make_pipeline(dataset.x_train, dataset.y_train, batch_size, seed, shuffle=True,
                                               augment=augment, preset=augment_preset(dataset)), **common)
-    except BaseException:
+    except BaseException as exc:
         shown.stop()  # an epoch cut short says where it stopped, and its heartbeat ends
+        failure = getattr(dataset.x_train, "failure", None)
+        if isinstance(exc, tf.errors.OpError) and failure is not None:
+            raise failure from None  # a train file that cannot be decoded: its one-line error, not TF's trace
         raise
     metrics = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics["epoch_seconds"] = timer.seconds

@@ -242,3 +242,17 @@ def test_the_micro_c_at_32x32x3_equals_tflm_byte_for_byte(tinted_run, tmp_path):
         assert "constexpr int kInputChannels = 3;" in (out / f"{prefix}.h").read_text()
         (tmp_path / prefix).mkdir()
         assert_same_as_tflm(out / f"{prefix}.tflite", task, to_float(data.x_test[:100]), tmp_path / prefix)
+
+
+def test_a_train_image_that_cannot_be_decoded_stops_training_in_one_line(digits_dir, tmp_path):
+    """The train split is streamed from its files, so a damaged one shows only when training reads it: the
+    error names the file (not TensorFlow's wrapped trace), exit 2, and nothing is written."""
+    broken_dir = shutil.copytree(digits_dir, tmp_path / "broken")
+    broken = sorted((broken_dir / "train" / "digit4").iterdir())[-1]
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:whole.index(b"IDAT") + 8])  # the header intact, the pixels cut off
+    code, _, err = run_cli(["train", "--dataset", str(broken_dir), "--arch", "mlp", "--epochs", "1",
+                            "--out", str(tmp_path / "out")])
+    line = one_line_error(err)
+    assert code == 2 and str(broken) in line and "cannot decode the image" in line
+    assert not (tmp_path / "out" / "history.json").exists()

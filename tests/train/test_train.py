@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +58,8 @@ def test_training_over_an_export_folder_replaces_the_set_and_drops_stale_artifac
     from edge_mnist.data import load_dataset
     from edge_mnist.train import TrainConfig, train
 
-    history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export, TrainConfig(epochs=1, batch_size=32))
+    history = train(load_dataset("fashion-mnist", fixture_data_dir), device_export,
+                    TrainConfig(epochs=1, batch_size=32))
     names = sorted(p.name for p in device_export.iterdir())
     assert names == [".edge-mnist.lock", "history.json", "model_float32.keras", "training_curves.png"]
     assert history["keras_sha256"] == sha256_file(device_export / "model_float32.keras")
@@ -168,7 +171,8 @@ def test_multiworker_with_two_local_workers(tmp_path, fixture_data_dir):
                 "--batch-size", "32", "--dataset", "fashion-mnist", "--data-dir", str(fixture_data_dir),
                 "--out", str(tmp_path / f"worker{index}")]
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=FIXTURES.parent.parent, env={**__import__("os").environ, "TF_CONFIG": config}))
+                                      cwd=FIXTURES.parent.parent,
+                                      env={**__import__("os").environ, "TF_CONFIG": config}))
     try:
         results = [p.communicate(timeout=600) for p in procs]
     finally:
@@ -202,7 +206,8 @@ def test_each_dataset_augments_as_suits_it_and_the_cosine_rate_spans_the_run(fix
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
     assert augment_preset(data) == "clothes"
-    kinds = {preset: [type(layer).__name__ for layer in augmenter(0, preset).layers] for preset in ("clothes", "digits")}
+    kinds = {preset: [type(layer).__name__ for layer in augmenter(0, preset).layers]
+             for preset in ("clothes", "digits")}
     assert kinds == {"clothes": ["RandomFlip", "RandomTranslation"],
                      "digits": ["RandomRotation", "RandomTranslation", "RandomZoom"]}
     model = build("mlp", data.task)
@@ -213,3 +218,77 @@ def test_each_dataset_augments_as_suits_it_and_the_cosine_rate_spans_the_run(fix
     assert float(optimizer.learning_rate) == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 7 / 8)), rel=1e-5)
     schedule = optimizer.get_config()["learning_rate"]
     assert schedule["class_name"] == "CosineDecay" and schedule["config"]["initial_learning_rate"] == 0.01
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """400 of scikit-learn's real 8x8 digits (0..16 scaled to uint8) as a PNG image folder: 300 train, 100 test."""
+    from PIL import Image
+
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    bunch = sklearn_datasets.load_digits()
+    root = tmp_path_factory.mktemp("stream") / "digits"
+    for i, (image, label) in enumerate(zip(np.round(bunch.images[:400] * (255 / 16)).astype(np.uint8), bunch.target)):
+        folder = root / ("train" if i < 300 else "test") / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return root
+
+
+def epoch(pipeline) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over a pipeline: its images back as uint8 and its labels, in the order they came."""
+    batches = [(x.numpy(), y.numpy()) for x, y in pipeline]
+    return (np.round(np.concatenate([x for x, _ in batches]) * 255).astype(np.uint8),
+            np.concatenate([y for _, y in batches]))
+
+
+def as_multiset(images: np.ndarray, labels: np.ndarray) -> list[tuple[int, bytes]]:
+    """(label, pixels) pairs in sorted order: what an epoch holds regardless of order."""
+    return sorted(zip(labels.tolist(), (image.tobytes() for image in images)))
+
+
+def test_a_folder_streams_the_images_and_labels_the_arrays_would_give(digits_folder):
+    from edge_mnist.train import make_pipeline
+    from edge_mnist.userdata import FileImages, load_folder
+
+    data = load_folder(digits_folder)
+    assert isinstance(data.x_train, FileImages)
+    decoded = data.x_train[:]
+    streamed = make_pipeline(data.x_train, data.y_train, 64, seed=3, shuffle=True)
+    first, second = epoch(streamed), epoch(streamed)
+    expected = as_multiset(decoded[..., None], data.y_train)
+    assert as_multiset(*first) == expected and as_multiset(*second) == expected  # every image once per epoch
+    assert first[1].tolist() != second[1].tolist()  # reshuffled each epoch
+    again = epoch(make_pipeline(data.x_train, data.y_train, 64, seed=3, shuffle=True))
+    in_memory = epoch(make_pipeline(decoded, data.y_train, 64, seed=3, shuffle=True))
+    for images, labels in (again, in_memory):  # the same order for the same seed, from files or from memory
+        np.testing.assert_array_equal(images, first[0])
+        np.testing.assert_array_equal(labels, first[1])
+    augmented = epoch(make_pipeline(data.x_train, data.y_train, 64, seed=3, shuffle=True, augment=True))
+    np.testing.assert_array_equal(augmented[1], first[1])
+    assert augmented[0].shape == first[0].shape and (augmented[0] != first[0]).any()
+
+
+def test_streamed_pixels_are_userdatas_decode_for_png_jpeg_and_bmp(digits_folder, tmp_path):
+    """Grey PNGs, a colour JPEG stored sideways (EXIF orientation 6) and a BMP of another size, read as RGB at
+    one size: every streamed image equals userdata.decode of its file, and colour batches have four axes."""
+    from PIL import Image
+
+    from edge_mnist.train import make_pipeline
+    from edge_mnist.userdata import decode, load_folder
+
+    root = shutil.copytree(digits_folder, tmp_path / "mixed")
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 12, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(root / "train" / "3" / "photo.jpg", exif=exif)
+    Image.fromarray(rgb[:, :10]).save(root / "train" / "5" / "drawing.bmp")
+    data = load_folder(root, channels=3, image_size=(10, 9))
+    images, labels = epoch(make_pipeline(data.x_train, data.y_train, 32, seed=0, shuffle=False))
+    assert images.shape == (302, 10, 9, 3)
+    expected = np.stack([decode(root / relative, (10, 9, 3)) for relative in data.x_train.relatives])
+    np.testing.assert_array_equal(images, expected)
+    np.testing.assert_array_equal(labels, data.y_train)
+    assert {Path(r).suffix for r in data.x_train.relatives} == {".png", ".jpg", ".bmp"}
+    colour, _ = next(iter(make_pipeline(expected, data.y_train, 32, seed=0, shuffle=False)))
+    assert colour.shape == (32, 10, 9, 3)  # in memory too: no fifth axis for colour arrays
