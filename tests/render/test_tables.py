@@ -51,7 +51,7 @@ def failed_check(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate") / "export"
     shutil.copytree(FIXTURES / "device_export", folder)
     code, out, err = run_cli(["check", "--out", folder, "--data-dir", FIXTURES / "fashion-small",
-                              "--skip-qat-source", "--min-accuracy", "0.9", "--max-class-drop", "1",
+                              "--skip-qat-source", "--min-accuracy", "0.9", "--max-class-drop", "1", "--strict-drop",
                               "--json", folder / "check.json"])
     assert code == 1, err
     return folder, out, err
@@ -236,4 +236,4 @@ def test_unresolved_checks_are_a_warning_in_every_report(tmp_path):
                                     "c.tflite: accuracy drop vs baseline (pp)"]
     assert report["results"][1]["context"]["images"] == 50 and report["results"][1]["passed"] is True
     assert "\n- warning: 3 accuracy-drop checks on too few images" in (tmp_path / "c.md").read_text()
-    assert "warning" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
+    assert "accuracy-drop check" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
