@@ -3,7 +3,8 @@ against the number of test images.
 
 The rule is shown over 20 seeds each: on 50 images an unchanged model never fails (the point rule of earlier
 releases fails it whenever an image flips) and a real regression fails; on 10,000 images the verdict is the
-point rule's. The disagreement and per-class drop checks follow the same rule (interval_rule). Synthetic paired predictions for the statistics, and the committed tiny export's real
+point rule's. The disagreement and per-class drop checks follow the same rule (interval_rule). Synthetic
+paired predictions for the statistics, and the committed tiny export's real
 predictions (500 Fashion-MNIST test images, subsampled to 50) for the models.
 """
 from __future__ import annotations

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -25,6 +26,12 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     """GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def markdown_text(text: str) -> str:
+    """User text (a class name in a check's sentence) for a Markdown table cell: the characters GitHub would
+    read as markup, HTML, math or a cell border backslash-escaped, so the cell shows the text as written."""
+    return re.sub(r"([\\`*_\[\]<>|&~$])", r"\\\1", text)
 
 
 BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreement", "p50 us", "p90 us", "p99 us",
@@ -96,8 +103,9 @@ def plural(count: int, word: str) -> str:
 
 
 def fit(line: str, indent: int = 2) -> str:
-    """`line` wrapped to WIDTH columns; continuation lines indented by `indent` spaces."""
-    return textwrap.fill(line, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
+    """`line` wrapped to WIDTH columns; continuation lines indented by `indent` spaces. A word longer than
+    a line (a long class name) is kept whole, so the terminal shows the user's text exactly."""
+    return textwrap.fill(line, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False, break_long_words=False)
 
 
 def percent(fraction: float) -> str:
@@ -361,9 +369,10 @@ def write_reports(verdict, json_path: Path | None = None, junit_path: Path | Non
     if junit_path:
         junit(verdict.results, Path(junit_path))
     if md_path:
-        with open(md_path, "a") as handle:
+        rows = [[markdown_text(str(cell)) for cell in row] for row in check_rows(verdict.results)]
+        with open(md_path, "a", encoding="utf-8") as handle:
             handle.write(f"### edge-mnist check: {'PASS' if verdict.passed else 'FAIL'}\n\n"
-                         f"{markdown(CHECK_HEADERS, check_rows(verdict.results))}\n\n"
+                         f"{markdown(CHECK_HEADERS, rows)}\n\n"
                          + "".join(f"- {line}\n" for line in summary_lines(verdict)) + "\n")
 
 
