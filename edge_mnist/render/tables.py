@@ -30,8 +30,15 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
 
 def markdown_text(text: str) -> str:
     """User text (a class name in a check's sentence) for a Markdown table cell: the characters GitHub would
-    read as markup, HTML, math or a cell border backslash-escaped, so the cell shows the text as written."""
-    return re.sub(r"([\\`*_\[\]<>|&~$])", r"\\\1", text)
+    read as markup, HTML, math or a cell border backslash-escaped, so the cell shows the text as written. An
+    underscore inside a word (model_int8) is left alone: GitHub never reads it as emphasis."""
+
+    def escaped(found: re.Match) -> str:
+        at, char = found.start(), found.group()
+        inside = char == "_" and 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
+        return char if inside else "\\" + char
+
+    return re.sub(r"[\\`*_\[\]<>|&~$]", escaped, text)
 
 
 BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreement", "p50 us", "p90 us", "p99 us",

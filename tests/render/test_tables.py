@@ -29,7 +29,7 @@ from edge_mnist.gate import (
     parity,
 )
 from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.render.tables import WIDTH, check_text, describe, write_reports
+from edge_mnist.render.tables import WIDTH, check_text, describe, markdown_text, write_reports
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device
@@ -237,3 +237,8 @@ def test_unresolved_checks_are_a_warning_in_every_report(tmp_path):
     assert report["results"][1]["context"]["images"] == 50 and report["results"][1]["passed"] is True
     assert "\n- warning: 3 accuracy-drop checks on too few images" in (tmp_path / "c.md").read_text()
     assert "accuracy-drop check" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
+
+
+def test_markdown_cells_show_a_class_name_as_written():
+    assert markdown_text("worst class <b>x</b> & a|b *c* $d$ _e_ in model_int8") == (
+        r"worst class \<b\>x\</b\> \& a\|b \*c\* \$d\$ \_e\_ in model_int8")
