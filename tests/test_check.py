@@ -107,7 +107,8 @@ def rehash(out, *files) -> None:
     manifest = Manifest.load(out)
     for artifact in manifest.artifacts.values():
         if artifact.file in files:
-            artifact.sha256, artifact.size_bytes = sha256_file(out / artifact.file), (out / artifact.file).stat().st_size
+            path = out / artifact.file
+            artifact.sha256, artifact.size_bytes = sha256_file(path), path.stat().st_size
     manifest.save(out)
 
 
@@ -221,7 +222,8 @@ def spoof_int8(path) -> None:
     buffer.data = np.ones(100_000, np.int8)
     model.buffers.append(buffer)
     tensor = schema.TensorT()
-    tensor.shape, tensor.type, tensor.buffer, tensor.name = [100_000], schema.TensorType.INT8, len(model.buffers) - 1, b"dead"
+    tensor.shape, tensor.type, tensor.buffer, tensor.name = ([100_000], schema.TensorType.INT8, len(model.buffers) - 1,
+                                                             b"dead")
     model.subgraphs[0].tensors.append(tensor)
     import flatbuffers
 

@@ -27,7 +27,7 @@ from edge_mnist.userdata import load_npz
 from tests.behaviour.test_cli import run_cli
 from tests.test_check import rehash, zero_largest_tflite_buffer
 
-pytestmark = [pytest.mark.tf, pytest.mark.slow]
+pytestmark = pytest.mark.tf  # about 15 s warm (TensorFlow, gcc and g++ builds)
 
 NAMES = [
     'men\'s "shoes" 👟',

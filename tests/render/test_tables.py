@@ -39,7 +39,8 @@ LABELS = np.repeat(np.arange(10), 100)
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout, stderr)."""
+    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout,
+    stderr)."""
     from tests.behaviour.test_cli import run_cli as run
 
     return run([str(a) for a in argv])
@@ -193,7 +194,8 @@ def test_info_on_bad_input_is_one_line_and_exit_2(device_export, damage, message
 def test_info_imports_no_tensorflow(device_export):
     code = ("import sys\nfrom edge_mnist.cli import main\ntry:\n    main(['info', '--out', sys.argv[1]])\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx', 'matplotlib'} & set(sys.modules)\nassert not heavy, heavy\n")
+            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx', 'matplotlib'} & set(sys.modules)\n"
+            "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code, str(device_export)], capture_output=True, text=True,
                           timeout=120, cwd=FIXTURES.parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
