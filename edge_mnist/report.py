@@ -40,6 +40,7 @@ from edge_mnist.render.tables import (
     bench_subset_lines,
     check_rows,
     mixed_note,
+    percent,
     summary,
 )
 from edge_mnist.train import curves_title
@@ -111,6 +112,21 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def class_rows(class_names: tuple[str, ...], labels: np.ndarray, verdict) -> list[list[str]]:
+    """One row per class: its number (what a picture shows when it cannot draw the name: plots.class_labels),
+    its name exactly as given, its test images, the reference's accuracy on them and the lowest accuracy of
+    an int8 file run on every test image, with that file."""
+    whole = [k for k in verdict.predictions if k != verdict.reference and k not in verdict.subsets]
+    rows = []
+    for c, name in enumerate(class_names):
+        images = labels == c
+        accuracy = {k: float((verdict.predictions[k][images] == c).mean()) for k in [verdict.reference, *whole]}
+        worst = min(whole, key=accuracy.get, default=None)
+        rows.append([str(c), name, f"{int(images.sum()):,}", percent(accuracy[verdict.reference]),
+                     *([f"{percent(accuracy[worst])} ({worst})"] if worst else [])])
+    return rows
+
+
 def _figure(caption: str, path: Path) -> str:
     """A PNG embedded as a data: URI, so the page needs no other file."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -135,6 +151,7 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
     notes += bench_subset_lines(bench)
     notes += [mixed] if mixed else []
     title = f"edge-mnist report: {dataset.name} · {history.model_name if history else 'unknown architecture'}"
+    classes = class_rows(dataset.task.class_names, dataset.y_test.astype(np.int64), verdict)
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
@@ -145,6 +162,8 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
         "<h2>Benchmark</h2>", _table(BENCH_HEADERS, bench_rows(bench, manifest.float_layers())),
         f'<p class="note">{html.escape(_timing_note(bench))}</p>',
         *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+        '<h2 id="classes">Classes</h2>',
+        _table(["#", "class", "test images", verdict.reference, "lowest int8 (file)"][:len(classes[0])], classes),
         "<h2>Pictures</h2>", *(_figure(caption, path) for caption, path in figures),
         "<h2>Every gate check</h2>", _table(CHECK_HEADERS, check_rows(verdict.results)),
         "</body></html>", ""])

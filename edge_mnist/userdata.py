@@ -96,10 +96,9 @@ def class_name(folder: Path) -> str:
     if _undecodable(folder.name):
         raise EdgeMnistError(f"{where}: its name is not valid text in the file system's encoding")
     name = unicodedata.normalize("NFC", folder.name)
-    if not name.strip():
-        raise EdgeMnistError(f"{where}: a blank name cannot be a label")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise EdgeMnistError(f"{where}: a name with control characters cannot be a label")
+    problem = datasets.label_problem(name)
+    if problem:
+        raise EdgeMnistError(f"{where}: {problem}")
     return name
 
 
@@ -363,9 +362,9 @@ def _npz_class_names(arrays: dict[str, np.ndarray], origin: str) -> tuple[str, .
         raise EdgeMnistError(f"{origin}: class_names has shape {names.shape} and dtype {names.dtype}, "
                              "expected a 1-D array of strings")
     out = tuple(unicodedata.normalize("NFC", str(n)) for n in names)
-    bad = [n for n in out if not n.strip() or any(unicodedata.category(c) == "Cc" for c in n)]
+    bad = next(((n, datasets.label_problem(n)) for n in out if datasets.label_problem(n)), None)
     if bad:
-        raise EdgeMnistError(f"{origin}: class name {bad[0]!r} is blank or holds control characters")
+        raise EdgeMnistError(f"{origin}: class name {ascii(bad[0])}: {bad[1]}")
     if len(set(out)) != len(out):
         raise EdgeMnistError(f"{origin}: class_names repeats a name")
     return out

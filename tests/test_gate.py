@@ -3,7 +3,8 @@ against the number of test images.
 
 The rule is shown over 20 seeds each: on 50 images an unchanged model never fails (the point rule of earlier
 releases fails it whenever an image flips) and a real regression fails; on 10,000 images the verdict is the
-point rule's. Synthetic paired predictions for the statistics, and the committed tiny export's real
+point rule's. The disagreement and per-class drop checks follow the same rule (interval_rule). Synthetic
+paired predictions for the statistics, and the committed tiny export's real
 predictions (500 Fashion-MNIST test images, subsampled to 50) for the models.
 """
 from __future__ import annotations
@@ -23,9 +24,13 @@ from edge_mnist.gate import (
     accuracy_drop,
     baseline_drop,
     binomial_tail,
+    class_drop,
     clopper_pearson,
+    disagreement,
     drop_rule,
 )
+from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.render.tables import describe
 from tests.test_check import SKIP, rehash, zero_largest_tflite_buffer
 
 pytestmark = pytest.mark.device
@@ -173,3 +178,91 @@ def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(device_expo
     assert damaged.accuracies[damaged.reference] - damaged.accuracies["model_int8.tflite"] > 0.2
     regressed = drops_on_50(damaged, labels, "model_int8.tflite")
     assert sum(not r.passed for r in regressed) >= 19 and min(r.value for r in regressed) > 5 * TOLERANCE
+
+
+CLASSES = DATASETS["fashion-mnist"].task.class_names
+DISAGREE, CLASS_LIMIT = 2.0, 3.0  # the default --max-disagreement and --max-class-drop
+
+
+def differing(n: int, differ: int) -> tuple[np.ndarray, np.ndarray]:
+    """(model, source) predictions on n images that differ on the first `differ`."""
+    source = np.arange(n) % 10
+    model = source.copy()
+    model[:differ] = (model[:differ] + 1) % 10
+    return model, source
+
+
+def test_a_disagreement_beyond_the_limit_on_50_images_fails_only_when_its_interval_lies_above_it():
+    excused = disagreement("m", *differing(50, 2), DISAGREE)  # 4%: two images
+    assert excused.passed and not excused.context["resolved"] and excused.context["images"] == 50
+    assert excused.context["interval"] == pytest.approx([0.4881, 13.7138], abs=1e-3)  # Clopper-Pearson, 2 of 50
+    assert describe(excused).endswith("differs from its source model on 4.00% of images, maximum 2.00%; 50 images, "
+                                      "95% interval 0.49 to 13.71%: too few images to resolve 2.00%, and its "
+                                      "interval reaches the limit: passed as noise")
+    assert not disagreement("m", *differing(50, 2), DISAGREE, strict=True).passed
+    real = disagreement("m", *differing(50, 8), DISAGREE)  # 16%: its interval starts above 2%
+    assert not real.passed and real.context["interval"][0] > DISAGREE
+    assert describe(real).endswith("but the excess is real (its interval lies above the limit)")
+
+
+def test_a_disagreement_on_10000_images_keeps_the_point_rule():
+    for differ, passed in [(200, True), (201, False)]:
+        result = disagreement("m", *differing(10_000, differ), DISAGREE)
+        assert result.context["resolved"] and result.passed is passed
+
+
+def test_a_class_drop_is_weighed_with_its_classes_paired_interval():
+    labels = np.repeat(np.arange(10), 5)  # 50 images, 5 per class: one image is 20 pp of a class
+    model = labels.copy()
+    model[15] = 9  # one image of class 3 lost
+    excused = class_drop("m", model, labels, labels, CLASSES, CLASS_LIMIT)
+    assert excused.passed and excused.value == pytest.approx(20) and not excused.context["resolved"]
+    assert excused.context["images"] == 5 and excused.context["classes"] == 10
+    assert "5 images, 95% interval (joint over 10 classes) -" in describe(excused)
+    assert not class_drop("m", model, labels, labels, CLASSES, CLASS_LIMIT, strict=True).passed
+    model[15:20] = 9  # every image of class 3 lost: still not beyond what chance gives 5 images (1 in 32)
+    assert class_drop("m", model, labels, labels, CLASSES, CLASS_LIMIT).passed
+
+
+def test_the_failing_class_is_named_even_when_another_drops_further_on_fewer_images():
+    labels = np.concatenate([np.repeat(np.arange(9), 100), [9] * 5])
+    model = labels.copy()
+    model[300:340] = 9  # class 3 loses 40 of 100 images: real
+    model[-5:-1] = 0  # class 9 loses 4 of 5 (80 pp): not beyond chance on 5 images
+    result = class_drop("m", model, labels, labels, CLASSES, CLASS_LIMIT)
+    assert not result.passed and result.context["class"] == CLASSES[3] and result.value == pytest.approx(40)
+    assert result.context["interval"][0] > CLASS_LIMIT and not result.context["resolved"]
+
+
+def source_checks(verdict, labels: np.ndarray, artifact: str, size: int, strict: bool = False) -> list:
+    """(disagreement, class_drop) of `artifact` vs its source model (the float reference: a PTQ file) on `size`
+    of its test images, one draw per seed."""
+    ours, theirs = verdict.predictions[artifact], verdict.predictions[verdict.reference]
+    results = []
+    for seed in SEEDS:
+        images = np.random.default_rng(seed).choice(len(labels), size, replace=False)
+        o, t, y = ours[images], theirs[images], labels[images]
+        results.append((disagreement(artifact, o, t, DISAGREE, strict),
+                        class_drop(artifact, o, t, y, CLASSES, CLASS_LIMIT, strict)))
+    return results
+
+
+def test_real_models_on_50_images_source_checks(device_export, data):
+    """The disagreement and per-class drop of the tiny export's int8 .tflite on 50 real test images: unchanged,
+    never a failure (the point rules fail it on some draws); damaged, the disagreement fails on every draw. Its
+    class drop cannot: a class has about 5 images, and losing all 5 happens by chance once in 32, which no
+    95% test (let alone one over 10 classes) can call real; on 200 images it fails on every draw."""
+    labels = data.y_test.astype(np.int64)
+    fresh = evaluate(device_export, data, Criteria(), **SKIP)
+    unchanged = source_checks(fresh, labels, "model_int8.tflite", 50)
+    assert all(d.passed and c.passed for d, c in unchanged)
+    point = source_checks(fresh, labels, "model_int8.tflite", 50, strict=True)
+    assert sum(not (d.passed and c.passed) for d, c in point) >= 2  # the point rules are flaky here
+
+    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
+    rehash(device_export, "model_int8.tflite")
+    damaged = evaluate(device_export, data, Criteria(), **SKIP)
+    regressed = source_checks(damaged, labels, "model_int8.tflite", 50)
+    assert sum(not d.passed for d, _ in regressed) >= 19
+    assert all(c.value > CLASS_LIMIT and not c.context["resolved"] for _, c in regressed)
+    assert sum(not c.passed for _, c in source_checks(damaged, labels, "model_int8.tflite", 200)) >= 19

@@ -229,8 +229,10 @@ gate_options = option_group(
                  help="An earlier bench.json (e.g. the last release's): each int8 artifact may fall at most "
                       "--tolerance below its accuracy there."),
     click.option("--strict-drop", is_flag=True,
-                 help="Fail every accuracy drop beyond --tolerance, also where the test set is too few images to "
-                      "tell it from noise (by default such a drop fails only when its 95% interval lies above 0)."))
+                 help="Fail every accuracy drop beyond --tolerance (and disagreement beyond --max-disagreement, class "
+                      "drop beyond --max-class-drop), also where the test set is too few images to tell it from noise "
+                      "(by default such a drop fails only when its 95% interval lies above 0, a disagreement or class "
+                      "drop only when its interval lies above its limit)."))
 
 
 fallback_options = option_group(

@@ -6,6 +6,8 @@ Adding a dataset is one `DatasetSpec` entry.
 """
 from __future__ import annotations
 
+import unicodedata
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,6 +131,20 @@ def is_registered(task: Task) -> bool:
     return spec is not None and spec.task == task
 
 
+def label_problem(name: str) -> str | None:
+    """Why `name` cannot be a class label, else None; the one rule for class folders, an .npz's class_names
+    and the labels a manifest or a model file records. A label is the user's text, carried exactly into C
+    strings, HTML, JSON, model metadata and the terminal, so it must be text that every one of them holds
+    on one line: not blank, no control characters (a terminal escape, a newline), no line or paragraph
+    separators, no lone surrogates (not encodable as UTF-8) and not U+FFFE or U+FFFF (not allowed in XML:
+    the JUnit report)."""
+    if not name.strip():
+        return "a blank name cannot be a label"
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in "\ufffe\uffff" for c in name):
+        return "a name with control characters, line breaks or lone surrogates cannot be a label"
+    return None
+
+
 def task_from_json(data: object, where: str) -> Task:
     """Rebuild a Task recorded in a manifest, strictly (a wrong field is a one-line error)."""
 
@@ -139,6 +155,9 @@ def task_from_json(data: object, where: str) -> Task:
         raise EdgeMnistError(f"{where}.input_shape: expected three positive integers, got {shape}")
     if len(names) < 2 or not all(isinstance(n, str) for n in names):
         raise EdgeMnistError(f"{where}.class_names: expected at least two strings")
+    bad = next(((n, label_problem(n)) for n in names if label_problem(n)), None)
+    if bad:
+        raise EdgeMnistError(f"{where}.class_names: {ascii(bad[0])}: {bad[1]}")
     fit_box = expect(obj.get("fit_box"), int, f"{where}.fit_box")
     if not 1 <= fit_box <= min(shape[:2]):
         raise EdgeMnistError(f"{where}.fit_box: {fit_box} does not fit the {shape[0]}x{shape[1]} frame")

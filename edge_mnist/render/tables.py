@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -25,6 +26,19 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     """GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def markdown_text(text: str) -> str:
+    """User text (a class name in a check's sentence) for a Markdown table cell: the characters GitHub would
+    read as markup, HTML, math or a cell border backslash-escaped, so the cell shows the text as written. An
+    underscore inside a word (model_int8) is left alone: GitHub never reads it as emphasis."""
+
+    def escaped(found: re.Match) -> str:
+        at, char = found.start(), found.group()
+        inside = char == "_" and 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
+        return char if inside else "\\" + char
+
+    return re.sub(r"[\\`*_\[\]<>|&~$]", escaped, text)
 
 
 BENCH_HEADERS = ["artifact", "format", "precision", "size", "accuracy", "agreement", "p50 us", "p90 us", "p99 us",
@@ -96,8 +110,9 @@ def plural(count: int, word: str) -> str:
 
 
 def fit(line: str, indent: int = 2) -> str:
-    """`line` wrapped to WIDTH columns; continuation lines indented by `indent` spaces."""
-    return textwrap.fill(line, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
+    """`line` wrapped to WIDTH columns; continuation lines indented by `indent` spaces. A word longer than
+    a line (a long class name) is kept whole, so the terminal shows the user's text exactly."""
+    return textwrap.fill(line, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False, break_long_words=False)
 
 
 def percent(fraction: float) -> str:
@@ -131,22 +146,28 @@ def _drop(value: float, limit: float, unit: str, bound: str = "tolerance", name:
 
 
 def _interval(r) -> str:
-    """'; 500 images, 95% interval -0.45 to +1.38 pp' for an accuracy drop paired per image (gate.drop_rule),
-    and when the images are too few to resolve the tolerance, that and what it did to the verdict; '' for a
-    drop known from accuracies only."""
+    """'; 500 images, 95% interval -0.45 to +1.38 pp' for a check stated with its interval (gate.interval_rule:
+    an accuracy drop paired per image, the disagreement, a class's drop), and when the images are too few to
+    resolve the limit, that and what it did to the verdict; '' for a value known without one."""
     if "interval" not in r.context:
         return ""
     low, high = r.context["interval"]
-    text = f"; {r.context['images']:,} images, 95% interval {low:+.2f} to {high:+.2f} pp"
+    unit = " pp" if r.unit == "pp" else "%"
+    sign = "+" if r.unit == "pp" else ""
+    joint = f" (joint over {r.context['classes']} classes)" if "classes" in r.context else ""
+    text = f"; {r.context['images']:,} images, 95% interval{joint} {low:{sign}.2f} to {high:{sign}.2f}{unit}"
     if r.context["resolved"]:
         return text
+    drop = r.criterion in (DROP, BASELINE)
     if not r.passed:
-        outcome = ", but the drop is real (its interval lies above 0)"
+        outcome = (", but the drop is real (its interval lies above 0)" if drop
+                   else ", but the excess is real (its interval lies above the limit)")
     elif r.value > r.limit + EPS:
-        outcome = ", and its interval includes 0: passed as noise"
+        outcome = (", and its interval includes 0" if drop else ", and its interval reaches the limit") + \
+            ": passed as noise"
     else:
         outcome = ""
-    return f"{text}: too few images to resolve {r.limit:.2f} pp{outcome}"
+    return f"{text}: too few images to resolve {r.limit:.2f}{unit}{outcome}"
 
 
 def _compared(r, other: str, what: str) -> str:
@@ -157,8 +178,9 @@ def _compared(r, other: str, what: str) -> str:
 def _class_drop(r) -> str:
     """The class that lost most accuracy against the source model, named, or that none did."""
     if r.value <= 0:
-        return f"no class drops vs its source model, maximum {apart(r.value, r.limit)[1]} pp"
-    return f"worst class {r.context['class']} vs its source model: {_drop(r.value, r.limit, ' pp', 'maximum')}"
+        return f"no class drops vs its source model, maximum {apart(r.value, r.limit)[1]} pp{_interval(r)}"
+    return (f"worst class {r.context['class']} vs its source model: {_drop(r.value, r.limit, ' pp', 'maximum')}"
+            f"{_interval(r)}")
 
 
 def _embeds(r) -> str:
@@ -180,7 +202,7 @@ def _sentences() -> dict:
                              f"{_drop(r.value, r.limit, '%', 'maximum', 'relative drop')}"),
         MINIMUM: lambda r: f"accuracy {_bounded(r.value * 100, r.limit * 100, '%', 'minimum')}",
         DISAGREEMENT: lambda r: "differs from its source model on "
-                                f"{_bounded(r.value, r.limit, '%', 'maximum', images)}",
+                                f"{_bounded(r.value, r.limit, '%', 'maximum', images)}{_interval(r)}",
         CLASS_DROP: _class_drop,
         BASELINE: lambda r: (f"{_compared(r, 'baseline', 'baseline')}: {_drop(r.value, r.limit, ' pp')}"
                              f"{_interval(r)}"),
@@ -282,16 +304,32 @@ def board_rows(result) -> list[list[str]]:
     return rows
 
 
+UNRESOLVED = {  # check id -> (what, limit option, what fails) in the small-set warning
+    DROP: ("accuracy-drop check", "--tolerance", "a drop beyond it fails only when its interval lies above 0"),
+    BASELINE: ("accuracy-drop check", "--tolerance", "a drop beyond it fails only when its interval lies above 0"),
+    DISAGREEMENT: ("disagreement check", "--max-disagreement",
+                   "a share beyond it fails only when its interval lies above it"),
+    CLASS_DROP: ("per-class drop check", "--max-class-drop",
+                 "a class's drop beyond it fails only when its interval lies above it"),
+}
+
+
 def unresolved_lines(verdict) -> list[str]:
-    """The warning that some accuracy drops were checked on too few images to resolve their tolerance ([] when
-    none): such a drop fails only when it is real, so a regression smaller than the interval passes unseen."""
-    unresolved = verdict.unresolved
-    if not unresolved:
-        return []
-    widest = max((r.context["interval"][1] - r.context["interval"][0]) / 2 for r in unresolved)
-    return [f"warning: {plural(len(unresolved), 'accuracy-drop check')} on too few images to resolve the tolerance "
-            f"(95% intervals up to ±{widest:.2f} pp): a drop beyond it fails only when its interval lies above 0; "
-            "test on more images, or widen --tolerance to what the set resolves"]
+    """One warning per kind of check (accuracy drop, disagreement, per-class drop) that some were checked on
+    too few images to resolve their limit ([] when none): such a value fails only when its excess is real, so
+    a regression smaller than the interval passes unseen."""
+    kinds: dict[tuple, list] = {}
+    for r in verdict.unresolved:
+        kinds.setdefault(UNRESOLVED[r.criterion], []).append(r)
+    lines = []
+    for (what, option, rule), results in kinds.items():
+        widest = max((r.context["interval"][1] - r.context["interval"][0]) / 2 for r in results)
+        unit = " pp" if results[0].unit == "pp" else "%"
+        limit = "the tolerance" if option == "--tolerance" else option
+        lines.append(f"warning: {plural(len(results), what)} on too few images to resolve {limit} (95% intervals "
+                     f"up to ±{widest:.2f}{unit}): {rule}; test on more images, or widen {option} to what the "
+                     "set resolves")
+    return lines
 
 
 def summary_lines(verdict) -> list[str]:
@@ -338,9 +376,10 @@ def write_reports(verdict, json_path: Path | None = None, junit_path: Path | Non
     if junit_path:
         junit(verdict.results, Path(junit_path))
     if md_path:
-        with open(md_path, "a") as handle:
+        rows = [[markdown_text(str(cell)) for cell in row] for row in check_rows(verdict.results)]
+        with open(md_path, "a", encoding="utf-8") as handle:
             handle.write(f"### edge-mnist check: {'PASS' if verdict.passed else 'FAIL'}\n\n"
-                         f"{markdown(CHECK_HEADERS, check_rows(verdict.results))}\n\n"
+                         f"{markdown(CHECK_HEADERS, rows)}\n\n"
                          + "".join(f"- {line}\n" for line in summary_lines(verdict)) + "\n")
 
 

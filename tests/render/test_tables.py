@@ -29,7 +29,7 @@ from edge_mnist.gate import (
     parity,
 )
 from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.render.tables import WIDTH, check_text, describe, write_reports
+from edge_mnist.render.tables import WIDTH, check_text, describe, markdown_text, write_reports
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device
@@ -39,7 +39,8 @@ LABELS = np.repeat(np.arange(10), 100)
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout, stderr)."""
+    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout,
+    stderr)."""
     from tests.behaviour.test_cli import run_cli as run
 
     return run([str(a) for a in argv])
@@ -51,7 +52,7 @@ def failed_check(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate") / "export"
     shutil.copytree(FIXTURES / "device_export", folder)
     code, out, err = run_cli(["check", "--out", folder, "--data-dir", FIXTURES / "fashion-small",
-                              "--skip-qat-source", "--min-accuracy", "0.9", "--max-class-drop", "1",
+                              "--skip-qat-source", "--min-accuracy", "0.9", "--max-class-drop", "1", "--strict-drop",
                               "--json", folder / "check.json"])
     assert code == 1, err
     return folder, out, err
@@ -193,7 +194,8 @@ def test_info_on_bad_input_is_one_line_and_exit_2(device_export, damage, message
 def test_info_imports_no_tensorflow(device_export):
     code = ("import sys\nfrom edge_mnist.cli import main\ntry:\n    main(['info', '--out', sys.argv[1]])\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx', 'matplotlib'} & set(sys.modules)\nassert not heavy, heavy\n")
+            "heavy = {'tensorflow', 'tf_keras', 'keras', 'onnx', 'matplotlib'} & set(sys.modules)\n"
+            "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code, str(device_export)], capture_output=True, text=True,
                           timeout=120, cwd=FIXTURES.parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -236,4 +238,9 @@ def test_unresolved_checks_are_a_warning_in_every_report(tmp_path):
                                     "c.tflite: accuracy drop vs baseline (pp)"]
     assert report["results"][1]["context"]["images"] == 50 and report["results"][1]["passed"] is True
     assert "\n- warning: 3 accuracy-drop checks on too few images" in (tmp_path / "c.md").read_text()
-    assert "warning" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
+    assert "accuracy-drop check" not in check_text(wide_verdict())  # unpaired drops: no interval, no warning
+
+
+def test_markdown_cells_show_a_class_name_as_written():
+    assert markdown_text("worst class <b>x</b> & a|b *c* $d$ _e_ in model_int8") == (
+        r"worst class \<b\>x\</b\> \& a\|b \*c\* \$d\$ \_e\_ in model_int8")
