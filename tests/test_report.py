@@ -62,8 +62,12 @@ def test_report_embeds_every_picture_and_the_gate_verdict(reported):
     for row in bench["rows"]:  # the bench table shows what bench measured, artifact by artifact
         shown = f"{row['accuracy'] * 100:.2f}%" + ("" if row["test_indices"] is None else f" ({row['n_samples']:,} img)")
         assert f"<td>{row['file']}</td>" in page and f"<td>{shown}</td>" in page
-    names = "|".join(re.escape(html.escape(n)) for n in DATASETS["fashion-mnist"].task.class_names)
-    assert re.search(f"worst class ({names}) ", page)  # class names, not numbers, in the checks
+    class_names = DATASETS["fashion-mnist"].task.class_names
+    names = "|".join(re.escape(html.escape(n)) for n in class_names)
+    # class names, not numbers, in the checks (a class that dropped is named) and in the class table
+    assert re.search(f"worst class ({names}) ", page) or "no class drops" in page
+    for index, name in enumerate(class_names):
+        assert f"<tr><td>{index}</td><td>{html.escape(name)}</td>" in page, name
 
 
 def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported, small_fashion_dir):
