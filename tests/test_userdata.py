@@ -134,6 +134,34 @@ def test_fashion_mnist_as_an_image_folder_matches_the_idx_route(fashion_subset, 
         np.testing.assert_array_equal(getattr(ds, f"y_{split}"), y)
 
 
+@pytest.mark.tf
+@pytest.mark.slow
+def test_fashion_mnist_as_an_image_folder_trains_the_same_model_as_the_idx_route(fashion_full, tmp_path):
+    """3,000 train and 1,000 test images of real Fashion-MNIST written as PNG class folders give, for one seed,
+    the very model (every weight equal) the IDX route's arrays give in the same order: the folder's train split
+    streamed from its files (FileImages) against the arrays gathered in memory. The order is the folder's (by
+    class, then file name), since class folders cannot hold the IDX file's interleaved order."""
+    from edge_mnist.core.keras_io import load_keras
+    from edge_mnist.registry.datasets import get
+    from edge_mnist.train import TrainConfig, train
+
+    picked = {s: data.stratified_indices(fashion_full[f"y_{s}"], n) for s, n in (("train", 3000), ("test", 1000))}
+    splits = {s: (fashion_full[f"x_{s}"][i], fashion_full[f"y_{s}"][i].astype(np.int64)) for s, i in picked.items()}
+    folder = userdata.load_folder(write_folder(tmp_path / "fashion", splits, safe_names(FASHION)))
+    assert isinstance(folder.x_train, userdata.FileImages)
+    ordered = {s: folder_order(*splits[s]) for s in splits}
+    idx_route = data.Dataset(get("fashion-mnist").task, *ordered["train"], *ordered["test"], source="IDX")
+    np.testing.assert_array_equal(folder.x_test, idx_route.x_test)
+    config = TrainConfig(epochs=1, architecture="compact", seed=3)
+    weights = []
+    for name, dataset in (("folder", folder), ("idx", idx_route)):
+        history = train(dataset, tmp_path / name, config)
+        weights.append(load_keras(tmp_path / name / "model_float32.keras", history["keras_sha256"]).get_weights())
+    assert len(weights[0]) == len(weights[1]) > 0
+    for from_folder, from_idx in zip(*weights):
+        np.testing.assert_array_equal(from_folder, from_idx)
+
+
 def test_colour_images_are_read_as_three_channels(fashion_subset, tmp_path):
     """A plumbing test: real items, artificially tinted, prove the three-channel path keeps every pixel (the
     colours carry no meaning)."""
