@@ -307,9 +307,9 @@ def recalibrated(model, keras, dataset: Dataset, config: TrainConfig) -> dict | 
     """Recompute the trained model's BatchNorm statistics (train.batchnorm) from training batches, unaugmented and
     seeded; what history.json records of it: the test accuracy with Keras' moving statistics and the images used
     (None for a model without BatchNorm)."""
-    before = evaluate_keras(model, dataset) if batchnorm_layers(model, keras) else None
-    if before is None:
+    if not batchnorm_layers(model, keras):
         return None
+    before = evaluate_keras(model, dataset)
     batches = make_pipeline(dataset.x_train, dataset.y_train, config.batch_size, config.seed, shuffle=True)
     images = recalibrate(model, keras, batches.take(RECALIBRATION_BATCHES))
     return {"recomputed_from_images": images, "test_accuracy_with_moving_statistics": before}
