@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.config import GateConfig
 from edge_mnist.core.errors import EdgeMnistError, MissingDependency
-from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
+from edge_mnist.data import stratified_indices, to_float
 from edge_mnist.folder.layout import MANIFEST_FILE
+from edge_mnist.folder.opener import Folder
 from edge_mnist.folder.records import BenchResult, Manifest
-from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified, refuse_unlisted
+from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified
 from edge_mnist.gate import EMBEDS, EPS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
 from edge_mnist.registry.formats import (
     FLOAT_KERAS,
@@ -36,7 +38,6 @@ from edge_mnist.registry.formats import (
     REFERENCE_ORDER,
     RUNS,
     RUNTIMES,
-    TFLM_IMAGES,
     Run,
     chosen_runs,
     left_out,
@@ -150,19 +151,14 @@ def _consistent(row, labels: np.ndarray) -> bool:
     return abs(float((row.predictions == labels).mean()) - row.accuracy) <= EPS
 
 
-def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
-             skip_qat_source: bool = False, skip_runtimes: tuple[str, ...] = (),
-             tflm_images: int = TFLM_IMAGES) -> Verdict:
+def evaluate(folder: Folder, config: GateConfig = GateConfig()) -> Verdict:
     """Run every int8 artifact of DIR and the float reference on the test set, and evaluate every criterion.
-    `skip_runtimes` leaves optional runtimes (tflm) out; the verdict lists what that left out. A `subset`
-    runtime (TFLM) runs on `tflm_images` test images stratified by class (0: all) and is then held to parity
+    config.skip_runtimes leaves optional runtimes (tflm) out; the verdict lists what that left out. A `subset`
+    runtime (TFLM) runs on config.tflm_images test images stratified by class (0: all) and is then held to parity
     with its parity group on those images only (gate.run_results says why; Verdict.subsets says which)."""
-    out = Path(out)
-    criteria.validate()
-    subset = stratified_indices(dataset.y_test, tflm_images)
-    manifest = Manifest.load(out)
-    refuse_unlisted(out, manifest)
-    check_dataset(manifest, dataset, out / MANIFEST_FILE)
+    out, dataset, manifest = folder.path, folder.dataset, folder.exported
+    criteria, threads, skip_runtimes = config.validate().criteria, config.threads, config.skip_runtimes
+    subset = stratified_indices(dataset.y_test, config.tflm_images)
     present = [fmt for fmt in FORMATS if fmt.key in manifest.artifacts and fmt.is_int8]
     runs = [run for fmt in present for run in chosen_runs(fmt, skip_runtimes)]
     if not runs:
@@ -177,7 +173,7 @@ def evaluate(out: Path, dataset: Dataset, criteria: Criteria, threads: int = 1,
     measured = {k: _run(runner, k, images, labels, subset if RUNTIMES[RUNS[k].runtime].subset else None)
                 for k, runner in runners.items()}
     needs_qat = any(RUNS[k].fmt.source == QAT_KERAS for k in keys)
-    qat = _qat_source(out, manifest, images, labels, threads, skip_qat_source) if needs_qat else None
+    qat = _qat_source(out, manifest, images, labels, threads, config.skip_qat_source) if needs_qat else None
     sources = {FLOAT_KERAS: reference.predictions, QAT_KERAS: None if qat is None else qat.predictions}
     results: list[Result] = []
     for key, m in measured.items():

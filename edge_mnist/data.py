@@ -21,8 +21,6 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_bytes
-from edge_mnist.folder.layout import MANIFEST_FILE
-from edge_mnist.folder.records import History, Manifest
 from edge_mnist.registry import datasets
 from edge_mnist.registry.datasets import KERAS_BASE_URL, DatasetSpec, Task, UserData
 
@@ -281,36 +279,3 @@ def _remedies(spec: DatasetSpec, why: str) -> str:
 
 
 DEFAULT_DATASET = "mnist"
-
-
-def folder_records(out: Path) -> tuple[str | None, UserData | None]:
-    """The dataset an artifact folder belongs to and, for a user's own data, its record: the manifest's, else the
-    training history's."""
-    out = Path(out)
-    if (out / MANIFEST_FILE).is_file():
-        manifest = Manifest.load(out)
-        return manifest.task.dataset, manifest.user_data
-    history = History.load(out)
-    return (None, None) if history is None else (history.dataset, history.user_data)
-
-
-def folder_dataset(out: Path) -> str | None:
-    """The dataset an artifact folder belongs to: the manifest's task, else the training history's."""
-    return folder_records(out)[0]
-
-
-def need_folder(out: Path) -> None:
-    """Commands that read an artifact folder need it to exist."""
-    if not Path(out).is_dir():
-        raise EdgeMnistError(f"{out}: artifact folder does not exist (run `edge-mnist train` there first, "
-                             "or pass --out)")
-
-
-def check_dataset(manifest: Manifest, dataset: Dataset, where: Path) -> None:
-    """The test data must be the data the folder was exported with."""
-    if manifest.task.dataset != dataset.name:
-        raise EdgeMnistError(f"{where}: the folder holds {manifest.task.dataset} models, not {dataset.name}; "
-                             f"pass --dataset {manifest.task.dataset} or leave --dataset out")
-    if manifest.dataset_fingerprint != dataset.test_fingerprint():
-        raise EdgeMnistError(f"{where}: artifacts were exported with other {dataset.name} test data than "
-                             f"{dataset.source}; pass the same --data-dir")

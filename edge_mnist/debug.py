@@ -19,22 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.config import ExportConfig
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.files import atomic_output, atomic_write_json, writable_folder
+from edge_mnist.core.files import atomic_output, atomic_write_json
 from edge_mnist.core.keras_io import load_keras
-from edge_mnist.core.lock import folder_lock
-from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.data import to_float
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, MANIFEST_FILE
+from edge_mnist.folder.opener import Folder
 from edge_mnist.folder.records import Manifest
-from edge_mnist.folder.verify import open_artifact, read_verified, recorded_keras_sha256
+from edge_mnist.folder.verify import open_artifact, read_verified
 from edge_mnist.quantize.calibration import calibration_images
 from edge_mnist.quantize.equalize import DETAILS_KEY, equalize
 from edge_mnist.quantize.layer_error import DEBUG_IMAGES, ArtifactDebug, analyse, reference_for
 from edge_mnist.quantize.mixed import Mixer
-from edge_mnist.registry.formats import BY_KEY
+from edge_mnist.registry.formats import BY_KEY, rebuilt
+from edge_mnist.registry.methods import FLOAT_KERAS, QUANTIZED, Method
 from edge_mnist.runtime.tflite_graph import read_tflite
-
-DEBUGGED = {"ptq": ("tflite_int8", "onnx_int8"), "qat": ("tflite_qat_int8", "onnx_qat_int8")}
 
 
 def _clean(value):
@@ -48,36 +48,34 @@ def _clean(value):
     return value
 
 
-def debug(out: Path, dataset: Dataset, calib_samples: int = 500, seed: int = 0,
-          progress=print, *, wait: bool = False) -> list[ArtifactDebug]:
-    """The per-layer table of every int8 artifact in DIR (post-training and QAT); writes DIR/debug.json and
-    DIR/debug.png, holding DIR's lock throughout (core.lock; `wait` waits for another writer)."""
+def debug(folder: Folder, config: ExportConfig = ExportConfig(), progress=print) -> list[ArtifactDebug]:
+    """The per-layer table of every int8 artifact in DIR (each quantized method's .tflite and .onnx), calibrated
+    as export was (config.calib_samples and config.seed must be export's); writes DIR/debug.json and DIR/debug.png.
+    The caller holds DIR's lock (folder.opener.open_folder)."""
 
-    out = Path(out)
-    writable_folder(out)
-    with folder_lock(out, "debug", wait):
-        manifest = Manifest.load(out)
-        check_dataset(manifest, dataset, out / MANIFEST_FILE)
-        present = {method: [k for k in keys if k in manifest.artifacts] for method, keys in DEBUGGED.items()}
-        if not any(present.values()):
-            raise EdgeMnistError(f"{out}: no int8 artifact to debug (run `edge-mnist export --int8`)")
-        calib = calibration_images(dataset, calib_samples, seed)
-        images, labels = to_float(dataset.x_test), dataset.y_test
-        results = []
-        for method, keys in present.items():
-            if keys:
-                mixer = _mixer(out, manifest, method, keys[0], calib, progress)
-                reference = reference_for(mixer, images[:DEBUG_IMAGES])
-                results += [_debugged(out, manifest, key, mixer, reference, images, labels, progress) for key in keys]
-        save_debug(out, results, manifest.float_accuracy)
-        return results
+    out, dataset, manifest = folder.path, folder.dataset, folder.exported
+    present = {method: [f.key for f in rebuilt(method).values() if f.key in manifest.artifacts]
+               for method in QUANTIZED}
+    if not any(present.values()):
+        raise EdgeMnistError(f"{out}: no int8 artifact to debug (run `edge-mnist export --int8`)")
+    calib = calibration_images(dataset, config.calib_samples, config.seed)
+    images, labels = to_float(dataset.x_test), dataset.y_test
+    results = []
+    for method, keys in present.items():
+        if keys:
+            mixer = _mixer(folder, method, keys[0], calib, progress)
+            reference = reference_for(mixer, images[:DEBUG_IMAGES])
+            results += [_debugged(out, manifest, key, mixer, reference, images, labels, progress) for key in keys]
+    save_debug(out, results, manifest.float_accuracy)
+    return results
 
 
-def _mixer(out: Path, manifest: Manifest, method: str, key: str, calib: np.ndarray, progress) -> Mixer:
-    """The calibration export made for `method`'s files: of the float model (PTQ; equalized first when the
-    manifest entry `key` says export equalized it) or of the QAT model."""
-    if method == "ptq":
-        model = load_keras(out / BY_KEY["keras_float32"].file, sha256=recorded_keras_sha256(out))
+def _mixer(folder: Folder, method: Method, key: str, calib: np.ndarray, progress) -> Mixer:
+    """The calibration export made for `method`'s files: of the float model (equalized first when the manifest
+    entry `key` says export equalized it) or of the QAT model."""
+    out, manifest = folder.path, folder.exported
+    if method.source == FLOAT_KERAS:
+        model = load_keras(out / BY_KEY["keras_float32"].file, sha256=folder.keras_sha256)
         if DETAILS_KEY in manifest.artifacts[key].details:
             progress("equalizing the float model as export did")
             model, _ = equalize(model)

@@ -42,7 +42,7 @@ UNITS = {DROP: "pp", RELATIVE: "%", MINIMUM: "fraction", DISAGREEMENT: "%", CLAS
 PAIR = " ~ "  # joins the two files of a parity result's artifact
 
 
-@dataclass
+@dataclass(frozen=True)
 class Criteria:
     """Limits of the gate (the one place their defaults are defined); None disables a criterion."""
 

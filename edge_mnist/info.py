@@ -20,6 +20,7 @@ from edge_mnist.core.jsonio import expect, read_record
 from edge_mnist.folder.layout import BENCH_FILE, CHECK_FILE, HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.folder.records import Artifact, BenchResult, History, Manifest
 from edge_mnist.registry import formats
+from edge_mnist.registry.methods import QAT
 from edge_mnist.render.tables import fit, percent, plural, table
 
 KINDS = {".keras": "Keras", ".h5": "Keras HDF5", ".tflite": "TFLite", ".onnx": "ONNX", ".ort": "ORT",
@@ -100,7 +101,7 @@ def _models(out: Path, manifest: Manifest) -> list[ModelFile]:
              for f in formats.FORMATS if f.key in manifest.artifacts]
     if manifest.qat is not None:
         path = out / manifest.qat.keras_file
-        files.append(ModelFile(manifest.qat.keras_file, KINDS[path.suffix], "float32", "qat",
+        files.append(ModelFile(manifest.qat.keras_file, KINDS[path.suffix], "float32", QAT.name,
                                path.stat().st_size if path.is_file() else None,
                                _sha_status(path, manifest.qat.keras_sha256, None)))
     return files

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_mnist.check import evaluate
+from edge_mnist.config import GateConfig
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.files import atomic_write_bytes, writable_folder
+from edge_mnist.core.files import atomic_write_bytes
 from edge_mnist.core.jsonio import now
-from edge_mnist.core.lock import folder_lock
 from edge_mnist.data import Dataset
 from edge_mnist.folder.layout import (
     BENCH_FILE,
@@ -29,8 +29,8 @@ from edge_mnist.folder.layout import (
     REPORT_FILE,
     SAMPLES_FILE,
 )
+from edge_mnist.folder.opener import Folder
 from edge_mnist.folder.records import BenchResult, History, Manifest
-from edge_mnist.registry.formats import TFLM_IMAGES
 from edge_mnist.render import plots
 from edge_mnist.render.tables import (
     BENCH_HEADERS,
@@ -169,33 +169,25 @@ def render(manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, fi
         "</body></html>", ""])
 
 
-def write_report(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, verdict, *,
-                 wait: bool = False) -> Path:
-    """Draw the pictures and write DIR/report.html (atomically), holding DIR's lock (core.lock); returns its
-    path."""
-    out = Path(out)
-    with folder_lock(out, "report", wait):
-        figures = draw(out, manifest, dataset, bench, verdict)
-        page = render(manifest, dataset, bench, verdict, figures, History.load(out))
-        atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
+def write_report(folder: Folder, bench: BenchResult, verdict) -> Path:
+    """Draw the pictures and write DIR/report.html (atomically); returns its path. The caller holds DIR's lock
+    (folder.opener.open_folder)."""
+    out, manifest, dataset = folder.path, folder.exported, folder.dataset
+    figures = draw(out, manifest, dataset, bench, verdict)
+    page = render(manifest, dataset, bench, verdict, figures, History.load(out))
+    atomic_write_bytes(out / REPORT_FILE, page.encode("utf-8"))
     return out / REPORT_FILE
 
 
-def report(out: Path, dataset: Dataset, criteria, threads: int = 1, skip_runtimes: tuple[str, ...] = (),
-           skip_qat_source: bool = False, *, wait: bool = False, tflm_images: int = TFLM_IMAGES):
-    """Re-run the gate on DIR's artifacts and write the report; returns (path, verdict). What could stop
-    it afterwards (no matplotlib, a folder it cannot write, a stale bench.json) is checked first. DIR's
-    lock is held throughout (core.lock; `wait` waits for another writer). TFLM is checked on `tflm_images`
-    test images (check.evaluate)."""
+def report(folder: Folder, config: GateConfig = GateConfig()):
+    """Re-run the gate on DIR's artifacts (check.evaluate, by `config`) and write the report; returns (path,
+    verdict). What could stop it afterwards (no matplotlib, a stale bench.json) is checked first. The caller
+    holds DIR's lock (folder.opener.open_folder)."""
 
     plots.require_matplotlib()
-    writable_folder(out)
-    with folder_lock(out, "report", wait):
-        manifest = Manifest.load(out)
-        bench = load_bench(out, manifest)
-        verdict = evaluate(out, dataset, criteria, threads, skip_qat_source=skip_qat_source,
-                           skip_runtimes=skip_runtimes, tflm_images=tflm_images)
-        return write_report(out, manifest, dataset, bench, verdict), verdict
+    bench = load_bench(folder.path, folder.exported)
+    verdict = evaluate(folder, config)
+    return write_report(folder, bench, verdict), verdict
 
 
 __all__ = ["REPORT_FILE", "load_bench", "report", "write_report"]

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from edge_mnist.config import DataConfig
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
-from edge_mnist.data import DEFAULT_DATASET, Dataset, folder_records, load_dataset, read_npz, validate
+from edge_mnist.data import DEFAULT_DATASET, Dataset, load_dataset, read_npz, validate
 from edge_mnist.registry import datasets
 from edge_mnist.registry.datasets import Task, UserData
 
@@ -446,6 +447,12 @@ def resolve_dataset(value: str, data_dir: Path | None = None, channels: int | No
                          "or give the path of an image folder or .npz")
 
 
+def load_data(config: DataConfig) -> Dataset:
+    """The dataset a command trains on or imports a model for: --dataset (default: mnist) as resolve_dataset
+    reads it, with --data-dir, --channels and --image-size."""
+    return resolve_dataset(config.dataset or DEFAULT_DATASET, config.data_dir, config.channels, config.image_size)
+
+
 def load_path(path: Path, channels: int | None = None, image_size: tuple[int, int] | None = None) -> Dataset:
     """An existing image folder or .npz as a Dataset (its record attached)."""
     if path.is_dir():
@@ -457,11 +464,13 @@ def load_path(path: Path, channels: int | None = None, image_size: tuple[int, in
     return load_npz(path, channels)
 
 
-def load_for_folder(out: Path, requested: str | None, data_dir: Path | None) -> Dataset:
-    """The artifact folder's own dataset: a registered one by name (asking for another is an error naming both),
+def load_for_folder(out: Path, requested: str | None, data_dir: Path | None,
+                    records: tuple[str | None, UserData | None]) -> Dataset:
+    """The artifact folder's own dataset, by what DIR records of it (`records`: its name and, for a user's data,
+    its record; folder.opener reads them): a registered one by name (asking for another is an error naming both),
     or a user's data reloaded from its record, from `requested` when that is the path it moved to; data whose
     fingerprint differs from the record is refused."""
-    recorded, record = folder_records(out)
+    recorded, record = records
     if record is None:
         if recorded and requested and recorded != requested:
             raise EdgeMnistError(f"{out}: the folder was trained on {recorded}, not {requested}; "

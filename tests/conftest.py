@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_mnist.config import BenchConfig, ExportConfig
 from edge_mnist.data import IDX_FILES, read_idx_dir
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -101,8 +103,8 @@ def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
     out = tmp_path_factory.mktemp("export")
     data = load_dataset("fashion-mnist", small_fashion_dir)
     train(data, out, TrainConfig(epochs=2, batch_size=64))
-    export(out, data, ("ptq",), calib_samples=100, progress=lambda *_: None)
-    bench(out, data, runs=30, warmup=3, throughput_seconds=0, progress=lambda *_: None)
+    export(read_folder(out, data, exported=False), ExportConfig(("ptq",), calib_samples=100), progress=lambda *_: None)
+    bench(read_folder(out, data), BenchConfig(runs=30, warmup=3, throughput_seconds=0), progress=lambda *_: None)
     return out
 
 

@@ -15,9 +15,11 @@ import pytest
 
 from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
+from edge_mnist.config import BenchConfig, GateConfig
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
 from edge_mnist.data import load_dataset
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.folder.records import Manifest
 from edge_mnist.gate import (
     Criteria,
@@ -134,7 +136,7 @@ SKIP = {"skip_qat_source": not has_tensorflow()}
 
 def test_fresh_export_passes_every_criterion_without_bench_json(device_export, data):
     assert not (device_export / "bench.json").exists()
-    verdict = evaluate(device_export, data, Criteria(), **SKIP)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     assert verdict.passed and verdict.n_samples == 500
     per_artifact = 3 if has_tensorflow() else 1  # drop; disagreement and class drop vs the QAT source need TF
     tflm = importlib.util.find_spec("tflite_micro") is not None  # the .tflite runs again under TFLM, with parity
@@ -149,7 +151,7 @@ def test_fresh_export_passes_every_criterion_without_bench_json(device_export, d
 def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
     zero_largest_tflite_buffer(device_export / "model_int8.tflite")
     rehash(device_export, "model_int8.tflite")
-    verdict = evaluate(device_export, data, Criteria(), **SKIP)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     failed = {(r.artifact, r.criterion) for r in verdict.failed}
     assert ("model_int8.tflite", "accuracy drop vs float (pp)") in failed
     assert not any(r.artifact == "model_int8.onnx" for r in verdict.failed)
@@ -161,20 +163,20 @@ def test_edited_records_do_not_change_the_verdict(device_export, data):
     manifest = json.loads((device_export / "manifest.json").read_text())
     manifest["float_accuracy"] = 0.5
     (device_export / "manifest.json").write_text(json.dumps(manifest))
-    assert not evaluate(device_export, data, Criteria(), **SKIP).passed
+    assert not evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP)).passed
 
 
 def test_float_model_copied_over_an_int8_one_is_refused(device_export, data):
     (device_export / "model_int8.tflite").write_bytes((device_export / "model_float32.tflite").read_bytes())
     rehash(device_export, "model_int8.tflite")
     with pytest.raises(EdgeMnistError, match="model_int8.tflite: the file holds a float32 model"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
 
 
 def test_changed_file_without_updated_hash_is_refused(device_export, data):
     (device_export / "model_int8.onnx").write_bytes(b"changed")
     with pytest.raises(EdgeMnistError, match="model_int8.onnx: 7 bytes, manifest.json says"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
 
 
 def test_qat_artifacts_need_their_qat_record(device_export, data):
@@ -182,13 +184,13 @@ def test_qat_artifacts_need_their_qat_record(device_export, data):
     manifest["qat"] = None
     (device_export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgeMnistError, match="manifest.json: qat: QAT artifacts are listed but the QAT record"):
-        evaluate(device_export, data, Criteria(), skip_qat_source=True)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True))
 
 
 @pytest.mark.skipif(has_tensorflow(), reason="the QAT source model runs when TensorFlow is installed")
 def test_qat_source_criteria_without_tensorflow_are_an_error_naming_the_option(device_export, data):
     with pytest.raises(EdgeMnistError, match="needs TensorFlow.*--skip-qat-source"):
-        evaluate(device_export, data, Criteria())
+        evaluate(read_folder(device_export, data), GateConfig(Criteria()))
 
 
 def test_an_int8_file_left_out_of_the_manifest_is_refused(device_export, data):
@@ -196,7 +198,7 @@ def test_an_int8_file_left_out_of_the_manifest_is_refused(device_export, data):
     manifest["artifacts"] = [a for a in manifest["artifacts"] if a["key"] != "tflite_int8"]
     (device_export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgeMnistError, match="manifest.json: artifacts: model_int8.tflite not listed"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
 
 
 def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_export, data):
@@ -205,12 +207,12 @@ def test_a_registered_file_on_disk_but_not_in_the_manifest_is_refused(device_exp
     manifest["qat"] = None
     (device_export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgeMnistError, match=r"model_qat_int8(_cpu)?\.tflite: present but not listed in manifest.json"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     for name in ("model_qat_int8.tflite", "model_qat_int8_cpu.tflite", "model_qat_int8.onnx", "model_qat_int8.ort",
                  "model_qat_int8.required_operators.config", "model_qat_int8.cc", "model_qat_int8.h",
                  "model_qat_int8_micro.c", "model_qat_int8_micro.h"):
         (device_export / name).unlink()
-    assert evaluate(device_export, data, Criteria(), **SKIP).passed
+    assert evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP)).passed
 
 
 def spoof_int8(path) -> None:
@@ -238,7 +240,7 @@ def test_a_float_file_with_a_dead_int8_tensor_is_still_float(device_export, data
     spoof_int8(target)
     rehash(device_export, "model_int8.tflite")
     with pytest.raises(EdgeMnistError, match="model_int8.tflite: the file holds a float32 model"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
 
 
 def test_other_test_data_is_refused(device_export, fixture_data_dir, tmp_path):
@@ -248,7 +250,7 @@ def test_other_test_data_is_refused(device_export, fixture_data_dir, tmp_path):
     other = {"x_train": arrays.x_train, "y_train": arrays.y_train, "x_test": arrays.x_test[:-1],
              "y_test": arrays.y_test[:-1]}
     with pytest.raises(EdgeMnistError, match="exported with other fashion-mnist test data"):
-        evaluate(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other)), Criteria(), **SKIP)
+        evaluate(read_folder(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other))), GateConfig(Criteria(), **SKIP))
 
 
 def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, dataset="fashion-mnist"):
@@ -268,15 +270,15 @@ def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, d
 def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
     ints = ["model_int8.tflite", "model_int8_cpu.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite",
             "model_qat_int8_cpu.tflite", "model_qat_int8.onnx", "model_qat_int8.ort"]
-    measured = bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda *_: None).to_json()
+    measured = bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0), progress=lambda *_: None).to_json()
     only_float = baseline_file(measured, tmp_path, ["model_float32.onnx"], 0.5)
     with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
-        evaluate(device_export, data, Criteria(baseline=only_float), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=only_float), **SKIP))
     with pytest.raises(EdgeMnistError, match="baseline measured on mnist"):
-        evaluate(device_export, data, Criteria(baseline=baseline_file(measured, tmp_path, ints, 0.5,
-                                                                      "mnist")), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=baseline_file(measured, tmp_path, ints, 0.5,
+                                                                      "mnist")), **SKIP))
     perfect = baseline_file(measured, tmp_path, ints, 1.0)
-    verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=perfect), **SKIP))
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     tflm_runs = 2 if importlib.util.find_spec("tflite_micro") else 0  # the .tflite rows under TFLM too
     openvino_runs = 4 if importlib.util.find_spec("openvino") else 0  # the .tflite and .onnx rows under OpenVINO
@@ -286,7 +288,7 @@ def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device
     for row in edited["rows"]:
         row["accuracy"] = 0.9  # no longer the accuracy of its predictions: the point rule on the recorded figure
     perfect.write_text(json.dumps(edited))
-    verdict = evaluate(device_export, data, Criteria(baseline=perfect), **SKIP)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=perfect), **SKIP))
     drops = [r for r in verdict.results if r.criterion == "accuracy drop vs baseline (pp)"]
     assert drops and not any(r.passed or "interval" in r.context for r in drops)
 
@@ -302,4 +304,4 @@ def test_a_float_onnx_with_a_dead_dequantize_node_is_still_float(device_export, 
     onnx.save(model, device_export / "model_int8.onnx")
     rehash(device_export, "model_int8.onnx")
     with pytest.raises(EdgeMnistError, match="model_int8.onnx: the file holds a float32 model"):
-        evaluate(device_export, data, Criteria(), **SKIP)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from edge_mnist.check import evaluate
+from edge_mnist.config import GateConfig
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.gate import (
     EPS,
     Criteria,
@@ -164,7 +166,7 @@ def drops_on_50(verdict, labels: np.ndarray, artifact: str) -> list:
 
 def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(device_export, data):
     labels = data.y_test.astype(np.int64)
-    fresh = evaluate(device_export, data, Criteria(), **SKIP)
+    fresh = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     drop = next(r for r in fresh.results if r.artifact == "model_int8.tflite" and r.criterion == "accuracy drop "
                 "vs float (pp)")
     assert drop.context["images"] == 500 and drop.context["interval"][0] <= drop.value <= drop.context["interval"][1]
@@ -174,7 +176,7 @@ def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(device_expo
 
     zero_largest_tflite_buffer(device_export / "model_int8.tflite")
     rehash(device_export, "model_int8.tflite")
-    damaged = evaluate(device_export, data, Criteria(), **SKIP)
+    damaged = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     assert damaged.accuracies[damaged.reference] - damaged.accuracies["model_int8.tflite"] > 0.2
     regressed = drops_on_50(damaged, labels, "model_int8.tflite")
     assert sum(not r.passed for r in regressed) >= 19 and min(r.value for r in regressed) > 5 * TOLERANCE
@@ -253,7 +255,7 @@ def test_real_models_on_50_images_source_checks(device_export, data):
     class drop cannot: a class has about 5 images, and losing all 5 happens by chance once in 32, which no
     95% test (let alone one over 10 classes) can call real; on 200 images it fails on every draw."""
     labels = data.y_test.astype(np.int64)
-    fresh = evaluate(device_export, data, Criteria(), **SKIP)
+    fresh = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     unchanged = source_checks(fresh, labels, "model_int8.tflite", 50)
     assert all(d.passed and c.passed for d, c in unchanged)
     point = source_checks(fresh, labels, "model_int8.tflite", 50, strict=True)
@@ -261,7 +263,7 @@ def test_real_models_on_50_images_source_checks(device_export, data):
 
     zero_largest_tflite_buffer(device_export / "model_int8.tflite")
     rehash(device_export, "model_int8.tflite")
-    damaged = evaluate(device_export, data, Criteria(), **SKIP)
+    damaged = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     regressed = source_checks(damaged, labels, "model_int8.tflite", 50)
     assert sum(not d.passed for d, _ in regressed) >= 19
     assert all(c.value > CLASS_LIMIT and not c.context["resolved"] for _, c in regressed)

@@ -20,7 +20,7 @@ LAYERS = (
     ("registry",),
     ("runtime",),
     ("folder",),
-    ("data", "userdata", "gate", "render"),
+    ("data", "userdata", "gate", "config", "render", "folder.opener"),
     ("train", "quantize"),
     ("export",),
     ("bench", "check", "debug", "report", "info", "doctor", "predict", "emulate"),
@@ -28,10 +28,11 @@ LAYERS = (
     ("cli",),
     ("",),  # the package root: the public API, over everything
 )
-PUBLIC_API = ["ARCHITECTURES", "BenchResult", "Criteria", "DATASETS", "Dataset", "EdgeMnistError", "Emulation",
-              "FORMATS", "Format", "GateFailed", "Manifest", "RUNTIMES", "Task", "TrainConfig", "Verdict",
-              "__version__", "bench", "check", "debug", "emulate", "export", "load_dataset", "open_model", "predict",
-              "report", "run", "train"]
+PUBLIC_API = ["ARCHITECTURES", "BenchConfig", "BenchResult", "Criteria", "DATASETS", "DataConfig", "Dataset",
+              "EdgeMnistError", "EmulateConfig", "Emulation", "ExportConfig", "FORMATS", "Folder", "Format",
+              "GateConfig", "GateFailed", "METHODS", "Manifest", "Method", "RUNTIMES", "RunConfig", "Task",
+              "TrainConfig", "Verdict", "__version__", "bench", "check", "debug", "emulate", "export", "load_dataset",
+              "open_folder", "open_model", "predict", "report", "run", "train"]
 
 
 def modules() -> dict[str, tuple[Path, bool]]:

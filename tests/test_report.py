@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge_mnist.config import GateConfig
 from edge_mnist.folder.layout import PLOT_FILES
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.render.plots import confusion_counts
 from tests.behaviour.test_cli import LOOSE, run_cli
@@ -80,7 +82,7 @@ def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported,
 
     manifest = Manifest.load(reported)
     data = load_dataset("fashion-mnist", small_fashion_dir)
-    verdict = evaluate(reported, data, Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99))
+    verdict = evaluate(read_folder(reported, data), GateConfig(Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99)))
     page = render(manifest, data, load_bench(reported, manifest), verdict, [], {})
     assert '<span id="verdict-word">FAIL</span>' in page and 'class="fail"' in page
     assert "accuracy" in page and "minimum 99.00%" in page

@@ -3,27 +3,24 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
-from edge_mnist.bench import THROUGHPUT_SECONDS, bench
+from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
 from edge_mnist.cli.options import (
     ARCH_EPILOG,
     GATE,
     batch_option,
     calib_option,
-    criteria_from,
+    configs,
     data_dir_option,
     dataset_option,
     fallback_options,
-    fallback_request,
     gate_options,
     gate_run_options,
     method_option,
-    methods_of,
     micro_images_option,
     model_option,
     out_option,
@@ -36,20 +33,30 @@ from edge_mnist.cli.options import (
     training_options,
     wait_option,
 )
+from edge_mnist.config import (
+    THROUGHPUT_SECONDS,
+    BenchConfig,
+    DataConfig,
+    EmulateConfig,
+    ExportConfig,
+    GateConfig,
+    RunConfig,
+    TrainConfig,
+)
 from edge_mnist.core.errors import EdgeMnistError, GateFailed
-from edge_mnist.core.lock import folder_lock, writes_into
+from edge_mnist.core.lock import writes_into
 from edge_mnist.core.progress import say
 from edge_mnist.core.tfenv import import_tf
-from edge_mnist.data import DEFAULT_DATASET, need_folder
 from edge_mnist.debug import debug
 from edge_mnist.doctor import diagnose
 from edge_mnist.emulate import emulate
 from edge_mnist.emulate.targets import DEFAULT_TARGETS, NOTE, split_targets
 from edge_mnist.folder.layout import DEBUG_FILE, DEBUG_PLOT, EMULATE_FILE
-from edge_mnist.gate import Criteria
+from edge_mnist.folder.opener import need_folder, open_folder
 from edge_mnist.info import gather, render
-from edge_mnist.pipeline import export_folder, run, validate_run
+from edge_mnist.pipeline import export_folder, run
 from edge_mnist.predict import describe, predict
+from edge_mnist.registry.methods import FLOAT
 from edge_mnist.render.console import debug_table, doctor_text, print_bench, report_training
 from edge_mnist.render.tables import (
     BOARD_HEADERS,
@@ -65,22 +72,24 @@ from edge_mnist.render.tables import (
     write_reports,
 )
 from edge_mnist.report import report
-from edge_mnist.train import TrainConfig
 from edge_mnist.train import train as train_model
-from edge_mnist.userdata import load_for_folder, resolve_dataset
+from edge_mnist.train.user_model import require_model_file
+from edge_mnist.userdata import load_data
 
 
 @click.command("train", epilog=ARCH_EPILOG)
 @training_options
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU; ignored (float32) on the CPU.")
 @wait_option
-def train_cmd(out, dataset, data_dir, channels, image_size, mixed_precision, wait, **training):
+def train_cmd(out, wait, **options):
     """Train an architecture (GPU when TensorFlow sees one, else CPU)."""
 
+    data, config = configs(options, DataConfig, TrainConfig)
     import_tf()
-    data = resolve_dataset(dataset or DEFAULT_DATASET, data_dir, channels, image_size)
-    say(f"dataset {data.name} from {data.source}: {len(data.x_train)} train / {len(data.x_test)} test images")
-    history = train_model(data, out, TrainConfig(**training, mixed_precision=mixed_precision), wait=wait)
+    dataset = load_data(data)
+    say(f"dataset {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
+        "images")
+    history = train_model(dataset, out, config, wait=wait)
     report_training(history, out)
 
 
@@ -99,16 +108,14 @@ def train_cmd(out, dataset, data_dir, channels, image_size, mixed_precision, wai
 @fallback_options
 @gate_options
 @wait_option
-def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, batch_size, seed, model, channels,
-               image_size, equalize, fallback, max_float_layers, wait, **gate):
+def export_cmd(out, int8, model, wait, **options):
     """Export float TFLite/ONNX and, with --int8, int8 artifacts, plus manifest.json."""
 
-    request = fallback_request(fallback, max_float_layers, criteria_from(**gate))
+    if not int8:
+        options["methods"] = (FLOAT.name,)
+    data, config = configs(options, DataConfig, ExportConfig)
     import_tf()
-    history, manifest = export_folder(out, dataset, data_dir, methods_of(method) if int8 else ("float",),
-                                      model=model, calib_samples=calib_samples, seed=seed, qat_epochs=qat_epochs,
-                                      batch_size=batch_size, progress=say, fallback=request, equalize=equalize,
-                                      wait=wait, channels=channels, image_size=image_size)
+    history, manifest = export_folder(out, data, config, model=model, progress=say, wait=wait)
     if history is not None:
         report_training(history, out)
     say(f"float accuracy {manifest.float_accuracy:.4f}; wrote {len(manifest.artifacts)} artifacts and "
@@ -127,13 +134,12 @@ def export_cmd(out, dataset, data_dir, int8, method, calib_samples, qat_epochs, 
 @skip_runtime_option
 @tflm_images_option
 @wait_option
-def bench_cmd(out, dataset, data_dir, threads, runs, warmup, throughput_seconds, skip_runtimes, tflm_images, wait):
+def bench_cmd(out, wait, **options):
     """Accuracy and latency of every artifact (LiteRT, ONNX Runtime, Keras and TFLM if installed)."""
 
-    need_folder(out)
-    result = bench(out, load_for_folder(out, dataset, data_dir), threads=threads, runs=runs, warmup=warmup,
-                   progress=say, skip_runtimes=skip_runtimes, tflm_images=tflm_images, wait=wait,
-                   throughput_seconds=throughput_seconds)
+    data, config = configs(options, DataConfig, BenchConfig)
+    with open_folder(out, "bench", data, wait=wait) as folder:
+        result = bench(folder, config, progress=say)
     print_bench(result, out)
 
 
@@ -151,9 +157,7 @@ STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None,
               help="Append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set).")
 @wait_option
-def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy, max_disagreement, max_class_drop,
-              parity, baseline, strict_drop, skip_qat_source, skip_runtimes, tflm_images, json_path, junit_path,
-              md_path, wait):
+def check_cmd(out, json_path, junit_path, md_path, wait, **options):
     """CI gate: runs every int8 artifact and the float model on the test set; exit 0 when every int8
     artifact is within the limits, 1 when one is not, 2 on bad input.
 
@@ -164,16 +168,13 @@ def check_cmd(out, dataset, data_dir, threads, tolerance, relative, min_accuracy
     interval; on too few images to resolve --tolerance a drop beyond it fails only when real (a warning
     says so; --strict-drop fails it anyway)."""
 
-    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
-                             strict_drop)
+    data, config = configs(options, DataConfig, GateConfig)
     need_folder(out)
     json_path, junit_path, md_path = (p if p == STDOUT else prepare_report_path(p, out, say)
                                       for p in (json_path, junit_path, md_path or _step_summary()))
     into_dir = writes_into(out, (p for p in (json_path, junit_path, md_path) if p != STDOUT))
-    with folder_lock(out, "check", wait) if into_dir else nullcontext():  # a report in DIR: check writes there
-        verdict = evaluate(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_qat_source,
-                           skip_runtimes, tflm_images)
-        _conclude(verdict, json_path, junit_path, md_path)
+    with open_folder(out, "check", data, wait=wait, lock=into_dir) as folder:  # a report in DIR: check writes there
+        _conclude(evaluate(folder, config), json_path, junit_path, md_path)
 
 
 def _step_summary() -> Path | None:
@@ -205,23 +206,15 @@ def _conclude(verdict, json_path=None, junit_path=None, md_path=None) -> None:
 @tflm_images_option
 @fallback_options
 @wait_option
-def run_cmd(out, dataset, data_dir, channels, image_size, model, method, calib_samples, qat_epochs, threads, tolerance,
-            relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline, strict_drop, skip_runtimes,
-            tflm_images, equalize, fallback, max_float_layers, wait, **training):
+def run_cmd(out, wait, **options):
     """The main job: train (or import --model) -> export --int8 -> bench -> check -> report.html."""
 
-    criteria = criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
-                             strict_drop)
-    request = fallback_request(fallback, max_float_layers, criteria)
-    config = TrainConfig(**training)
-    validate_run(config, model)
+    (config,) = configs(options, RunConfig)
+    if config.model is not None:
+        require_model_file(config.model)
     md_path = prepare_report_path(_step_summary(), out, say)
     import_tf()
-    data = resolve_dataset(dataset or DEFAULT_DATASET, data_dir, channels, image_size)
-    result = run(out, data, config, model=model, methods=methods_of(method),
-                 calib_samples=calib_samples, qat_epochs=qat_epochs, threads=threads, criteria=criteria,
-                 progress=say, skip_runtimes=skip_runtimes, fallback=request, equalize=equalize,
-                 tflm_images=tflm_images, wait=wait)
+    result = run(out, load_data(config.data), config, progress=say, wait=wait)
     report_training(result.history, out)
     print_bench(result.bench, out)
     say(f"wrote {result.report} (open it in a browser)")
@@ -231,14 +224,13 @@ def run_cmd(out, dataset, data_dir, channels, image_size, model, method, calib_s
 @click.command("report")
 @gate_run_options
 @wait_option
-def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, tflm_images, wait, **gate):
+def report_cmd(out, wait, **options):
     """Write DIR/report.html: the bench table, the gate's verdict (re-run on the artifacts, with the gate
     options below) and the pictures, all in one file; the PNGs are also left in DIR."""
 
-    criteria = criteria_from(**gate)
-    need_folder(out)
-    path, verdict = report(out, load_for_folder(out, dataset, data_dir), criteria, threads, skip_runtimes,
-                           skip_qat_source, tflm_images=tflm_images, wait=wait)
+    data, config = configs(options, DataConfig, GateConfig)
+    with open_folder(out, "report", data, wait=wait) as folder:
+        path, verdict = report(folder, config)
     click.echo(f"gate {'PASS' if verdict.passed else 'FAIL'}; wrote {path}")
 
 
@@ -249,18 +241,19 @@ def report_cmd(out, dataset, data_dir, threads, skip_qat_source, skip_runtimes, 
 @calib_option
 @seed_option
 @wait_option
-def debug_cmd(out, dataset, data_dir, calib_samples, seed, wait):
+def debug_cmd(out, wait, **options):
     """Per-layer int8 error of DIR's int8 .tflite and .onnx (post-training and QAT), by Keras layer, worst
     first: weight and activation SQNR (dB), RMSE over the quantization step, and the test accuracy with each
     layer kept float (post-training files). QAT files are measured against the QAT model with its fake
     quantization off. Writes DIR/debug.json and DIR/debug.png. --calib-samples and --seed must be
     export's (they rebuild its calibration)."""
 
+    data, config = configs(options, DataConfig, ExportConfig)
     need_folder(out)
     import_tf()
-    data = load_for_folder(out, dataset, data_dir)
-    for result in debug(out, data, calib_samples, seed, progress=say, wait=wait):
-        click.echo(debug_table(result))
+    with open_folder(out, "debug", data, wait=wait) as folder:
+        for result in debug(folder, config, progress=say):
+            click.echo(debug_table(result))
     click.echo(f"wrote {out / DEBUG_FILE} and {out / DEBUG_PLOT}")
 
 
@@ -334,18 +327,19 @@ def _target_list(ctx, param, value: str | None) -> tuple[str, ...] | None:
 @click.option("--mirror", default=None,
               help="Debian mirror for the one-time arm64 root filesystem (default: the one this host's apt uses).")
 @wait_option
-def emulate_cmd(out, dataset, data_dir, threads, targets, cpus, micro_images, parity, mirror, wait):
+def emulate_cmd(out, cpus, wait, **options):
     """Run DIR's int8 artifacts on emulated targets and compare with this x86-64 host: the int8 files on a Raspberry
     Pi 4 / Pi 5 (arm64, qemu-user; needs root), the interpreter-free C on Cortex-M boards (bare metal,
     qemu-system-arm; outputs compared with TFLM's byte for byte, flash, RAM and instructions per inference
     measured). Exit 0 when top-1 agreement meets --parity everywhere, 1 when not, 2 when emulation cannot run."""
 
-    if targets and cpus:
+    if options["targets"] and cpus:
         raise click.BadParameter("give --target or its alias --cpu, not both", param_hint="--cpu")
-    parity = Criteria(parity=parity).validate().parity
-    need_folder(out)
-    result = emulate(out, load_for_folder(out, dataset, data_dir), targets or cpus or DEFAULT_TARGETS, threads, parity,
-                     mirror, progress=say, wait=wait, micro_images=micro_images or None)
+    options["targets"] = options["targets"] or cpus or DEFAULT_TARGETS
+    data, config = configs(options, DataConfig, EmulateConfig)
+    with open_folder(out, "emulate", data, wait=wait) as folder:
+        result = emulate(folder, config, progress=say)
+    parity = config.parity
     click.echo(table(EMULATE_HEADERS, emulate_rows(result)))
     if board_rows(result):
         click.echo(table(BOARD_HEADERS, board_rows(result)))

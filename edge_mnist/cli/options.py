@@ -1,30 +1,40 @@
-"""The options the commands share, and their conversion into the library's types (Criteria, methods,
-fallback.Request). Validation that belongs to the library lives there, not here."""
+"""The options the commands share. Each option's parameter name is the name of the config field it sets
+(edge_mnist.config), so a command turns its options into configs by name (`configs`); validation that belongs to
+the library lives there, not here."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.config import LR_SCHEDULES, STRATEGIES, from_options
 from edge_mnist.data import DEFAULT_DATASET
 from edge_mnist.gate import Criteria
 from edge_mnist.quantize.equalize import BY_DEFAULT as EQUALIZE_BY_DEFAULT
-from edge_mnist.quantize.fallback import Request
+from edge_mnist.registry import methods
 from edge_mnist.registry.datasets import DATASETS
-from edge_mnist.registry.formats import METHODS, OPTIONAL_RUNTIMES, TFLM_IMAGES
+from edge_mnist.registry.formats import OPTIONAL_RUNTIMES, TFLM_IMAGES
 from edge_mnist.registry.models import ARCHITECTURES
-from edge_mnist.train import LR_SCHEDULES, STRATEGIES
 from edge_mnist.userdata import looks_like_path
 
 DEFAULT_OUT = Path("export")
 GATE = Criteria()
-METHOD_CHOICES = [m for m in METHODS if m != "float"] + ["both"]
 
 
-def methods_of(method: str) -> tuple[str, ...]:
-    """--method value -> the quantization methods to export."""
-    return tuple(m for m in METHODS if m != "float") if method == "both" else (method,)
+def configs(options: dict, *kinds: type) -> tuple:
+    """One config of each of `kinds`, filled from a command's options by field name (config.from_options). An
+    option no config takes is our bug, not the user's: it would be silently dropped, so it is refused."""
+    used: set[str] = set()
+    made = tuple(from_options(kind, options, used) for kind in kinds)
+    unused = sorted(set(options) - used)
+    if unused:
+        raise RuntimeError(f"options no config takes: {', '.join(unused)}")
+    return made
+
+
+def _methods(ctx, param, value: str) -> tuple[str, ...]:
+    """--method value -> the names of the quantization methods to export."""
+    return methods.chosen(value)
 
 
 out_option = click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
@@ -161,8 +171,9 @@ skip_qat_source_option = click.option(
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and sampling.")
 
 
-method_option = click.option("--method", type=click.Choice(METHOD_CHOICES), default="ptq", show_default=True,
-                             help="int8 by post-training quantization, quantization-aware training, or both.")
+method_option = click.option("--method", "methods", type=click.Choice(methods.CHOICES), default=methods.DEFAULT.name,
+                             show_default=True, callback=_methods,
+                             help="int8 by " + ", ".join(m.help for m in methods.QUANTIZED) + f", or {methods.ALL}.")
 
 
 calib_option = click.option("--calib-samples", type=click.IntRange(1), default=500, show_default=True,
@@ -212,15 +223,15 @@ model_option = click.option("--model", "model", type=click.Path(path_type=Path),
 
 
 gate_options = option_group(
-    click.option("--tolerance", type=float, default=GATE.tolerance_pp, show_default=True,
+    click.option("--tolerance", "tolerance_pp", type=float, default=GATE.tolerance_pp, show_default=True,
                  help="Max accuracy drop of an int8 artifact below float, in percentage points (pp)."),
-    click.option("--relative", type=float, default=GATE.relative_pct,
+    click.option("--relative", "relative_pct", type=float, default=GATE.relative_pct,
                  help="Max accuracy drop relative to float, in percent of the float accuracy."),
     click.option("--min-accuracy", type=float, default=GATE.min_accuracy,
                  help="Minimum accuracy of every int8 artifact, a fraction 0..1 (0.9 means 90.00%)."),
-    click.option("--max-disagreement", type=float, default=GATE.max_disagreement_pct, show_default=True,
+    click.option("--max-disagreement", "max_disagreement_pct", type=float, default=GATE.max_disagreement_pct, show_default=True,
                  help="Max percent of test images where an int8 artifact and its source model disagree."),
-    click.option("--max-class-drop", type=float, default=GATE.max_class_drop_pp, show_default=True,
+    click.option("--max-class-drop", "max_class_drop_pp", type=float, default=GATE.max_class_drop_pp, show_default=True,
                  help="Max accuracy drop of any single class, in percentage points."),
     click.option("--parity", type=float, default=GATE.parity, show_default=True,
                  help="Min share of images on which the int8 artifacts of one group agree, a fraction 0..1 "
@@ -247,21 +258,6 @@ fallback_options = option_group(
                       "are left unannotated and fine-tuned again."),
     click.option("--max-float-layers", type=click.IntRange(1), default=None,
                  help="With --fallback: at most this many float layers."))
-
-
-def fallback_request(fallback: bool, max_float_layers: int | None, criteria: Criteria):
-    """--fallback options -> a fallback.Request, or None without --fallback."""
-
-    if max_float_layers is not None and not fallback:
-        raise EdgeMnistError("--max-float-layers goes with --fallback")
-    return Request(criteria, max_float_layers) if fallback else None
-
-
-def criteria_from(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
-                  strict_drop=False) -> Criteria:
-    """Gate options -> validated Criteria (NaN, negative and out-of-range limits are refused)."""
-    return Criteria(tolerance, relative, min_accuracy, max_disagreement, max_class_drop, parity, baseline,
-                    strict_drop).validate()
 
 
 # What `check` and `report` share: the folder, its data, and how the gate runs on it.

@@ -29,11 +29,11 @@ import numpy as np
 
 from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.files import atomic_write_json, writable_folder
+from edge_mnist.config import EmulateConfig
+from edge_mnist.core.files import atomic_write_json
 from edge_mnist.core.jsonio import now
-from edge_mnist.core.lock import folder_lock
 from edge_mnist.core.progress import step
-from edge_mnist.data import Dataset, check_dataset, to_float
+from edge_mnist.data import Dataset, to_float
 from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, reference_outputs, require_toolchain, run_board
 from edge_mnist.emulate.guest import guest, predict_all, run_on
 from edge_mnist.emulate.images import (
@@ -48,12 +48,11 @@ from edge_mnist.emulate.images import (
     sweep,
 )
 from edge_mnist.emulate.status import debootstrap_status, watching, worker_status
-from edge_mnist.emulate.targets import BOARDS, CPU_ALIASES, DEFAULT_TARGETS, NOTE, PI_TARGETS, PiTarget, split_targets
-from edge_mnist.folder.layout import EMULATE_FILE, MANIFEST_FILE
+from edge_mnist.emulate.targets import BOARDS, CPU_ALIASES, NOTE, PI_TARGETS, PiTarget, split_targets
+from edge_mnist.folder.layout import EMULATE_FILE
+from edge_mnist.folder.opener import Folder
 from edge_mnist.folder.records import SCHEMA, Manifest, tool_versions
-from edge_mnist.folder.verify import refuse_unlisted
 from edge_mnist.gate import EPS
-from edge_mnist.registry.formats import TFLM_IMAGES
 
 SHOWN_INDICES = 20
 
@@ -277,40 +276,36 @@ def _kept(out: Path, manifest: Manifest, targets: set[str], parity: float) -> tu
     return kept, {k: v for k, v in guests.items() if k in names}, setup
 
 
-def emulate(out: Path, dataset: Dataset, targets: tuple[str, ...] = DEFAULT_TARGETS, threads: int = 1,
-            parity: float = 0.99, mirror: str | None = None,
-            progress: Callable[[str], None] = print, *, wait: bool = False,
-            micro_images: int | None = TFLM_IMAGES) -> Emulation:
-    """Run DIR's int8 artifacts on each emulated target and on this host, and write DIR/emulate.json atomically.
+def emulate(folder: Folder, config: EmulateConfig = EmulateConfig(),
+            progress: Callable[[str], None] = print) -> Emulation:
+    """Run DIR's int8 artifacts on each emulated target of `config` and on this host, and write DIR/emulate.json
+    atomically.
 
     Pi targets (targets.PI_TARGETS) run every int8 file their OS has a runtime for under qemu-user (the others
     are listed in setup as not runnable there); Cortex-M targets (targets.BOARDS)
-    run the interpreter-free C on `micro_images` test images (stratified; None for all) under
+    run the interpreter-free C on config.micro_images test images (stratified; 0 for all) under
     qemu-system-arm. Rows of targets not run this time are kept while their artifact is unchanged.
-    The caller decides pass/fail from the result (Emulation.passed). DIR's lock is held throughout
-    (core.lock; `wait` waits for another writer).
+    The caller decides pass/fail from the result (Emulation.passed) and holds DIR's lock
+    (folder.opener.open_folder).
     """
-    out = Path(out).resolve()
-    pis, boards = split_targets(tuple(targets))
-    with folder_lock(out, "emulate", wait):
-        manifest = Manifest.load(out)
-        refuse_unlisted(out, manifest)
-        check_dataset(manifest, dataset, out / MANIFEST_FILE)
-        rows, guests, setup = [], {}, {}
-        for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
-                                                              progress)),
-                               (pis, lambda: _run_pi(out, manifest, dataset, pis, threads, parity, mirror,
-                                                     progress))):
-            if chosen:
-                new_rows, new_guests, new_setup = runner()
-                rows, guests, setup = rows + new_rows, {**guests, **new_guests}, {**setup, **new_setup}
-        kept, kept_guests, kept_setup = _kept(out, manifest, {*pis, *boards}, parity)
-        distros = {**kept_setup.get("distros", {}), **setup.get("distros", {})}
-        rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup, "distros": distros}
-        result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
-                           {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
-        atomic_write_json(out / EMULATE_FILE, result.to_json())
-        return result
+    out, dataset, manifest = folder.path.resolve(), folder.dataset, folder.exported
+    pis, boards = split_targets(tuple(config.targets))
+    threads, parity, mirror, micro_images = config.threads, config.parity, config.mirror, config.micro_images or None
+    rows, guests, setup = [], {}, {}
+    for chosen, runner in ((boards, lambda: _run_boards(out, manifest, dataset, boards, micro_images, parity,
+                                                          progress)),
+                           (pis, lambda: _run_pi(out, manifest, dataset, pis, threads, parity, mirror,
+                                                 progress))):
+        if chosen:
+            new_rows, new_guests, new_setup = runner()
+            rows, guests, setup = rows + new_rows, {**guests, **new_guests}, {**setup, **new_setup}
+    kept, kept_guests, kept_setup = _kept(out, manifest, {*pis, *boards}, parity)
+    distros = {**kept_setup.get("distros", {}), **setup.get("distros", {})}
+    rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup, "distros": distros}
+    result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
+                       {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
+    atomic_write_json(out / EMULATE_FILE, result.to_json())
+    return result
 
 
 __all__ = ["Emulation", "Row", "compare", "emulate"]

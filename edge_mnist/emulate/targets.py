@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_mnist.config import EmulateConfig
 from edge_mnist.core.errors import EdgeMnistError
 
 NOTE = ("ties and one-int8-step differences between ARM and x86 kernels are expected; emulation proves "
@@ -123,7 +124,7 @@ PI_TARGETS: dict[str, PiTarget] = {t.name: t for t in (
              "Cortex-A7 (ARMv7) stands in for the Pi 3 and Zero 2 W"),
 )}
 CPU_ALIASES = {"cortex-a72": "pi4", "cortex-a76": "pi5", "cortex-a7": "pi-32bit"}  # the old --cpu names
-DEFAULT_TARGETS = ("pi4", "pi5")
+DEFAULT_TARGETS = EmulateConfig().targets
 
 
 def split_targets(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class ExportJob:
     metadata: dict[str, str]
     built_from_path: Path | None = None
     int8_model: bytes | None = None  # a mixed int8 .tflite chosen by --fallback, written instead of converting
+    notes: dict[str, str] = field(default_factory=dict)  # how quantize.plan made it: in the file and the manifest
 
 
 class NotExported(EdgeMnistError):

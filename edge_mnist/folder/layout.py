@@ -18,9 +18,6 @@ REPORT_FILE = "report.html"
 KERAS_FILE = BY_KEY["keras_float32"].file
 MODEL_FILES = tuple(dict.fromkeys(f.file for f in FORMATS)) + (QAT_KERAS_FILE,)
 WEB_DIR = WEB_PAGE.split("/")[0]  # the page's folder: a new model makes all of it stale
-# The int8 files `export --fallback` rebuilds and re-measures, by method and runtime.
-FALLBACK_FILES = {"ptq": {"tflite": BY_KEY["tflite_int8"].file, "onnx": BY_KEY["onnx_int8"].file},
-                  "qat": {"tflite": BY_KEY["tflite_qat_int8"].file, "onnx": BY_KEY["onnx_qat_int8"].file}}
 
 # Pictures (render.plots draws them).
 CURVES_FILE = "training_curves.png"

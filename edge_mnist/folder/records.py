@@ -28,6 +28,7 @@ from edge_mnist.core.version import __version__
 from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.registry import formats
 from edge_mnist.registry.datasets import Task, UserData, task_from_json, user_data_from_json
+from edge_mnist.registry.methods import FLOAT
 
 SCHEMA = 2
 LATENCY_KEYS = ("p50", "p90", "p99")
@@ -228,7 +229,7 @@ def _check_complete(artifacts: dict, path: Path) -> None:
     an int8 file left out could otherwise escape the gate. The one exception is a file its exporter said it
     could not make (the interpreter-free C of a model with an operator it lacks): the file it is built from
     records why (details["not_written:FILE"]); and an optional format (web/), which an older export lacks."""
-    methods = tuple(sorted({a.fmt.method for a in artifacts.values()} - {"float"}))
+    methods = tuple(sorted({a.fmt.method for a in artifacts.values()} - {FLOAT.name}))
     required = ["keras_float32"] + [f.key for f in formats.for_methods(methods)]
     missing = [formats.BY_KEY[k].file for k in required
                if k not in artifacts and not _not_written(artifacts, k) and not formats.BY_KEY[k].optional]

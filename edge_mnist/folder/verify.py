@@ -13,9 +13,8 @@ import math
 from pathlib import Path
 
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.core.jsonio import read_record
 from edge_mnist.folder.layout import MANIFEST_FILE
-from edge_mnist.folder.records import Artifact, History, Manifest
+from edge_mnist.folder.records import Artifact, Manifest
 from edge_mnist.registry.formats import BY_KEY, FORMATS, RUNS, RUNTIMES
 from edge_mnist.runtime import open_model
 from edge_mnist.runtime.base import Runner
@@ -86,21 +85,3 @@ def open_qat_source(out: Path, manifest: Manifest, threads: int = 1) -> Runner:
 
 __all__ = ["read_verified", "open_artifact", "open_qat_source", "check_claims", "refuse_unlisted"]
 
-
-def recorded_keras_sha256(out: Path) -> str | None:
-    """The sha256 the toolkit recorded for DIR's float Keras model (training history, else manifest);
-    None for a model the toolkit did not write. A manifest this version no longer accepts in full (written
-    by an older edge-mnist, before a format was added) still vouches for the model it was exported from,
-    so re-exporting such a folder works."""
-
-    history = History.load(out)
-    if history is not None and history.keras_sha256 is not None:
-        return history.keras_sha256
-    path = Path(out) / MANIFEST_FILE
-    if not path.is_file():
-        return None
-    try:
-        return Manifest.load(out).keras_sha256
-    except EdgeMnistError:
-        recorded = read_record(path, "manifest").get("keras_sha256")
-        return recorded if isinstance(recorded, str) and len(recorded) == 64 else None

@@ -23,18 +23,11 @@ from typing import Callable
 import numpy as np
 
 from edge_mnist.core.timing import interleaved_p50
-from edge_mnist.folder.layout import FALLBACK_FILES
 from edge_mnist.gate import Criteria, Measured, Result, artifact_results, parity
 from edge_mnist.quantize.layer_error import analyse
+from edge_mnist.registry.formats import rebuilt
+from edge_mnist.registry.methods import PTQ, Method
 from edge_mnist.render.tables import describe
-
-
-@dataclass
-class Request:
-    """What `--fallback` asks for: the gate to pass and, optionally, at most this many float layers."""
-
-    criteria: Criteria
-    max_float_layers: int | None = None
 
 
 @dataclass
@@ -117,14 +110,14 @@ class Fallback:
 
 def evaluate_mix(runners: dict, images: np.ndarray, labels: np.ndarray, reference: Measured,
                  class_names: tuple[str, ...], criteria: Criteria, float_layers: tuple[str, ...],
-                 method: str = "ptq", source: np.ndarray | None = None) -> Step:
+                 method: Method = PTQ, source: np.ndarray | None = None) -> Step:
     """Run one mix's .tflite and .onnx on the test set and apply the gate's criteria to both; `source`: the
     predictions they must agree with (a QAT mix's own Keras model), else the float model's."""
     measured, results = {}, []
     source = reference.predictions if source is None else source
     for runtime, runner in runners.items():
         preds = runner.predict(images).argmax(1).astype(np.int64)
-        measured[runtime] = Measured(runtime, FALLBACK_FILES[method][runtime], preds, float((preds == labels).mean()))
+        measured[runtime] = Measured(runtime, rebuilt(method)[runtime].file, preds, float((preds == labels).mean()))
         results += artifact_results(measured[runtime], reference.accuracy, source, labels, class_names, criteria, {})
     if criteria.parity is not None:
         results.append(parity("tflite ~ onnx", measured["tflite"].predictions, measured["onnx"].predictions,
@@ -165,7 +158,7 @@ def search(mixer, images: np.ndarray, labels: np.ndarray, reference: Measured, c
     on = min(steps, key=lambda s: s.rank).equalized
     mixer = mixers[on]
     runner = mixer.runner((), "tflite")
-    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, FALLBACK_FILES[mixer.method]["tflite"],
+    table = analyse(mixer, mixer.tflite(), "tflite", images, labels, runner, rebuilt(mixer.method)["tflite"].file,
                     progress)
     ranking, layers = table.ranking(), ()
     for layer in ranking:
@@ -204,4 +197,4 @@ def measure_cost(mixer, float_layers: tuple[str, ...], rounds: int = 5, runs: in
     return cost
 
 
-__all__ = ["Request", "search", "Fallback", "Step", "evaluate_mix", "measure_cost"]
+__all__ = ["search", "Fallback", "Step", "evaluate_mix", "measure_cost"]

@@ -29,6 +29,7 @@ from edge_mnist.quantize.mixed import IGNORED, Mixer, Op, op_layers
 from edge_mnist.quantize.qat import float_model
 from edge_mnist.quantize.onnx_from_tflite import TFLITE_NAME_TAG
 from edge_mnist.registry.formats import INPUT_NAME
+from edge_mnist.registry.methods import FLOAT_KERAS
 from edge_mnist.runtime.base import quantize
 from edge_mnist.runtime.tflite_graph import read_tflite
 
@@ -132,7 +133,7 @@ def float_reference(mixer, images: np.ndarray, like=None) -> FloatReference:
 def reference_for(mixer, images: np.ndarray) -> FloatReference:
     """What the artifacts of `mixer` are measured against: its calibrated float model, or for a QAT model's
     mixer that model with the fake quantization off (quantize.qat.float_model), calibrated on the same images."""
-    if mixer.method == "ptq":
+    if mixer.method.source == FLOAT_KERAS:
         return float_reference(mixer, images)
     return float_reference(Mixer.for_model(float_model(mixer.keras_model), mixer.calib), images, like=mixer)
 
@@ -283,7 +284,7 @@ def analyse(mixer, artifact: bytes, runtime: str, images: np.ndarray, labels: np
               onnx_tensors(artifact, sample, runner.input_scale, runner.input_zero_point))
     accuracy = float((runner.predict(images).argmax(1) == labels).mean())
     rows = layer_table(graph, ops, reference.graph, reference.ops, reference.values, actual)
-    for row in (r for r in rows if r.can_stay_float and mixer.method == "ptq"):
+    for row in (r for r in rows if r.can_stay_float and mixer.method.float_layer_accuracy):
         progress(f"  {name}: accuracy with {row.layer} kept float")
         mix = mixer.runner((row.layer,), runtime)
         row.accuracy_if_float = float((mix.predict(images).argmax(1) == labels).mean())

@@ -22,6 +22,7 @@ from edge_mnist.core.tfenv import filtered_stderr, import_tf
 from edge_mnist.quantize.onnx_from_tflite import convert
 from edge_mnist.quantize.ptq import int8_converter
 from edge_mnist.quantize.qat import keras_names, qat_finetune
+from edge_mnist.registry.methods import PTQ, QAT, Method
 from edge_mnist.runtime.base import io_quantization
 from edge_mnist.runtime.onnx import OnnxRunner
 from edge_mnist.runtime.tflite import TFLiteRunner
@@ -129,14 +130,14 @@ class Mixer:
     """Builds and runs mixes of one calibrated model: the .tflite with some layers float, and the ONNX
     converted from it (quantize.onnx_from_tflite), as export would write them.
 
-    `method` "qat": the calibrated model is a QAT model's, whose fake quantization fixes every annotated
+    `method` QAT: the calibrated model is a QAT model's, whose fake quantization fixes every annotated
     layer's grid, so only its all-int8 model is meaningful here; QatMixer makes QAT mixes."""
 
     calibrated_model: bytes
     layer_names: list[str] | dict[str, str]
-    method: str = "ptq"
-    keras_model: object = None  # the QAT model, for "qat"
-    calib: np.ndarray | None = None  # the images it was calibrated on, for "qat"
+    method: Method = PTQ
+    keras_model: object = None  # the QAT model, for QAT
+    calib: np.ndarray | None = None  # the images it was calibrated on, for QAT
     graph: object = None
     ops: list[Op] = field(default_factory=list)
     _built: dict = field(default_factory=dict)
@@ -158,7 +159,7 @@ class Mixer:
         """Calibrate a QAT model as export converts it; its operators are labelled with the Keras layers' own
         names (quantize.qat.keras_names)."""
 
-        return cls(calibrated(int8_converter(qat, calib)), keras_names(qat), "qat", qat, calib)
+        return cls(calibrated(int8_converter(qat, calib)), keras_names(qat), QAT, qat, calib)
 
     def source(self, float_layers: tuple[str, ...], images: np.ndarray) -> np.ndarray | None:
         """The Keras model a mix is gated against, its predictions; None: the float model itself."""
@@ -218,7 +219,7 @@ class QatMixer:
     seed: int
     qat: object = None  # the all-annotated QAT model, when the caller has it
     progress: Callable[[str], None] = print
-    method: str = "qat"
+    method: Method = QAT
     models: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # float layers -> the fine-tune's per-epoch metrics
     _mixers: dict = field(default_factory=dict)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.registry import methods
+from edge_mnist.registry.methods import FLOAT_KERAS, QAT_KERAS, Method
 
-FLOAT_KERAS = "float_keras"  # the trained float Keras model (built_from value)
-QAT_KERAS = "qat_keras"  # the QAT fine-tuned copy of it, made by `export --method qat`
-METHODS = ("float", "ptq", "qat")
 # The tensor names of every exported model (Keras, TFLite and ONNX alike) and the ONNX opset we write.
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 ONNX_OPSET = 17
@@ -90,7 +89,7 @@ class Format:
     file: str
     runtime: str | None
     precision: str  # "float32" | "int8"
-    method: str  # "float" | "ptq" | "qat"
+    method: str  # a registry.methods name
     exporter: str  # "module:function"; "" for the trained model itself
     built_from: str | None  # FLOAT_KERAS, QAT_KERAS or another format's key; None for the trained model
     parity_group: str | None = None
@@ -173,14 +172,14 @@ MICRO_H_NOTES = ("header of the interpreter-free C of {tflite}: {prefix}_invoke(
                  "input and output scale and zero point")
 
 
-def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Format, ...]:
-    """The int8 files of one method, one parity group: the .tflite from the Keras model `source`, its CPU
+def int8_set(entry: Method) -> tuple[Format, ...]:
+    """The int8 files of one method, one parity group: the .tflite from the method's Keras model, its CPU
     build (quantize.cpu_build; optional only so that folders exported before it are complete), the
     .onnx converted from it, the .ort made from that, and the .ort's required-operators config; beside
     them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C), and the web
     page made from the .onnx (one folder, web/, which the first int8 method of an export writes: for_methods)."""
-    infix = "_qat" if method == "qat" else ""
-    tflite, onnx, ort, c_source, micro = (f"{kind}{infix}_int8" for kind in ("tflite", "onnx", "ort", "c", "micro"))
+    method, stem, source, tflite_notes = entry.name, entry.stem, entry.source, entry.tflite_notes
+    tflite, onnx, ort, c_source, micro, web = (entry.key(kind) for kind in ("tflite", "onnx", "ort", "c", "micro", "web"))
     group = f"{method}-int8"
     names = {"tflite": f"{stem}.tflite", "header": f"{stem}.h"}
     return (
@@ -205,23 +204,20 @@ def int8_set(method: str, stem: str, source: str, tflite_notes: str) -> tuple[Fo
                parity_group=group, notes=ORT_NOTES),
         Format(f"{ort}_ops", f"{stem}.required_operators.config", None, "int8", method,
                "edge_mnist.export.ort:export_ops_config", ort, notes=OPS_NOTES),
-        Format(f"web{infix}_int8", WEB_PAGE, None, "int8", method, "edge_mnist.export.web:export_page", onnx,
+        Format(web, WEB_PAGE, None, "int8", method, "edge_mnist.export.web:export_page", onnx,
                notes=WEB_NOTES.format(onnx=f"{stem}.onnx"), verifier="edge_mnist.export.web:verify_page",
                optional=True),
     )
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("keras_float32", "model_float32.keras", "keras", "float32", "float", "", None, reference_rank=0,
+    Format("keras_float32", "model_float32.keras", "keras", "float32", methods.FLOAT.name, "", None, reference_rank=0,
            notes="the trained float model; inference mode (training=False)"),
-    Format("tflite_float32", "model_float32.tflite", "tflite", "float32", "float",
+    Format("tflite_float32", "model_float32.tflite", "tflite", "float32", methods.FLOAT.name,
            "edge_mnist.export.tflite:export_float", FLOAT_KERAS, reference_rank=2),
-    Format("onnx_float32", "model_float32.onnx", "onnx", "float32", "float",
+    Format("onnx_float32", "model_float32.onnx", "onnx", "float32", methods.FLOAT.name,
            "edge_mnist.export.onnx:export_float", FLOAT_KERAS, reference_rank=1),
-    *int8_set("ptq", "model_int8", FLOAT_KERAS,
-              "full-integer int8: quantize the input with its scale and zero point"),
-    *int8_set("qat", "model_qat_int8", QAT_KERAS,
-              "full-integer int8 from quantization-aware training: quantize the input with its scale and zero point"),
+    *(fmt for entry in methods.QUANTIZED for fmt in int8_set(entry)),
 )
 BY_KEY: dict[str, Format] = {f.key: f for f in FORMATS}
 BY_FILE: dict[str, Format] = {f.file: f for f in reversed(FORMATS)}  # a shared file: its first format
@@ -236,18 +232,17 @@ def get(key: str) -> Format:
     return BY_KEY[key]
 
 
-def for_methods(methods: tuple[str, ...]) -> list[Format]:
+def for_methods(chosen_methods: tuple[str, ...]) -> list[Format]:
     """Formats `export` writes for the chosen methods, each after the format it is built from.
 
     The float exports come with every method, so an int8 set always has float counterparts
     (the reference on a device without TensorFlow). A file two methods' formats share (web/index.html) is
     written by the first method's format in registry order (post-training before QAT).
     """
-    for method in methods:
-        if method not in METHODS:
-            raise EdgeMnistError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    for method in chosen_methods:
+        methods.get(method)
     chosen: list[Format] = []
-    for fmt in (f for f in FORMATS if f.exporter and f.method in ("float", *methods)):
+    for fmt in (f for f in FORMATS if f.exporter and f.method in (methods.FLOAT.name, *chosen_methods)):
         if fmt.file not in {c.file for c in chosen}:
             chosen.append(fmt)
     ordered: list[Format] = []
@@ -259,6 +254,12 @@ def for_methods(methods: tuple[str, ...]) -> list[Format]:
 
 
 RUNS: dict[str, Run] = {run.key: run for fmt in FORMATS for run in fmt.runs}
+
+
+def rebuilt(method: Method) -> dict[str, Format]:
+    """The int8 files of `method` that `debug` measures and `export --fallback` rebuilds with layers kept float, by
+    runtime: the .tflite and the .onnx converted from it."""
+    return {kind: BY_KEY[method.key(kind)] for kind in ("tflite", "onnx")}
 
 
 def parity_groups(keys: list[str]) -> dict[str, list[Run]]:
@@ -275,12 +276,17 @@ def parity_groups(keys: list[str]) -> dict[str, list[Run]]:
 OPTIONAL_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.optional)
 
 
-def chosen_runs(fmt: Format, skip_runtimes: tuple[str, ...] = ()) -> tuple[Run, ...]:
-    """The format's runs without the optional runtimes the user chose to leave out (--skip-runtime)."""
+def check_skippable(skip_runtimes: tuple[str, ...]) -> None:
+    """Only optional runtimes may be left out (--skip-runtime): a one-line error for any other."""
     unknown = set(skip_runtimes) - set(OPTIONAL_RUNTIMES)
     if unknown:
         raise EdgeMnistError(f"--skip-runtime: {', '.join(sorted(unknown))} cannot be left out; "
                              f"optional runtimes: {', '.join(OPTIONAL_RUNTIMES)}")
+
+
+def chosen_runs(fmt: Format, skip_runtimes: tuple[str, ...] = ()) -> tuple[Run, ...]:
+    """The format's runs without the optional runtimes the user chose to leave out (--skip-runtime)."""
+    check_skippable(skip_runtimes)
     return tuple(run for run in fmt.runs if run.runtime not in skip_runtimes and RUNTIMES[run.runtime].available_here)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from edge_mnist.config import STRATEGIES, TrainConfig
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file, staged, writable_folder
 from edge_mnist.core.keras_io import inference_copy, save_keras
@@ -25,24 +26,6 @@ from edge_mnist.train.batchnorm import RECALIBRATION_BATCHES, batchnorm_layers, 
 from edge_mnist.userdata import FileImages
 
 
-@dataclass
-class TrainConfig:
-    """Options of `edge-mnist train`; recorded in history.json."""
-
-    epochs: int = 2
-    batch_size: int = 128
-    seed: int = 0
-    learning_rate: float = 1e-3
-    architecture: str = "reference_cnn"
-    mixed_precision: bool = False
-    augment: bool = False
-    strategy: str = "default"
-    devices: int | None = None
-    lr_schedule: str = "constant"
-
-
-STRATEGIES = ("default", "mirrored", "multiworker")
-LR_SCHEDULES = ("constant", "cosine")
 # --augment's presets; the dataset registry names the one that suits its images (DatasetSpec.augment).
 # digits: the source notebooks' ImageDataGenerator ranges. Its shear_range is an angle in degrees:
 # 0.05 degrees moves a pixel at the image edge by 14 * tan(0.05 deg) = 0.012 px, below what

@@ -8,7 +8,9 @@ import shutil
 
 import pytest
 
+from edge_mnist.config import ExportConfig
 from edge_mnist.emulate.targets import BOARDS, split_targets
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.folder.records import Manifest
 from tests.behaviour.test_exit_codes import one_line_error
 from tests.conftest import run_process
@@ -59,8 +61,7 @@ def test_export_without_c_for_an_operator_says_so_and_keeps_the_tflm_array(devic
 
     monkeypatch.delitem(micro_c.EMITTERS, "SOFTMAX")
     said = []
-    manifest = export(device_export, load_dataset("fashion-mnist", fixture_data_dir), ("ptq",), calib_samples=64,
-                      progress=said.append)
+    manifest = export(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir), exported=False), ExportConfig(("ptq",), calib_samples=64), progress=said.append)
     assert "model_int8_micro.c: not written: model_int8.tflite: operator SOFTMAX has no interpreter-free C" \
            " (supported: " in "\n".join(said)
     assert "micro_int8" not in manifest.artifacts and "c_int8" in manifest.artifacts

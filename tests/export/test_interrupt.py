@@ -14,8 +14,10 @@ import pytest
 
 from edge_mnist.bench import bench
 from edge_mnist.check import evaluate
+from edge_mnist.config import BenchConfig, GateConfig
 from edge_mnist.core.lock import LOCK_FILE
 from edge_mnist.data import load_dataset
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.gate import Criteria
 from tests.conftest import run_process
 
@@ -39,8 +41,8 @@ def export_args(out, data_dir):
 def assert_complete_and_passing(out, data_dir):
     """bench and check both pass on the folder as it is: whatever set it holds is complete."""
     data = load_dataset("fashion-mnist", data_dir)
-    bench(out, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda *_: None)
-    assert evaluate(out, data, LOOSE).passed
+    bench(read_folder(out, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0), progress=lambda *_: None)
+    assert evaluate(read_folder(out, data), GateConfig(LOOSE)).passed
 
 
 @pytest.mark.parametrize("where", ["wrote model_qat.h5", "wrote model_int8.tflite", "swap"])  # manifest.json is

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_mnist.config import GateConfig
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.emulate.cortex_m import glue
 from edge_mnist.export import micro_c
 from edge_mnist.export.micro_c import UnsupportedOperator, generate, plan_arena, quantize_multiplier
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.datasets import DATASETS, Task
 from edge_mnist.runtime.tflite_graph import read_tflite
@@ -160,9 +162,7 @@ def test_the_gate_fails_edited_c(device_export, fixture_data_dir, part, old, new
     entry = next(a for a in manifest["artifacts"] if a["file"] == part)
     entry["sha256"], entry["size_bytes"] = sha256_file(path), path.stat().st_size
     (device_export / "manifest.json").write_text(json.dumps(manifest))
-    verdict = evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir),
-                       Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None, parity=None),
-                       skip_qat_source=True, skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None, parity=None), skip_qat_source=True, skip_runtimes=("tflm",)))
     failed = [r for r in verdict.failed]
     assert [r.artifact for r in failed] == [part] and "not the C generated from the checked .tflite" in failed[0].detail
 

@@ -18,6 +18,8 @@ from PIL import Image
 
 from benchmarks.photos import LARGE_PAGE, LARGE_SCALE, phone_photo
 from benchmarks.web import CHROMIUM, CLASSIFY, opened, serving
+from edge_mnist.config import ExportConfig, GateConfig
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.formats import WEB_PAGE
 from tests.conftest import FIXTURES
 
@@ -30,8 +32,7 @@ def _export(folder: Path, progress=lambda *_: None):
     from edge_mnist.data import load_dataset
     from edge_mnist.export import export
 
-    return export(folder, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), ("ptq",), calib_samples=64,
-                  progress=progress)
+    return export(read_folder(folder, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), exported=False), ExportConfig(("ptq",), calib_samples=64), progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +285,7 @@ def test_on_32_bit_pi_os_the_page_is_listed_as_not_compared(web_copy, monkeypatc
     from edge_mnist.data import load_dataset
 
     monkeypatch.setattr(platform, "machine", lambda: "armv7l")
-    verdict = evaluate(web_copy, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), Criteria(),
-                       skip_qat_source=True, skip_runtimes=("tflm", "openvino"))
+    verdict = evaluate(read_folder(web_copy, load_dataset("fashion-mnist", FIXTURES / "fashion-small")), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm", "openvino")))
     assert verdict.passed and any(s.startswith(f"{WEB_PAGE}: not compared here (model_int8.onnx does not run")
                                   for s in verdict.skipped), verdict.skipped
     assert not any(r.artifact.endswith(".onnx") for r in verdict.results)

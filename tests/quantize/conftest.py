@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edge_mnist.config import ExportConfig
+from edge_mnist.folder.opener import read_folder
+
 CALIB = 100  # the calibration size these folders are exported with (debug must be given the same)
 
 
@@ -21,13 +24,15 @@ def train_once(arch: str, data, tmp_path_factory, epochs: int = 1, batch_size: i
 
 
 def imported(source, out, data, fallback=None, methods=("ptq",), **options):
-    """`export --int8 --method ... --model source` into `out`, in process (`options`: export's keywords, e.g.
-    equalize)."""
+    """`export --int8 --method ... --model source` into `out`, in process, with `--fallback` aiming at the gate's
+    Criteria `fallback` when given (`options`: ExportConfig's fields, e.g. equalize)."""
     from edge_mnist.export import export
     from edge_mnist.train.user_model import import_model
 
     import_model(source, out, data)
-    export(out, data, methods, calib_samples=CALIB, progress=quiet, fallback=fallback, **options)
+    settings = {"fallback": True, "criteria": fallback} if fallback is not None else {}
+    export(read_folder(out, data, exported=False), ExportConfig(methods, calib_samples=CALIB, **settings, **options),
+           progress=quiet)
     return out
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from edge_mnist.config import GateConfig
+from edge_mnist.folder.opener import read_folder
 import pytest
 
 from benchmarks.fallback import OUTLIER_PAIRS, outlier_channel
@@ -164,10 +166,9 @@ def test_fallback_passes_the_conv2_outlier_by_equalization_with_no_float_layer(c
     from edge_mnist.folder.records import Manifest
     from edge_mnist.gate import Criteria
     from edge_mnist.quantize.equalize import DETAILS_KEY
-    from edge_mnist.quantize.fallback import Request
     from edge_mnist.runtime.tflite import TFLiteRunner
 
-    out = imported(conv2_outlier, tmp_path / "cle", data, Request(Criteria()))
+    out = imported(conv2_outlier, tmp_path / "cle", data, Criteria())
     manifest = Manifest.load(out)
     assert manifest.float_layers() == {}
     for key in ("tflite_int8", "onnx_int8"):
@@ -177,7 +178,7 @@ def test_fallback_passes_the_conv2_outlier_by_equalization_with_no_float_layer(c
     tflite = TFLiteRunner(out / "model_int8.tflite")
     assert tflite.precision == "int8" and "float32" not in tflite.tensor_dtypes()
     assert "conv2>dense1" in tflite.metadata[DETAILS_KEY]  # the file says so itself
-    verdict = evaluate(out, data, Criteria(), skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(out, data), GateConfig(Criteria(), skip_runtimes=("tflm",)))
     assert verdict.passed, [r for r in verdict.failed]
     assert {"model_int8.tflite", "model_int8.onnx"} <= {r.artifact for r in verdict.results}
 

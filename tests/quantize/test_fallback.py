@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from edge_mnist.config import ExportConfig, GateConfig
+from edge_mnist.folder.opener import read_folder
 
 import numpy as np
 import pytest
@@ -41,9 +43,8 @@ def plain(broken, data, tmp_path_factory):
 def mixed(broken, data, tmp_path_factory):
     """The broken model exported with --fallback."""
     from edge_mnist.gate import Criteria
-    from edge_mnist.quantize.fallback import Request
 
-    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(Criteria()), equalize=False)
+    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Criteria(), equalize=False)
 
 
 @pytest.mark.slow
@@ -62,7 +63,7 @@ def test_plain_ptq_of_the_outlier_model_fails_the_gate(plain, data):
     from edge_mnist.check import evaluate
     from edge_mnist.gate import Criteria
 
-    verdict = evaluate(plain, data, Criteria(), skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(plain, data), GateConfig(Criteria(), skip_runtimes=("tflm",)))
     failed = {r.artifact for r in verdict.failed}
     assert {"model_int8.tflite", "model_int8.onnx", "model_int8.ort"} <= failed
 
@@ -102,7 +103,7 @@ def test_debug_refuses_another_calibration(plain, data):
     from edge_mnist.debug import debug
 
     with pytest.raises(EdgeMnistError, match="--calib-samples and --seed"):
-        debug(plain, data, calib_samples=CALIB + 1, progress=quiet)
+        debug(read_folder(plain, data), ExportConfig(calib_samples=CALIB + 1), progress=quiet)
 
 
 @pytest.mark.slow
@@ -122,7 +123,7 @@ def test_fallback_keeps_two_layers_float_and_passes_for_tflite_and_onnx(mixed, d
     tflite = TFLiteRunner(mixed / "model_int8.tflite")
     assert tflite.precision == "int8" and "float32" in tflite.tensor_dtypes()
     assert tflite.metadata["float_layers"] == "conv1, conv2"  # the file says so itself
-    verdict = evaluate(mixed, data, Criteria(), skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(mixed, data), GateConfig(Criteria(), skip_runtimes=("tflm",)))
     assert verdict.passed, [r for r in verdict.failed]
     assert verdict.float_layers["tflite_int8"] == "conv1, conv2"
     parity = [r for r in verdict.results if r.criterion == "parity (same class)"]
@@ -153,11 +154,10 @@ def test_when_no_mix_passes_export_exits_1_with_the_best_mix(broken, medium_fash
 def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
     from edge_mnist.export import export
     from edge_mnist.gate import Criteria
-    from edge_mnist.quantize.fallback import Request
 
     out = tmp_path / "healthy"
     shutil.copytree(trained, out)
-    manifest = export(out, data, ("ptq",), calib_samples=CALIB, progress=quiet, fallback=Request(Criteria()))
+    manifest = export(read_folder(out, data, exported=False), ExportConfig(("ptq",), calib_samples=CALIB, fallback=True, criteria=Criteria()), progress=quiet)
     assert manifest.float_layers() == {}
     assert manifest.artifacts["tflite_int8"].details["fallback"].startswith("not needed")
 

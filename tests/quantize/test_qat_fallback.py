@@ -11,6 +11,8 @@ holds the pieces: which layers stay unannotated, and the QAT model with its fake
 """
 from __future__ import annotations
 
+from edge_mnist.config import ExportConfig, GateConfig
+from edge_mnist.folder.opener import read_folder
 import json
 
 import pytest
@@ -51,9 +53,8 @@ def _mixed_criteria():
 
 @pytest.fixture(scope="module")
 def mixed(broken, data, tmp_path_factory):
-    from edge_mnist.quantize.fallback import Request
 
-    return imported(broken, tmp_path_factory.mktemp("mixed"), data, Request(_mixed_criteria()), methods=("qat",))
+    return imported(broken, tmp_path_factory.mktemp("mixed"), data, _mixed_criteria(), methods=("qat",))
 
 
 @pytest.mark.slow
@@ -61,7 +62,7 @@ def test_plain_qat_of_the_outlier_model_fails_the_gate(plain, data):
     from edge_mnist.check import evaluate
     from edge_mnist.gate import Criteria
 
-    verdict = evaluate(plain, data, Criteria(), skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(plain, data), GateConfig(Criteria(), skip_runtimes=("tflm",)))
     failed = {(r.artifact, r.criterion) for r in verdict.failed}
     assert {("model_qat_int8.tflite", "accuracy drop vs float (pp)"),
             ("model_qat_int8.onnx", "accuracy drop vs float (pp)")} <= failed
@@ -72,7 +73,7 @@ def test_debug_of_qat_files_measures_against_the_qat_model_without_fake_quantiza
     from edge_mnist.debug import debug
     from edge_mnist.folder.layout import DEBUG_FILE
 
-    results = debug(plain, data, calib_samples=CALIB, progress=quiet)
+    results = debug(read_folder(plain, data), ExportConfig(calib_samples=CALIB), progress=quiet)
     assert [r.file for r in results] == ["model_qat_int8.tflite", "model_qat_int8.onnx"]
     for result in results:
         assert set(result.ranking()[:2]) == {"conv1", "conv2"}  # conv1's output grid is conv2's input grid
@@ -102,7 +103,7 @@ def test_qat_fallback_leaves_conv1_and_conv2_float_and_passes(mixed, data):
     tflite = TFLiteRunner(mixed / "model_qat_int8.tflite")
     assert tflite.precision == "int8" and "float32" in tflite.tensor_dtypes()  # conv1 and conv2 run in float
     assert OnnxRunner(mixed / "model_qat_int8.onnx").precision == "int8"
-    verdict = evaluate(mixed, data, _mixed_criteria(), skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(mixed, data), GateConfig(_mixed_criteria(), skip_runtimes=("tflm",)))
     assert verdict.passed, verdict.failed
     assert verdict.float_layers["tflite_qat_int8"] == float_layers["tflite_qat_int8"]
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from edge_mnist.config import ExportConfig, GateConfig
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.gate import DROP
 from edge_mnist.registry.datasets import DATASETS, Task
 from edge_mnist.registry.models import ARCHITECTURES, build, check_fits, output_side
@@ -103,7 +105,7 @@ def _train_and_export(name: str, data_dir, out, batch_size: int):
     data = load_dataset("fashion-mnist", data_dir)
     history = train(data, out, TrainConfig(epochs=1, batch_size=batch_size, architecture=name))
     assert history["parameters"] == NOTEBOOK_PARAMETERS[name]
-    manifest = export(out, data, ("ptq", "qat"), calib_samples=500, batch_size=batch_size, progress=lambda *_: None)
+    manifest = export(read_folder(out, data, exported=False), ExportConfig(("ptq", "qat"), calib_samples=500, batch_size=batch_size), progress=lambda *_: None)
     assert {"tflite_int8", "onnx_int8", "ort_int8", "tflite_qat_int8", "onnx_qat_int8", "ort_qat_int8"} <= set(
         manifest.artifacts)
     return data, history
@@ -123,7 +125,7 @@ def test_every_architecture_trains_exports_both_ways_and_passes_the_gate(name, m
     assert history["test_accuracy"] > 0.6
     # TFLM parity is tested on every int8 file in tests/runtime/test_tflm.py and on full data for the
     # compact and reference models; its reference kernels take ~2-15 ms per image here.
-    verdict = evaluate(tmp_path, data, Criteria(), threads=1, skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(tmp_path, data), GateConfig(Criteria(), threads=1, skip_runtimes=("tflm",)))
     assert verdict.passed, [f"{r.artifact}: {r.criterion} {r.value:.3g} (limit {r.limit})" for r in verdict.failed]
 
 
@@ -137,7 +139,7 @@ def test_the_heavy_architectures_export_both_ways_with_runtime_parity(name, smal
     from edge_mnist.gate import Criteria
 
     data, _ = _train_and_export(name, small_fashion_dir, tmp_path, batch_size=32)
-    verdict = evaluate(tmp_path, data, Criteria(), threads=1, skip_runtimes=("tflm",))
+    verdict = evaluate(read_folder(tmp_path, data), GateConfig(Criteria(), threads=1, skip_runtimes=("tflm",)))
     parity = [r for r in verdict.results if r.criterion.startswith("parity")]
     assert len(parity) >= 2 and all(r.passed for r in parity), [(r.artifact, r.criterion, r.value) for r in parity]
 
@@ -161,11 +163,11 @@ def test_compact_on_full_data_fits_a_microcontroller_and_passes_the_gate_with_tf
                                                 lr_schedule="cosine", learning_rate=0.002))
     assert history["parameters"] == NOTEBOOK_PARAMETERS["compact"] and history["test_accuracy"] >= 0.90
     assert history["augment"]["preset"] == "clothes"
-    manifest = export(tmp_path, data, ("ptq",), progress=lambda *_: None)
+    manifest = export(read_folder(tmp_path, data, exported=False), ExportConfig(("ptq",)), progress=lambda *_: None)
     assert manifest.artifacts["tflite_int8"].size_bytes <= 50_000
     # its first convolution keeps the full 28x28 (16 channels, 12,544 B): measured 19,344 B
     assert int(manifest.artifacts["c_int8_h"].details["tflm_arena_bytes"]) < 24 * 1024
-    verdict = evaluate(tmp_path, data, Criteria(), threads=1)
+    verdict = evaluate(read_folder(tmp_path, data), GateConfig(Criteria(), threads=1))
     assert verdict.passed, [f"{r.artifact}: {r.criterion} {r.value:.3g} (limit {r.limit})" for r in verdict.failed]
     ptq = next(r for r in verdict.results if r.artifact == "model_int8.tflite" and r.criterion == DROP)
     assert ptq.value <= 0.3, ptq

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from edge_mnist.config import BenchConfig, GateConfig
 from edge_mnist.data import load_dataset, to_float
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.runtime import open_model
 
 pytest.importorskip("tflite_micro", reason="pip install tflite-micro (x86-64 Linux)")
@@ -56,8 +58,7 @@ def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data
     from edge_mnist.bench import bench
     from edge_mnist.folder.records import BenchResult
 
-    bench(device_export, load_dataset("fashion-mnist", fixture_data_dir), runs=10, warmup=1,
-          throughput_seconds=0, progress=lambda _: None)
+    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), BenchConfig(runs=10, warmup=1, throughput_seconds=0), progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.latency_us is None and tflm.throughput_ips is None and lite.latency_us["p50"] > 0
@@ -72,12 +73,12 @@ def test_gate_checks_tflm_parity_and_skip_runtime_leaves_it_out(device_export, f
     from edge_mnist.gate import Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    verdict = evaluate(device_export, data, Criteria(), skip_qat_source=True)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True))
     pairs = {r.artifact: r for r in verdict.results if r.criterion.startswith("parity")}
     assert "model_int8.tflite ~ model_int8.tflite@tflm" in pairs
     assert "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm" in pairs
     assert pairs["model_int8.tflite ~ model_int8.tflite@tflm"].value >= 0.99
-    skipped = evaluate(device_export, data, Criteria(), skip_qat_source=True, skip_runtimes=("tflm",))
+    skipped = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
     assert not any("@tflm" in r.artifact for r in skipped.results)
     assert "model_int8.tflite@tflm: --skip-runtime tflm" in skipped.skipped
 
@@ -91,8 +92,7 @@ def test_gate_fails_when_tflm_disagrees(device_export, fixture_data_dir, monkeyp
 
     honest = TFLMRunner.run
     monkeypatch.setattr(TFLMRunner, "run", lambda self, x: np.roll(honest(self, x), 1, axis=1))
-    verdict = evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir), Criteria(),
-                       skip_qat_source=True)
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(), skip_qat_source=True))
     failed = {r.artifact for r in verdict.failed if r.criterion.startswith("parity")}
     assert failed == {"model_int8.tflite ~ model_int8.tflite@tflm", "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm"}
 
@@ -106,7 +106,7 @@ def test_check_holds_a_tflm_subset_to_parity_on_exactly_its_images(device_export
     from edge_mnist.gate import DROP, PARITY, Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    verdict = evaluate(device_export, data, Criteria(), skip_qat_source=True, tflm_images=100)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, tflm_images=100))
     subset = stratified_indices(data.y_test, 100)
     assert set(verdict.subsets) == {"model_int8.tflite@tflm", "model_qat_int8.tflite@tflm"}
     assert all(np.array_equal(v, subset) for v in verdict.subsets.values())
@@ -116,10 +116,10 @@ def test_check_holds_a_tflm_subset_to_parity_on_exactly_its_images(device_export
     tflm, lite = verdict.predictions["model_int8.tflite@tflm"], verdict.predictions["model_int8.tflite"]
     pair = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
     assert pair.criterion == PARITY and pair.value == (tflm == lite[subset]).mean()
-    unchecked = evaluate(device_export, data, Criteria(parity=None), skip_qat_source=True, tflm_images=100)
+    unchecked = evaluate(read_folder(device_export, data), GateConfig(Criteria(parity=None), skip_qat_source=True, tflm_images=100))
     assert any(s.startswith("every check of model_int8.tflite@tflm: on its subset only parity applies")
                for s in unchecked.skipped)
-    whole = evaluate(device_export, data, Criteria(), skip_qat_source=True, tflm_images=0)
+    whole = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, tflm_images=0))
     assert any(r.artifact == "model_int8.tflite@tflm" and r.criterion == DROP for r in whole.results)
 
 
@@ -155,7 +155,7 @@ def test_bench_records_the_images_of_its_tflm_rows(device_export, fixture_data_d
     from edge_mnist.render.tables import bench_rows, bench_subset_lines
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda _: None, tflm_images=100)
+    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.n_samples == 100 and np.array_equal(tflm.indices, stratified_indices(data.y_test, 100))
@@ -178,12 +178,12 @@ def test_a_baseline_compares_the_runs_checked_on_every_image(device_export, fixt
     from edge_mnist.gate import BASELINE, Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(device_export, data, runs=3, warmup=0, throughput_seconds=0, progress=lambda _: None, tflm_images=100)
+    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
     partial = tmp_path / "partial.json"
     (device_export / "bench.json").rename(partial)
-    verdict = evaluate(device_export, data, Criteria(baseline=partial), skip_qat_source=True, tflm_images=100)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=100))
     checked = {r.artifact for r in verdict.results if r.criterion == BASELINE}
     assert "model_int8.tflite" in checked and "model_int8.tflite@tflm" not in checked
     with pytest.raises(EdgeMnistError, match="partial.json: model_int8.tflite@tflm, model_qat_int8.tflite@tflm: "
                                              "measured on a subset of the test images only"):
-        evaluate(device_export, data, Criteria(baseline=partial), skip_qat_source=True, tflm_images=0)
+        evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=0))

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_mnist.config import ExportConfig, GateConfig
+from edge_mnist.folder.opener import read_folder
+
 pytestmark = pytest.mark.tf
 
 
@@ -81,7 +84,7 @@ def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_expor
                         "--batch-size", "32"], env={"EDGE_MNIST_FAULT_AT": "wrote history.json"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert digest(device_export) == before
-    assert evaluate(device_export, load_dataset("fashion-mnist", fixture_data_dir), Criteria()).passed
+    assert evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria())).passed
 
 
 def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_data_dir):
@@ -102,7 +105,7 @@ def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_d
         save_keras(model, out / "model_float32.keras")
         expected = "outputs on the test images are NaN" if name == "nan" else "gives the same output for every"
         with pytest.raises(EdgeMnistError, match=f"model_float32.keras: the model.*{expected}"):
-            export(out, data, ("ptq",), progress=lambda *_: None)
+            export(read_folder(out, data, exported=False), ExportConfig(("ptq",)), progress=lambda *_: None)
         assert sorted(p.name for p in out.iterdir()) == [".edge-mnist.lock", "model_float32.keras"]
 
 
