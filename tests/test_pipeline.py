@@ -1,27 +1,51 @@
-"""pipeline.py: the dataset is a property of the artifact folder."""
+"""pipeline.py: the main job runs every stage on one opened folder, and `export --model` imports then exports."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from edge_mnist.config import BenchConfig, DataConfig, ExportConfig, GateConfig, RunConfig, TrainConfig
 from edge_mnist.core.errors import EdgeMnistError
-from edge_mnist.data import folder_dataset
-from edge_mnist.userdata import load_for_folder
+from edge_mnist.data import load_dataset
+from edge_mnist.pipeline import export_folder, run
 
-pytestmark = pytest.mark.device
-
-
-def test_folder_dataset_comes_from_manifest_then_history(device_export, tmp_path):
-    assert folder_dataset(device_export) == "fashion-mnist"
-    trained = tmp_path / "trained"
-    trained.mkdir()
-    assert folder_dataset(trained) is None
-    (trained / "history.json").write_text(json.dumps({"dataset": "mnist"}))
-    assert folder_dataset(trained) == "mnist"
+NO_OPTIONAL = ("tflm", "openvino")
 
 
-def test_asking_for_another_dataset_names_both(device_export, fixture_data_dir):
-    with pytest.raises(EdgeMnistError, match="trained on fashion-mnist, not mnist"):
-        load_for_folder(device_export, "mnist", fixture_data_dir)
-    assert load_for_folder(device_export, None, fixture_data_dir).name == "fashion-mnist"
+@pytest.mark.tf
+def test_run_imports_exports_benches_gates_and_reports_one_set(device_export, fixture_data_dir, tmp_path):
+    """run(model=...) on the committed model: every stage's record describes the files the manifest lists."""
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    config = RunConfig(model=device_export / "model_float32.keras", export=ExportConfig(calib_samples=64),
+                       bench=BenchConfig(runs=3, warmup=0, throughput_seconds=0, skip_runtimes=NO_OPTIONAL),
+                       gate=GateConfig(skip_runtimes=NO_OPTIONAL))
+    out = tmp_path / "run"
+    said = []
+    result = run(out, data, config, progress=said.append)
+    assert [line for line in said if line.startswith("[")] == [
+        "[1/5] import", "[2/5] export (ptq)", "[3/5] bench", "[4/5] check", "[5/5] report"]
+    listed = {a.file: a.sha256 for a in result.manifest.artifacts.values()}
+    assert {row.file: row.sha256 for row in result.bench.rows} == {f: s for f, s in listed.items()
+                                                                    if f in {r.file for r in result.bench.rows}}
+    assert json.loads((out / "manifest.json").read_text())["keras_sha256"] == result.manifest.keras_sha256
+    recorded = json.loads((out / "check.json").read_text())
+    assert recorded["passed"] == result.verdict.passed and len(recorded["results"]) == len(result.verdict.results)
+    assert result.report == out / "report.html" and "Gate:" in result.report.read_text()
+    assert result.history["source_model"]["sha256"]
+
+
+def test_training_options_with_an_imported_model_are_refused_before_anything_runs(tmp_path):
+    model = tmp_path / "m.keras"
+    with pytest.raises(EdgeMnistError, match="--model imports a trained model"):
+        run(tmp_path / "out", None, RunConfig(model=model, train=TrainConfig(architecture="compact")))
+    with pytest.raises(EdgeMnistError, match="m.keras: model file not found"):
+        run(tmp_path / "out", None, RunConfig(model=model))
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_of_a_folder_takes_no_data_shape(tmp_path):
+    with pytest.raises(EdgeMnistError, match="--channels and --image-size go with --model"):
+        export_folder(tmp_path, DataConfig(channels=3), ExportConfig())
+    with pytest.raises(EdgeMnistError, match="nothing.keras: model file not found"):
+        export_folder(tmp_path, DataConfig(), ExportConfig(), model=tmp_path / "nothing.keras")

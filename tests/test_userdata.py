@@ -18,7 +18,9 @@ from PIL import Image
 
 from benchmarks.userdata_scale import safe_names, tinted
 from edge_mnist import data, userdata
+from edge_mnist.config import DataConfig
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR, FASHION, UserData
 
 
@@ -500,11 +502,16 @@ def test_a_users_data_carries_its_record(digits, digits_folder, tmp_path):
     assert list(registered.history_fields()) == ["dataset", "task", "dataset_source"]  # as before user data
 
 
+def folder_data(out, dataset, data_dir):
+    """The dataset an artifact folder records, as every stage reloads it (folder.opener)."""
+    return read_folder(out, DataConfig(dataset, data_dir), exported=False).dataset
+
+
 def test_the_folder_reloads_its_recorded_data(digits_folder, tmp_path):
     ds = userdata.resolve_dataset(str(digits_folder))
     out = record_folder(tmp_path / "out", ds)
-    assert data.folder_records(out) == (ds.name, ds.user_data)
-    again = userdata.load_for_folder(out, None, None)
+    again = folder_data(out, None, None)
+    assert again.user_data == ds.user_data
     assert again.task == ds.task and again.test_fingerprint() == ds.test_fingerprint()
 
 
@@ -512,10 +519,10 @@ def test_moved_data_is_found_by_its_new_path_and_keeps_its_name(digits_folder, t
     ds = userdata.resolve_dataset(str(digits_folder))
     out = record_folder(tmp_path / "out", ds)
     moved = shutil.copytree(digits_folder, tmp_path / "elsewhere")
-    again = userdata.load_for_folder(out, str(moved), None)
+    again = folder_data(out, str(moved), None)
     assert again.name == ds.name and again.test_fingerprint() == ds.test_fingerprint()
-    refused(userdata.load_for_folder, out, "mnist", None, names="trained on")
-    refused(userdata.load_for_folder, out, str(tmp_path / "nothing"), None, names=tmp_path / "nothing")
+    refused(folder_data, out, "mnist", None, names="trained on")
+    refused(folder_data, out, str(tmp_path / "nothing"), None, names=tmp_path / "nothing")
 
 
 def test_changed_or_missing_data_is_refused_in_one_line(digits_folder, tmp_path):
@@ -523,15 +530,15 @@ def test_changed_or_missing_data_is_refused_in_one_line(digits_folder, tmp_path)
     out = record_folder(tmp_path / "out", userdata.resolve_dataset(str(moved)))
     changed = next((moved / "test" / "3").iterdir())
     Image.fromarray(np.full((8, 8), 7, np.uint8)).save(changed)
-    assert "the data changed" in refused(userdata.load_for_folder, out, None, None, names=moved)
+    assert "the data changed" in refused(folder_data, out, None, None, names=moved)
     shutil.rmtree(moved)
-    assert "is not there" in refused(userdata.load_for_folder, out, None, None, names=moved)
+    assert "is not there" in refused(folder_data, out, None, None, names=moved)
 
 
 def test_a_registered_folder_keeps_its_message(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "history.json").write_text(json.dumps({"dataset": "fashion-mnist"}))
-    message = refused(userdata.load_for_folder, out, "mnist", None, names=out)
+    message = refused(folder_data, out, "mnist", None, names=out)
     assert message == (f"{out}: the folder was trained on fashion-mnist, not mnist; leave --dataset out or pass "
                        "--dataset fashion-mnist")

@@ -337,7 +337,7 @@ def emulate_cmd(out, cpus, wait, **options):
         raise click.BadParameter("give --target or its alias --cpu, not both", param_hint="--cpu")
     options["targets"] = options["targets"] or cpus or DEFAULT_TARGETS
     data, config = configs(options, DataConfig, EmulateConfig)
-    with open_folder(out, "emulate", data, wait=wait) as folder:
+    with open_folder(out, "emulate", data, wait=wait, writable=False) as folder:  # the host's lacks are said first
         result = emulate(folder, config, progress=say)
     parity = config.parity
     click.echo(table(EMULATE_HEADERS, emulate_rows(result)))

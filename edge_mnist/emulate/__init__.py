@@ -30,7 +30,7 @@ import numpy as np
 from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.config import EmulateConfig
-from edge_mnist.core.files import atomic_write_json
+from edge_mnist.core.files import atomic_write_json, writable_folder
 from edge_mnist.core.jsonio import now
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float

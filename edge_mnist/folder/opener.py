@@ -112,13 +112,14 @@ def read_folder(out: Path, data: DataConfig | Dataset = DataConfig(), *, exporte
 
 @contextmanager
 def open_folder(out: Path, command: str, data: DataConfig | Dataset = DataConfig(), *, wait: bool = False,
-                exported: bool = True, lock: bool = True) -> Iterator[Folder]:
+                exported: bool = True, lock: bool = True, writable: bool = True) -> Iterator[Folder]:
     """DIR for a command that writes into it: writable, locked for `command` until the block ends (`wait` waits
     for another writer; reentrant, so `run` holds it across its stages), then read as read_folder reads it.
-    `lock` False: a reader (check without a report in DIR)."""
+    `lock` False: a reader (check without a report in DIR). `writable` False: the stage checks that itself, after
+    what it must say first (emulate: what this host lacks to emulate)."""
     out = Path(out)
     need_folder(out)
-    if lock:
+    if lock and writable:
         writable_folder(out)
     with folder_lock(out, command, wait) if lock else nullcontext():
         yield read_folder(out, data, exported=exported)

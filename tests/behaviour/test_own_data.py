@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from edge_mnist.data import to_float
+from edge_mnist.folder.opener import read_folder
 from edge_mnist.folder.records import Manifest
-from edge_mnist.userdata import load_for_folder
 from tests.behaviour.test_cli import run_cli
 from tests.export.test_micro_c import assert_same_as_tflm
 from tests.predict.test_preprocess import enlarged
@@ -74,7 +74,7 @@ def test_every_format_is_exported_at_8x8(exported):
 
 def test_the_micro_c_at_8x8_equals_tflm_byte_for_byte(exported, tmp_path):
     """The interpreter-free C, built by the host's gcc, on 100 of the test images."""
-    data = load_for_folder(exported, None, None)
+    data = read_folder(exported).dataset
     assert_same_as_tflm(exported / "model_int8.tflite", Manifest.load(exported).task, to_float(data.x_test[:100]),
                         tmp_path)
 
@@ -233,7 +233,7 @@ def test_the_micro_c_at_32x32x3_equals_tflm_byte_for_byte(tinted_run, tmp_path):
     header's constants are the task's."""
     out = tinted_run[3]
     task = Manifest.load(out).task
-    data = load_for_folder(out, None, None)
+    data = read_folder(out).dataset
     for prefix in ("model_int8", "model_qat_int8"):
         header = (out / f"{prefix}_micro.h").read_text()
         upper = prefix.upper()

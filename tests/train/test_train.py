@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.config import ExportConfig, GateConfig
-from edge_mnist.folder.opener import read_folder
+from edge_mnist.folder.opener import open_folder, read_folder
 
 pytestmark = pytest.mark.tf
 
@@ -105,7 +105,8 @@ def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_d
         save_keras(model, out / "model_float32.keras")
         expected = "outputs on the test images are NaN" if name == "nan" else "gives the same output for every"
         with pytest.raises(EdgeMnistError, match=f"model_float32.keras: the model.*{expected}"):
-            export(read_folder(out, data, exported=False), ExportConfig(("ptq",)), progress=lambda *_: None)
+            with open_folder(out, "export", data, exported=False) as folder:
+                export(folder, ExportConfig(("ptq",)), progress=lambda *_: None)
         assert sorted(p.name for p in out.iterdir()) == [".edge-mnist.lock", "model_float32.keras"]
 
 
