@@ -197,5 +197,5 @@ def from_options(kind: type[T], options: dict[str, Any], used: set[str] | None =
     return made.validate() if hasattr(made, "validate") else made
 
 
-__all__ = ["BenchConfig", "DataConfig", "EmulateConfig", "ExportConfig", "GateConfig", "LR_SCHEDULES", "RunConfig", "STRATEGIES",
-           "THROUGHPUT_SECONDS", "TrainConfig", "from_options"]
+__all__ = ["BenchConfig", "DataConfig", "EmulateConfig", "ExportConfig", "GateConfig", "LR_SCHEDULES", "RunConfig",
+           "STRATEGIES", "THROUGHPUT_SECONDS", "TrainConfig", "from_options"]

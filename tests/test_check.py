@@ -250,7 +250,8 @@ def test_other_test_data_is_refused(device_export, fixture_data_dir, tmp_path):
     other = {"x_train": arrays.x_train, "y_train": arrays.y_train, "x_test": arrays.x_test[:-1],
              "y_test": arrays.y_test[:-1]}
     with pytest.raises(EdgeMnistError, match="exported with other fashion-mnist test data"):
-        evaluate(read_folder(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other))), GateConfig(Criteria(), **SKIP))
+        evaluate(read_folder(device_export, load_dataset("fashion-mnist", write_idx_dir(tmp_path / "d", other))),
+                 GateConfig(Criteria(), **SKIP))
 
 
 def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, dataset="fashion-mnist"):
@@ -270,12 +271,14 @@ def baseline_file(measured: dict, tmp_path, files: list[str], accuracy: float, d
 def test_baseline_needs_a_row_for_every_int8_artifact_of_the_same_dataset(device_export, data, tmp_path):
     ints = ["model_int8.tflite", "model_int8_cpu.tflite", "model_int8.onnx", "model_int8.ort", "model_qat_int8.tflite",
             "model_qat_int8_cpu.tflite", "model_qat_int8.onnx", "model_qat_int8.ort"]
-    measured = bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0), progress=lambda *_: None).to_json()
+    measured = bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0),
+                     progress=lambda *_: None).to_json()
     only_float = baseline_file(measured, tmp_path, ["model_float32.onnx"], 0.5)
     with pytest.raises(EdgeMnistError, match="release.json: the baseline has no row for model_int8.tflite"):
         evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=only_float), **SKIP))
     with pytest.raises(EdgeMnistError, match="baseline measured on mnist"):
-        evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=baseline_file(measured, tmp_path, ints, 0.5,
+        evaluate(read_folder(device_export, data),
+                 GateConfig(Criteria(baseline=baseline_file(measured, tmp_path, ints, 0.5,
                                                                       "mnist")), **SKIP))
     perfect = baseline_file(measured, tmp_path, ints, 1.0)
     verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=perfect), **SKIP))

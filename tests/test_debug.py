@@ -17,6 +17,7 @@ pytestmark = pytest.mark.tf
 def test_debug_refuses_a_calibration_other_than_exports(export_copy, small_fashion_dir):
     data = load_dataset("fashion-mnist", small_fashion_dir)
     with pytest.raises(EdgeMnistError, match="model_int8.tflite: its activation ranges differ .* --calib-samples"):
-        debug(read_folder(export_copy, data), ExportConfig(calib_samples=101), progress=lambda *_: None)  # export calibrated on 100
+        # export calibrated on 100
+        debug(read_folder(export_copy, data), ExportConfig(calib_samples=101), progress=lambda *_: None)
     assert not (export_copy / DEBUG_FILE).exists()
 

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.device
 
 def test_recorded_accuracies_of_a_tflm_subset_say_how_many_images(device_export, fixture_data_dir):
     pytest.importorskip("tflite_micro")
-    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
+    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+          BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
     models = {r.model for r in gather(device_export).accuracies}
     assert "model_int8.tflite@tflm (100 img)" in models and "model_int8.tflite" in models
 

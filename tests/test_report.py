@@ -82,7 +82,8 @@ def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported,
 
     manifest = Manifest.load(reported)
     data = load_dataset("fashion-mnist", small_fashion_dir)
-    verdict = evaluate(read_folder(reported, data), GateConfig(Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99)))
+    verdict = evaluate(read_folder(reported, data),
+                       GateConfig(Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99)))
     page = render(manifest, data, load_bench(reported, manifest), verdict, [], {})
     assert '<span id="verdict-word">FAIL</span>' in page and 'class="fail"' in page
     assert "accuracy" in page and "minimum 99.00%" in page

@@ -179,7 +179,8 @@ def int8_set(entry: Method) -> tuple[Format, ...]:
     them the C for microcontrollers made from the .tflite (the TFLM array and the interpreter-free C), and the web
     page made from the .onnx (one folder, web/, which the first int8 method of an export writes: for_methods)."""
     method, stem, source, tflite_notes = entry.name, entry.stem, entry.source, entry.tflite_notes
-    tflite, onnx, ort, c_source, micro, web = (entry.key(kind) for kind in ("tflite", "onnx", "ort", "c", "micro", "web"))
+    kinds = ("tflite", "onnx", "ort", "c", "micro", "web")
+    tflite, onnx, ort, c_source, micro, web = (entry.key(kind) for kind in kinds)
     group = f"{method}-int8"
     names = {"tflite": f"{stem}.tflite", "header": f"{stem}.h"}
     return (

@@ -157,7 +157,8 @@ def test_interrupted_bench_keeps_previous_results(export_copy, small_fashion_dir
 
     monkeypatch.setattr(bench_mod, "measure", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        bench_mod.bench(read_folder(export_copy, load_dataset("fashion-mnist", small_fashion_dir)), BenchConfig(runs=5, warmup=0), progress=lambda *_: None)
+        bench_mod.bench(read_folder(export_copy, load_dataset("fashion-mnist", small_fashion_dir)),
+                        BenchConfig(runs=5, warmup=0), progress=lambda *_: None)
     assert (export_copy / "bench.json").read_bytes() == before
     assert not [p for p in os.listdir(export_copy) if p.endswith(".tmp")]
 

@@ -61,7 +61,8 @@ def test_export_without_c_for_an_operator_says_so_and_keeps_the_tflm_array(devic
 
     monkeypatch.delitem(micro_c.EMITTERS, "SOFTMAX")
     said = []
-    manifest = export(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir), exported=False), ExportConfig(("ptq",), calib_samples=64), progress=said.append)
+    manifest = export(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir), exported=False),
+                      ExportConfig(("ptq",), calib_samples=64), progress=said.append)
     assert "model_int8_micro.c: not written: model_int8.tflite: operator SOFTMAX has no interpreter-free C" \
            " (supported: " in "\n".join(said)
     assert "micro_int8" not in manifest.artifacts and "c_int8" in manifest.artifacts

@@ -126,7 +126,9 @@ def test_gate_fails_a_c_file_that_does_not_match_the_gated_tflite(device_export,
     from edge_mnist.gate import Criteria
 
     _tamper(device_export, file, old, new)
-    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None, parity=None), skip_qat_source=True, skip_runtimes=("tflm",)))
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                       GateConfig(Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None,
+                                           parity=None), skip_qat_source=True, skip_runtimes=("tflm",)))
     failed = [r for r in verdict.failed if r.artifact == file]
     assert len(failed) == 1 and problem in failed[0].detail, [(r.artifact, r.detail) for r in verdict.failed]
     assert all(r.passed for r in verdict.results if r.artifact != file)
@@ -141,4 +143,5 @@ def test_a_c_file_changed_after_export_is_bad_input(device_export, fixture_data_
     path = device_export / "model_int8.cc"
     path.write_bytes(path.read_bytes().replace(b"0x4c, 0x33", b"0x4c, 0x34", 1))
     with pytest.raises(EdgeMnistError, match="model_int8.cc: sha256 does not match"):
-        evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
+        evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                 GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))

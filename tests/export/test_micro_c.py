@@ -162,7 +162,9 @@ def test_the_gate_fails_edited_c(device_export, fixture_data_dir, part, old, new
     entry = next(a for a in manifest["artifacts"] if a["file"] == part)
     entry["sha256"], entry["size_bytes"] = sha256_file(path), path.stat().st_size
     (device_export / "manifest.json").write_text(json.dumps(manifest))
-    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None, parity=None), skip_qat_source=True, skip_runtimes=("tflm",)))
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                       GateConfig(Criteria(tolerance_pp=None, max_disagreement_pct=None, max_class_drop_pp=None,
+                                           parity=None), skip_qat_source=True, skip_runtimes=("tflm",)))
     failed = [r for r in verdict.failed]
     assert [r.artifact for r in failed] == [part] and "not the C generated from the checked .tflite" in failed[0].detail
 

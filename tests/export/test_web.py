@@ -32,7 +32,8 @@ def _export(folder: Path, progress=lambda *_: None):
     from edge_mnist.data import load_dataset
     from edge_mnist.export import export
 
-    return export(read_folder(folder, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), exported=False), ExportConfig(("ptq",), calib_samples=64), progress=progress)
+    return export(read_folder(folder, load_dataset("fashion-mnist", FIXTURES / "fashion-small"), exported=False),
+                  ExportConfig(("ptq",), calib_samples=64), progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +286,8 @@ def test_on_32_bit_pi_os_the_page_is_listed_as_not_compared(web_copy, monkeypatc
     from edge_mnist.data import load_dataset
 
     monkeypatch.setattr(platform, "machine", lambda: "armv7l")
-    verdict = evaluate(read_folder(web_copy, load_dataset("fashion-mnist", FIXTURES / "fashion-small")), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm", "openvino")))
+    verdict = evaluate(read_folder(web_copy, load_dataset("fashion-mnist", FIXTURES / "fashion-small")),
+                       GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm", "openvino")))
     assert verdict.passed and any(s.startswith(f"{WEB_PAGE}: not compared here (model_int8.onnx does not run")
                                   for s in verdict.skipped), verdict.skipped
     assert not any(r.artifact.endswith(".onnx") for r in verdict.results)

@@ -73,7 +73,8 @@ def test_bench_result_predictions_must_match_labels(device_export, fixture_data_
     from edge_mnist.bench import bench
     from edge_mnist.data import load_dataset
 
-    measured = bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), BenchConfig(runs=3, warmup=0, throughput_seconds=0), progress=lambda *_: None)
+    measured = bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                     BenchConfig(runs=3, warmup=0, throughput_seconds=0), progress=lambda *_: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     assert result.reference().key == measured.reference().key and result.n_samples == 500
     raw = json.loads((device_export / "bench.json").read_text())
@@ -88,7 +89,8 @@ def test_bench_rows_without_image_counts_read_as_the_whole_test_set(device_expor
     from edge_mnist.bench import bench
     from edge_mnist.data import load_dataset
 
-    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), BenchConfig(runs=3, warmup=0, throughput_seconds=0, skip_runtimes=("tflm",)), progress=lambda *_: None)
+    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+          BenchConfig(runs=3, warmup=0, throughput_seconds=0, skip_runtimes=("tflm",)), progress=lambda *_: None)
     path = device_export / "bench.json"
     raw = json.loads(path.read_text())
     for row in raw["rows"]:

@@ -157,7 +157,8 @@ def test_a_healthy_model_needs_no_fallback(trained, data, tmp_path):
 
     out = tmp_path / "healthy"
     shutil.copytree(trained, out)
-    manifest = export(read_folder(out, data, exported=False), ExportConfig(("ptq",), calib_samples=CALIB, fallback=True, criteria=Criteria()), progress=quiet)
+    manifest = export(read_folder(out, data, exported=False),
+                      ExportConfig(("ptq",), calib_samples=CALIB, fallback=True, criteria=Criteria()), progress=quiet)
     assert manifest.float_layers() == {}
     assert manifest.artifacts["tflite_int8"].details["fallback"].startswith("not needed")
 

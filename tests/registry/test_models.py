@@ -105,7 +105,8 @@ def _train_and_export(name: str, data_dir, out, batch_size: int):
     data = load_dataset("fashion-mnist", data_dir)
     history = train(data, out, TrainConfig(epochs=1, batch_size=batch_size, architecture=name))
     assert history["parameters"] == NOTEBOOK_PARAMETERS[name]
-    manifest = export(read_folder(out, data, exported=False), ExportConfig(("ptq", "qat"), calib_samples=500, batch_size=batch_size), progress=lambda *_: None)
+    manifest = export(read_folder(out, data, exported=False),
+                      ExportConfig(("ptq", "qat"), calib_samples=500, batch_size=batch_size), progress=lambda *_: None)
     assert {"tflite_int8", "onnx_int8", "ort_int8", "tflite_qat_int8", "onnx_qat_int8", "ort_qat_int8"} <= set(
         manifest.artifacts)
     return data, history

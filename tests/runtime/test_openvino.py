@@ -65,14 +65,16 @@ def test_bench_and_check_have_openvino_rows(device_export, fixture_data_dir):
     from edge_mnist.gate import Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(read_folder(device_export, data), BenchConfig(runs=10, warmup=1, throughput_seconds=0), progress=lambda _: None)
+    bench(read_folder(device_export, data), BenchConfig(runs=10, warmup=1, throughput_seconds=0),
+          progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     for key, own in (("onnx_int8@openvino", "onnx_int8"), ("tflite_qat_int8@openvino", "tflite_qat_int8")):
         row, base = result.row(key), result.row(own)
         assert row.runtime == "openvino" and row.file == base.file and row.sha256 == base.sha256
         assert row.latency_us["p50"] > 0
         assert np.array_equal(row.predictions, result.row("tflite_int8" if "qat" not in key else own).predictions)
-    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
+    verdict = evaluate(read_folder(device_export, data),
+                       GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
     parity = {r.artifact: r for r in verdict.results if r.criterion.startswith("parity")}
     for label in ("model_int8.onnx@openvino", "model_int8.tflite@openvino", "model_qat_int8.onnx@openvino"):
         (pair,) = [r for name, r in parity.items() if name.endswith(label)]
@@ -87,7 +89,8 @@ def test_check_skips_openvino_with_a_note_where_it_is_not_installed(device_expor
     from edge_mnist.gate import Criteria
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino raises ImportError
-    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                       GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
     notes = [s for s in verdict.skipped if "@openvino" in s]
     assert len(notes) == 4 and all("openvino runtime is not installed" in s for s in notes)
     assert verdict.passed and not any("@openvino" in r.artifact for r in verdict.results)

@@ -58,7 +58,8 @@ def test_bench_measures_tflm_accuracy_without_timing(device_export, fixture_data
     from edge_mnist.bench import bench
     from edge_mnist.folder.records import BenchResult
 
-    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), BenchConfig(runs=10, warmup=1, throughput_seconds=0), progress=lambda _: None)
+    bench(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+          BenchConfig(runs=10, warmup=1, throughput_seconds=0), progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.latency_us is None and tflm.throughput_ips is None and lite.latency_us["p50"] > 0
@@ -78,7 +79,8 @@ def test_gate_checks_tflm_parity_and_skip_runtime_leaves_it_out(device_export, f
     assert "model_int8.tflite ~ model_int8.tflite@tflm" in pairs
     assert "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm" in pairs
     assert pairs["model_int8.tflite ~ model_int8.tflite@tflm"].value >= 0.99
-    skipped = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
+    skipped = evaluate(read_folder(device_export, data),
+                       GateConfig(Criteria(), skip_qat_source=True, skip_runtimes=("tflm",)))
     assert not any("@tflm" in r.artifact for r in skipped.results)
     assert "model_int8.tflite@tflm: --skip-runtime tflm" in skipped.skipped
 
@@ -92,7 +94,8 @@ def test_gate_fails_when_tflm_disagrees(device_export, fixture_data_dir, monkeyp
 
     honest = TFLMRunner.run
     monkeypatch.setattr(TFLMRunner, "run", lambda self, x: np.roll(honest(self, x), 1, axis=1))
-    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria(), skip_qat_source=True))
+    verdict = evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                       GateConfig(Criteria(), skip_qat_source=True))
     failed = {r.artifact for r in verdict.failed if r.criterion.startswith("parity")}
     assert failed == {"model_int8.tflite ~ model_int8.tflite@tflm", "model_qat_int8.tflite ~ model_qat_int8.tflite@tflm"}
 
@@ -116,7 +119,8 @@ def test_check_holds_a_tflm_subset_to_parity_on_exactly_its_images(device_export
     tflm, lite = verdict.predictions["model_int8.tflite@tflm"], verdict.predictions["model_int8.tflite"]
     pair = next(r for r in verdict.results if r.artifact == "model_int8.tflite ~ model_int8.tflite@tflm")
     assert pair.criterion == PARITY and pair.value == (tflm == lite[subset]).mean()
-    unchecked = evaluate(read_folder(device_export, data), GateConfig(Criteria(parity=None), skip_qat_source=True, tflm_images=100))
+    unchecked = evaluate(read_folder(device_export, data),
+                         GateConfig(Criteria(parity=None), skip_qat_source=True, tflm_images=100))
     assert any(s.startswith("every check of model_int8.tflite@tflm: on its subset only parity applies")
                for s in unchecked.skipped)
     whole = evaluate(read_folder(device_export, data), GateConfig(Criteria(), skip_qat_source=True, tflm_images=0))
@@ -155,7 +159,8 @@ def test_bench_records_the_images_of_its_tflm_rows(device_export, fixture_data_d
     from edge_mnist.render.tables import bench_rows, bench_subset_lines
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
+    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100),
+          progress=lambda _: None)
     result = BenchResult.load(device_export / "bench.json", 10)
     tflm, lite = result.row("tflite_int8@tflm"), result.row("tflite_int8")
     assert tflm.n_samples == 100 and np.array_equal(tflm.indices, stratified_indices(data.y_test, 100))
@@ -178,12 +183,15 @@ def test_a_baseline_compares_the_runs_checked_on_every_image(device_export, fixt
     from edge_mnist.gate import BASELINE, Criteria
 
     data = load_dataset("fashion-mnist", fixture_data_dir)
-    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100), progress=lambda _: None)
+    bench(read_folder(device_export, data), BenchConfig(runs=3, warmup=0, throughput_seconds=0, tflm_images=100),
+          progress=lambda _: None)
     partial = tmp_path / "partial.json"
     (device_export / "bench.json").rename(partial)
-    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=100))
+    verdict = evaluate(read_folder(device_export, data),
+                       GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=100))
     checked = {r.artifact for r in verdict.results if r.criterion == BASELINE}
     assert "model_int8.tflite" in checked and "model_int8.tflite@tflm" not in checked
     with pytest.raises(EdgeMnistError, match="partial.json: model_int8.tflite@tflm, model_qat_int8.tflite@tflm: "
                                              "measured on a subset of the test images only"):
-        evaluate(read_folder(device_export, data), GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=0))
+        evaluate(read_folder(device_export, data),
+                 GateConfig(Criteria(baseline=partial), skip_qat_source=True, tflm_images=0))

@@ -84,7 +84,8 @@ def test_training_killed_before_the_swap_leaves_the_old_set_passing(device_expor
                         "--batch-size", "32"], env={"EDGE_MNIST_FAULT_AT": "wrote history.json"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert digest(device_export) == before
-    assert evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)), GateConfig(Criteria())).passed
+    assert evaluate(read_folder(device_export, load_dataset("fashion-mnist", fixture_data_dir)),
+                    GateConfig(Criteria())).passed
 
 
 def test_export_refuses_a_model_with_nan_or_constant_outputs(tmp_path, fixture_data_dir):
