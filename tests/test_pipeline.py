@@ -30,7 +30,8 @@ def test_run_imports_exports_benches_gates_and_reports_one_set(device_export, fi
                                                                     if f in {r.file for r in result.bench.rows}}
     assert json.loads((out / "manifest.json").read_text())["keras_sha256"] == result.manifest.keras_sha256
     recorded = json.loads((out / "check.json").read_text())
-    assert recorded["passed"] == result.verdict.passed and len(recorded["results"]) == len(result.verdict.results)
+    assert recorded["verdict"] == ("PASS" if result.verdict.passed else "FAIL")
+    assert len(recorded["results"]) == len(result.verdict.results)
     assert result.report == out / "report.html" and "Gate:" in result.report.read_text()
     assert result.history["source_model"]["sha256"]
 

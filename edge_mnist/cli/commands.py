@@ -140,7 +140,7 @@ def bench_cmd(out, wait, **options):
     data, config = configs(options, DataConfig, BenchConfig)
     with open_folder(out, "bench", data, wait=wait) as folder:
         result = bench(folder, config, progress=say)
-    print_bench(result, out)
+    print_bench(result, folder.exported, out)
 
 
 STDOUT = Path("-")  # check's bare --json: print the JSON instead of the text
@@ -216,7 +216,7 @@ def run_cmd(out, wait, **options):
     import_tf()
     result = run(out, load_data(config.data), config, progress=say, wait=wait)
     report_training(result.history, out)
-    print_bench(result.bench, out)
+    print_bench(result.bench, result.manifest, out)
     say(f"wrote {result.report} (open it in a browser)")
     _conclude(result.verdict, md_path=md_path)
 

@@ -34,10 +34,10 @@ def report_training(history: dict, out: Path) -> None:
          f"{ips[-1]:.0f} images/s in the last epoch; wrote model, history.json and training_curves.png to {out}")
 
 
-def print_bench(result, out: Path) -> None:
-    """The bench table and how it was measured."""
+def print_bench(result, manifest: Manifest, out: Path) -> None:
+    """The bench table of DIR (whose `manifest` says which files keep float layers) and how it was measured."""
 
-    float_layers = Manifest.load(out).float_layers()
+    float_layers = manifest.float_layers()
     click.echo(table(BENCH_HEADERS, bench_rows(result, float_layers)))
     if any(row.latency_us is None for row in result.rows):
         click.echo(UNTIMED_NOTE)
