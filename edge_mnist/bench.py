@@ -7,8 +7,6 @@ TFLite model is the reference (records.BenchResult.reference).
 """
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +15,12 @@ import numpy as np
 from edge_mnist.core.errors import EdgeMnistError, MissingDependency
 from edge_mnist.core.files import writable_folder
 from edge_mnist.core.lock import folder_lock
+from edge_mnist.core.machine import machine_info
 from edge_mnist.core.progress import say, silent, step
 from edge_mnist.core.timing import latency_us, throughput_ips
 from edge_mnist.data import Dataset, check_dataset, stratified_indices, to_float
 from edge_mnist.folder.layout import LATENCY_FILE, MANIFEST_FILE, REPORT_FILE
-from edge_mnist.folder.records import BenchResult, BenchRow, Manifest
+from edge_mnist.folder.records import BenchResult, BenchRow, Manifest, Skipped, Timing
 from edge_mnist.folder.verify import open_artifact, refuse_unlisted
 from edge_mnist.registry.formats import (
     FORMATS,
@@ -31,29 +30,6 @@ from edge_mnist.registry.formats import (
     left_out,
 )
 from edge_mnist.render.tables import subset_phrase
-
-
-def cpu_name_and_flags(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The CPU's name and feature flags from /proc/cpuinfo (x86 says "flags", ARM "Features"; an ARM board
-    names itself in "Model"); what platform says where the file cannot be read."""
-    try:
-        fields = [line.partition(":") for line in path.read_text().splitlines()]
-    except OSError:
-        fields = []
-    first: dict[str, str] = {}
-    for key, _, value in fields:
-        first.setdefault(key.strip(), value.strip())
-    name = first.get("Model") or first.get("model name") or platform.processor() or platform.machine()
-    return name, (first.get("flags") or first.get("Features", "")).split()
-
-
-def machine_info() -> dict:
-    """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
-    recorded with every measurement."""
-    cpu, listed = cpu_name_and_flags()
-    flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd", "neon")))
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
-            "flags": flags}
 
 
 PREDICT_CHUNK = 500  # images per progress update of the accuracy pass
@@ -105,12 +81,12 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
         listed = [f for f in FORMATS if f.key in manifest.artifacts]
         present = [run for f in listed for run in chosen_runs(f, skip_runtimes)]
         runners = {}
-        skipped = [{"file": run.label, "reason": why} for run, why in left_out(listed, skip_runtimes)]
+        skipped = [Skipped(run.label, why) for run, why in left_out(listed, skip_runtimes)]
         for run in present:  # every file is verified before anything is measured
             try:
                 runners[run.key] = open_artifact(out, manifest, run.key, threads)
             except MissingDependency as exc:
-                skipped.append({"file": run.label, "reason": str(exc)})
+                skipped.append(Skipped(run.label, str(exc)))
                 progress(f"skipping {run.label}: {exc}")
         rows = []
         for run in (r for r in present if r.key in runners):
@@ -127,9 +103,10 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
                                  indices=indices))
         if not rows:
             raise EdgeMnistError(f"{out}: no artifact could be measured")
-        result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,
-                             {"runs": runs, "warmup": warmup, "throughput_seconds": throughput_seconds}, machine_info(),
-                             rows, skipped, user_data=dataset.user_data)
+        result = BenchResult(dataset=dataset.name, user_data=dataset.user_data,
+                             dataset_fingerprint=manifest.dataset_fingerprint, threads=threads,
+                             timing=Timing(runs, warmup, throughput_seconds), machine=machine_info(), labels=labels,
+                             rows=rows, skipped=skipped)
         result.add_agreement(manifest)
         result.save(out)
         for stale in (out / REPORT_FILE, out / LATENCY_FILE):  # they show the previous timings
@@ -137,4 +114,4 @@ def bench(out: Path, dataset: Dataset, threads: int = 1, runs: int = 1000, warmu
         return result
 
 
-__all__ = ["bench", "measure", "machine_info"]
+__all__ = ["bench", "measure"]
