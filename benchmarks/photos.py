@@ -136,7 +136,7 @@ def measure(args) -> dict:
     """Every case (rendered and classified --jobs at a time), then both timings alone, in one temporary folder."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from edge_mnist.bench import machine_info
+    from edge_mnist.core.machine import machine_info
     from edge_mnist.data import load_dataset
     from edge_mnist.folder.records import tool_versions
 
@@ -168,7 +168,7 @@ def measure(args) -> dict:
     for row in rows:
         del row["hits"]
     now = dt.datetime.now()
-    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info(),
+    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info().to_json(),
             "versions": tool_versions(), "model": str(MODEL_DIR.relative_to(ROOT) / "model_int8.tflite"),
             "digits": len(digits), "seed": args.seed, "timed": args.timed, "large": args.large, "harsh": args.harsh,
             "jobs": args.jobs, "target_ratio": TARGET, "rows": rows, "timing": timed,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mnist.bench import machine_info
+from edge_mnist.core.machine import machine_info
 from edge_mnist.core.timing import interleaved_p50, latency_us, load_seconds, throughput_ips
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.folder.records import Manifest, tool_versions
@@ -171,7 +171,7 @@ def run_suite(args) -> dict:
     sizes = {r["key"]: r["size_bytes"] for r in rows}
     size_ratio = sizes["tflite_int8"] / sizes["tflite_float32"] if {"tflite_int8", "tflite_float32"} <= sizes.keys() else None
     now = dt.datetime.now()
-    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info(),
+    return {"date": now.date().isoformat(), "time": now.strftime("%H:%M"), "machine": machine_info().to_json(),
             "versions": tool_versions(), "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
             "macs_per_image": MACS, "baseline_rss_mb": baseline["peak_rss_mb"], "rows": rows,
             "ratios_separate_processes": ratios({r["key"]: r["latency_us"]["p50"] for r in rows}),

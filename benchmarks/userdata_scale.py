@@ -181,7 +181,7 @@ def main() -> None:
     if args.child:  # --dir is then the image folder itself
         print(json.dumps(child(args.child, args.dir, args.epochs)))
         return
-    from edge_mnist.bench import machine_info
+    from edge_mnist.core.machine import machine_info
 
     root = args.dir / "fashion-tinted-100k"
     write_seconds, _ = timed(lambda: write_scale_folder(root))
@@ -193,7 +193,7 @@ def main() -> None:
             "other, not with another machine. Cold = the files' pages evicted with posix_fadvise DONTNEED (directory "
             "and inode caches stay warm).")
     result = {"folder": str(root), "epochs": args.epochs, "architecture": "compact", "write_or_reuse_s": write_seconds,
-              "machine": machine_info(), "note": note, "rows": rows}
+              "machine": machine_info().to_json(), "note": note, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}-userdata-scale.json").write_text(json.dumps(result, indent=1))
     text = (f"# A 100k-image folder: `python -m benchmarks.userdata_scale --dir {args.dir}`\n\n{table(rows)}\n\n"

@@ -98,7 +98,7 @@ def measure(out: Path, data_dir: Path | None, images: int, photos: int, seed: in
     from PIL import Image
 
     from benchmarks.photos import phone_photo
-    from edge_mnist.bench import machine_info
+    from edge_mnist.core.machine import machine_info
     from edge_mnist.data import load_dataset
     from edge_mnist.folder.records import Manifest
     from edge_mnist.predict import predict
@@ -124,7 +124,7 @@ def measure(out: Path, data_dir: Path | None, images: int, photos: int, seed: in
                 theirs, _ = predict(out, files, top=3)
                 result[case] = _figures(ours, theirs)
     return {"created": time.strftime("%Y-%m-%d %H:%M"), "folder": str(out), "onnxruntime_web": version,
-            "machine": machine_info(), "cases": result}
+            "machine": machine_info().to_json(), "cases": result}
 
 
 def markdown(result: dict) -> str:

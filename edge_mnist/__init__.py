@@ -17,7 +17,7 @@ dataset read):
 
 Importing this package never imports TensorFlow. Because the verbs share their modules' names,
 `edge_mnist.bench` is the function; reach a module's other names with
-`from edge_mnist.bench import machine_info`.
+`from edge_mnist.bench import measure`.
 """
 from edge_mnist.bench import bench
 from edge_mnist.check import evaluate as check

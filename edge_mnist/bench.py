@@ -7,47 +7,22 @@ TFLite model is the reference (records.BenchResult.reference).
 """
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edge_mnist.config import THROUGHPUT_SECONDS, BenchConfig
 from edge_mnist.core.errors import EdgeMnistError, MissingDependency
+from edge_mnist.core.machine import machine_info
 from edge_mnist.core.progress import say, silent, step
 from edge_mnist.core.timing import latency_us, throughput_ips
 from edge_mnist.data import stratified_indices, to_float
 from edge_mnist.folder.layout import LATENCY_FILE, REPORT_FILE
 from edge_mnist.folder.opener import Folder
-from edge_mnist.folder.records import BenchResult, BenchRow
+from edge_mnist.folder.records import BenchResult, BenchRow, Skipped, Timing
 from edge_mnist.folder.verify import open_artifact
-from edge_mnist.registry.formats import FORMATS, RUNTIMES, chosen_runs, left_out
+from edge_mnist.registry.formats import FORMATS, RUNTIMES, Run, chosen_runs, left_out
 from edge_mnist.render.tables import subset_phrase
-
-
-def cpu_name_and_flags(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The CPU's name and feature flags from /proc/cpuinfo (x86 says "flags", ARM "Features"; an ARM board
-    names itself in "Model"); what platform says where the file cannot be read."""
-    try:
-        fields = [line.partition(":") for line in path.read_text().splitlines()]
-    except OSError:
-        fields = []
-    first: dict[str, str] = {}
-    for key, _, value in fields:
-        first.setdefault(key.strip(), value.strip())
-    name = first.get("Model") or first.get("model name") or platform.processor() or platform.machine()
-    return name, (first.get("flags") or first.get("Features", "")).split()
-
-
-def machine_info() -> dict:
-    """CPU model, SIMD flags that matter for int8/float kernels, core count and platform,
-    recorded with every measurement."""
-    cpu, listed = cpu_name_and_flags()
-    flags = sorted(f for f in listed if f.startswith(("avx", "fma", "sse4", "amx", "asimd", "neon")))
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
-            "flags": flags}
 
 
 PREDICT_CHUNK = 500  # images per progress update of the accuracy pass
@@ -86,38 +61,17 @@ def bench(folder: Folder, config: BenchConfig = BenchConfig(), progress: Callabl
     measures accuracy on config.tflm_images test images stratified by class (0: all), its row lists them.
     The caller holds DIR's lock (folder.opener.open_folder)."""
     out, dataset, manifest = folder.path, folder.dataset, folder.exported
-    threads, runs, warmup, skip_runtimes = config.threads, config.runs, config.warmup, config.skip_runtimes
-    tflm_images, throughput_seconds = config.tflm_images, config.throughput_seconds
-    images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
-    subset = stratified_indices(labels, tflm_images)
     listed = [f for f in FORMATS if f.key in manifest.artifacts]
-    present = [run for f in listed for run in chosen_runs(f, skip_runtimes)]
-    runners = {}
-    skipped = [{"file": run.label, "reason": why} for run, why in left_out(listed, skip_runtimes)]
-    for run in present:  # every file is verified before anything is measured
-        try:
-            runners[run.key] = open_artifact(out, manifest, run.key, threads)
-        except MissingDependency as exc:
-            skipped.append({"file": run.label, "reason": str(exc)})
-            progress(f"skipping {run.label}: {exc}")
-    rows = []
-    for run in (r for r in present if r.key in runners):
-        timed, indices = RUNTIMES[run.runtime].timed, subset if RUNTIMES[run.runtime].subset else None
-        chosen = slice(None) if indices is None else indices
-        artifact = manifest.artifacts[run.fmt.key]
-        notes = [run.runtime] + ([] if timed else ["accuracy only"])
-        notes += [] if indices is None else [subset_phrase(len(indices), len(labels))]
-        total = len(labels[chosen]) + (runs + warmup if timed else 0)
-        with step(f"{run.fmt.file} ({', '.join(notes)})", total) as shown:
-            figures = measure(runners[run.key], images[chosen], labels[chosen], runs, warmup, timed=timed,
-                              shown=shown, throughput_seconds=throughput_seconds)
-        rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes, **figures,
-                             indices=indices))
+    present = [run for f in listed for run in chosen_runs(f, config.skip_runtimes)]
+    runners, skipped = _open_runs(folder, present, config.threads, progress)
+    skipped = [Skipped(run.label, why) for run, why in left_out(listed, config.skip_runtimes)] + skipped
+    rows = _measure_runs(folder, [r for r in present if r.key in runners], runners, config)
     if not rows:
         raise EdgeMnistError(f"{out}: no artifact could be measured")
-    result = BenchResult(dataset.name, manifest.dataset_fingerprint, labels, threads,
-                         {"runs": runs, "warmup": warmup, "throughput_seconds": throughput_seconds}, machine_info(),
-                         rows, skipped, user_data=dataset.user_data)
+    result = BenchResult(dataset=dataset.name, user_data=dataset.user_data,
+                         dataset_fingerprint=manifest.dataset_fingerprint, threads=config.threads,
+                         timing=Timing(config.runs, config.warmup, config.throughput_seconds), machine=machine_info(),
+                         labels=dataset.y_test.astype(np.int64), rows=rows, skipped=skipped)
     result.add_agreement(manifest)
     result.save(out)
     for stale in (out / REPORT_FILE, out / LATENCY_FILE):  # they show the previous timings
@@ -125,4 +79,38 @@ def bench(folder: Folder, config: BenchConfig = BenchConfig(), progress: Callabl
     return result
 
 
-__all__ = ["bench", "measure", "machine_info"]
+def _open_runs(folder: Folder, runs: list[Run], threads: int, progress) -> tuple[dict, list[Skipped]]:
+    """Every run opened (and so verified) before anything is measured; one whose runtime is not installed is
+    skipped, with the reason."""
+    runners, skipped = {}, []
+    for run in runs:
+        try:
+            runners[run.key] = open_artifact(folder.path, folder.exported, run.key, threads)
+        except MissingDependency as exc:
+            skipped.append(Skipped(run.label, str(exc)))
+            progress(f"skipping {run.label}: {exc}")
+    return runners, skipped
+
+
+def _measure_runs(folder: Folder, runs: list[Run], runners: dict, config: BenchConfig) -> list[BenchRow]:
+    """One row per opened run: a `subset` runtime (TFLM) on its stratified images, accuracy only when untimed."""
+    dataset, manifest = folder.dataset, folder.exported
+    images, labels = to_float(dataset.x_test), dataset.y_test.astype(np.int64)
+    subset = stratified_indices(labels, config.tflm_images)
+    rows = []
+    for run in runs:
+        timed, indices = RUNTIMES[run.runtime].timed, subset if RUNTIMES[run.runtime].subset else None
+        chosen = slice(None) if indices is None else indices
+        artifact = manifest.artifacts[run.fmt.key]
+        notes = [run.runtime] + ([] if timed else ["accuracy only"])
+        notes += [] if indices is None else [subset_phrase(len(indices), len(labels))]
+        total = len(labels[chosen]) + (config.runs + config.warmup if timed else 0)
+        with step(f"{run.fmt.file} ({', '.join(notes)})", total) as shown:
+            figures = measure(runners[run.key], images[chosen], labels[chosen], config.runs, config.warmup,
+                              timed=timed, shown=shown, throughput_seconds=config.throughput_seconds)
+        rows.append(BenchRow(run.key, run.fmt.file, artifact.sha256, artifact.size_bytes, **figures,
+                             indices=indices))
+    return rows
+
+
+__all__ = ["bench", "measure"]

@@ -32,9 +32,7 @@ from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.folder.verify import open_artifact, open_qat_source, read_verified
 from edge_mnist.gate import EMBEDS, EPS, Criteria, Measured, Result, Verdict, on_images, parity_results, run_results
 from edge_mnist.registry.formats import (
-    FLOAT_KERAS,
     FORMATS,
-    QAT_KERAS,
     REFERENCE_ORDER,
     RUNS,
     RUNTIMES,
@@ -42,6 +40,7 @@ from edge_mnist.registry.formats import (
     chosen_runs,
     left_out,
 )
+from edge_mnist.registry.methods import FLOAT_KERAS, QAT_KERAS
 
 
 def _run(runner, key: str, images: np.ndarray, labels: np.ndarray, indices: np.ndarray | None = None) -> Measured:

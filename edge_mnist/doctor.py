@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from edge_mnist.bench import cpu_name_and_flags
+from edge_mnist.core.machine import cpu_name_and_flags
 from edge_mnist.core.tfenv import filtered_stderr, setup_env
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.records import Manifest

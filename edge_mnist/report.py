@@ -101,8 +101,8 @@ def _latency_points(bench: BenchResult) -> list[dict]:
 
 def _timing_note(bench: BenchResult) -> str:
     """How and where bench timed the artifacts."""
-    return (f"{bench.machine.get('cpu', 'unknown CPU')}, {bench.threads} thread(s), {bench.timing['runs']} runs "
-            f"after {bench.timing['warmup']} warm-up (bench.json, {bench.created})")
+    return (f"{bench.machine.cpu}, {bench.threads} thread(s), {bench.timing.runs} runs "
+            f"after {bench.timing.warmup} warm-up (bench.json, {bench.created})")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -27,11 +27,11 @@ from typing import Callable
 
 import numpy as np
 
-from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.config import EmulateConfig
 from edge_mnist.core.files import atomic_write_json, writable_folder
 from edge_mnist.core.jsonio import now
+from edge_mnist.core.machine import machine_info
 from edge_mnist.core.progress import step
 from edge_mnist.data import Dataset, to_float
 from edge_mnist.emulate.cortex_m import chosen_images, micro_keys, reference_outputs, require_toolchain, run_board
@@ -303,7 +303,7 @@ def emulate(folder: Folder, config: EmulateConfig = EmulateConfig(),
     distros = {**kept_setup.get("distros", {}), **setup.get("distros", {})}
     rows, guests, setup = kept + rows, {**kept_guests, **guests}, {**kept_setup, **setup, "distros": distros}
     result = Emulation(dataset.name, len(dataset.x_test), parity, rows,
-                       {"machine": machine_info(), "versions": tool_versions()}, guests, setup)
+                       {"machine": machine_info().to_json(), "versions": tool_versions()}, guests, setup)
     atomic_write_json(out / EMULATE_FILE, result.to_json())
     return result
 

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from edge_mnist.bench import machine_info
 from edge_mnist.core.errors import EdgeMnistError
+from edge_mnist.core.machine import Machine, machine_info
 from edge_mnist.emulate.images import BUILD_TIMEOUT_S, remove_tree, run_logged
 from edge_mnist.emulate.targets import CPUS, Distro, PiTarget, cpuinfo
 from edge_mnist.folder.records import Manifest, tool_versions
@@ -107,9 +107,9 @@ def run_on(g: Guest, target: PiTarget, out: Path, keys: list[str], images: np.nd
     report = json.loads((work / "report.json").read_text())
     with np.load(work / "outputs.npz") as arrays:
         outputs = {k: arrays[k] for k in keys}
-    if report["machine"]["machine"] != g.distro.machine:
-        raise EdgeMnistError(f"the worker on {target.name} ran on {report['machine']['machine']}, "
-                             f"not {g.distro.machine}")
+    ran_on = Machine.from_json(report.get("machine"), f"{work / 'report.json'}: machine").machine
+    if ran_on != g.distro.machine:
+        raise EdgeMnistError(f"the worker on {target.name} ran on {ran_on}, not {g.distro.machine}")
     return outputs, report
 
 
@@ -177,7 +177,7 @@ def worker(work: str, threads: int) -> None:
             doctor = diagnose(out).to_json()
         except Exception as exc:  # the diagnosis is a record beside the outputs: its failure must not lose them
             doctor = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        (work_dir / "report.json").write_text(json.dumps({"seconds": seconds, "machine": machine_info(),
+        (work_dir / "report.json").write_text(json.dumps({"seconds": seconds, "machine": machine_info().to_json(),
                                                           "versions": tool_versions(), "doctor": doctor}))
     except EdgeMnistError as exc:
         print(f"edge-mnist: error: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""Typed records: manifest.json (what was exported) and bench.json (what was measured).
+"""Typed records: manifest.json (what was exported), bench.json (what was measured) and history.json.
 
-Both carry a schema version and are parsed strictly: a missing field or one of the wrong
-type is a one-line EdgeMnistError naming the file and the field. Predictions are integer
+Each record declares its fields once (core.jsonio.json_field); its strict reader and its writer follow
+from them: a missing field or one of the wrong type is a one-line EdgeMnistError naming the file and the
+field, and manifest.json and bench.json carry a schema version. Predictions are integer
 arrays (any number of classes). "Reference" and "source model" are defined here once:
 - the reference is the float model every artifact's accuracy is compared with: the first
   measured format of formats.REFERENCE_ORDER (the Keras model where TensorFlow runs, else
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import itertools
 import platform
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,32 +26,33 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import atomic_write_json
-from edge_mnist.core.jsonio import count, expect, now, number, read_record
+from edge_mnist.core.jsonio import Record, equal_to, expect, json_field, now, number, read_record, records, strings
+from edge_mnist.core.machine import Machine
 from edge_mnist.core.version import __version__
 from edge_mnist.folder.layout import BENCH_FILE, HISTORY_FILE, MANIFEST_FILE
 from edge_mnist.registry import formats
 from edge_mnist.registry.datasets import Task, UserData, task_from_json, user_data_from_json
-from edge_mnist.registry.methods import FLOAT
+from edge_mnist.registry.methods import FLOAT, QAT_KERAS
 
 SCHEMA = 2
 LATENCY_KEYS = ("p50", "p90", "p99")
 _VERSIONED = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
               "onnxruntime", "ai-edge-litert", "numpy")
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
-def _predictions(value: Any, where: str, num_classes: int) -> np.ndarray:
-    """A list of class indices as an int array, each within 0..num_classes-1."""
+def _predictions(value: Any, where: str, seen: dict) -> np.ndarray:
+    """A list of class indices as an int array, each within 0..num_classes-1 (the reader's context)."""
+    num_classes = seen["num_classes"]
     items = expect(value, list, where)
     if not items or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_classes for v in items):
         raise EdgeMnistError(f"{where}: expected a non-empty list of class indices 0..{num_classes - 1}")
     return np.asarray(items, dtype=np.int64)
 
 
-def _test_indices(value: Any, where: str) -> np.ndarray | None:
-    """The ascending test-set indices a row was measured on (a stratified subset), or None for the whole
-    test set (null, or absent as in records written before subsets)."""
-    if value is None:
-        return None
+def _test_indices(value: Any, where: str, seen: dict) -> np.ndarray:
+    """The ascending test-set indices a row was measured on (a stratified subset; null, or absent as in
+    records written before subsets, is the whole test set)."""
     items = expect(value, list, where)
     if (not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items)
             or any(b <= a for a, b in itertools.pairwise(items))):
@@ -56,11 +60,21 @@ def _test_indices(value: Any, where: str) -> np.ndarray | None:
     return np.asarray(items, dtype=np.int64)
 
 
-def _check_schema(raw: dict, path: Path) -> None:
-    """Refuse records of another schema version (they would be misread)."""
-    version = raw.get("schema")
-    if version != SCHEMA:
-        raise EdgeMnistError(f"{path}: schema {version!r} is not {SCHEMA}; re-run the command that wrote it")
+def _sha256(value: Any, where: str, seen: dict | None = None) -> str:
+    """A sha256 as lowercase hex."""
+    if not _SHA256.fullmatch(expect(value, str, where)):
+        raise EdgeMnistError(f"{where}: not a sha256 hex digest")
+    return value
+
+
+def _is_none(value: Any) -> bool:
+    """Left out of the JSON when None (written only when there is one)."""
+    return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    """Left out of the JSON when empty."""
+    return not value
 
 
 def tool_versions() -> dict[str, str]:
@@ -75,48 +89,60 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def _shape(value: Any, where: str, seen: dict) -> list[int]:
+    """A tensor shape: a list of integers (-1 for the batch)."""
+    shape = expect(value, list, where)
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise EdgeMnistError(f"{where}: expected integers")
+    return shape
+
+
+def _float_input(seen: dict) -> bool:
+    """A float32 input has no quantization (scale and zero point null)."""
+    return seen["dtype"] == "float32"
+
+
 @dataclass
-class InputSpec:
+class InputSpec(Record):
     """A model's input as read back from the file: shape, dtype and int8 quantization."""
 
-    shape: list[int]
-    dtype: str
-    scale: float | None = None
-    zero_point: int | None = None
-
-    @classmethod
-    def from_json(cls, raw: Any, where: str) -> "InputSpec":
-        """Strict parse."""
-        obj = expect(raw, dict, where)
-        shape = expect(obj.get("shape"), list, f"{where}.shape")
-        if not all(isinstance(d, int) for d in shape):
-            raise EdgeMnistError(f"{where}.shape: expected integers")
-        dtype = expect(obj.get("dtype"), str, f"{where}.dtype")
-        if dtype not in ("float32", "int8", "uint8"):
-            raise EdgeMnistError(f"{where}.dtype: {dtype!r} is not float32, int8 or uint8")
-        scale, zero = obj.get("scale"), obj.get("zero_point")
-        if dtype != "float32":
-            scale = number(scale, f"{where}.scale", low=1e-12)
-            zero = expect(zero, int, f"{where}.zero_point")
-        return cls(shape, dtype, scale, zero)
+    shape: list[int] = json_field(parse=_shape)
+    dtype: str = json_field(str, choices=("float32", "int8", "uint8"))
+    scale: float | None = json_field(float, low=1e-12, nullable=_float_input, default=None)
+    zero_point: int | None = json_field(int, nullable=_float_input, default=None)
 
 
-def _format_key(obj: dict, where: str, known: dict) -> str:
-    """The registered key of a record entry: a format key (manifest) or a run key (bench)."""
-    key = expect(obj.get("key"), str, f"{where}.key")
-    if key not in known:
-        raise EdgeMnistError(f"{where}.key: unknown artifact format {key!r}")
+def _registered(value: Any, where: str, seen: dict) -> str:
+    """The registered key of a record entry: a format key (manifest) or a run key (bench), seen["keys"]."""
+    key = expect(value, str, where)
+    if key not in seen["keys"]:
+        raise EdgeMnistError(f"{where}: unknown artifact format {key!r}")
     return key
 
 
-@dataclass
-class _FileEntry:
-    """A file of the folder by format key: what manifest and bench entries share."""
+def _registered_file(value: Any, where: str, seen: dict) -> str:
+    """The file name of an entry: the registered format's."""
+    entry = seen["keys"][seen["key"]]
+    expected = entry.fmt.file if isinstance(entry, formats.Run) else entry.file
+    file = expect(value, str, where)
+    if file != expected:
+        raise EdgeMnistError(f"{where}: {file!r} is not {expected!r}")
+    return file
 
-    key: str
-    file: str
-    sha256: str
-    size_bytes: int
+
+_DESCRIBED = (("runtime", attrgetter("runtime")), ("precision", attrgetter("fmt.precision")),
+              ("method", attrgetter("fmt.method")), ("notes", attrgetter("fmt.notes")))
+
+
+@dataclass
+class _FileEntry(Record):
+    """A file of the folder by format key: what manifest and bench entries share; the registry's description
+    of the format follows the file name for readers of the file."""
+
+    key: str = json_field(parse=_registered)
+    file: str = json_field(parse=_registered_file, then=_DESCRIBED)
+    sha256: str = json_field(parse=_sha256)
+    size_bytes: int = json_field(int, low=1)
 
     KEYS: ClassVar[dict] = formats.BY_KEY
 
@@ -130,91 +156,44 @@ class _FileEntry:
         """The runtime this entry is about: the run's (bench rows), else the format's own."""
         return formats.RUNS[self.key].runtime if self.key in formats.RUNS else self.fmt.runtime
 
-    def _identity(self) -> dict:
-        """The shared JSON fields, with the registry's description of the format for readers of the file."""
-        fmt = self.fmt
-        return {"key": self.key, "file": self.file, "runtime": self.runtime, "precision": fmt.precision,
-                "method": fmt.method, "notes": fmt.notes, "sha256": self.sha256, "size_bytes": self.size_bytes}
-
     @classmethod
-    def _parse_identity(cls, obj: dict, where: str) -> dict:
-        """Strict parse of the shared fields; the file name must be the registered format's."""
-        key = _format_key(obj, where, cls.KEYS)
-        expected = cls.KEYS[key].fmt.file if isinstance(cls.KEYS[key], formats.Run) else cls.KEYS[key].file
-        file = expect(obj.get("file"), str, f"{where}.file")
-        if file != expected:
-            raise EdgeMnistError(f"{where}.file: {file!r} is not {expected!r}")
-        sha = expect(obj.get("sha256"), str, f"{where}.sha256")
-        if len(sha) != 64:
-            raise EdgeMnistError(f"{where}.sha256: not a sha256 hex digest")
-        return {"key": key, "file": file, "sha256": sha, "size_bytes": count(obj.get("size_bytes"),
-                                                                             f"{where}.size_bytes", 1)}
+    def from_json(cls, raw: Any, where: str, **context: Any) -> "_FileEntry":
+        """Strict parse; the key must be registered (in KEYS) and the file name the registered one."""
+        return super().from_json(raw, where, keys=cls.KEYS, **context)
 
 
-def _parts(value: Any, where: str, file: str) -> dict[str, str]:
+def _parts(value: Any, where: str, seen: dict) -> dict[str, str]:
     """The further files of a format that spans a folder: path within DIR (in the entry file's folder) -> sha256."""
-    parts = expect(value if value is not None else {}, dict, where)
-    folder = Path(file).parent
+    parts = expect(value, dict, where)
+    folder = Path(seen["file"]).parent
     for name, sha in parts.items():
         if Path(name).parent != folder or Path(name).name in ("", "..", "."):
             raise EdgeMnistError(f"{where}: {name!r} is not a file of {folder}/")
-        if not isinstance(sha, str) or len(sha) != 64:
-            raise EdgeMnistError(f"{where}.{name}: not a sha256 hex digest")
+        _sha256(sha, f"{where}.{name}")
     return dict(parts)
 
 
 @dataclass
 class Artifact(_FileEntry):
     """One exported file: its format (by registry key), hash, size, input and how it was made; `parts` are
-    the further files of a format that spans a folder (web/: the page's script, model and runtime), by sha256."""
+    the further files of a format that spans a folder (web/: the page's script, model and runtime), by sha256,
+    written only for a format that has them."""
 
-    input: InputSpec
-    details: dict[str, str] = field(default_factory=dict)
-    parts: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        """JSON object (parts only for a format that has them)."""
-        return {**self._identity(), "input": vars(self.input), "details": self.details,
-                **({"parts": self.parts} if self.parts else {})}
-
-    @classmethod
-    def from_json(cls, raw: Any, where: str) -> "Artifact":
-        """Strict parse; the key must be a registered format whose file name matches."""
-        obj = expect(raw, dict, where)
-        details = expect(obj.get("details"), dict, f"{where}.details")
-        identity = cls._parse_identity(obj, where)
-        return cls(**identity, input=InputSpec.from_json(obj.get("input"), f"{where}.input"),
-                   details={str(k): str(v) for k, v in details.items()},
-                   parts=_parts(obj.get("parts"), f"{where}.parts", identity["file"]))
+    input: InputSpec = json_field(InputSpec)
+    details: dict[str, str] = json_field(parse=strings, default_factory=dict)
+    parts: dict[str, str] = json_field(parse=_parts, nullable=True, omit=_is_empty, default_factory=dict)
 
 
 @dataclass
-class QatRecord:
+class QatRecord(Record):
     """The QAT fine-tune: its Keras file and the test-set predictions of that Keras model."""
 
-    epochs: int
-    keras_file: str
-    keras_sha256: str
-    accuracy: float
-    predictions: np.ndarray
-    history: dict
-
-    def to_json(self) -> dict:
-        """JSON object (predictions as a list of ints)."""
-        return {"epochs": self.epochs, "keras_file": self.keras_file, "keras_sha256": self.keras_sha256,
-                "accuracy": self.accuracy, "predictions": self.predictions.tolist(), "history": self.history}
-
-    @classmethod
-    def from_json(cls, raw: Any, where: str, num_classes: int) -> "QatRecord":
-        """Strict parse."""
-        obj = expect(raw, dict, where)
-        if obj.get("keras_file") != formats.QAT_KERAS_FILE:
-            raise EdgeMnistError(f"{where}.keras_file: expected {formats.QAT_KERAS_FILE!r}")
-        return cls(count(obj.get("epochs"), f"{where}.epochs", 1), formats.QAT_KERAS_FILE,
-                   expect(obj.get("keras_sha256"), str, f"{where}.keras_sha256"),
-                   number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
-                   _predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   expect(obj.get("history"), dict, f"{where}.history"))
+    epochs: int = json_field(int, low=1)
+    keras_file: str = json_field(parse=equal_to(formats.QAT_KERAS_FILE), first=True)
+    keras_sha256: str = json_field(str)
+    accuracy: float = json_field(float, low=0, high=1)
+    predictions: np.ndarray = json_field(parse=_predictions)
+    history: dict = json_field(dict)
 
 
 def _not_written(artifacts: dict, key: str) -> bool:
@@ -224,7 +203,7 @@ def _not_written(artifacts: dict, key: str) -> bool:
     return source is not None and f"not_written:{fmt.file}" in source.details
 
 
-def _check_complete(artifacts: dict, path: Path) -> None:
+def _check_complete(artifacts: dict, path: str) -> None:
     """A manifest lists the float model and every format export writes for the methods it holds:
     an int8 file left out could otherwise escape the gate. The one exception is a file its exporter said it
     could not make (the interpreter-free C of a model with an operator it lacks): the file it is built from
@@ -238,32 +217,57 @@ def _check_complete(artifacts: dict, path: Path) -> None:
                              f"{'it' if len(missing) == 1 else 'them'} with the others; re-export")
 
 
+def _task(value: Any, where: str, seen: dict) -> Task:
+    """The task the folder's models solve."""
+    return task_from_json(value, where)
+
+
+def _user_data(value: Any, where: str, seen: dict) -> UserData | None:
+    """A user's own dataset (written only then, so other records are unchanged)."""
+    return user_data_from_json(value, where)
+
+
+def _qat(value: Any, where: str, seen: dict) -> QatRecord:
+    """The QAT record, its predictions within the task's classes."""
+    return QatRecord.from_json(value, where, num_classes=seen["task"].num_classes)
+
+
+def _artifacts(value: Any, where: str, seen: dict) -> dict[str, Artifact]:
+    """The artifact list by format key."""
+    return {artifact.key: artifact for artifact in records(Artifact, value, where)}
+
+
+def _in_registry_order(artifacts: dict[str, Artifact]) -> list[dict]:
+    """The artifact list as written: in registry order."""
+    return [artifacts[f.key].to_json() for f in formats.FORMATS if f.key in artifacts]
+
+
 @dataclass
-class Manifest:
+class Manifest(Record):
     """manifest.json: the task, the float model the set was exported from, and every artifact."""
 
-    task: Task
-    dataset_fingerprint: str
-    keras_sha256: str
-    float_accuracy: float
-    artifacts: dict[str, Artifact] = field(default_factory=dict)
-    qat: QatRecord | None = None
-    versions: dict[str, str] = field(default_factory=tool_versions)
-    created: str = field(default_factory=now)
-    user_data: UserData | None = None  # a user's own dataset (written only then, so other manifests are unchanged)
+    SCHEMA = SCHEMA
+    TOP = True
+
+    created: str = json_field(str, default_factory=now, kw_only=True)
+    task: Task = json_field(parse=_task)
+    dataset_fingerprint: str = json_field(str)
+    user_data: UserData | None = json_field(parse=_user_data, nullable=True, omit=_is_none, default=None,
+                                            kw_only=True)
+    keras_sha256: str = json_field(str)
+    float_accuracy: float = json_field(float, low=0, high=1)
+    versions: dict[str, str] = json_field(parse=strings, default_factory=tool_versions, kw_only=True)
+    qat: QatRecord | None = json_field(parse=_qat, nullable=True, default=None, kw_only=True)
+    artifacts: dict[str, Artifact] = json_field(parse=_artifacts, dump=_in_registry_order, default_factory=dict,
+                                                kw_only=True)
 
     def float_layers(self) -> dict[str, str]:
         """Format key -> the layers `export --fallback` kept float, for each mixed int8/float artifact."""
         return {key: a.details["float_layers"] for key, a in self.artifacts.items() if a.details.get("float_layers")}
 
-    def to_json(self) -> dict:
-        """JSON object in registry order."""
-        ordered = [self.artifacts[f.key].to_json() for f in formats.FORMATS if f.key in self.artifacts]
-        user_data = {} if self.user_data is None else {"user_data": self.user_data.to_json()}
-        return {"schema": SCHEMA, "created": self.created, "task": self.task.to_json(),
-                "dataset_fingerprint": self.dataset_fingerprint, **user_data, "keras_sha256": self.keras_sha256,
-                "float_accuracy": self.float_accuracy, "versions": self.versions,
-                "qat": self.qat.to_json() if self.qat else None, "artifacts": ordered}
+    def validate(self, where: str) -> None:
+        """Every file export writes for the methods listed is listed."""
+        _check_complete(self.artifacts, where)
 
     def save(self, out: Path) -> None:
         """Write DIR/manifest.json atomically."""
@@ -273,42 +277,39 @@ class Manifest:
     def load(cls, out: Path) -> "Manifest":
         """Read DIR/manifest.json strictly."""
         path = Path(out) / MANIFEST_FILE
-        raw = read_record(path, "manifest (run `edge-mnist export` first)")
-        _check_schema(raw, path)
-        task = task_from_json(raw.get("task"), f"{path}: task")
-        artifacts = {}
-        for i, entry in enumerate(expect(raw.get("artifacts"), list, f"{path}: artifacts")):
-            artifact = Artifact.from_json(entry, f"{path}: artifacts[{i}]")
-            artifacts[artifact.key] = artifact
-        _check_complete(artifacts, path)
-        qat = raw.get("qat")
-        return cls(task=task,
-                   dataset_fingerprint=expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"),
-                   keras_sha256=expect(raw.get("keras_sha256"), str, f"{path}: keras_sha256"),
-                   float_accuracy=number(raw.get("float_accuracy"), f"{path}: float_accuracy", 0, 1),
-                   artifacts=artifacts,
-                   qat=None if qat is None else QatRecord.from_json(qat, f"{path}: qat", task.num_classes),
-                   versions={str(k): str(v) for k, v in expect(raw.get("versions"), dict,
-                                                               f"{path}: versions").items()},
-                   created=expect(raw.get("created"), str, f"{path}: created"),
-                   user_data=user_data_from_json(raw.get("user_data"), f"{path}: user_data"))
+        return cls.from_json(read_record(path, "manifest (run `edge-mnist export` first)"), str(path))
 
 
-@dataclass
+def _untimed(seen: dict) -> bool:
+    """Latency and throughput are null for a runtime whose timing here would mislead (TFLM)."""
+    return not formats.RUNTIMES[formats.RUNS[seen["key"]].runtime].timed
+
+
+def _latency(value: Any, where: str, seen: dict) -> dict[str, float]:
+    """Single-image latency figures in microseconds (and the runs they came from): at least LATENCY_KEYS, each
+    a number >= 0, every other a number; kept as written."""
+    latency = expect(value, dict, where)
+    for name in (*LATENCY_KEYS, *latency):
+        number(latency.get(name), f"{where}.{name}", low=0 if name in LATENCY_KEYS else None)
+    return dict(latency)
+
+
+@dataclass(kw_only=True)
 class BenchRow(_FileEntry):
     """One artifact measured under one runtime (key: a run key, formats.RUNS): accuracy, predictions and
     timing; latency and throughput are None for a runtime whose timing here would mislead (TFLM). `indices`
-    are the test images a `subset` runtime ran on (predictions[i] is image indices[i]); None: all of them."""
+    are the test images a `subset` runtime ran on (predictions[i] is image indices[i]); None: all of them.
+    n_samples, their number, is written for readers of the file and not read back."""
 
     KEYS: ClassVar[dict] = formats.RUNS
 
-    accuracy: float
-    predictions: np.ndarray
-    latency_us: dict[str, float] | None
-    throughput_ips: float | None
-    agreement: float | None = None
-    source_agreement: float | None = None
-    indices: np.ndarray | None = None
+    accuracy: float = json_field(float, low=0, high=1, then=(("n_samples", attrgetter("n_samples")),))
+    agreement: float | None = json_field(float, low=0, high=1, nullable=True, present=True, default=None)
+    source_agreement: float | None = json_field(float, low=0, high=1, nullable=True, present=True, default=None)
+    latency_us: dict[str, float] | None = json_field(parse=_latency, nullable=_untimed)
+    throughput_ips: float | None = json_field(float, low=0, nullable=_untimed)
+    predictions: np.ndarray = json_field(parse=_predictions)
+    indices: np.ndarray | None = json_field(name="test_indices", parse=_test_indices, nullable=True, default=None)
 
     @property
     def n_samples(self) -> int:
@@ -319,52 +320,48 @@ class BenchRow(_FileEntry):
         """A per-test-image array (labels, another row's predictions) on this row's images only."""
         return full if self.indices is None else full[self.indices]
 
-    def to_json(self) -> dict:
-        """JSON object (predictions and test-image indices as lists of ints; n_samples, their number, is for
-        readers of the file and not read back)."""
-        return {**self._identity(), "accuracy": self.accuracy, "n_samples": self.n_samples,
-                "agreement": self.agreement, "source_agreement": self.source_agreement,
-                "latency_us": self.latency_us, "throughput_ips": self.throughput_ips,
-                "predictions": self.predictions.tolist(),
-                "test_indices": None if self.indices is None else self.indices.tolist()}
 
-    @classmethod
-    def from_json(cls, raw: Any, where: str, num_classes: int) -> "BenchRow":
-        """Strict parse."""
-        obj = expect(raw, dict, where)
-        identity = cls._parse_identity(obj, where)
-        timed = formats.RUNTIMES[formats.RUNS[identity["key"]].runtime].timed
-        latency = expect(obj.get("latency_us"), dict, f"{where}.latency_us") if timed else None
-        for needed in LATENCY_KEYS if timed else ():
-            number(latency.get(needed), f"{where}.latency_us.{needed}", low=0)
-        for name in ("agreement", "source_agreement"):
-            if name not in obj:
-                raise EdgeMnistError(f"{where}.{name}: missing (null when not measured)")
-        optional = {name: None if obj[name] is None else number(obj[name], f"{where}.{name}", 0, 1)
-                    for name in ("agreement", "source_agreement")}
-        return cls(**identity,
-                   accuracy=number(obj.get("accuracy"), f"{where}.accuracy", 0, 1),
-                   predictions=_predictions(obj.get("predictions"), f"{where}.predictions", num_classes),
-                   latency_us=None if latency is None else {str(k): number(v, f"{where}.latency_us.{k}")
-                                                            for k, v in latency.items()},
-                   throughput_ips=number(obj.get("throughput_ips"), f"{where}.throughput_ips", low=0) if timed
-                   else None, **optional, indices=_test_indices(obj.get("test_indices"), f"{where}.test_indices"))
+@dataclass(frozen=True)
+class Timing(Record):
+    """How bench timed: `runs` single-image runs after `warmup` ones, and batch throughput's time budget."""
+
+    runs: int = json_field(int, low=0)
+    warmup: int = json_field(int, low=0)
+    throughput_seconds: float = json_field(float, low=0)
 
 
-@dataclass
-class BenchResult:
-    """bench.json: every artifact of a folder measured on one test set with one thread count."""
+@dataclass(frozen=True)
+class Skipped(Record):
+    """A run bench left out (`file`: its label, FILE@RUNTIME) and why."""
 
-    dataset: str
-    dataset_fingerprint: str
-    labels: np.ndarray
-    threads: int
-    timing: dict[str, int]
-    machine: dict
-    rows: list[BenchRow]
-    skipped: list[dict] = field(default_factory=list)
-    created: str = field(default_factory=now)
-    user_data: UserData | None = None  # a user's own dataset the rows were measured on (written only then)
+    file: str = json_field(str)
+    reason: str = json_field(str)
+
+
+def _reference_key(result: "BenchResult") -> str | None:
+    """The reference's run key, for readers of bench.json."""
+    reference = result.reference()
+    return None if reference is None else reference.key
+
+
+@dataclass(kw_only=True)
+class BenchResult(Record):
+    """bench.json: every artifact of a folder measured on one test set with one thread count; n_samples and
+    the reference are written for readers of the file and not read back."""
+
+    SCHEMA = SCHEMA
+    TOP = True
+
+    created: str = json_field(str, default_factory=now)
+    dataset: str = json_field(str)
+    user_data: UserData | None = json_field(parse=_user_data, nullable=True, omit=_is_none, default=None)
+    dataset_fingerprint: str = json_field(str, then=(("n_samples", attrgetter("n_samples")),))
+    threads: int = json_field(int, low=1)
+    timing: Timing = json_field(Timing)
+    machine: Machine = json_field(Machine, then=(("reference", _reference_key),))
+    labels: np.ndarray = json_field(parse=_predictions)
+    rows: list[BenchRow] = json_field(list, items=BenchRow)
+    skipped: list[Skipped] = json_field(list, items=Skipped, default_factory=list)
 
     @property
     def n_samples(self) -> int:
@@ -381,7 +378,7 @@ class BenchResult:
 
     def source_predictions(self, row: BenchRow, manifest: Manifest) -> np.ndarray | None:
         """Predictions of the Keras model `row`'s artifact was quantized from (see module docstring)."""
-        if row.fmt.source == formats.QAT_KERAS:
+        if row.fmt.source == QAT_KERAS:
             return manifest.qat.predictions if manifest.qat else None
         reference = self.reference()
         return reference.predictions if reference is not None else None
@@ -396,15 +393,15 @@ class BenchResult:
             if source is not None and len(source) == len(self.labels):
                 row.source_agreement = float((row.predictions == row.restrict(source)).mean())
 
-    def to_json(self) -> dict:
-        """JSON object."""
-        reference = self.reference()
-        user_data = {} if self.user_data is None else {"user_data": self.user_data.to_json()}
-        return {"schema": SCHEMA, "created": self.created, "dataset": self.dataset, **user_data,
-                "dataset_fingerprint": self.dataset_fingerprint, "n_samples": self.n_samples,
-                "threads": self.threads, "timing": self.timing, "machine": self.machine,
-                "reference": reference.key if reference else None, "labels": self.labels.tolist(),
-                "rows": [r.to_json() for r in self.rows], "skipped": self.skipped}
+    def validate(self, where: str) -> None:
+        """Every row holds one prediction per label (per listed test image for a row measured on a subset)."""
+        for row in self.rows:
+            if row.indices is not None and row.indices[-1] >= len(self.labels):
+                raise EdgeMnistError(f"{where}: {row.file} lists test image {row.indices[-1]}, beyond the "
+                                     f"{len(self.labels)} labels")
+            images = len(row.restrict(self.labels))
+            if len(row.predictions) != images:
+                raise EdgeMnistError(f"{where}: {row.file} has {len(row.predictions)} predictions for {images} labels")
 
     def save(self, out: Path) -> None:
         """Write DIR/bench.json atomically."""
@@ -412,61 +409,40 @@ class BenchResult:
 
     @classmethod
     def load(cls, path: Path, num_classes: int) -> "BenchResult":
-        """Read a bench.json strictly; every row must hold one prediction per label (per listed test image for
-        a row measured on a subset)."""
+        """Read a bench.json strictly, its predictions within `num_classes` classes."""
         path = Path(path)
         raw = read_record(path, "bench results (run `edge-mnist bench` first)")
-        _check_schema(raw, path)
-        labels = _predictions(raw.get("labels"), f"{path}: labels", num_classes)
-        rows = [BenchRow.from_json(r, f"{path}: rows[{i}]", num_classes)
-                for i, r in enumerate(expect(raw.get("rows"), list, f"{path}: rows"))]
-        for row in rows:
-            if row.indices is not None and row.indices[-1] >= len(labels):
-                raise EdgeMnistError(f"{path}: {row.file} lists test image {row.indices[-1]}, beyond the "
-                                     f"{len(labels)} labels")
-            images = len(row.restrict(labels))
-            if len(row.predictions) != images:
-                raise EdgeMnistError(f"{path}: {row.file} has {len(row.predictions)} predictions for {images} labels")
-        return cls(expect(raw.get("dataset"), str, f"{path}: dataset"),
-                   expect(raw.get("dataset_fingerprint"), str, f"{path}: dataset_fingerprint"), labels,
-                   count(raw.get("threads"), f"{path}: threads", 1),
-                   expect(raw.get("timing"), dict, f"{path}: timing"),
-                   expect(raw.get("machine"), dict, f"{path}: machine"), rows,
-                   expect(raw.get("skipped"), list, f"{path}: skipped"),
-                   expect(raw.get("created"), str, f"{path}: created"),
-                   user_data_from_json(raw.get("user_data"), f"{path}: user_data"))
+        return cls.from_json(raw, str(path), num_classes=num_classes)
+
+
+def _architecture(obj: dict, where: str, seen: dict) -> str:
+    """The architecture trained: train's config.architecture (a user model's name), or at the top level of a
+    record without a config (the committed fixtures'); "unknown" when neither says."""
+    config = expect(obj.get("config", obj), dict, f"{where}: config")
+    return expect(config.get("architecture", "unknown"), str, f"{where}: config.architecture")
 
 
 @dataclass
-class History:
+class History(Record):
     """DIR/history.json: how DIR's float model came to be, trained here or imported with --model. The fields
-    the stages read are parsed strictly; the rest (device, strategy, augmentation...) is kept as written."""
+    the stages read are parsed strictly; the rest (config, device, strategy, augmentation...) is kept in
+    `extra` as written."""
 
-    dataset: str
-    architecture: str
-    test_accuracy: float | None = None
-    parameters: int | None = None
-    keras_sha256: str | None = None
-    metrics: dict = field(default_factory=dict)  # per-epoch lists ("history" in the file); empty when imported
-    source_model: dict | None = None  # path, sha256 and Keras version of an imported file
-    raw: dict = field(default_factory=dict, repr=False)
-    user_data: UserData | None = None  # where a user's own dataset was read, and its fingerprint
+    TOP = True
+    REST = "extra"
 
-    @classmethod
-    def from_json(cls, raw: dict, where: str) -> "History":
-        """Parse a history record (`where` names it in errors)."""
-        config = expect(raw.get("config", raw), dict, f"{where}: config")
-        accuracy, params = raw.get("test_accuracy"), raw.get("parameters")
-        sha = raw.get("keras_sha256")
-        source = raw.get("source_model")
-        return cls(expect(raw.get("dataset"), str, f"{where}: dataset"),
-                   str(expect(config.get("architecture", "unknown"), str, f"{where}: config.architecture")),
-                   None if accuracy is None else number(accuracy, f"{where}: test_accuracy", 0, 1),
-                   None if params is None else count(params, f"{where}: parameters", 0),
-                   None if sha is None else expect(sha, str, f"{where}: keras_sha256"),
-                   expect(raw.get("history", {}), dict, f"{where}: history"),
-                   None if source is None else expect(source, dict, f"{where}: source_model"), raw,
-                   user_data_from_json(raw.get("user_data"), f"{where}: user_data"))
+    dataset: str = json_field(str)
+    architecture: str = json_field(parse=_architecture, view=True)
+    test_accuracy: float | None = json_field(float, low=0, high=1, nullable=True, omit=_is_none, default=None)
+    parameters: int | None = json_field(int, low=0, nullable=True, omit=_is_none, default=None)
+    keras_sha256: str | None = json_field(str, nullable=True, omit=_is_none, default=None)
+    metrics: dict = json_field(dict, name="history", nullable=True, omit=_is_empty,
+                               default_factory=dict)  # per-epoch lists; empty when imported
+    source_model: dict | None = json_field(dict, nullable=True, omit=_is_none,
+                                           default=None)  # path, sha256 and Keras version of an imported file
+    user_data: UserData | None = json_field(parse=_user_data, nullable=True, omit=_is_none,
+                                            default=None)  # where a user's own dataset was read, and its fingerprint
+    extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, out: Path) -> "History | None":
@@ -476,7 +452,8 @@ class History:
 
     @staticmethod
     def write(path: Path, raw: dict) -> None:
-        """Write a history record atomically, after checking it parses as one."""
+        """Write a history record atomically, after checking it parses as one (written as given, so the
+        producer's key order stays)."""
         History.from_json(raw, str(path))
         atomic_write_json(path, raw)
 

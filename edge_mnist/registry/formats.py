@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.registry import methods
-from edge_mnist.registry.methods import FLOAT_KERAS, QAT_KERAS, Method
+from edge_mnist.registry.methods import FLOAT_KERAS, Method
 
 # The tensor names of every exported model (Keras, TFLite and ONNX alike) and the ONNX opset we write.
 INPUT_NAME, OUTPUT_NAME = "image", "probs"

@@ -45,8 +45,8 @@ def print_bench(result, manifest: Manifest, out: Path) -> None:
         click.echo(line)
     if float_layers:
         click.echo(mixed_note(float_layers))
-    click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing['runs']} timed runs "
-               f"after {result.timing['warmup']} warm-up; wrote {out / BENCH_FILE}")
+    click.echo(f"{result.n_samples} test images, {result.threads} thread(s), {result.timing.runs} timed runs "
+               f"after {result.timing.warmup} warm-up; wrote {out / BENCH_FILE}")
 
 
 def debug_table(result) -> str:
