@@ -6,9 +6,7 @@ import pytest
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.registry.formats import (
     BY_KEY,
-    FLOAT_KERAS,
     FORMATS,
-    QAT_KERAS,
     REFERENCE_ORDER,
     RUNS,
     chosen_runs,
@@ -17,6 +15,7 @@ from edge_mnist.registry.formats import (
     parity_groups,
     runtime_for,
 )
+from edge_mnist.registry.methods import FLOAT_KERAS, QAT_KERAS
 
 pytestmark = pytest.mark.device
 
