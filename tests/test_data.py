@@ -230,3 +230,13 @@ def test_validate_takes_three_channels_and_more_than_256_classes():
     assert checked["y_test"].dtype == np.uint16 and checked["y_test"][-1] == 299
     with pytest.raises(EdgeMnistError, match="expected \\(N, 8, 8, 3\\)"):
         data.validate({**arrays, "x_test": arrays["x_test"][..., 0]}, "own", task)
+
+
+def test_folder_dataset_comes_from_manifest_then_history(device_export, tmp_path):
+    """An exported folder names its dataset in manifest.json; a folder only trained, in history.json; else None."""
+    assert data.folder_dataset(device_export) == "fashion-mnist"
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    assert data.folder_dataset(trained) is None
+    (trained / "history.json").write_text('{"dataset": "mnist"}')
+    assert data.folder_dataset(trained) == "mnist"
