@@ -57,6 +57,16 @@ def fixture_data_dir() -> Path:
     return FIXTURES / "fashion-small"
 
 
+@pytest.fixture(scope="session")
+def test_images(fixture_data_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The committed subset's 500 test images as float (N, 28, 28, 1) in [0, 1], and their labels: what the
+    committed models were exported for."""
+    from edge_mnist.data import load_dataset, to_float
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    return to_float(data.x_test), data.y_test
+
+
 @pytest.fixture
 def device_export(tmp_path) -> Path:
     """A private copy of the committed tiny export folder (float, PTQ and QAT artifacts + manifest)."""
