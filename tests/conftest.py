@@ -10,9 +10,12 @@ tf tier: a Fashion-MNIST subset from Debian's package and one small export per s
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,21 @@ def export_copy(tiny_export, tmp_path) -> Path:
     dst = tmp_path / "export"
     shutil.copytree(tiny_export, dst)
     return dst
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
 
 
 def run_process(args, env: dict | None = None, timeout: float = 300, cwd=None, **kwargs):

@@ -1,11 +1,8 @@
 """data.py: IDX/npz parsing, validation, source order and the sha256-verified download."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
-import threading
 
 import numpy as np
 import pytest
@@ -129,21 +126,6 @@ def test_no_copy_no_download_names_remedies(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(EdgeMnistError, match="--data-dir.*dataset-fashion-mnist"):
         data.load_dataset("mnist", download=False)
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_verified_success(tmp_path, http_root):

@@ -1,7 +1,6 @@
 """edge_mnist.runtime (open_model): the runner for each file on committed real models, and files it cannot open."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
