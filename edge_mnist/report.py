@@ -43,7 +43,6 @@ from edge_mnist.render.tables import (
     percent,
     summary,
 )
-from edge_mnist.train import curves_title
 
 
 def load_bench(out: Path, manifest: Manifest) -> BenchResult:
@@ -73,7 +72,7 @@ def draw(out: Path, manifest: Manifest, dataset: Dataset, bench: BenchResult, ve
     metrics = history.metrics if history else {}
     if metrics.get("loss"):
         qat = manifest.qat.history if manifest.qat else None
-        title = curves_title(dataset.name, history.model_name, manifest.float_accuracy)
+        title = plots.curves_title(dataset.name, history.model_name, manifest.float_accuracy)
         drawn.append(("Training curves (float training, then the QAT fine-tune when exported with QAT)",
                       plots.training_curves(metrics, out / CURVES_FILE, title, qat)))
     drawn += [

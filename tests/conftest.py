@@ -10,9 +10,12 @@ tf tier: a Fashion-MNIST subset from Debian's package and one small export per s
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,16 @@ def synthetic_arrays(n_train=64, n_test=32, seed=0) -> dict[str, np.ndarray]:
 def fixture_data_dir() -> Path:
     """Committed real Fashion-MNIST subset (64 train / 500 test images)."""
     return FIXTURES / "fashion-small"
+
+
+@pytest.fixture(scope="session")
+def test_images(fixture_data_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The committed subset's 500 test images as float (N, 28, 28, 1) in [0, 1], and their labels: what the
+    committed models were exported for."""
+    from edge_mnist.data import load_dataset, to_float
+
+    data = load_dataset("fashion-mnist", fixture_data_dir)
+    return to_float(data.x_test), data.y_test
 
 
 @pytest.fixture
@@ -114,6 +127,21 @@ def export_copy(tiny_export, tmp_path) -> Path:
     dst = tmp_path / "export"
     shutil.copytree(tiny_export, dst)
     return dst
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
 
 
 def run_process(args, env: dict | None = None, timeout: float = 300, cwd=None, **kwargs):

@@ -18,10 +18,12 @@ from edge_mnist.check import evaluate
 from edge_mnist.config import BenchConfig, GateConfig
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.core.files import sha256_file
-from edge_mnist.data import load_dataset
+from edge_mnist.core.machine import machine_info
+from edge_mnist.data import load_dataset, to_float
 from edge_mnist.folder.opener import read_folder
-from edge_mnist.folder.records import Manifest
+from edge_mnist.folder.records import LATENCY_KEYS, BenchResult, BenchRow, Manifest, Timing
 from edge_mnist.gate import (
+    MINIMUM,
     Criteria,
     accuracy_drop,
     baseline_drop,
@@ -32,7 +34,9 @@ from edge_mnist.gate import (
     relative_drop,
 )
 from edge_mnist.registry.datasets import DATASETS
+from edge_mnist.registry.formats import RUNTIMES, chosen_runs
 from edge_mnist.render.tables import describe
+from edge_mnist.runtime import open_model
 
 pytestmark = pytest.mark.device
 
@@ -157,13 +161,49 @@ def test_zeroed_weights_with_updated_hash_fail_the_gate(device_export, data):
     assert not any(r.artifact == "model_int8.onnx" for r in verdict.failed)
 
 
-def test_edited_records_do_not_change_the_verdict(device_export, data):
-    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
-    rehash(device_export, "model_int8.tflite")
-    manifest = json.loads((device_export / "manifest.json").read_text())
-    manifest["float_accuracy"] = 0.5
-    (device_export / "manifest.json").write_text(json.dumps(manifest))
-    assert not evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP)).passed
+def forge_records(out, data, int8: float, float_: float) -> None:
+    """Edit DIR's records as a forger would: manifest.json's and history.json's float accuracy set to `float_`, the
+    QAT record's and a readable bench.json's rows (every run here, predictions to match) to `int8`."""
+    labels = data.y_test.astype(np.int64)
+    manifest = Manifest.load(out)
+    manifest.float_accuracy, manifest.qat.accuracy = float_, int8
+    manifest.save(out)
+    history = json.loads((out / "history.json").read_text())
+    (out / "history.json").write_text(json.dumps({**history, "test_accuracy": float_}))
+    rows = []
+    for artifact in manifest.artifacts.values():
+        for run in chosen_runs(artifact.fmt) if artifact.fmt.runtime else ():
+            accuracy = int8 if run.fmt.is_int8 else float_
+            preds = labels.copy()
+            preds[round(accuracy * len(labels)):] += 1
+            timed = RUNTIMES[run.runtime].timed
+            rows.append(BenchRow(run.key, artifact.file, artifact.sha256, artifact.size_bytes, accuracy=accuracy,
+                                 predictions=preds % 10, latency_us=dict.fromkeys(LATENCY_KEYS, 20.0) if timed else None,
+                                 throughput_ips=1e4 if timed else None))
+    BenchResult(dataset="fashion-mnist", dataset_fingerprint=manifest.dataset_fingerprint, labels=labels, threads=1,
+                timing=Timing(30, 0, 0.0), machine=machine_info(), rows=rows).save(out)
+    assert BenchResult.load(out / "bench.json", 10).row("tflite_int8").accuracy == int8
+
+
+def real_accuracy(path, data) -> float:
+    """Top-1 accuracy of one model file, run here on the test images."""
+    preds = open_model(path).predict(to_float(data.x_test)).argmax(1)
+    return float((preds == data.y_test).mean())
+
+
+@pytest.mark.parametrize("margin, int8, float_", [(+0.002, 1.0, 0.5), (-0.002, 0.5, 1.0)],
+                         ids=["fails-on-real-figures", "passes-on-real-figures"])
+def test_edited_records_do_not_change_the_verdict(device_export, data, margin, int8, float_):
+    """A minimum accuracy just above (below) the int8 files' real accuracy fails (passes) when every record is
+    forged to claim the opposite: the verdict's figures are the files' own, run here, never the records'."""
+    real_int8 = real_accuracy(device_export / "model_int8.tflite", data)
+    real_float = real_accuracy(device_export / "model_float32.onnx", data)
+    forge_records(device_export, data, int8, float_)
+    verdict = evaluate(read_folder(device_export, data), GateConfig(Criteria(min_accuracy=real_int8 + margin), **SKIP))
+    minimum = next(r for r in verdict.results if r.artifact == "model_int8.tflite" and r.criterion == MINIMUM)
+    assert minimum.value == pytest.approx(real_int8) and minimum.passed is (margin < 0)
+    assert verdict.passed is (margin < 0) and verdict.reference_accuracy == pytest.approx(real_float)
+    assert verdict.accuracies["model_int8.tflite"] == pytest.approx(real_int8)
 
 
 def test_float_model_copied_over_an_int8_one_is_refused(device_export, data):

@@ -1,11 +1,8 @@
 """data.py: IDX/npz parsing, validation, source order and the sha256-verified download."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
-import threading
 
 import numpy as np
 import pytest
@@ -131,21 +128,6 @@ def test_no_copy_no_download_names_remedies(tmp_path, monkeypatch):
         data.load_dataset("mnist", download=False)
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
 def test_download_verified_success(tmp_path, http_root):
     root, base = http_root
     payload = npz_bytes(synthetic_arrays())
@@ -230,3 +212,4 @@ def test_validate_takes_three_channels_and_more_than_256_classes():
     assert checked["y_test"].dtype == np.uint16 and checked["y_test"][-1] == 299
     with pytest.raises(EdgeMnistError, match="expected \\(N, 8, 8, 3\\)"):
         data.validate({**arrays, "x_test": arrays["x_test"][..., 0]}, "own", task)
+

@@ -405,17 +405,36 @@ def no_test_split(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("breakage", [truncated_png, truncated_pixels, text_as_png, gif_as_png, mixed_sizes,
-                                      empty_class, missing_from_test, only_in_test, single_class, renamed_class(" "),
-                                      renamed_class("a\x01b"), renamed_class("line\nbreak"), stray_file,
-                                      not_an_image_suffix, no_test_split],
-                         ids=lambda f: f.__name__)
-def test_a_bad_image_folder_is_one_line_naming_the_file(digits, tmp_path, breakage):
+CONTROL = "a name with control characters, line breaks or lone surrogates cannot be a label"
+
+
+BAD_FOLDERS = [  # (how the folder is broken, the message of the rule that must refuse it)
+    (truncated_png, "not a readable PNG image"),
+    (truncated_pixels, "cannot decode the image (image file is truncated)"),
+    (text_as_png, "not a readable PNG image"),
+    (gif_as_png, "not a readable PNG image"),
+    (mixed_sizes, "8x9 pixels (height x width) but train/0/00000.png is 8x8; pass image_size=(H, W) to resize them all"),
+    (empty_class, "class '2' has no images"),
+    (missing_from_test, "class '1' is missing from the test split"),
+    (only_in_test, "class '7' is not in {root}/train"),
+    (single_class, "1 class, expected 2 to 1000"),
+    (renamed_class(" "), "class folder ' ': a blank name cannot be a label"),
+    (renamed_class("a\x01b"), f"class folder 'a\\x01b': {CONTROL}"),
+    (renamed_class("line\nbreak"), f"class folder 'line\\nbreak': {CONTROL}"),
+    (stray_file, "not a class folder (a split holds one sub-folder per class)"),
+    (not_an_image_suffix, "not an image file (.bmp, .jpeg, .jpg, .png) in class folder '0'"),
+    (no_test_split, "no test/ or val/ folder next to train/"),
+]
+
+
+@pytest.mark.parametrize("breakage, rule", BAD_FOLDERS, ids=[breakage.__name__ for breakage, _ in BAD_FOLDERS])
+def test_a_bad_image_folder_is_one_line_naming_the_file(digits, tmp_path, breakage, rule):
+    """Each breakage is refused by its own rule, in one line that starts with the file or folder at fault."""
     root = small_folder(tmp_path / "bad", digits)
     culprit = breakage(root)
     if breakage.__name__.startswith("class_named"):
         culprit = culprit.parent  # a control character is shown escaped; the split folder is named as text
-    refused(userdata.load_folder, root, names=culprit)
+    assert refused(userdata.load_folder, root, names=culprit) == f"{culprit}: {rule.format(root=root)}"
 
 
 def test_undecodable_class_folder_name_is_refused(digits, tmp_path):
@@ -542,3 +561,4 @@ def test_a_registered_folder_keeps_its_message(tmp_path):
     message = refused(folder_data, out, "mnist", None, names=out)
     assert message == (f"{out}: the folder was trained on fashion-mnist, not mnist; leave --dataset out or pass "
                        "--dataset fashion-mnist")
+

@@ -119,6 +119,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def curves_title(dataset: str, architecture: str, accuracy: float) -> str:
+    """The training curves' title: what was trained on what, and how well."""
+    return f"{dataset} · {architecture} · float test accuracy {100 * accuracy:.2f}%"
+
+
 def training_curves(metrics: dict, path: Path, title: str, qat_metrics: dict | None = None) -> Path:
     """Loss and accuracy per epoch, train and test, on integer epochs; the QAT fine-tune's epochs follow
     the float training's on the same axes, shaded."""
@@ -283,5 +288,5 @@ def samples(images: np.ndarray, labels: np.ndarray, class_names: list[str], path
         return image_grid(images[order], captions, path, title + note, columns=min(classes, SAMPLE_COLUMNS))
 
 
-__all__ = ["confusion", "confusion_counts", "disagreement", "image_grid", "latency_vs_size",
+__all__ = ["confusion", "confusion_counts", "curves_title", "disagreement", "image_grid", "latency_vs_size",
            "misclassified", "samples", "training_curves"]

@@ -163,3 +163,13 @@ def io_quantization(runner) -> dict[str, str]:
     return {"input_scale": repr(float(runner.input_scale)), "input_zero_point": str(int(runner.input_zero_point)),
             "output_scale": repr(float(runner.output_scale)),
             "output_zero_point": str(int(runner.output_zero_point))}
+
+
+def metadata_quantization(metadata: dict[str, str], path) -> tuple[float, int, float, int]:
+    """(input scale, input zero point, output scale, output zero point) from an integer model's metadata strings
+    (an ONNX file's metadata_props: the inverse of io_quantization); missing or malformed is a one-line error."""
+    try:
+        return (float(metadata["input_scale"]), int(metadata["input_zero_point"]),
+                float(metadata["output_scale"]), int(metadata["output_zero_point"]))
+    except (KeyError, ValueError) as exc:
+        raise EdgeMnistError(f"{path}: integer input but no quantization metadata ({exc})") from exc

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, require
-from edge_mnist.runtime.base import Runner, check_images, image_signature, read_model
+from edge_mnist.runtime.base import Runner, check_images, image_signature, metadata_quantization, read_model
 from edge_mnist.runtime.onnx_graph import is_ort_format, refuse_external_data, summarize, summarize_ort
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
@@ -69,13 +69,8 @@ class OnnxRunner(Runner):
         self.metadata = self._metadata()
         self.input_dtype = np.dtype(_ORT_DTYPES[self._in.type])
         if self.input_dtype != np.float32:
-            try:
-                self.input_scale = float(self.metadata["input_scale"])
-                self.input_zero_point = int(self.metadata["input_zero_point"])
-                self.output_scale = float(self.metadata["output_scale"])
-                self.output_zero_point = int(self.metadata["output_zero_point"])
-            except (KeyError, ValueError) as exc:
-                raise EdgeMnistError(f"{path}: integer input but no quantization metadata ({exc})") from exc
+            (self.input_scale, self.input_zero_point,
+             self.output_scale, self.output_zero_point) = metadata_quantization(self.metadata, path)
 
     def _metadata(self) -> dict[str, str]:
         """The file's metadata_props; bytes that are not UTF-8 are a one-line error, not a crash."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from edge_mnist.core.errors import EdgeMnistError, require
 from edge_mnist.core.tfenv import filtered_stderr
-from edge_mnist.runtime.base import Runner, image_signature, read_model, weight_precision
+from edge_mnist.runtime.base import Runner, image_signature, metadata_quantization, read_model, weight_precision
 from edge_mnist.runtime.onnx_graph import refuse_external_data, summarize
 from edge_mnist.runtime.tflite_graph import live_weights, read_metadata, read_tflite
 
@@ -101,15 +101,9 @@ class OpenVinoRunner(Runner):
 
     def _onnx_quantization(self) -> None:
         """Input and output scale and zero point from the .onnx's metadata (as OnnxRunner reads them)."""
-        if self.input_dtype == np.float32:
-            return
-        try:
-            self.input_scale = float(self.metadata["input_scale"])
-            self.input_zero_point = int(self.metadata["input_zero_point"])
-            self.output_scale = float(self.metadata["output_scale"])
-            self.output_zero_point = int(self.metadata["output_zero_point"])
-        except (KeyError, ValueError) as exc:
-            raise EdgeMnistError(f"{self.path}: integer input but no quantization metadata ({exc})") from exc
+        if self.input_dtype != np.float32:
+            (self.input_scale, self.input_zero_point,
+             self.output_scale, self.output_zero_point) = metadata_quantization(self.metadata, self.path)
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
         """One synchronous inference; the output copied out of the request's buffer."""

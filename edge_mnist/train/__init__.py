@@ -21,7 +21,7 @@ from edge_mnist.folder.layout import CURVES_FILE, HISTORY_FILE, KERAS_FILE, STAL
 from edge_mnist.folder.records import History
 from edge_mnist.registry import datasets
 from edge_mnist.registry.models import build, check_fits
-from edge_mnist.render.plots import training_curves
+from edge_mnist.render.plots import curves_title, training_curves
 from edge_mnist.train.batchnorm import RECALIBRATION_BATCHES, batchnorm_layers, recalibrate
 from edge_mnist.userdata import FileImages
 
@@ -296,11 +296,6 @@ def recalibrated(model, keras, dataset: Dataset, config: TrainConfig) -> dict | 
     batches = make_pipeline(dataset.x_train, dataset.y_train, config.batch_size, config.seed, shuffle=True)
     images = recalibrate(model, keras, batches.take(RECALIBRATION_BATCHES))
     return {"recomputed_from_images": images, "test_accuracy_with_moving_statistics": before}
-
-
-def curves_title(dataset: str, architecture: str, accuracy: float) -> str:
-    """The training curves' title: what was trained on what, and how well."""
-    return f"{dataset} · {architecture} · float test accuracy {100 * accuracy:.2f}%"
 
 
 def evaluate_keras(model, dataset: Dataset, source: str = "model") -> float:

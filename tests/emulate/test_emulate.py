@@ -1,11 +1,10 @@
-"""emulate.py: the host's Debian mirror, the ARM /proc/cpuinfo, agreement and verdict on real model outputs, the
-refusals as real processes, and (slow, root) the real thing: the committed tiny export on an emulated Pi 4 and Pi 5.
+"""emulate/__init__.py: agreement and verdict on real model outputs, the refusals as real processes, and (slow,
+root) the real thing: the committed tiny export on an emulated Pi 4 and Pi 5.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,77 +18,12 @@ import pytest
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.data import load_dataset, to_float
 from edge_mnist.emulate import Row, compare
-from edge_mnist.emulate.images import apt_mirror, cache_dir, runtime_requirements
-from edge_mnist.emulate.targets import BOOKWORM_ARM64, BOOKWORM_ARMHF, CPUS, TRIXIE_ARM64, cpuinfo
+from edge_mnist.emulate.images import apt_mirror, cache_dir
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
 from tests.behaviour.test_exit_codes import one_line_error
 from tests.conftest import FIXTURES, run_process
-
-DEBIAN_SOURCES = """Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-
-Types: deb-src
-URIs: http://src.example.org/debian
-Suites: bookworm
-
-Types: deb
-# a comment inside a stanza
-URIs: http://ftp.de.debian.org/debian/
-Suites: bookworm
- bookworm-updates
-Components: main
-
-Types: deb
-Enabled: no
-URIs: http://disabled.example.org/debian
-Suites: bookworm
-"""
-
-
-def write_sources(etc: Path, files: dict[str, str]) -> Path:
-    """An /etc/apt lookalike holding `files` (paths relative to it)."""
-    (etc / "sources.list.d").mkdir(parents=True)
-    for name, text in files.items():
-        (etc / name).write_text(text)
-    return etc
-
-
-@pytest.mark.device
-@pytest.mark.parametrize("files, mirror", [
-    ({"sources.list.d/debian.sources": DEBIAN_SOURCES,
-      "sources.list.d/node.sources.disabled": "Types: deb\nURIs: http://no.example.org/debian\nSuites: bookworm\n"},
-     "http://ftp.de.debian.org/debian"),
-    ({"sources.list": "# deb http://commented.example.org/debian bookworm main\n"
-                      "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://mirror.example.org/debian/ "
-                      "bookworm main contrib\n"}, "https://mirror.example.org/debian"),
-    ({"sources.list.d/google.list": "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n",
-      "sources.list": "deb http://deb.debian.org/debian trixie main\n"}, "http://deb.debian.org/debian"),
-    ({"sources.list": "deb http://archive.ubuntu.com/ubuntu jammy main\n"}, None),
-    ({}, None),
-], ids=["deb822", "one-line-with-options", "another-release", "not-debian", "none"])
-def test_apt_mirror_is_the_debian_archive_the_host_uses(tmp_path, files, mirror):
-    assert apt_mirror(write_sources(tmp_path / "apt", files)) == mirror
-
-
-@pytest.mark.device
-@pytest.mark.parametrize("name, part, arch, simd, has_dotprod", [("cortex-a72", "0xd08", "8", "asimd", False),
-                                                                 ("cortex-a76", "0xd0b", "8", "asimd", True),
-                                                                 ("cortex-a7", "0xc07", "7", "neon", False)])
-def test_cpuinfo_describes_the_pi_core_on_every_processor(name, part, arch, simd, has_dotprod):
-    text = cpuinfo(CPUS[name], processors=3)
-    blocks = [b for b in text.split("\n\n") if b.startswith("processor")]
-    assert len(blocks) == 3
-    for i, block in enumerate(blocks):
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
-        assert fields["processor"] == str(i) and fields["CPU implementer"] == "0x41"
-        assert fields["CPU architecture"] == arch and fields["CPU part"] == part
-        assert simd in fields["Features"].split() and ("asimddp" in fields["Features"].split()) is has_dotprod
-        assert ("model name" in fields) is (arch == "7")  # a 32-bit kernel names the core, as on a Pi 2
-    assert text.rstrip().endswith("(emulated)")
 
 
 @pytest.fixture(scope="module")
@@ -150,32 +84,6 @@ def test_outputs_of_another_shape_are_refused(int8_outputs):
     probs, scale = int8_outputs
     with pytest.raises(EdgeMnistError, match="shape"):
         compare(probs, probs[:10], scale)
-
-
-@pytest.mark.device
-@pytest.mark.parametrize("distro", [BOOKWORM_ARM64, TRIXIE_ARM64], ids=lambda d: d.name)
-def test_an_arm64_guest_gets_the_runtime_only_install_at_this_hosts_versions(distro):
-    pins = dict(p.split("==") for p in runtime_requirements(distro))
-    assert {name.lower() for name in pins} == {"numpy", "click", "flatbuffers", "onnxruntime", "ai-edge-litert",
-                                               "pillow", "tqdm"}
-    assert all(version == metadata.version(name) for name, version in pins.items())
-
-
-@pytest.mark.device
-def test_a_32_bit_guest_gets_tflite_runtime_and_debians_numpy_and_pillow():
-    pins = runtime_requirements(BOOKWORM_ARMHF)
-    assert "tflite-runtime==2.14.0" in pins  # the last release, with cp311 armv7l wheels; needs numpy < 2
-    assert {re.split("[<>=]", p)[0].lower() for p in pins} == {"click", "flatbuffers", "tflite-runtime", "tqdm"}
-    assert dict(BOOKWORM_ARMHF.system) == {"numpy": "python3-numpy", "pillow": "python3-pil"}
-    assert BOOKWORM_ARMHF.runtimes == ("tflite",)
-
-
-@pytest.mark.device
-def test_the_cache_follows_xdg_cache_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cache_dir() == tmp_path / "edge-mnist" / "emulate"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cache_dir() == Path.home() / ".cache" / "edge-mnist" / "emulate"
 
 
 @pytest.fixture

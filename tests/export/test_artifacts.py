@@ -14,7 +14,7 @@ from edge_mnist.data import load_dataset, to_float
 from edge_mnist.folder.records import Manifest
 from edge_mnist.registry.formats import FORMATS
 from edge_mnist.runtime import open_model
-from edge_mnist.runtime.onnx_graph import summarize, summarize_ort
+from edge_mnist.runtime.onnx_graph import summarize
 
 pytestmark = pytest.mark.device
 
@@ -89,17 +89,3 @@ def test_default_session_runs_integer_kernels(device_export, tmp_path, name):
     ops = _default_session_ops(device_export / name, tmp_path)
     assert "QGemm" in ops  # the Dense layer runs as an integer GEMM, not a dequantized float one
     assert not ops & {"Gemm", "MatMul", "Relu", "Clip"}
-
-
-@pytest.mark.parametrize("name", ["model_int8.ort", "model_qat_int8.ort"])
-def test_ort_files_hold_the_fused_integer_graph(device_export, name):
-    ops = set(summarize_ort((device_export / name).read_bytes(), name).op_types)
-    assert "QGemm" in ops and not ops & {"Gemm", "MatMul", "Clip"}
-    assert not any(op.startswith("Reorder") for op in ops)  # no x86-only NCHWc layout baked in
-
-
-def test_required_operators_config_lists_the_ort_operators(device_export):
-    config = (device_export / "model_int8.required_operators.config").read_text()
-    ops = set(summarize_ort((device_export / "model_int8.ort").read_bytes(), "ort").op_types)
-    listed = {op for line in config.splitlines() if not line.startswith("#") for op in line.split(";")[2].split(",")}
-    assert ops == listed

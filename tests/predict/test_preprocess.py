@@ -14,7 +14,7 @@ from PIL import Image
 
 from edge_mnist.folder.records import Manifest
 from edge_mnist.predict.preprocess import load_image, preprocess
-from edge_mnist.registry.datasets import DATASETS, FASHION, Task, is_registered
+from edge_mnist.registry.datasets import FASHION, Task
 from tests.behaviour.test_cli import run_cli
 from tests.test_userdata import tinted
 
@@ -39,12 +39,6 @@ def enlarged(image: np.ndarray, path: Path, factor: int = 3) -> Path:
     Image.fromarray(image).resize((image.shape[1] * factor, image.shape[0] * factor), Image.LANCZOS).save(
         path, quality=95)
     return path
-
-
-def test_only_the_registered_tasks_are_scans():
-    assert is_registered(DATASETS["mnist"].task) and is_registered(DATASETS["fashion-mnist"].task)
-    assert not is_registered(COLOUR) and not is_registered(DIGITS8)
-    assert not is_registered(Task("mnist", (28, 28, 1), tuple("abcdefghij"), fit_box=28))  # a folder's own classes
 
 
 def test_a_frame_sized_image_is_the_model_input_as_it_is(tinted_items, tmp_path):

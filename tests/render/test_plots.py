@@ -59,3 +59,7 @@ def test_a_few_classes_keep_one_column_each(fashion, tmp_path):
     x, y = fashion
     width, height = Image.open(plots.samples(x, y, [str(i) for i in range(10)], tmp_path / "s.png", "t")).size
     assert width == round(1.35 * 10 * 100) and height == round((1.55 * 4 + 0.5) * 100)
+
+
+def test_the_curves_title_names_dataset_architecture_and_accuracy():
+    assert plots.curves_title("fashion-mnist", "compact", 0.88236) == "fashion-mnist · compact · float test accuracy 88.24%"

@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 
 from edge_mnist.config import BenchConfig, GateConfig
-from edge_mnist.data import load_dataset, to_float
+from edge_mnist.data import load_dataset
 from edge_mnist.folder.opener import read_folder
 from edge_mnist.runtime import open_model
 
 pytest.importorskip("tflite_micro", reason="pip install tflite-micro (x86-64 Linux)")
-
-
-@pytest.fixture(scope="module")
-def test_images(fixture_data_dir):
-    data = load_dataset("fashion-mnist", fixture_data_dir)
-    return to_float(data.x_test), data.y_test
 
 
 @pytest.mark.parametrize("name", ["model_int8.tflite", "model_qat_int8.tflite"])
