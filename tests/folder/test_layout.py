@@ -29,9 +29,6 @@ def test_what_commands_write_includes_the_lock_and_every_record():
             layout.REPORT_FILE, *layout.PLOT_FILES, *layout.MODEL_FILES} <= layout.WRITTEN_FILES
 
 
-@pytest.mark.parametrize("method", ["ptq", "qat"])
-def test_the_fallback_rebuilds_the_int8_files_of_its_own_method(method):
-    for runtime, file in layout.FALLBACK_FILES[method].items():
-        fmt = next(f for f in FORMATS if f.file == file)
-        assert fmt.is_int8 and fmt.runtime == runtime and fmt.method == method
+def test_the_float_model_is_the_registry_s_and_every_model_file_is_known():
     assert layout.KERAS_FILE == BY_KEY["keras_float32"].file
+    assert {f.file for f in FORMATS} <= set(layout.MODEL_FILES)

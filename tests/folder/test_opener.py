@@ -103,3 +103,21 @@ def test_a_reader_takes_no_lock(device_export, data):
     with folder_lock(device_export, "export"):
         with open_folder(device_export, "check", data, lock=False) as folder:
             assert folder.manifest is not None
+
+
+def test_the_recorded_keras_sha256_comes_from_history_then_the_manifest(device_export, data, tmp_path):
+    """The committed history.json records none, so the manifest's is used; a manifest this version cannot load whole
+    still vouches by its field; a folder without records has none."""
+    recorded = json.loads((device_export / "manifest.json").read_text())["keras_sha256"]
+    assert read_folder(device_export, data, exported=False).keras_sha256 == recorded
+    history = json.loads((device_export / "history.json").read_text())
+    (device_export / "history.json").write_text(json.dumps({**history, "keras_sha256": "f" * 64}))
+    assert read_folder(device_export, data, exported=False).keras_sha256 == "f" * 64
+    old = shutil.copytree(device_export, tmp_path / "old")
+    (old / "history.json").unlink()
+    raw = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**raw, "artifacts": "from another version"}))
+    folder = read_folder(old, data, exported=False)
+    assert folder.manifest is None and folder.keras_sha256 == recorded
+    (tmp_path / "empty").mkdir()
+    assert read_folder(tmp_path / "empty", data, exported=False).keras_sha256 is None

@@ -2,8 +2,6 @@
 it is; files outside the manifest are refused; the recorded Keras sha256 is found. On the committed export."""
 from __future__ import annotations
 
-import json
-import shutil
 
 import pytest
 
@@ -13,7 +11,6 @@ from edge_mnist.folder.verify import (
     check_claims,
     open_artifact,
     read_verified,
-    recorded_keras_sha256,
     refuse_unlisted,
 )
 from edge_mnist.runtime import open_model
@@ -71,19 +68,3 @@ def test_a_registered_file_the_manifest_does_not_list_is_refused(device_export):
     del manifest.artifacts["onnx_qat_int8"]
     with pytest.raises(EdgeMnistError, match="model_qat_int8.onnx: present but not listed in manifest.json"):
         refuse_unlisted(device_export, manifest)
-
-
-def test_the_recorded_keras_sha256_comes_from_history_then_the_manifest(device_export, tmp_path):
-    """The committed history.json records none, so the manifest's is used; a manifest this version cannot load whole
-    still vouches by its field; a folder without records has none."""
-    recorded = Manifest.load(device_export).keras_sha256
-    assert recorded_keras_sha256(device_export) == recorded
-    history = json.loads((device_export / "history.json").read_text())
-    (device_export / "history.json").write_text(json.dumps({**history, "keras_sha256": "f" * 64}))
-    assert recorded_keras_sha256(device_export) == "f" * 64
-    old = shutil.copytree(device_export, tmp_path / "old")
-    (old / "history.json").unlink()
-    raw = json.loads((old / "manifest.json").read_text())
-    (old / "manifest.json").write_text(json.dumps({**raw, "artifacts": "from another version"}))
-    assert recorded_keras_sha256(old) == recorded
-    assert recorded_keras_sha256(tmp_path / "empty") is None

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_mnist.doctor import Diagnosis, FileStatus, RuntimeStatus
-from edge_mnist.folder.records import BenchResult
+from edge_mnist.folder.records import BenchResult, Manifest
 from edge_mnist.quantize.layer_error import ArtifactDebug, LayerDebug
 from edge_mnist.render.console import debug_table, doctor_text, print_bench, report_training
 from edge_mnist.render.tables import UNTIMED_NOTE
@@ -23,12 +23,12 @@ def test_the_training_line_and_the_bench_table_of_a_real_export(tiny_export, cap
     assert f"trained on CPU (float32): test accuracy {history['test_accuracy']:.4f}, " in err
     assert err.rstrip().endswith(f"wrote model, history.json and training_curves.png to {tiny_export}")
     result = BenchResult.load(tiny_export / "bench.json", 10)
-    print_bench(result, tiny_export)
+    print_bench(result, Manifest.load(tiny_export), tiny_export)
     out = capsys.readouterr().out
     assert all(row.file in out for row in result.rows)
     assert (UNTIMED_NOTE in out) == any(row.latency_us is None for row in result.rows)
-    assert out.rstrip().endswith(f"{result.n_samples} test images, 1 thread(s), {result.timing['runs']} timed runs "
-                                 f"after {result.timing['warmup']} warm-up; wrote {tiny_export / 'bench.json'}")
+    assert out.rstrip().endswith(f"{result.n_samples} test images, 1 thread(s), {result.timing.runs} timed runs "
+                                 f"after {result.timing.warmup} warm-up; wrote {tiny_export / 'bench.json'}")
 
 
 @pytest.mark.device
