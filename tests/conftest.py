@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_mnist.config import BenchConfig, ExportConfig
+from edge_mnist.config import BenchConfig, ExportConfig, RunConfig, TrainConfig
 from edge_mnist.data import IDX_FILES, read_idx_dir
-from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DEBIAN_FASHION_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -106,19 +105,25 @@ def medium_fashion_dir(tmp_path_factory, fashion_full) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory, small_fashion_dir) -> Path:
-    """Train 2 epochs on the subset, export float + PTQ int8 artifacts and bench them (once per session)."""
-    from edge_mnist.bench import bench
+def tiny_run(tmp_path_factory, small_fashion_dir):
+    """The main job in process (pipeline.run), once per session: train 2 epochs on the subset, export float and PTQ
+    int8 artifacts, bench them, gate and report; (RunResult, the progress lines it said)."""
     from edge_mnist.data import load_dataset
-    from edge_mnist.export import export
-    from edge_mnist.train import TrainConfig, train
+    from edge_mnist.pipeline import run
 
     out = tmp_path_factory.mktemp("export")
     data = load_dataset("fashion-mnist", small_fashion_dir)
-    train(data, out, TrainConfig(epochs=2, batch_size=64))
-    export(read_folder(out, data, exported=False), ExportConfig(("ptq",), calib_samples=100), progress=lambda *_: None)
-    bench(read_folder(out, data), BenchConfig(runs=30, warmup=3, throughput_seconds=0), progress=lambda *_: None)
-    return out
+    said: list[str] = []
+    config = RunConfig(train=TrainConfig(epochs=2, batch_size=64), export=ExportConfig(calib_samples=100),
+                       bench=BenchConfig(runs=30, warmup=3, throughput_seconds=0))
+    return run(out, data, config, progress=said.append), said
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run) -> Path:
+    """The session's main-job folder (tiny_run): a trained model, its float and PTQ int8 artifacts, bench.json,
+    check.json and report.html."""
+    return tiny_run[0].report.parent
 
 
 @pytest.fixture
