@@ -10,6 +10,7 @@ predictions (500 Fashion-MNIST test images, subsampled to 50) for the models.
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from edge_mnist.gate import (
 )
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.render.tables import describe
+from tests.conftest import FIXTURES
 from tests.test_check import SKIP, rehash, zero_largest_tflite_buffer
 
 pytestmark = pytest.mark.device
@@ -147,10 +149,23 @@ def test_results_carry_the_images_and_interval_only_when_paired():
     assert "interval" not in accuracy_drop("m", 0.78, 0.80, TOLERANCE).context
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def data(fixture_data_dir):
     """The committed real Fashion-MNIST subset the tiny export was made with (500 test images)."""
     return load_dataset("fashion-mnist", fixture_data_dir)
+
+
+@pytest.fixture(scope="module")
+def real_verdicts(data, tmp_path_factory):
+    """The gate's verdict on a copy of the committed tiny export, then on it with its int8 .tflite's largest weight
+    buffer zeroed and re-hashed; these tests read the .tflite's and the reference's predictions only, so the other
+    runtimes of its format (TFLM, OpenVINO) are left out."""
+    out = shutil.copytree(FIXTURES / "device_export", tmp_path_factory.mktemp("gate") / "export")
+    only_litert = {**SKIP, "skip_runtimes": ("tflm", "openvino")}
+    fresh = evaluate(read_folder(out, data), GateConfig(Criteria(), **only_litert))
+    zero_largest_tflite_buffer(out / "model_int8.tflite")
+    rehash(out, "model_int8.tflite")
+    return fresh, evaluate(read_folder(out, data), GateConfig(Criteria(), **only_litert))
 
 
 def drops_on_50(verdict, labels: np.ndarray, artifact: str) -> list:
@@ -164,9 +179,9 @@ def drops_on_50(verdict, labels: np.ndarray, artifact: str) -> list:
     return results
 
 
-def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(device_export, data):
+def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(real_verdicts, data):
     labels = data.y_test.astype(np.int64)
-    fresh = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
+    fresh, damaged = real_verdicts
     drop = next(r for r in fresh.results if r.artifact == "model_int8.tflite" and r.criterion == "accuracy drop "
                 "vs float (pp)")
     assert drop.context["images"] == 500 and drop.context["interval"][0] <= drop.value <= drop.context["interval"][1]
@@ -174,9 +189,6 @@ def test_real_models_on_50_images_unchanged_passes_and_damaged_fails(device_expo
     assert all(r.passed for r in unchanged) and not any(r.context["resolved"] for r in unchanged)
     assert sum(r.value > TOLERANCE for r in unchanged) >= 2  # where the point rule failed it: one image flipped
 
-    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
-    rehash(device_export, "model_int8.tflite")
-    damaged = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     assert damaged.accuracies[damaged.reference] - damaged.accuracies["model_int8.tflite"] > 0.2
     regressed = drops_on_50(damaged, labels, "model_int8.tflite")
     assert sum(not r.passed for r in regressed) >= 19 and min(r.value for r in regressed) > 5 * TOLERANCE
@@ -249,21 +261,18 @@ def source_checks(verdict, labels: np.ndarray, artifact: str, size: int, strict:
     return results
 
 
-def test_real_models_on_50_images_source_checks(device_export, data):
+def test_real_models_on_50_images_source_checks(real_verdicts, data):
     """The disagreement and per-class drop of the tiny export's int8 .tflite on 50 real test images: unchanged,
     never a failure (the point rules fail it on some draws); damaged, the disagreement fails on every draw. Its
     class drop cannot: a class has about 5 images, and losing all 5 happens by chance once in 32, which no
     95% test (let alone one over 10 classes) can call real; on 200 images it fails on every draw."""
     labels = data.y_test.astype(np.int64)
-    fresh = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
+    fresh, damaged = real_verdicts
     unchanged = source_checks(fresh, labels, "model_int8.tflite", 50)
     assert all(d.passed and c.passed for d, c in unchanged)
     point = source_checks(fresh, labels, "model_int8.tflite", 50, strict=True)
     assert sum(not (d.passed and c.passed) for d, c in point) >= 2  # the point rules are flaky here
 
-    zero_largest_tflite_buffer(device_export / "model_int8.tflite")
-    rehash(device_export, "model_int8.tflite")
-    damaged = evaluate(read_folder(device_export, data), GateConfig(Criteria(), **SKIP))
     regressed = source_checks(damaged, labels, "model_int8.tflite", 50)
     assert sum(not d.passed for d, _ in regressed) >= 19
     assert all(c.value > CLASS_LIMIT and not c.context["resolved"] for _, c in regressed)

@@ -3,6 +3,7 @@ every import goes down (or across) the layers below, never up. Also: the public 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def _short(target: str) -> str | None:
     return target[len("edge_mnist."):] if target.startswith("edge_mnist.") else None
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
-    """Module -> the project modules it imports."""
+    """Module -> the project modules it imports (parsed once per session: the tests below only read it)."""
     mods = modules()
     return {name: imports(name, path, is_package, set(mods)) for name, (path, is_package) in mods.items()}
 

@@ -17,7 +17,7 @@ from edge_mnist.folder.layout import PLOT_FILES
 from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.render.plots import confusion_counts
-from tests.behaviour.test_cli import LOOSE, run_cli
+from tests.behaviour.test_cli import LOOSE, NO_TFLM, run_cli
 
 pytestmark = pytest.mark.tf
 
@@ -46,7 +46,8 @@ def reported(tiny_export, small_fashion_dir, tmp_path_factory):
     """A copy of the tiny export with its report written (once for the module)."""
     folder = tmp_path_factory.mktemp("reported") / "export"
     shutil.copytree(tiny_export, folder)
-    code, out, err = run_cli(["report", "--out", str(folder), "--data-dir", str(small_fashion_dir), *LOOSE])
+    code, out, err = run_cli(["report", "--out", str(folder), "--data-dir", str(small_fashion_dir), *LOOSE,
+                              *NO_TFLM])
     assert code == 0 and "gate PASS; wrote" in out, err
     return folder
 
@@ -83,7 +84,8 @@ def test_the_page_shows_the_verdict_it_re_derives_not_the_one_recorded(reported,
     manifest = Manifest.load(reported)
     data = load_dataset("fashion-mnist", small_fashion_dir)
     verdict = evaluate(read_folder(reported, data),
-                       GateConfig(Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99)))
+                       GateConfig(Criteria(tolerance_pp=0.0, max_disagreement_pct=0.0, min_accuracy=0.99),
+                                  skip_runtimes=("tflm",)))
     page = render(manifest, data, load_bench(reported, manifest), verdict, [], {})
     assert '<span id="verdict-word">FAIL</span>' in page and 'class="fail"' in page
     assert "accuracy" in page and "minimum 99.00%" in page

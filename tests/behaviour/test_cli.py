@@ -18,6 +18,7 @@ from edge_mnist.folder.opener import read_folder
 pytestmark = pytest.mark.tf
 
 LOOSE = ["--tolerance", "5", "--max-disagreement", "10", "--max-class-drop", "30", "--parity", "0.9"]
+NO_TFLM = ["--skip-runtime", "tflm"]  # TFLM's part of the gate is tests/runtime/test_tflm.py's; here it only costs time
 
 
 def run_cli(argv) -> tuple[int, str, str]:
@@ -34,7 +35,7 @@ def run_cli(argv) -> tuple[int, str, str]:
 
 def test_check_passes_on_fresh_export(export_copy, small_fashion_dir, tmp_path):
     code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE,
-                              "--json", str(tmp_path / "c.json"),
+                              *NO_TFLM, "--json", str(tmp_path / "c.json"),
                               "--junit", str(tmp_path / "c.xml"), "--markdown", str(tmp_path / "c.md")])
     assert code == 0, err
     assert "PASS" in out
@@ -47,7 +48,7 @@ def test_check_passes_on_fresh_export(export_copy, small_fashion_dir, tmp_path):
 
 def test_check_fails_when_no_disagreement_is_allowed(export_copy, small_fashion_dir):
     code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir),
-                              "--max-disagreement", "0"])
+                              "--max-disagreement", "0", *NO_TFLM])
     assert code == 1
     assert "FAIL  differs from its source model on " in out and "maximum 0.00%" in out
     assert re.search(r"check failed: \d+ of \d+ checks failed, in model_", err), err
@@ -81,7 +82,7 @@ def test_damaged_model_with_updated_manifest_hash_fails_the_gate(export_copy, sm
     entry.update(sha256=sha256_file(target), size_bytes=target.stat().st_size)
     (export_copy / "manifest.json").write_text(json.dumps(manifest))
     code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE,
-                              "--json", str(tmp_path / "c.json")])
+                              *NO_TFLM, "--json", str(tmp_path / "c.json")])
     assert code == 1
     failed = {(r["artifact"], r["criterion"]) for r in json.loads((tmp_path / "c.json").read_text())["results"]
               if not r["passed"]}
@@ -102,7 +103,8 @@ def test_tampered_artifact_is_refused_by_bench_and_check(export_copy, small_fash
 
 def test_check_derives_its_verdict_without_reading_bench_json(export_copy, small_fashion_dir):
     (export_copy / "bench.json").write_text("{ truncated")
-    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE])
+    code, out, err = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE,
+                              *NO_TFLM])
     assert code == 0 and "PASS" in out, err
     assert "1000 images" in out
 
@@ -114,7 +116,7 @@ def test_baseline_regression_fails(export_copy, small_fashion_dir, tmp_path):
             row["accuracy"] = min(1.0, row["accuracy"] + 0.06)  # 6 pp above, LOOSE allows 5
     (tmp_path / "release.json").write_text(json.dumps(baseline))
     code, out, _ = run_cli(["check", "--out", str(export_copy), "--data-dir", str(small_fashion_dir), *LOOSE,
-                            "--baseline", str(tmp_path / "release.json")])
+                            *NO_TFLM, "--baseline", str(tmp_path / "release.json")])
     assert code == 1 and re.search(r"FAIL  accuracy \d+\.\d\d% vs baseline \d+\.\d\d%: drop \d+\.\d\d pp, "
                                    r"tolerance 5\.00 pp", out), out
 
@@ -158,7 +160,7 @@ def test_interrupted_bench_keeps_previous_results(export_copy, small_fashion_dir
     monkeypatch.setattr(bench_mod, "measure", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bench_mod.bench(read_folder(export_copy, load_dataset("fashion-mnist", small_fashion_dir)),
-                        BenchConfig(runs=5, warmup=0), progress=lambda *_: None)
+                        BenchConfig(runs=5, warmup=0, throughput_seconds=0), progress=lambda *_: None)
     assert (export_copy / "bench.json").read_bytes() == before
     assert not [p for p in os.listdir(export_copy) if p.endswith(".tmp")]
 

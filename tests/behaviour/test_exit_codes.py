@@ -1,4 +1,5 @@
-"""Exit codes of the CLI on bad input, as real processes: 2 with one line naming the file, never a traceback.
+"""Exit codes of the CLI on bad input, as real processes: 2 with one line naming the file, never a traceback (the
+two that run a whole gate go through main() in this process).
 
 Device tier: the committed tiny export and data; nothing here needs TensorFlow.
 """
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.behaviour.test_cli import NO_TFLM, run_cli
 from tests.conftest import FIXTURES, run_process
 
 pytestmark = pytest.mark.device
@@ -37,11 +39,12 @@ def test_check_refuses_to_write_a_report_over_the_folders_own_files(device_expor
 
 
 def test_check_creates_the_report_folder_and_says_so(device_export, fixture_data_dir, tmp_path):
+    """Through main() in this process: a whole gate run needs no process of its own to show this."""
     report = tmp_path / "reports" / "ci" / "check.json"
-    proc = run_process(["check", "--out", device_export, "--data-dir", fixture_data_dir, *NO_TF_SOURCE,
-                        "--json", report])
-    assert proc.returncode == 0, proc.stderr
-    assert f"created folder {report.parent}" in proc.stderr
+    code, _, err = run_cli(["check", "--out", str(device_export), "--data-dir", str(fixture_data_dir), *NO_TF_SOURCE,
+                            *NO_TFLM, "--json", str(report)])
+    assert code == 0, err
+    assert f"created folder {report.parent}" in err
     assert json.loads(report.read_text())["verdict"] == "PASS"
 
 
@@ -156,9 +159,13 @@ def test_fuzzed_images_never_crash_predict(device_export, tmp_path):
     assert len(proc.stdout.strip().splitlines()) == len(files)  # every file gets its line
 
 
-def test_a_failed_gate_stays_exit_1_whatever_the_step_summary_path(device_export, fixture_data_dir, tmp_path):
+def test_a_failed_gate_stays_exit_1_whatever_the_step_summary_path(device_export, fixture_data_dir, tmp_path,
+                                                                      monkeypatch):
+    """Through main() in this process (the exit code is main's): a summary path whose folder is missing is made."""
     summary = tmp_path / "missing" / "summary.md"
-    proc = run_process(["check", "--out", device_export, "--data-dir", fixture_data_dir, *NO_TF_SOURCE,
-                        "--max-disagreement", "0"], env={"GITHUB_STEP_SUMMARY": str(summary)})
-    assert "check failed" in one_line_error(proc, code=1)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, _, err = run_cli(["check", "--out", str(device_export), "--data-dir", str(fixture_data_dir), *NO_TF_SOURCE,
+                            *NO_TFLM, "--max-disagreement", "0"])
+    errors = [line for line in err.splitlines() if line.startswith("edge-mnist:")]
+    assert code == 1 and len(errors) == 1 and "check failed" in errors[0] and "Traceback" not in err, err
     assert "edge-mnist check: FAIL" in summary.read_text()

@@ -10,6 +10,7 @@ import pytest
 
 from edge_mnist.config import ExportConfig, GateConfig
 from edge_mnist.folder.opener import open_folder, read_folder
+from tests.behaviour.test_cli import run_cli
 
 pytestmark = pytest.mark.tf
 
@@ -193,12 +194,12 @@ def test_multiworker_with_two_local_workers(tmp_path, fixture_data_dir):
     (["--devices", "2"], {}, "--devices is for --strategy mirrored"),
     (["--strategy", "multiworker"], {"TF_CONFIG": ""}, "--strategy multiworker needs TF_CONFIG"),
 ])
-def test_strategy_misuse_is_one_line_exit_2(args, env, message, tmp_path, fixture_data_dir):
-    from tests.conftest import run_process
-
-    proc = run_process(["train", *args, "--dataset", "fashion-mnist", "--data-dir", fixture_data_dir,
-                        "--out", tmp_path], env=env)
-    assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+def test_strategy_misuse_is_one_line_exit_2(args, env, message, tmp_path, fixture_data_dir, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run_cli(["train", *args, "--dataset", "fashion-mnist", "--data-dir", str(fixture_data_dir),
+                            "--out", str(tmp_path)])
+    assert code == 2 and message in err.strip().splitlines()[-1], err
 
 
 @pytest.mark.tf
