@@ -60,7 +60,7 @@ def bench(folder: Folder, config: BenchConfig = BenchConfig(), progress: Callabl
     latency picture of earlier timings are removed (`report` draws them anew). A `subset` runtime (TFLM)
     measures accuracy on config.tflm_images test images stratified by class (0: all), its row lists them.
     The caller holds DIR's lock (folder.opener.open_folder)."""
-    out, dataset, manifest = folder.path, folder.dataset, folder.exported
+    out, dataset, manifest, config = folder.path, folder.dataset, folder.exported, config.validate()
     listed = [f for f in FORMATS if f.key in manifest.artifacts]
     present = [run for f in listed for run in chosen_runs(f, config.skip_runtimes)]
     runners, skipped = _open_runs(folder, present, config.threads, progress)

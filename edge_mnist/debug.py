@@ -53,7 +53,7 @@ def debug(folder: Folder, config: ExportConfig = ExportConfig(), progress=print)
     as export was (config.calib_samples and config.seed must be export's); writes DIR/debug.json and DIR/debug.png.
     The caller holds DIR's lock (folder.opener.open_folder)."""
 
-    out, dataset, manifest = folder.path, folder.dataset, folder.exported
+    out, dataset, manifest, config = folder.path, folder.dataset, folder.exported, config.validate()
     present = {method: [f.key for f in rebuilt(method).values() if f.key in manifest.artifacts]
                for method in QUANTIZED}
     if not any(present.values()):

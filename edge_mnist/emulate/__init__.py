@@ -288,7 +288,7 @@ def emulate(folder: Folder, config: EmulateConfig = EmulateConfig(),
     The caller decides pass/fail from the result (Emulation.passed) and holds DIR's lock
     (folder.opener.open_folder).
     """
-    out, dataset, manifest = folder.path.resolve(), folder.dataset, folder.exported
+    out, dataset, manifest, config = folder.path.resolve(), folder.dataset, folder.exported, config.validate()
     pis, boards = split_targets(tuple(config.targets))
     threads, parity, mirror, micro_images = config.threads, config.parity, config.mirror, config.micro_images or None
     rows, guests, setup = [], {}, {}

@@ -100,7 +100,7 @@ def export(folder: Folder, config: ExportConfig = ExportConfig(), progress: Call
     (folder.opener.open_folder).
     """
 
-    out, dataset = folder.path, folder.dataset
+    out, dataset, config = folder.path, folder.dataset, config.validate()
     formats = for_methods(tuple(config.methods))
     reference = BY_KEY["keras_float32"]
     model = load_keras(out / reference.file, sha256=folder.keras_sha256)
