@@ -195,7 +195,7 @@ def tinted_dir(tmp_path_factory, fashion_full) -> Path:
 def tinted_run(tinted_dir, tmp_path_factory) -> tuple[int, str, str, Path]:
     """`edge-mnist run` on the tinted folder (compact, three epochs, post-training and QAT int8), once per session:
     (exit code, stdout, stderr, artifact folder). The colour export the slow tests of every stage share."""
-    from tests.behaviour.test_cli import run_cli
+    from tests.cli.test_commands import run_cli
 
     out = tmp_path_factory.mktemp("tinted_run") / "out"
     code, stdout, stderr = run_cli(["run", "--dataset", str(tinted_dir), "--arch", "compact", "--epochs", "3",

@@ -13,7 +13,7 @@ import pytest
 from edge_mnist.doctor import cpu_info, diagnose, os_release, runtime_status
 from edge_mnist.emulate.targets import CPUS, cpuinfo
 from edge_mnist.registry import formats
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.conftest import run_process
 
 pytestmark = pytest.mark.device

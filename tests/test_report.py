@@ -17,7 +17,7 @@ from edge_mnist.folder.layout import PLOT_FILES
 from edge_mnist.folder.opener import read_folder
 from edge_mnist.registry.datasets import DATASETS
 from edge_mnist.render.plots import confusion_counts
-from tests.behaviour.test_cli import LOOSE, NO_TFLM, run_cli
+from tests.cli.test_commands import LOOSE, NO_TFLM, run_cli
 
 pytestmark = pytest.mark.tf
 

@@ -24,7 +24,7 @@ from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.render import plots
 from edge_mnist.runtime import open_model
 from edge_mnist.userdata import load_npz
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.test_check import rehash, zero_largest_tflite_buffer
 
 pytestmark = pytest.mark.tf  # about 15 s warm (TensorFlow, gcc and g++ builds)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.behaviour.test_cli import NO_TFLM, run_cli
+from tests.cli.test_commands import NO_TFLM, run_cli
 from tests.conftest import FIXTURES, run_process
 
 pytestmark = pytest.mark.device

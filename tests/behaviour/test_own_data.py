@@ -13,7 +13,7 @@ from PIL import Image
 from edge_mnist.data import to_float
 from edge_mnist.folder.opener import read_folder
 from edge_mnist.folder.records import Manifest
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.export.test_micro_c import assert_same_as_tflm
 from tests.predict.test_preprocess import enlarged
 

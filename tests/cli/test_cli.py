@@ -12,7 +12,7 @@ from edge_mnist.core import progress
 from edge_mnist.core.errors import GateFailed
 from edge_mnist.core.progress import say
 from edge_mnist.core.version import __version__
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 
 pytestmark = pytest.mark.device
 

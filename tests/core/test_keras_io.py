@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_mnist.core.errors import EdgeMnistError
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 
 pytestmark = pytest.mark.tf
 

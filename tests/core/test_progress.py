@@ -95,7 +95,7 @@ def test_quiet_silences_bars_and_messages(monkeypatch, capsys):
 
 
 def test_cli_quiet_keeps_results_on_stdout_and_drops_progress(device_export, fixture_data_dir):
-    from tests.behaviour.test_cli import run_cli
+    from tests.cli.test_commands import run_cli
 
     code, out, err = run_cli(["--quiet", "bench", "--out", str(device_export), "--data-dir", str(fixture_data_dir),
                               "--runs", "3", "--warmup", "0", "--throughput-seconds", "0", "--skip-runtime", "tflm"])

@@ -55,7 +55,7 @@ def web_copy(web_export, tmp_path) -> Path:
 
 def _check(folder: Path) -> tuple[int, str]:
     """`edge-mnist check` on the folder (fixture data, no TFLM, no QAT source): exit code and output."""
-    from tests.behaviour.test_cli import run_cli
+    from tests.cli.test_commands import run_cli
 
     code, out, err = run_cli(["check", "--out", str(folder), "--dataset", "fashion-mnist", "--data-dir",
                               str(FIXTURES / "fashion-small"), "--skip-qat-source", "--skip-runtime", "tflm"])

@@ -17,7 +17,7 @@ from benchmarks.photos import phone_photo  # the renderer of the photo benchmark
 from edge_mnist.core.errors import EdgeMnistError
 from edge_mnist.predict.preprocess import load_image, preprocess
 from edge_mnist.registry.datasets import DATASETS
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.device

@@ -15,7 +15,7 @@ from PIL import Image
 from edge_mnist.folder.records import Manifest
 from edge_mnist.predict.preprocess import load_image, preprocess
 from edge_mnist.registry.datasets import FASHION, Task
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.test_userdata import tinted
 
 pytestmark = pytest.mark.device

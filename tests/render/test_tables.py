@@ -39,9 +39,9 @@ LABELS = np.repeat(np.arange(10), 100)
 
 
 def run_cli(argv) -> tuple[int, str, str]:
-    """`edge-mnist argv` through main() (tests.behaviour.test_cli.run_cli, paths as strings): (exit code, stdout,
+    """`edge-mnist argv` through main() (tests.cli.test_commands.run_cli, paths as strings): (exit code, stdout,
     stderr)."""
-    from tests.behaviour.test_cli import run_cli as run
+    from tests.cli.test_commands import run_cli as run
 
     return run([str(a) for a in argv])
 

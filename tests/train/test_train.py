@@ -10,7 +10,7 @@ import pytest
 
 from edge_mnist.config import ExportConfig, GateConfig
 from edge_mnist.folder.opener import open_folder, read_folder
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 
 pytestmark = pytest.mark.tf
 

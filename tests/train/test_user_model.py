@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.user_model import residual_model as keras3_residual
-from tests.behaviour.test_cli import run_cli
+from tests.cli.test_commands import run_cli
 from tests.conftest import run_process
 
 pytestmark = pytest.mark.tf

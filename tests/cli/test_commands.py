@@ -1,4 +1,4 @@
-"""The CLI end to end on a tiny real export: bench, the check gate, exit codes and bad input."""
+"""cli/commands.py: the commands end to end on a tiny real export: bench, the check gate, exit codes and bad input."""
 from __future__ import annotations
 
 import contextlib
