@@ -20,7 +20,7 @@ pytestmark = pytest.mark.device
 
 
 DEBIAN_SOURCES = """Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: http://mirror.example.org/debian-security
 Suites: bookworm-security
 Components: main
 
@@ -58,7 +58,7 @@ def write_sources(etc: Path, files: dict[str, str]) -> Path:
                       "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://mirror.example.org/debian/ "
                       "bookworm main contrib\n"}, "https://mirror.example.org/debian"),
     ({"sources.list.d/google.list": "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n",
-      "sources.list": "deb http://deb.debian.org/debian trixie main\n"}, "http://deb.debian.org/debian"),
+      "sources.list": "deb http://mirror.example.org/debian trixie main\n"}, "http://mirror.example.org/debian"),
     ({"sources.list": "deb http://archive.ubuntu.com/ubuntu jammy main\n"}, None),
     ({}, None),
 ], ids=["deb822", "one-line-with-options", "another-release", "not-debian", "none"])
